@@ -1,0 +1,65 @@
+"""``python -m segscale COMMAND``: the command-line twins of the app's views, training and benchmarks.
+
+Each command lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``;
+only the chosen command's module is imported, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+# name -> (module, one-line help). Order is the order of `--help`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "predict": ("segscale.commands.predict", "predict images and write every map and the side-by-side figure"),
+    "inspect": ("segscale.commands.inspect", "Eq. 1 and Eq. 2 with the numbers of one pixel (pixel inspector)"),
+    "compare": ("segscale.commands.compare", "attention, average and max pooling on one image (merge comparison)"),
+    "diagnose": ("segscale.commands.diagnose", "attention weight per scale against object size, over many images"),
+    "describe": ("segscale.commands.describe", "a checkpoint's architecture, receptive field and training card"),
+    "shapes": ("segscale.commands.shapes", "generate ScaleShapes images, or write a split in the PASCAL VOC layout"),
+    "train": ("segscale.commands.train", "train a model (ScaleShapes, PASCAL VOC, PASCAL-Person-Part)"),
+    "evaluate": ("segscale.commands.evaluate", "mIoU, per-class IoU, pixel accuracy and IoU by object size"),
+    "bench": ("segscale.commands.bench", "latency, throughput and memory of the fast path against the naive baseline"),
+}
+
+# Errors that mean "the input is wrong", shown as one line rather than a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="segscale",
+        description="Attention to Scale (Chen et al., CVPR 2016): train, inspect and benchmark multi-scale segmentation.",
+        epilog="Run `segscale COMMAND --help` for a command's options. The app: `streamlit run app.py`.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+    commands = {name: subparsers.add_parser(name, help=text, description=text) for name, (_, text) in COMMANDS.items()}
+    return parser, commands
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((arg for arg in argv if not arg.startswith("-")), None)
+    parser, commands = build_parser()
+    module = None
+    if chosen in COMMANDS:
+        module = importlib.import_module(COMMANDS[chosen][0])
+        module.add_arguments(commands[chosen])
+    args = parser.parse_args(argv)
+    if module is None:
+        parser.print_help()
+        return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    try:
+        return int(module.run(args) or 0)
+    except (CheckpointError, *USER_ERRORS) as error:
+        if os.environ.get("SEGSCALE_DEBUG"):
+            raise
+        commands[chosen].exit(2, f"segscale {chosen}: error: {error}\n(set SEGSCALE_DEBUG=1 for the traceback)\n")
+    except KeyboardInterrupt:
+        print(f"segscale {chosen}: interrupted", file=sys.stderr)
+        return 130
+    return 0

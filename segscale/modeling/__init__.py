@@ -1,0 +1,66 @@
+"""nn.Modules only: the trunk, the heads, the multi-scale wrapper and the fusion equations.
+
+:func:`build_model` wires them from a :class:`~segscale.config.ModelConfig`; ``TRUNKS`` is
+the registry of trunk builders (a new trunk only has to map images to features and say
+its ``out_channels`` and ``output_stride``).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from ..config import ModelConfig, TrunkConfig
+from .attention_heads import PaperAttentionHead, ScaleSetError, SharedAttentionHead
+from .fusion import merge_score_maps, scale_attention_weights, weighted_sum_over_scales
+from .multiscale import MultiScaleNet, MultiScaleOutput
+from .vgg_largefov import VGG16LargeFOV, build_score_head
+
+TRUNKS: dict[str, Callable[[TrunkConfig], nn.Module]] = {
+    "vgg16_largefov": VGG16LargeFOV,
+}
+
+
+def build_trunk(config: TrunkConfig) -> nn.Module:
+    try:
+        builder = TRUNKS[config.name]
+    except KeyError:
+        raise ValueError(f"unknown trunk {config.name!r}; valid: {', '.join(sorted(TRUNKS))}") from None
+    return builder(config)
+
+
+def build_model(config: ModelConfig) -> MultiScaleNet:
+    """A fresh (randomly initialised) model for ``config``.
+
+    The attention head is built only for models whose merge mode is "attention"; a model
+    trained with average or max pooling has none.
+    """
+    trunk = build_trunk(config.trunk)
+    score_head = build_score_head(trunk.out_channels, config.num_classes, config.trunk.dropout)
+    attention_head: nn.Module | None = None
+    if config.merge == "attention":
+        if config.head.kind == "paper":
+            attention_head = PaperAttentionHead(
+                trunk.out_channels, config.head_hidden_channels, config.scales, config.head.dropout
+            )
+        else:
+            attention_head = SharedAttentionHead(
+                trunk.out_channels, config.head_hidden_channels, config.head.dropout, config.head.scale_feature
+            )
+    return MultiScaleNet(trunk, score_head, attention_head, config)
+
+
+__all__ = [
+    "TRUNKS",
+    "MultiScaleNet",
+    "MultiScaleOutput",
+    "PaperAttentionHead",
+    "ScaleSetError",
+    "SharedAttentionHead",
+    "build_model",
+    "build_trunk",
+    "merge_score_maps",
+    "scale_attention_weights",
+    "weighted_sum_over_scales",
+]

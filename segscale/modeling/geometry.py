@@ -1,0 +1,55 @@
+"""Resizing between an image, its scaled copies and the stride-8 output grids.
+
+One convention everywhere: corners aligned (``align_corners=True``). DeepLab's grid puts
+output cell k on input pixel 8k (3x3 pooling with padding 1: a 513-pixel side gives 65
+cells covering pixels 0..512), so the first and last cells sit on the first and last pixels
+of the image at every scale. Aligning corners when resizing keeps all scales registered on
+the same image points; the other convention would shift the coarse scales by a few pixels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+ALIGN_CORNERS = True
+
+
+def scaled_size(size: tuple[int, int], scale: float) -> tuple[int, int]:
+    """(H, W) of an image resized by ``scale``, rounded half up, at least 1 pixel."""
+    return tuple(max(1, math.floor(side * scale + 0.5)) for side in size)  # type: ignore[return-value]
+
+
+def grid_size(size: tuple[int, int], stride: int = 8) -> tuple[int, int]:
+    """Output grid of a trunk with 3x3/stride-2/padding-1 pooling: ceil(side / stride)."""
+    return tuple(-(-side // stride) for side in size)  # type: ignore[return-value]
+
+
+def resize_bilinear(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B, C, h, w) -> (B, C, *size), bilinear with aligned corners; a no-op at the same size."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
+
+
+def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B, H, W) integer labels -> (B, *size) by nearest neighbour on the aligned-corner grid.
+
+    Nearest, not bilinear, so that no label is invented at a boundary and the ignore value
+    255 survives; sample k of n lands on round(k (H-1) / (n-1)), matching :func:`resize_bilinear`.
+    """
+    if tuple(labels.shape[-2:]) == tuple(size):
+        return labels
+    rows = _aligned_indices(labels.shape[-2], size[0], labels.device)
+    cols = _aligned_indices(labels.shape[-1], size[1], labels.device)
+    return labels[..., rows[:, None], cols[None, :]]
+
+
+def _aligned_indices(source: int, target: int, device) -> Tensor:
+    if target == 1:
+        return torch.zeros(1, dtype=torch.long, device=device)
+    positions = torch.arange(target, device=device, dtype=torch.float64) * ((source - 1) / (target - 1))
+    return positions.round().long().clamp_(0, source - 1)

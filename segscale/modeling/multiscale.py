@@ -1,0 +1,115 @@
+"""The share-net: one trunk run at several input scales, its score maps merged over scales.
+
+Chen et al. (CVPR 2016), Sec. 3.2 and Fig. 3: the image is resized to every scale s, one
+fully convolutional network with shared weights gives features and a score map f^s per
+scale, every f^s is resized (bilinear) to the grid of the finest scale, and an attention
+head weights them (Eq. 1-2, in :mod:`segscale.modeling.fusion`).
+
+The wrapper builds nothing: it is handed a trunk, a score head and an attention head, and
+its ``forward`` only loops over scales and fuses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..config import ModelConfig, normalize_scales
+from .attention_heads import ScaleSetError
+from .fusion import merge_score_maps
+from .geometry import resize_bilinear, scaled_size
+
+
+@dataclass(frozen=True)
+class MultiScaleOutput:
+    """Everything one forward pass gives, in training and inference alike.
+
+    Shapes: B images, S scales, C classes, (h, w) the common grid (the trunk's output grid
+    at the largest scale of the set), (h_s, w_s) scale s's own grid.
+
+    Attributes:
+        scales: the S scales, in the order of every S axis below.
+        merge: how ``fused`` was formed: "attention", "average" or "max".
+        native_score_maps: S tensors (B, C, h_s, w_s), f^s on its own grid (for extra supervision).
+        score_maps: (B, S, C, h, w), f^s on the common grid.
+        attention_logits: (B, S, h, w), h^s; None unless merge is "attention".
+        attention: (B, S, h, w), w^s; 1/S for "average"; None for "max".
+        fused: (B, C, h, w), g of Eq. 1.
+    """
+
+    scales: tuple[float, ...]
+    merge: str
+    native_score_maps: tuple[Tensor, ...]
+    score_maps: Tensor
+    attention_logits: Tensor | None
+    attention: Tensor | None
+    fused: Tensor
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return tuple(self.fused.shape[-2:])  # type: ignore[return-value]
+
+
+class MultiScaleNet(nn.Module):
+    """trunk + score head, shared over scales, and an optional attention head.
+
+    Args:
+        trunk: images (B, 3, H, W) -> features (B, F, h, w); has ``out_channels`` and ``output_stride``.
+        score_head: features -> score map (B, C, h, w).
+        attention_head: per-scale features -> logits (B, S, h, w); None for a model that only
+            averages or max-pools.
+        config: the :class:`ModelConfig` the parts were built from (default scales and merge).
+    """
+
+    def __init__(self, trunk: nn.Module, score_head: nn.Module, attention_head: nn.Module | None, config: ModelConfig) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.score_head = score_head
+        self.attention_head = attention_head
+        self.config = config
+
+    def check_scales(self, scales, merge: str | None = None) -> tuple[float, ...]:
+        """The scale set as a normalized tuple, or an error saying which sets this model fuses."""
+        scales = self.config.scales if scales is None else normalize_scales(scales)
+        merge = self.config.merge if merge is None else merge
+        if merge == "attention":
+            if self.attention_head is None:
+                raise ScaleSetError(
+                    f"this model was trained with {self.config.merge!r} merging and has no attention head; "
+                    "use merge='average' or 'max'"
+                )
+            self.attention_head.check_scales(scales)
+        return scales
+
+    def forward(self, images: Tensor, scales=None, merge: str | None = None) -> MultiScaleOutput:
+        """images: (B, 3, H, W), normalized. scales: None for the configured set. merge: None for the configured mode."""
+        merge = self.config.merge if merge is None else merge
+        scales = self.check_scales(scales, merge)
+        if images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be (B, 3, H, W), got shape {tuple(images.shape)}")
+        input_size = tuple(images.shape[-2:])
+
+        features, native_scores = [], []
+        for scale in scales:
+            resized = resize_bilinear(images, scaled_size(input_size, scale))  # (B, 3, H_s, W_s)
+            feature = self.trunk(resized)  # (B, F, h_s, w_s)
+            features.append(feature)
+            native_scores.append(self.score_head(feature))  # (B, C, h_s, w_s)
+
+        largest = max(range(len(scales)), key=lambda k: scales[k])
+        grid = tuple(native_scores[largest].shape[-2:])
+        score_maps = torch.stack([resize_bilinear(s, grid) for s in native_scores], dim=1)  # (B, S, C, h, w)
+
+        logits = self.attention_head(features, scales, grid) if merge == "attention" else None  # (B, S, h, w)
+        fused, weights = merge_score_maps(score_maps, merge, logits)
+        return MultiScaleOutput(
+            scales=scales,
+            merge=merge,
+            native_score_maps=tuple(native_scores),
+            score_maps=score_maps,
+            attention_logits=logits,
+            attention=weights,
+            fused=fused,
+        )
