@@ -144,18 +144,35 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        if "weights only" in str(error).lower() or "weights_only" in str(error).lower():
+        refused_global = _refused_global(str(error))
+        if refused_global:
             raise CheckpointError(
-                f"{what} {path}: refused. Its pickle asks to build Python objects beyond plain data and "
-                "tensors, which could run code on load, so it was not unpickled. segscale checkpoints never "
-                "need that; if you trust the file, re-save its state dict and metadata as plain data."
+                f"{what} {path}: refused. Its pickle asks for {refused_global}, which could run code on load, "
+                "so it was not unpickled. segscale checkpoints hold only plain data and tensors; if you trust "
+                "the file, re-save its state dict and metadata as plain data."
             ) from None
-        raise CheckpointError(f"{what} {path}: not a readable PyTorch file ({error}); is it truncated or corrupt?") from None
+        raise CheckpointError(
+            f"{what} {path}: not a readable PyTorch file (the safe loader stopped at: {_last_line(error)}); "
+            "it may be truncated, corrupt, or a plain pickle rather than a torch.save file"
+        ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, UnicodeDecodeError) as error:
         raise CheckpointError(
             f"{what} {path}: not a readable PyTorch file ({type(error).__name__}: {error}); "
             "it may be truncated (an interrupted download or copy) or not a checkpoint at all"
         ) from None
+
+
+def _refused_global(message: str) -> str | None:
+    """The name in torch's "Unsupported global: GLOBAL x.y" refusal, if that is what it is."""
+    marker = "Unsupported global: GLOBAL "
+    if marker not in message:
+        return None
+    return message.split(marker, 1)[1].split()[0]
+
+
+def _last_line(error: BaseException) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip() and "Unsupported" in line]
+    return lines[0] if lines else type(error).__name__
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointMetadata]:

@@ -23,8 +23,7 @@ def as_rgb_array(image) -> np.ndarray:
     Transparent pixels are composited on white; greyscale is repeated to three channels.
     """
     if isinstance(image, Image.Image):
-        image = pil_to_rgb(image)
-        return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+        return np.array(pil_to_rgb(image), dtype=np.uint8)  # a writable copy, which torch can wrap
     array = np.asarray(image)
     if array.dtype != np.uint8:
         raise ImageError(f"image arrays must be uint8 RGB (H, W, 3); got dtype {array.dtype}")
@@ -34,6 +33,8 @@ def as_rgb_array(image) -> np.ndarray:
         raise ImageError(f"image arrays must be (H, W, 3) RGB; got shape {array.shape}")
     if array.shape[2] == 4:
         array = pil_to_rgb(Image.fromarray(array, mode="RGBA"))
+    if not array.flags.writeable:
+        array = array.copy()
     return np.ascontiguousarray(array, dtype=np.uint8)
 
 
@@ -71,4 +72,4 @@ def cap_longest_side(rgb: np.ndarray, max_side: int | None = DEFAULT_MAX_SIDE) -
         return rgb, False
     factor = max_side / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)), True
+    return np.array(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)), True

@@ -30,9 +30,10 @@ def scale_attention_weights(attention_logits: Tensor) -> Tensor:
     """Eq. 2: softmax over the scale axis. (B, S, h, w) -> (B, S, h, w), summing to 1 over S."""
     if attention_logits.dim() != 4:
         raise ValueError(f"attention logits must be (B, S, h, w), got shape {tuple(attention_logits.shape)}")
-    # Softmax in float32 even under autocast: with bf16 logits the weights would not sum to 1
+    # At least float32 even under autocast: with bf16 logits the weights would not sum to 1
     # closely enough to read them off as a distribution.
-    return torch.softmax(attention_logits.float(), dim=SCALE_DIM).to(attention_logits.dtype)
+    compute_dtype = torch.promote_types(attention_logits.dtype, torch.float32)
+    return torch.softmax(attention_logits, dim=SCALE_DIM, dtype=compute_dtype).to(attention_logits.dtype)
 
 
 def weighted_sum_over_scales(score_maps: Tensor, weights: Tensor) -> Tensor:
