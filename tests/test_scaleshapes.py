@@ -89,7 +89,8 @@ def test_same_pair_is_identical_in_another_process():
     )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     here = generate_sample("test", 3, ScaleShapesConfig(min_side=64, max_side=96))
-    assert other == hashlib.sha256(here.image.tobytes() + here.label.tobytes() + repr(here.objects).encode()).hexdigest()
+    digest = hashlib.sha256(here.image.tobytes() + here.label.tobytes() + repr(here.objects).encode())
+    assert other == digest.hexdigest()
 
 
 def test_splits_never_share_an_image():

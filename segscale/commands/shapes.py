@@ -64,15 +64,24 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         if args.out.exists() and not args.out.is_dir():
             raise ValueError(f"--out {args.out} exists and is not a folder")
-        root = write_voc_layout(args.out, args.split, args.count, config, start=args.start, progress=_progress_line)
+        progress = _progress_line(args.split)
+        root = write_voc_layout(args.out, args.split, args.count, config, start=args.start, progress=progress)
         print(f"wrote {args.count} {args.split} images to {root} (PASCAL VOC layout)")
     return 0
 
 
-def _progress_line(done: int, total: int) -> None:
-    """``  val: 37/100 images`` rewritten in place; a newline at the end."""
-    if done == total or done % max(1, total // 100) == 0:
-        print(f"\r  {done}/{total} images", end="\n" if done == total else "", file=sys.stderr, flush=True)
+def _progress_line(split: str):
+    """A progress callback printing ``  val: 37/100 images``, rewritten in place, to stderr."""
+    interactive = sys.stderr.isatty()
+
+    def report(done: int, total: int) -> None:
+        line = f"  {split}: {done}/{total} images"
+        if interactive and (done == total or done % max(1, total // 100) == 0):
+            print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
+        elif not interactive and (done == total or done % max(1, total // 10) == 0):  # a log: a line per tenth
+            print(line, file=sys.stderr, flush=True)
+
+    return report
 
 
 def colour_labels(label: np.ndarray) -> np.ndarray:

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -291,6 +291,7 @@ def polygon_vertices(obj: ShapeObject) -> np.ndarray:
         half_length = radius / math.sqrt(1.0 + obj.bar_ratio**2)  # corner (L/2, W/2) on the circle
         half_width = half_length * obj.bar_ratio
         a, b = half_length, half_width
+        # Twelve corners, clockwise on screen from the right bar's lower corner.
         local = np.array(
             [(a, b), (b, b), (b, a), (-b, a), (-b, b), (-a, b), (-a, -b), (-b, -b), (-b, -a), (b, -a), (b, -b), (a, -b)]
         )
@@ -448,7 +449,11 @@ def covered_contrast(fill: np.ndarray, under: np.ndarray, quantile: float = CONT
 
 
 def _pick_fill(
-    rng: np.random.Generator, config: ScaleShapesConfig, box: tuple[int, int, int, int], under: np.ndarray, mask: np.ndarray
+    rng: np.random.Generator,
+    config: ScaleShapesConfig,
+    box: tuple[int, int, int, int],
+    under: np.ndarray,
+    mask: np.ndarray,
 ) -> tuple[str, np.ndarray, float]:
     """Draw fills until one stands out from ``under`` (the covered pixels, (N, 3)).
 
@@ -457,19 +462,16 @@ def _pick_fill(
     with the highest contrast; that one always passes unless what lies under spans nearly
     every corner of the colour cube at once.
     """
-    best = ("solid", np.empty((0, 3), np.uint8), -1.0)
     for _ in range(_FILL_ATTEMPTS):
         kind, paint = sample_fill(rng, box)
         pixels = paint[mask]
         contrast = covered_contrast(pixels, under)
         if contrast >= config.min_contrast:
             return kind, pixels, contrast
-    for colour in _FALLBACK_COLOURS:
-        pixels = np.broadcast_to(colour, under.shape)
-        contrast = covered_contrast(pixels, under)
-        if contrast > best[2]:
-            best = ("solid", np.ascontiguousarray(pixels), contrast)
-    return best
+    candidates = [np.broadcast_to(colour, under.shape) for colour in _FALLBACK_COLOURS]
+    contrasts = [covered_contrast(pixels, under) for pixels in candidates]
+    best = int(np.argmax(contrasts))
+    return "solid", np.ascontiguousarray(candidates[best]), contrasts[best]
 
 
 def generate_sample(split: str, index: int, config: ScaleShapesConfig = ScaleShapesConfig()) -> ScaleShapesSample:
@@ -515,15 +517,19 @@ def generate_sample(split: str, index: int, config: ScaleShapesConfig = ScaleSha
 
     visible = np.bincount(instances.ravel(), minlength=count + 1)
     objects = tuple(
-        ShapeObject(
-            **{**asdict(obj), "fill": kind, "contrast": round(contrast, 3), "drawn_pixels": pixels_in_image,
-               "visible_pixels": int(visible[obj.instance_id])}
-        )
+        replace(obj, fill=kind, contrast=round(contrast, 3), drawn_pixels=pixels_in_image,
+                visible_pixels=int(visible[obj.instance_id]))
         for obj, kind, contrast, pixels_in_image in drawn
     )
-    image = _camera(camera_rng, config, canvas)
-    return ScaleShapesSample(image=image, label=label, instances=instances, objects=objects, split=split,
-                             index=index, background=background)
+    return ScaleShapesSample(
+        image=_camera(camera_rng, config, canvas),
+        label=label,
+        instances=instances,
+        objects=objects,
+        split=split,
+        index=index,
+        background=background,
+    )
 
 
 def _camera(rng: np.random.Generator, config: ScaleShapesConfig, canvas: np.ndarray) -> np.ndarray:
@@ -687,7 +693,9 @@ def read_voc_ids(root, split: str) -> list[str]:
     _check_split(split)
     path = Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
     if not path.exists():
-        raise FileNotFoundError(f"no split list {path}; write one with `python -m segscale shapes --split {split} --out {root}`")
+        raise FileNotFoundError(
+            f"no split list {path}; write one with `python -m segscale shapes --split {split} --out {root}`"
+        )
     return path.read_text().split()
 
 

@@ -110,10 +110,10 @@ def _checkers(rng, ys, xs):
 
 def _dots(rng, ys, xs):
     u, v = _rotated(rng, ys, xs)
-    # Dots stay under 10 px across, below the smallest object (12 px), so that a lattice of
+    # Dots stay at most 7 px across, well below the smallest object (12 px), so that a lattice of
     # dots on a background is never a crowd of unlabelled circles.
     spacing = _log_uniform(rng, 5.0, 32.0)
-    radius = min(spacing * rng.uniform(0.15, 0.4), 5.0)
+    radius = min(spacing * rng.uniform(0.15, 0.4), 3.5)
     du = (u / np.float32(spacing)) % 1.0 - 0.5
     dv = (v / np.float32(spacing)) % 1.0 - 0.5
     return (du * du + dv * dv) * np.float32(spacing * spacing) < np.float32(radius * radius)
@@ -285,9 +285,11 @@ def draw_clutter(rng: np.random.Generator, image: Image.Image, count: int) -> tu
             sweep = rng.uniform(20, 240)
             draw.arc([x - radius, y - radius, x + radius, y + radius], start, start + sweep, fill=colour, width=stroke)
         elif kind == "curve":
-            draw.line(_smooth_path(rng, width, height, span=0.6 * max(width, height)), fill=colour, width=stroke, joint="curve")
+            path = _smooth_path(rng, width, height, span=0.6 * max(width, height))
+            draw.line(path, fill=colour, width=stroke, joint="curve")
         else:  # scribble: a short, wobbly hand stroke
-            draw.line(_smooth_path(rng, width, height, span=rng.uniform(20, 90)), fill=colour, width=min(stroke, 2), joint="curve")
+            path = _smooth_path(rng, width, height, span=rng.uniform(20, 90))
+            draw.line(path, fill=colour, width=min(stroke, 2), joint="curve")
         kinds.append(kind)
     return tuple(kinds)
 
