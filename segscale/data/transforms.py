@@ -109,7 +109,7 @@ def image_to_tensor(image: np.ndarray, mean, std) -> Tensor:
         raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")
     mean_t = torch.as_tensor(mean, dtype=torch.float32).view(3, 1, 1)
     std_t = torch.as_tensor(std, dtype=torch.float32).view(3, 1, 1)
-    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float()  # (3, H, W)
+    pixels = torch.from_numpy(np.require(image, requirements=["C", "W"])).permute(2, 0, 1).float()  # (3, H, W)
     return (pixels / 255.0 - mean_t) / std_t
 
 

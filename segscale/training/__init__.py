@@ -1,0 +1,1 @@
+"""Training: the run configuration, per-step data, and the resumable (optionally DDP) loop."""

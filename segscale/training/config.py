@@ -1,0 +1,158 @@
+"""What a training run is: one frozen dataclass, from a TOML/JSON file and command-line flags.
+
+The defaults are the paper's recipe where it applies (SGD, momentum 0.9, weight decay 5e-4,
+poly schedule, 321-pixel crops, random rescaling 0.5-1.5, scales {1, 0.75, 0.5}, extra
+supervision). Fields are flat so that every one is also a flag: ``--lr 0.01`` overrides
+``lr = 0.01`` in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from ..config import HEAD_KINDS, MERGE_MODES, NORM_KINDS, TRUNK_NAMES, HeadConfig, ModelConfig, TrunkConfig, normalize_scales
+
+DATASETS = ("scaleshapes", "voc", "voc_aug", "person_part")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("poly", "step", "cosine")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run. ``scale_sampling`` "fixed" trains on ``scales``; "random" draws a set
+    of ``random_scale_count`` scales per step, log-uniformly from ``random_scale_range``.
+    """
+
+    # Model
+    trunk: str = "vgg16_largefov"
+    width: float = 1.0
+    norm: str = "none"
+    head: str = "paper"
+    head_hidden_channels: int | None = None
+    merge: str = "attention"
+    scales: tuple[float, ...] = (1.0, 0.75, 0.5)
+    scale_sampling: str = "fixed"
+    random_scale_range: tuple[float, float] = (0.25, 2.0)
+    random_scale_count: tuple[int, int] = (2, 4)
+    max_scale_pixels: float = 0.0  # >0: in random sets, crop x scale^2 summed over scales stays under this many crop areas
+    extra_supervision: bool = True
+    dropout: float = 0.5
+    imagenet_init: bool = False
+    init_from: str | None = None  # a segscale checkpoint whose matching weights start this run
+
+    # Data
+    dataset: str = "scaleshapes"
+    data_root: str | None = None
+    train_images: int = 10000  # ScaleShapes: how many distinct training images
+    val_images: int = 100  # validation images (ScaleShapes: from its val split; others: the first N)
+    crop_size: int = 321
+    augment_scale_range: tuple[float, float] = (0.5, 1.5)
+    cache_dir: str | None = "cache"  # ScaleShapes images are generated once and kept here
+
+    # Optimisation
+    optimizer: str = "sgd"
+    lr: float = 0.001
+    head_lr_multiplier: float = 10.0  # the newly added layers (fc8, attention head) learn faster, as in DeepLab
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "poly"
+    poly_power: float = 0.9
+    step_size: int = 2000
+    step_gamma: float = 0.1
+    warmup_iterations: int = 0
+    batch_size: int = 10
+    iterations: int = 6000
+    seed: int = 0
+
+    # Running
+    out_dir: str = "runs/default"
+    val_every: int = 1000
+    checkpoint_every: int = 200
+    workers: int = 1
+    amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
+    threads: int = 0  # torch threads on the CPU; 0 leaves torch's default
+
+    def __post_init__(self) -> None:
+        for name, value, valid in (
+            ("trunk", self.trunk, TRUNK_NAMES),
+            ("norm", self.norm, NORM_KINDS),
+            ("head", self.head, HEAD_KINDS),
+            ("merge", self.merge, MERGE_MODES),
+            ("scale_sampling", self.scale_sampling, ("fixed", "random")),
+            ("dataset", self.dataset, DATASETS),
+            ("optimizer", self.optimizer, OPTIMIZERS),
+            ("schedule", self.schedule, SCHEDULES),
+        ):
+            if value not in valid:
+                raise ValueError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+        object.__setattr__(self, "scales", normalize_scales(self.scales))
+        low, high = (float(v) for v in self.random_scale_range)
+        if not 0 < low <= high:
+            raise ValueError(f"random_scale_range must satisfy 0 < low <= high, got {self.random_scale_range}")
+        object.__setattr__(self, "random_scale_range", (low, high))
+        fewest, most = (int(v) for v in self.random_scale_count)
+        if not 1 <= fewest <= most:
+            raise ValueError(f"random_scale_count must satisfy 1 <= fewest <= most, got {self.random_scale_count}")
+        object.__setattr__(self, "random_scale_count", (fewest, most))
+        object.__setattr__(self, "augment_scale_range", tuple(float(v) for v in self.augment_scale_range))
+        if self.head == "paper" and self.merge == "attention" and self.scale_sampling == "random":
+            raise ValueError("a 'paper' attention head is tied to one scale set; use head 'shared' with random scale sets")
+        if self.dataset != "scaleshapes" and not self.data_root:
+            raise ValueError(f"dataset {self.dataset!r} needs --data-root (the folder holding it)")
+        for name in ("iterations", "batch_size", "crop_size", "val_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def model_config(self, num_classes: int) -> ModelConfig:
+        return ModelConfig(
+            num_classes=num_classes,
+            trunk=TrunkConfig(name=self.trunk, width=self.width, norm=self.norm, dropout=self.dropout),
+            head=HeadConfig(kind=self.head, hidden_channels=self.head_hidden_channels, dropout=self.dropout),
+            scales=self.scales,
+            merge=self.merge,
+        )
+
+    def scale_range(self) -> tuple[float, float]:
+        """The range of scales this run trains on (for the checkpoint's metadata)."""
+        if self.scale_sampling == "random":
+            return self.random_scale_range
+        return (min(self.scales), max(self.scales))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: (list(value) if isinstance(value, tuple) else value) for key, value in asdict(self).items()}
+
+
+def _coerce(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def load_train_config(path: str | Path | None = None, **overrides: Any) -> TrainConfig:
+    """A TrainConfig from a .toml or .json file (optional), then keyword overrides (flags)."""
+    values: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"training config {path}: no such file")
+        try:
+            if path.suffix == ".toml":
+                values = tomllib.loads(path.read_text())
+            elif path.suffix == ".json":
+                values = json.loads(path.read_text())
+            else:
+                raise ValueError(f"training config {path}: use a .toml or .json file")
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"training config {path}: {error}") from None
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"training config {path}: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
+    values.update({key: value for key, value in overrides.items() if value is not None})
+    return TrainConfig(**{key: _coerce(value) for key, value in values.items()})
+
+
+def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
+    return replace(config, **{key: _coerce(value) for key, value in overrides.items() if value is not None})

@@ -1,0 +1,313 @@
+"""The training loop: SGD/AdamW over multi-scale batches with extra supervision, resumable.
+
+A run lives in one folder (``out_dir``):
+
+* ``state.pt``: everything needed to continue (weights, optimiser, schedule, step, RNG),
+  written atomically every ``checkpoint_every`` steps and when the run is interrupted;
+* ``model.pt``: the latest weights as a segscale checkpoint (metadata included);
+* ``best.pt``: the weights with the best validation mIoU so far;
+* ``history.jsonl``: one line per validation.
+
+Starting a run whose folder holds a ``state.pt`` of the same configuration continues it;
+each step's batch depends only on (seed, step), so a resumed run computes what an
+uninterrupted one would have. Several processes started by ``torchrun`` train with
+DistributedDataParallel (gloo on the CPU, NCCL on GPUs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..checkpoint import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CheckpointError,
+    CheckpointMetadata,
+    atomic_torch_save,
+    load_checkpoint,
+    read_torch_file,
+    save_checkpoint,
+)
+from ..evaluation import evaluate_pairs
+from ..losses import extra_supervision_loss
+from ..modeling import MultiScaleNet, build_model
+from ..progress import ProgressBar, format_duration
+from .config import TrainConfig
+from .data import StepBatches, build_datasets, sample_scale_set
+
+STATE_FORMAT = "segscale-training-state"
+# Settings that may change when a run is continued; any other change means another run.
+RESUMABLE_CHANGES = {"iterations", "val_every", "checkpoint_every", "workers", "threads", "out_dir", "cache_dir", "amp"}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    out_dir: Path
+    steps: int
+    final_miou: float | None
+    best_miou: float | None
+    wall_time_s: float
+    interrupted: bool
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM set a flag; the loop saves its state after the current step and returns."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[signum] = signal.signal(signum, self._handle)
+            except ValueError:  # not the main thread (e.g. inside a test runner thread)
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+def _distributed_context():
+    """(rank, world size, local rank), initialising the process group when started by torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return 0, 1, 0
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    return dist.get_rank(), world_size, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _parameter_groups(model: MultiScaleNet, config: TrainConfig):
+    """Trunk at the base rate, new layers (fc8, attention head) faster; no weight decay on biases and norms."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    for name, parameter in model.named_parameters():
+        is_new = not name.startswith("trunk.")
+        decays = parameter.dim() > 1
+        groups.setdefault((is_new, decays), []).append(parameter)
+    return [
+        {
+            "params": params,
+            "base_lr": config.lr * (config.head_lr_multiplier if is_new else 1.0),  # the schedule scales this
+            "lr": config.lr * (config.head_lr_multiplier if is_new else 1.0),
+            "weight_decay": config.weight_decay if decays else 0.0,
+        }
+        for (is_new, decays), params in groups.items()
+    ]
+
+
+def _lr_factor(config: TrainConfig, step: int) -> float:
+    if config.warmup_iterations and step < config.warmup_iterations:
+        return (step + 1) / config.warmup_iterations
+    if config.schedule == "poly":
+        return (1 - step / config.iterations) ** config.poly_power
+    if config.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * step / config.iterations))
+    return config.step_gamma ** (step // config.step_size)
+
+
+def _build_optimizer(model: MultiScaleNet, config: TrainConfig) -> torch.optim.Optimizer:
+    groups = _parameter_groups(model, config)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def _initialise(model: MultiScaleNet, config: TrainConfig, log) -> None:
+    if config.imagenet_init:
+        from ..pretrained import initialize_from_imagenet
+
+        initialize_from_imagenet(model.trunk)
+        log("trunk initialised from torchvision's ImageNet VGG-16 (converted as DeepLab did)")
+    if config.init_from:
+        state, _ = load_checkpoint(config.init_from)
+        own = model.state_dict()
+        matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+        model.load_state_dict(matching, strict=False)
+        skipped = sorted(set(own) - set(matching))
+        log(f"initialised {len(matching)} tensors from {config.init_from}" + (f"; fresh: {skipped}" if skipped else ""))
+
+
+def _metadata(config: TrainConfig, model: MultiScaleNet, classes, palette, extra_training: dict, metrics: dict) -> CheckpointMetadata:
+    return CheckpointMetadata(
+        model=model.config,
+        classes=classes,
+        palette=palette,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        scale_range=config.scale_range(),
+        name=f"{config.dataset} {config.trunk} x{config.width:g} {config.head} head, {config.merge}",
+        training={"config": config.to_dict(), **extra_training},
+        metrics=metrics,
+    )
+
+
+def machine_description() -> str:
+    if torch.cuda.is_available():
+        return f"{torch.cuda.get_device_name(0)} ({platform.node()})"
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool = True) -> TrainResult:
+    """Run (or continue) a training run; returns when done or interrupted (its state saved)."""
+    rank, world_size, local_rank = _distributed_context()
+    is_main = rank == 0
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    say = log if is_main else (lambda message: None)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    out_dir = Path(config.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / "state.pt"
+
+    train_pairs, val_pairs, classes, palette = build_datasets(config)
+    torch.manual_seed(config.seed)
+    model = build_model(config.model_config(len(classes)))
+    optimizer = _build_optimizer(model, config)
+    start_step, history, elapsed_before, best_miou = 0, [], 0.0, None
+
+    if resume and state_path.exists():
+        state = read_torch_file(state_path, what="training state")
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise CheckpointError(f"training state {state_path}: not a segscale training state; move it away or use another --out-dir")
+        saved = state["config"]
+        differences = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v and k not in RESUMABLE_CHANGES)
+        if differences:
+            raise ValueError(
+                f"{out_dir} holds a run with other settings ({', '.join(differences)}); continue it with the same "
+                "settings, or start a new run with another --out-dir (or --no-resume to overwrite)"
+            )
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        start_step, history = state["step"], list(state["history"])
+        elapsed_before, best_miou = state["elapsed_s"], state.get("best_miou")
+        say(f"continuing {out_dir} from step {start_step} of {config.iterations}")
+    else:
+        _initialise(model, config, say)
+
+    model.to(device)
+    if device.type == "cpu" and world_size == 1:
+        # On the CPU the oneDNN convolutions run faster on channels-last tensors.
+        model.to(memory_format=torch.channels_last)
+    net: nn.Module = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) if world_size > 1 else model
+    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    batches = StepBatches(train_pairs, config, mean, std, rank, world_size)
+    loader = torch.utils.data.DataLoader(
+        batches,
+        batch_size=None,
+        sampler=range(start_step, config.iterations),
+        num_workers=config.workers,
+        persistent_workers=False,
+        prefetch_factor=2 if config.workers else None,
+        # Its own generator: starting an iterator otherwise draws from the global RNG, which
+        # would shift dropout's random stream in a resumed run.
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    use_amp = config.amp and device.type == "cuda"
+    bar = ProgressBar(config.iterations, "train", start=start_step, unit="step", enabled=is_main and progress)
+    def save_state(step: int, elapsed: float) -> None:
+        if not is_main:
+            return
+        atomic_torch_save(
+            {
+                "format": STATE_FORMAT,
+                "config": config.to_dict(),
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "history": history,
+                "elapsed_s": elapsed,
+                "best_miou": best_miou,
+            },
+            state_path,
+        )
+
+    started = time.perf_counter()
+    done = start_step
+    interrupted = False
+    net.train()
+    with _StopRequest() as stop:
+        # Said once the stop handler is in place: from here on, Ctrl-C or SIGTERM saves the state.
+        say(
+            f"training {model.config.trunk.name} x{model.config.trunk.width:g} ({sum(p.numel() for p in model.parameters()):,} parameters), "
+            f"{config.head} head, merge {config.merge}, E-Supv {'on' if config.extra_supervision else 'off'}, "
+            f"{world_size} process(es) on {device}, batch {config.batch_size} x {config.crop_size}px"
+        )
+        for step, (images, labels) in zip(range(start_step, config.iterations), loader):
+            factor = _lr_factor(config, step)
+            for group in optimizer.param_groups:
+                group["lr"] = group["base_lr"] * factor
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            if device.type == "cpu" and world_size == 1:
+                images = images.contiguous(memory_format=torch.channels_last)
+            scales = sample_scale_set(config, step)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                output = net(images, scales=scales)
+            terms = extra_supervision_loss(output, labels, extra_supervision=config.extra_supervision)
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            if not torch.isfinite(terms.total):
+                raise FloatingPointError(f"the loss became {terms.total.item()} at step {step}; lower --lr")
+            done = step + 1
+            elapsed = elapsed_before + time.perf_counter() - started
+            bar.update(
+                1, loss=terms.total.item(), fused=terms.fused.item(), lr=optimizer.param_groups[0]["lr"],
+                img_s=f"{bar.rate() * config.batch_size * world_size:.1f}",
+            )
+            stopping = stop.requested
+            if world_size > 1:
+                flag = torch.tensor([1.0 if stopping else 0.0], device=device)
+                dist.all_reduce(flag)
+                stopping = bool(flag.item())
+            if done % config.val_every == 0 or done == config.iterations:
+                if is_main:
+                    scores = evaluate_pairs(model, val_pairs, len(classes), mean, std, model.config.scales, model.config.merge, device)
+                    miou = scores.miou
+                    record = {"step": done, "val_miou": miou, "elapsed_s": round(elapsed, 1), "scales": list(model.config.scales),
+                              "class_iou": dict(zip(classes, scores.class_iou)), "loss": terms.total.item()}
+                    history.append(record)
+                    with open(out_dir / "history.jsonl", "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    bar.write(f"step {done}: validation mIoU {miou:.4f} on {len(val_pairs)} images ({format_duration(elapsed)})")
+                    metrics = {"val_miou": miou, "val_images": len(val_pairs), "step": done}
+                    extra = {"steps": done, "wall_time_s": round(elapsed, 1), "machine": machine_description(), "processes": world_size}
+                    save_checkpoint(out_dir / "model.pt", model, _metadata(config, model, classes, palette, extra, metrics))
+                    if best_miou is None or miou > best_miou:
+                        best_miou = miou
+                        save_checkpoint(out_dir / "best.pt", model, _metadata(config, model, classes, palette, extra, metrics))
+                if world_size > 1:
+                    dist.barrier()
+            if done % config.checkpoint_every == 0 or done == config.iterations or stopping:
+                save_state(done, elapsed)
+            if stopping:
+                interrupted = True
+                if is_main:
+                    bar.write(f"interrupted: state saved at step {done} in {state_path}; run the same command to continue")
+                break
+    bar.close()
+    wall = elapsed_before + time.perf_counter() - started
+    final = history[-1]["val_miou"] if history else None
+    return TrainResult(out_dir, done, final, best_miou, wall, interrupted)
