@@ -13,10 +13,12 @@ TINY_CLASSES = ("background", "disc", "bar")
 TINY_PALETTE = ((0, 0, 0), (200, 40, 40), (40, 200, 40))
 
 
-def tiny_config(head: str = "shared", merge: str = "attention", scales=(1.0, 0.75, 0.5), norm: str = "none") -> ModelConfig:
+def tiny_config(
+    head: str = "shared", merge: str = "attention", scales=(1.0, 0.75, 0.5), norm: str = "none", num_classes: int = len(TINY_CLASSES)
+) -> ModelConfig:
     """A width-1/16 LargeFOV: the real structure, few enough channels for fast tests."""
     return ModelConfig(
-        num_classes=len(TINY_CLASSES),
+        num_classes=num_classes,
         trunk=TrunkConfig(width=1 / 16, norm=norm),
         head=HeadConfig(kind=head),
         scales=scales,
@@ -24,18 +26,26 @@ def tiny_config(head: str = "shared", merge: str = "attention", scales=(1.0, 0.7
     )
 
 
-def tiny_metadata(config: ModelConfig, **extra) -> CheckpointMetadata:
-    return CheckpointMetadata(model=config, classes=TINY_CLASSES, palette=TINY_PALETTE, name="tiny test model", **extra)
+def tiny_metadata(config: ModelConfig, classes=TINY_CLASSES, palette=TINY_PALETTE, **extra) -> CheckpointMetadata:
+    return CheckpointMetadata(model=config, classes=classes, palette=palette, name="tiny test model", **extra)
 
 
 @pytest.fixture
 def make_checkpoint(tmp_path):
-    """make_checkpoint(head=..., merge=..., ...) -> path of a freshly initialised tiny checkpoint."""
+    """make_checkpoint(head=..., merge=..., scaleshapes=False, ...) -> path of a freshly initialised tiny checkpoint.
 
-    def make(name: str = "tiny.pt", seed: int = 0, **config_kwargs):
+    With ``scaleshapes=True`` it predicts ScaleShapes' seven classes (for evaluation code).
+    """
+
+    def make(name: str = "tiny.pt", seed: int = 0, scaleshapes: bool = False, **config_kwargs):
         torch.manual_seed(seed)
-        config = tiny_config(**config_kwargs)
+        classes, palette = TINY_CLASSES, TINY_PALETTE
+        if scaleshapes:
+            from segscale.data.scaleshapes import CLASSES, PALETTE
+
+            classes, palette = CLASSES, PALETTE
+        config = tiny_config(num_classes=len(classes), **config_kwargs)
         model = build_model(config)
-        return save_checkpoint(tmp_path / name, model, tiny_metadata(config))
+        return save_checkpoint(tmp_path / name, model, tiny_metadata(config, classes, palette))
 
     return make
