@@ -1,0 +1,606 @@
+"""Pictures of a :class:`~segscale.predictor.Prediction`: pure functions, arrays in, RGB out.
+
+Everything the app's main view and ``python -m segscale predict`` show is made here, so the
+page and its command-line twin cannot drift apart:
+
+* building blocks: :func:`colorize_labels`, :func:`heat_map`, :func:`colorbar_image`,
+  :func:`overlay`, :func:`input_at_scale`, :func:`dominant_scale`, :func:`attention_entropy`,
+  :func:`class_shares`;
+* :func:`build_view`, every map of one prediction at one display size (a :class:`PredictionView`);
+* files: :func:`palette_png`, :func:`attention_png`, :func:`prediction_npz`, and the
+  side-by-side matplotlib figure (:func:`side_by_side_figure`, :func:`figure_png`).
+
+Conventions. Images are (H, W, 3) uint8 RGB. Maps on the model's grid are resized with aligned
+corners (:mod:`segscale.modeling.geometry`), the convention of the model itself, so every scale's
+map lands on the same image points. Heat maps use fixed value ranges (attention weights always
+0-1), never a per-image stretch, so that colours compare across scales and images.
+Nothing here imports Streamlit.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from .modeling.geometry import resize_bilinear, resize_labels, scaled_size
+
+DISPLAY_WIDTH = 400  # px; every map of the page is resampled to this width (height by aspect ratio)
+VOID_COLOUR = (255, 255, 255)  # label values outside the palette (VOC's 255 "void", say)
+
+# One colour map per quantity, each with its own colour bar; none of them looks like a class palette.
+ATTENTION_CMAP = "viridis"  # w^s, always on 0-1
+SCORE_CMAP = "inferno"  # a class's probability or raw score f^s_c
+ENTROPY_CMAP = "cividis"  # attention entropy, normalised to 0-1
+# Dominant-scale map: scale k of the set gets colour k (ordered largest scale first on the page).
+SCALE_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+)  # fmt: skip
+SCORE_KINDS = ("probability", "score")
+# The files of one prediction, named <stem><suffix>: the page's downloads and `segscale predict`'s output.
+OUTPUT_SUFFIXES = {
+    "labels": "_labels.png",  # palette PNG of the fused labels
+    "attention": "_attention.png",  # the weight maps w^s side by side
+    "maps": "_maps.npz",  # every map, as arrays
+    "figure": "_figure.png",  # the side-by-side matplotlib figure
+}  # softmax over classes (0-1), or the raw f^s_c the Eq. 1 sums
+
+
+# ----------------------------------------------------------------------------- building blocks
+
+
+def colorize_labels(labels: np.ndarray, palette) -> np.ndarray:
+    """(H, W) class indices -> (H, W, 3) uint8 palette colours; values outside the palette white."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
+    palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    lookup = np.vstack([palette, np.asarray([VOID_COLOUR], dtype=np.uint8)])  # the last row for outsiders
+    indices = labels.astype(np.int64)
+    indices = np.where((indices >= 0) & (indices < len(palette)), indices, len(palette))
+    return lookup[indices]
+
+
+@lru_cache(maxsize=16)
+def _colormap_table(cmap: str) -> np.ndarray:
+    """(256, 3) uint8 lookup table of a matplotlib colour map (no figure is made)."""
+    import matplotlib
+
+    try:
+        colormap = matplotlib.colormaps[cmap]
+    except KeyError:
+        raise ValueError(f"unknown colour map {cmap!r}; try 'viridis', 'inferno' or 'cividis'") from None
+    table = (colormap(np.linspace(0.0, 1.0, 256))[:, :3] * 255.0).round().astype(np.uint8)
+    table.setflags(write=False)
+    return table
+
+
+def heat_map(values: np.ndarray, vmin: float, vmax: float, cmap: str = ATTENTION_CMAP) -> np.ndarray:
+    """(H, W) floats -> (H, W, 3) uint8 through ``cmap`` on the fixed range [vmin, vmax].
+
+    Values outside the range take the end colours; NaN is mid grey.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"heat maps are drawn from (H, W) arrays, got shape {values.shape}")
+    if not vmax > vmin:
+        raise ValueError(f"need vmax > vmin, got vmin={vmin}, vmax={vmax}")
+    unit = (values - vmin) / (vmax - vmin)
+    index = np.clip(np.nan_to_num(unit, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    rgb = _colormap_table(cmap)[index]
+    if np.isnan(values).any():
+        rgb[np.isnan(values)] = 128
+    return rgb
+
+
+@lru_cache(maxsize=4)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """DejaVu Sans, which matplotlib ships, so the text looks the same on every machine."""
+    import matplotlib
+
+    path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    try:
+        return ImageFont.truetype(str(path), size)
+    except OSError:  # no FreeType: Pillow's built-in font
+        return ImageFont.load_default()
+
+
+def _format_tick(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") if abs(value) < 100 else f"{value:.0f}"
+
+
+def colorbar_image(
+    vmin: float,
+    vmax: float,
+    cmap: str,
+    *,
+    width: int = 400,
+    bar_height: int = 14,
+    ticks=None,
+    label: str = "",
+    font_size: int = 13,
+) -> np.ndarray:
+    """A horizontal colour bar with tick labels (and an optional label) as an RGB image.
+
+    Drawn with Pillow in milliseconds, so a page can show one under every row of heat maps.
+    ``ticks`` default to five evenly spaced values from vmin to vmax.
+    """
+    if not vmax > vmin:
+        raise ValueError(f"need vmax > vmin, got vmin={vmin}, vmax={vmax}")
+    font = _font(font_size)
+    margin = max(12, font_size * 2)  # room for the end tick labels to stay inside the image
+    bar_width = width - 2 * margin
+    ticks = np.linspace(vmin, vmax, 5) if ticks is None else np.asarray(ticks, dtype=np.float64)
+    text_height = font_size + 4
+    height = bar_height + 5 + text_height + (text_height if label else 0) + 2
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    gradient = heat_map(np.linspace(vmin, vmax, bar_width)[None, :].repeat(bar_height, 0), vmin, vmax, cmap)
+    canvas.paste(Image.fromarray(gradient), (margin, 0))
+    draw = ImageDraw.Draw(canvas)
+    draw.rectangle([margin - 1, 0, margin + bar_width, bar_height - 1], outline=(80, 80, 80))
+    for tick in ticks:
+        x = margin + (tick - vmin) / (vmax - vmin) * (bar_width - 1)
+        draw.line([(x, bar_height), (x, bar_height + 3)], fill=(60, 60, 60))
+        draw.text((x, bar_height + 4), _format_tick(float(tick)), fill=(30, 30, 30), font=font, anchor="ma")
+    if label:
+        draw.text((width / 2, bar_height + 4 + text_height), label, fill=(30, 30, 30), font=font, anchor="ma")
+    return np.asarray(canvas)
+
+
+def swatch_legend_image(names, colours, *, width: int = 400, font_size: int = 13, columns: int | None = None) -> np.ndarray:
+    """Coloured squares with names, in rows of ``columns``, as an RGB image (for categorical maps)."""
+    names = [str(n) for n in names]
+    if len(names) != len(colours):
+        raise ValueError(f"{len(names)} names for {len(colours)} colours")
+    font = _font(font_size)
+    columns = columns or max(1, min(len(names), 4))
+    rows = math.ceil(len(names) / columns)
+    row_height = font_size + 8
+    canvas = Image.new("RGB", (width, rows * row_height + 4), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    cell = width // columns
+    for k, (name, colour) in enumerate(zip(names, colours)):
+        x, y = (k % columns) * cell + 4, (k // columns) * row_height + 3
+        draw.rectangle([x, y, x + font_size, y + font_size], fill=tuple(int(c) for c in colour), outline=(80, 80, 80))
+        draw.text((x + font_size + 5, y + font_size // 2), name, fill=(30, 30, 30), font=font, anchor="lm")
+    return np.asarray(canvas)
+
+
+def overlay(image: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:
+    """Blend ``colours`` over ``image`` with opacity ``alpha`` in [0, 1]: (H, W, 3) uint8 both."""
+    if image.shape != colours.shape:
+        raise ValueError(f"image {image.shape} and colours {colours.shape} differ in shape")
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colours.astype(np.float32)
+    return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+
+
+def display_size(size: tuple[int, int], width: int = DISPLAY_WIDTH) -> tuple[int, int]:
+    """(H, W) of an image of ``size`` (H, W) shown ``width`` pixels wide."""
+    height, image_width = size
+    return max(1, round(height * width / image_width)), width
+
+
+def resize_rgb(rgb: np.ndarray, size: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    """(H, W, 3) uint8 -> (*size, 3); nearest neighbour keeps hard label edges and visible pixels."""
+    if tuple(rgb.shape[:2]) == tuple(size):
+        return rgb
+    method = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    return np.asarray(Image.fromarray(rgb).resize((size[1], size[0]), method))
+
+
+def input_at_scale(image: np.ndarray, scale: float) -> np.ndarray:
+    """The image as the network sees it at ``scale``: the model's own bilinear resize (aligned corners).
+
+    (H, W, 3) uint8 -> (H_s, W_s, 3) uint8 with (H_s, W_s) = :func:`~segscale.modeling.geometry.scaled_size`.
+    No antialiasing, exactly like the model, so aliasing the network sees shows here too.
+    """
+    size = scaled_size(image.shape[:2], scale)
+    if tuple(size) == tuple(image.shape[:2]):
+        return image
+    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
+    resized = resize_bilinear(pixels, size)[0]  # (3, H_s, W_s), values already within 0-255
+    return resized.add_(0.5).to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(..., h, w) float maps on the model's grid -> (..., *size) float32, bilinear with aligned corners."""
+    maps = np.asarray(maps, dtype=np.float32)
+    leading = maps.shape[:-2]
+    flat = torch.from_numpy(np.ascontiguousarray(maps.reshape(1, -1, *maps.shape[-2:])))
+    return resize_bilinear(flat, tuple(size))[0].numpy().reshape(*leading, *size)
+
+
+def softmax_over_classes(scores: np.ndarray, axis: int = -3) -> np.ndarray:
+    """Class probabilities from score maps (C on ``axis``, the third from last by default)."""
+    shifted = scores - scores.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def dominant_scale(weights: np.ndarray) -> np.ndarray:
+    """(S, h, w) attention weights -> (h, w) int64: the index of the scale with the largest weight."""
+    weights = np.asarray(weights)
+    if weights.ndim != 3:
+        raise ValueError(f"weights must be (S, h, w), got shape {weights.shape}")
+    return weights.argmax(axis=0)
+
+
+def winning_scale_for_max(score_maps: np.ndarray, fused_labels: np.ndarray) -> np.ndarray:
+    """Max pooling's dominant scale: which scale's score of the fused class is the maximum.
+
+    score_maps (S, C, h, w) and fused_labels (h, w) on the same grid -> (h, w) int64. Max
+    pooling picks a scale per pixel *and class*, so this is the pick for the class that won.
+    """
+    picked = np.take_along_axis(score_maps, fused_labels[None, None].astype(np.int64).repeat(score_maps.shape[0], 0), 1)
+    return picked[:, 0].argmax(axis=0)
+
+
+def attention_entropy(weights: np.ndarray, unit: str = "bits", normalized: bool = False) -> np.ndarray:
+    """Per-pixel entropy of the weights over scales, H = -sum_s w^s log w^s.
+
+    (S, h, w) -> (h, w) float32, in ``unit`` "bits" (log base 2) or "nats" (natural log).
+    0 means all weight on one scale; log S means all scales equal. ``normalized`` divides by
+    log S, giving 0-1 for any number of scales (then the unit does not matter).
+    """
+    if unit not in ("bits", "nats"):
+        raise ValueError(f"unit must be 'bits' or 'nats', got {unit!r}")
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim != 3:
+        raise ValueError(f"weights must be (S, h, w), got shape {weights.shape}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(weights > 0, weights * np.log(weights), 0.0)
+    entropy = -terms.sum(axis=0)
+    count = weights.shape[0]
+    if normalized:
+        entropy = entropy / math.log(count) if count > 1 else np.zeros_like(entropy)
+    elif unit == "bits":
+        entropy = entropy / math.log(2)
+    return np.clip(entropy, 0.0, None).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ClassShare:
+    """One row of a label legend: class index, name, palette colour and share of pixels (0-1)."""
+
+    index: int
+    name: str
+    colour: tuple[int, int, int]
+    share: float
+
+    @property
+    def hex_colour(self) -> str:
+        return "#{:02x}{:02x}{:02x}".format(*self.colour)
+
+
+def class_shares(labels: np.ndarray, classes, palette) -> list[ClassShare]:
+    """Every class with its share of the pixels of ``labels`` (H, W), in class order; shares sum to 1."""
+    counts = np.bincount(np.asarray(labels).reshape(-1).astype(np.int64), minlength=len(classes))[: len(classes)]
+    total = max(1, int(np.asarray(labels).size))
+    return [
+        ClassShare(k, str(name), tuple(int(v) for v in colour), float(counts[k] / total))  # type: ignore[arg-type]
+        for k, (name, colour) in enumerate(zip(classes, palette))
+    ]
+
+
+def default_class(labels: np.ndarray, num_classes: int) -> int:
+    """The class to show first: the most frequent in ``labels`` besides class 0 (the background).
+
+    An object class, even when absent, rather than the background that fills most images.
+    """
+    if num_classes < 2:
+        return 0
+    counts = np.bincount(np.asarray(labels).reshape(-1).astype(np.int64), minlength=num_classes)[:num_classes]
+    return int(counts[1:].argmax()) + 1
+
+
+def scale_label(scale: float) -> str:
+    """``1``, ``0.75``, ``0.5``: a scale as people write it."""
+    return f"{scale:g}"
+
+
+def format_scale_set(scales) -> str:
+    """``{1, 0.75, 0.5}``."""
+    return "{" + ", ".join(scale_label(s) for s in scales) + "}"
+
+
+# ----------------------------------------------------------------------------- one prediction, every map
+
+
+@dataclass(frozen=True)
+class ScaleView:
+    """One column of the side-by-side view: scale ``scale``, every image at the display size.
+
+    input: the image as the network saw it at this scale (nearest-upsampled, so its pixels show).
+    input_size: (H_s, W_s) the network saw.
+    labels: argmax over classes of f^s (bilinearly upsampled), in the palette.
+    class_map: the chosen class's probability (0-1) or raw score f^s_c, as a heat map.
+    attention: w^s as a heat map on 0-1; None for max pooling, which has no weight map.
+    """
+
+    scale: float
+    input: np.ndarray
+    input_size: tuple[int, int]
+    labels: np.ndarray
+    class_map: np.ndarray
+    attention: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class PredictionView:
+    """Every picture of one prediction at one display size (H_d, W_d); arrays are (H_d, W_d, 3) uint8.
+
+    class_index, score_kind, score_range: what the ``class_map`` of every scale shows, and on
+        which fixed range (0-1 for probabilities; for raw scores the class's range over all scales).
+    image: the input at the display size, for overlays.
+    fused_labels: the prediction's labels (full resolution) in the palette.
+    dominant: which scale has the largest weight, in :data:`SCALE_COLOURS`; for max pooling
+        which scale won the fused class; None for average pooling (no scale dominates).
+    entropy: attention entropy normalised to 0-1 (0 = one scale, 1 = all equal); None for max.
+    shares: the legend of ``fused_labels``.
+    """
+
+    size: tuple[int, int]
+    scales: tuple[ScaleView, ...]
+    class_index: int
+    score_kind: str
+    score_range: tuple[float, float]
+    image: np.ndarray
+    fused_labels: np.ndarray
+    dominant: np.ndarray | None
+    entropy: np.ndarray | None
+    shares: tuple[ClassShare, ...]
+
+
+def build_view(
+    prediction, classes, palette, class_index: int = 1, score_kind: str = "probability", width: int = DISPLAY_WIDTH
+) -> PredictionView:
+    """All maps of ``prediction`` (a :class:`~segscale.predictor.Prediction`) at ``width`` pixels wide."""
+    if score_kind not in SCORE_KINDS:
+        raise ValueError(f"score_kind must be one of {', '.join(SCORE_KINDS)}, got {score_kind!r}")
+    num_classes = prediction.score_maps.shape[1]
+    if not 0 <= class_index < num_classes:
+        raise ValueError(f"class_index must be in 0..{num_classes - 1}, got {class_index}")
+    size = display_size(prediction.labels.shape, width)
+    scores = upsample_maps(prediction.score_maps, size)  # (S, C, H_d, W_d)
+    if score_kind == "probability":
+        # Softmax on the model's grid, then upsampled: a tenth of the work, and the way the
+        # model's own probabilities would be resized.
+        class_values = upsample_maps(softmax_over_classes(prediction.score_maps)[:, class_index], size)
+        score_range = (0.0, 1.0)
+    else:
+        class_values = scores[:, class_index]
+        low, high = float(class_values.min()), float(class_values.max())
+        score_range = (low, high) if high > low else (low - 1.0, high + 1.0)
+    attention = None if prediction.attention is None else upsample_maps(prediction.attention, size)  # (S, H_d, W_d)
+
+    columns = []
+    for k, scale in enumerate(prediction.scales):
+        seen = input_at_scale(prediction.image, scale)
+        columns.append(
+            ScaleView(
+                scale=scale,
+                input=resize_rgb(seen, size, nearest=True),
+                input_size=tuple(seen.shape[:2]),  # type: ignore[arg-type]
+                labels=colorize_labels(scores[k].argmax(axis=0), palette),
+                class_map=heat_map(class_values[k], *score_range, cmap=SCORE_CMAP),
+                attention=None if attention is None else heat_map(attention[k], 0.0, 1.0, ATTENTION_CMAP),
+            )
+        )
+
+    dominant = entropy = None
+    if prediction.merge == "attention" and attention is not None:
+        dominant = colorize_labels(dominant_scale(attention), SCALE_COLOURS)
+        entropy = heat_map(attention_entropy(attention, normalized=True), 0.0, 1.0, ENTROPY_CMAP)
+    elif prediction.merge == "average" and attention is not None:
+        entropy = heat_map(attention_entropy(attention, normalized=True), 0.0, 1.0, ENTROPY_CMAP)
+    elif prediction.merge == "max":
+        fused = upsample_maps(prediction.fused, size)
+        dominant = colorize_labels(winning_scale_for_max(scores, fused.argmax(axis=0)), SCALE_COLOURS)
+
+    label_tensor = torch.from_numpy(np.ascontiguousarray(prediction.labels))[None]
+    fused_labels = resize_labels(label_tensor, size)[0].numpy()
+    return PredictionView(
+        size=size,
+        scales=tuple(columns),
+        class_index=class_index,
+        score_kind=score_kind,
+        score_range=score_range,
+        image=resize_rgb(prediction.image, size),
+        fused_labels=colorize_labels(fused_labels, palette),
+        dominant=dominant,
+        entropy=entropy,
+        shares=tuple(class_shares(prediction.labels, classes, palette)),
+    )
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def palette_png(labels: np.ndarray, palette) -> bytes:
+    """(H, W) labels as an indexed PNG: pixel values are class indices, the palette gives colours.
+
+    The PASCAL VOC convention, so any tool reads either the classes or the colours.
+    """
+    labels = np.asarray(labels)
+    if len(palette) > 256 or (labels.size and (labels.min() < 0 or labels.max() > 255)):
+        raise ValueError("an indexed PNG holds class indices 0-255 and at most 256 palette colours")
+    image = Image.fromarray(labels.astype(np.uint8), mode="P")
+    flat = [int(v) for colour in palette for v in colour]
+    image.putpalette(flat + [255, 255, 255] * (256 - len(palette)))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def attention_png(weights: np.ndarray, size: tuple[int, int], gap: int = 8) -> bytes:
+    """The S weight maps w^s side by side as one PNG, each upsampled to ``size`` (H, W).
+
+    Left to right in the order of the scale set, on the fixed 0-1 range of
+    :data:`ATTENTION_CMAP` (dark = 0, yellow = 1), separated by ``gap`` white pixels.
+    The exact values are in :func:`prediction_npz`.
+    """
+    maps = upsample_maps(weights, size)
+    height, width = size
+    count = maps.shape[0]
+    canvas = np.full((height, count * width + (count - 1) * gap, 3), 255, dtype=np.uint8)
+    for k in range(count):
+        canvas[:, k * (width + gap) : k * (width + gap) + width] = heat_map(maps[k], 0.0, 1.0, ATTENTION_CMAP)
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def prediction_maps(prediction) -> dict[str, np.ndarray]:
+    """Every map of a prediction (and what explains it) as named arrays; see :func:`prediction_npz`."""
+    maps: dict[str, np.ndarray] = {
+        "image": prediction.image,
+        "labels": prediction.labels.astype(np.int64),
+        "scales": np.asarray(prediction.scales, dtype=np.float64),
+        "merge": np.asarray(prediction.merge),
+        "score_maps": prediction.score_maps,
+        "fused": prediction.fused,
+        "original_size": np.asarray(prediction.original_size, dtype=np.int64),
+    }
+    if prediction.attention_logits is not None:
+        maps["attention_logits"] = prediction.attention_logits
+    if prediction.attention is not None:
+        maps["attention"] = prediction.attention
+        maps["attention_entropy_bits"] = attention_entropy(prediction.attention, unit="bits")
+    if prediction.merge == "attention" and prediction.attention is not None:
+        maps["dominant_scale"] = dominant_scale(prediction.attention)
+    elif prediction.merge == "max":
+        maps["dominant_scale"] = winning_scale_for_max(prediction.score_maps, prediction.fused.argmax(axis=0))
+    return maps
+
+
+def prediction_npz(prediction, classes, palette) -> bytes:
+    """Every map of a prediction as a compressed ``.npz`` (loads with ``allow_pickle=False``).
+
+    Arrays: image (H, W, 3) uint8; labels (H, W); scales (S,); merge (str); score_maps
+    (S, C, h, w); fused (C, h, w); attention_logits and attention (S, h, w) when the merge has
+    them; attention_entropy_bits (h, w); dominant_scale (h, w) indices into scales; classes (C,)
+    str; palette (C, 3) uint8; original_size (2,).
+    """
+    maps = prediction_maps(prediction)
+    maps["classes"] = np.asarray([str(c) for c in classes])
+    maps["palette"] = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **maps)
+    return buffer.getvalue()
+
+
+def safe_file_stem(name: str | None, default: str = "image") -> str:
+    """A file name stem safe on every system, from a name a person chose (``../My photo.JPG`` -> ``My_photo``)."""
+    stem = Path(str(name or "")).stem if name else ""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:80]
+    return stem or default
+
+
+# ----------------------------------------------------------------------------- the side-by-side figure
+
+
+def side_by_side_figure(view: PredictionView, prediction, classes, title: str = ""):
+    """The page's side-by-side view as one matplotlib Figure (no pyplot, so it is safe in threads).
+
+    Rows: the input per scale, its labels, the chosen class's map, its attention weights
+    (for attention and average), then the fused labels, the dominant scale and the entropy.
+    One column per scale. Colour bars use the same fixed ranges as the page.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    scale_count = len(view.scales)
+    columns = max(scale_count, 3)
+    rows = [("input", "input at scale"), ("labels", "labels (argmax of $f^s$)")]
+    kind = "P(class)" if view.score_kind == "probability" else "score $f^s_c$"
+    class_name = classes[view.class_index]
+    rows.append(("class_map", f"{class_name}: {kind}"))
+    if any(column.attention is not None for column in view.scales):
+        rows.append(("attention", "attention weight $w^s$"))
+    height, width = view.size
+    panel = 3.0  # inches per image column
+    title_room, top_room, bottom_room, right_room = 0.3, (0.7 if title else 0.25), 0.45, 1.9
+    row_height = panel * 0.96 * height / width + title_room
+    figure_height = top_room + row_height * (len(rows) + 1) + bottom_room
+    figure = Figure(figsize=(panel * columns + right_room, figure_height), dpi=100)
+    grid = figure.add_gridspec(
+        len(rows) + 1, columns, hspace=title_room / row_height * 1.2, wspace=0.04,
+        left=0.1 / (panel * columns + right_room), right=panel * columns / (panel * columns + right_room),
+        top=1 - top_room / figure_height, bottom=bottom_room / figure_height,
+    )  # fmt: skip
+    if title:
+        figure.suptitle(title, fontsize=11, y=1 - 0.2 / figure_height, va="top")
+
+    for r, (field, name) in enumerate(rows):
+        for c, column in enumerate(view.scales):
+            axes = figure.add_subplot(grid[r, c])
+            axes.imshow(getattr(column, field), interpolation="nearest")
+            text = f"scale {scale_label(column.scale)}: {name}"
+            if field == "input":
+                text += f" ({column.input_size[1]}x{column.input_size[0]})"
+            axes.set_title(text, fontsize=8)
+            axes.axis("off")
+        if field in ("class_map", "attention"):
+            cmap, low_high = (SCORE_CMAP, view.score_range) if field == "class_map" else (ATTENTION_CMAP, (0.0, 1.0))
+            bar_axes = figure.add_axes(_bar_slot(grid, r, columns))
+            figure.colorbar(ScalarMappable(Normalize(*low_high), cmap), cax=bar_axes)
+            bar_axes.tick_params(labelsize=7)
+        if field == "labels":
+            figure.legend(
+                handles=[Patch(color=np.asarray(colour) / 255.0, label=name) for name, colour in zip(classes, (s.colour for s in view.shares))],
+                loc="upper left", bbox_to_anchor=_legend_anchor(grid, r, columns), fontsize=7, frameon=False,
+            )  # fmt: skip
+
+    last = len(rows)
+    panels = [("fused labels", view.fused_labels)]
+    if view.dominant is not None:
+        panels.append(("dominant scale", view.dominant))
+    if view.entropy is not None:
+        panels.append(("attention entropy, normalised", view.entropy))
+    for c, (name, image) in enumerate(panels[:columns]):
+        axes = figure.add_subplot(grid[last, c])
+        axes.imshow(image, interpolation="nearest")
+        axes.set_title(f"{prediction.merge}: {name}", fontsize=8)
+        axes.axis("off")
+        if image is view.entropy:
+            bar_axes = axes.inset_axes([0.1, -0.07, 0.8, 0.03])
+            figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), ENTROPY_CMAP), cax=bar_axes, orientation="horizontal")
+            bar_axes.tick_params(labelsize=7)
+    legend = [Patch(color=np.asarray(s.colour) / 255.0, label=f"{s.name} {100 * s.share:.1f}%") for s in view.shares]
+    if view.dominant is not None:
+        legend += [
+            Patch(color=np.asarray(SCALE_COLOURS[k % len(SCALE_COLOURS)]) / 255.0, label=f"dominant: scale {scale_label(s.scale)}")
+            for k, s in enumerate(view.scales)
+        ]
+    figure.legend(handles=legend, loc="upper left", bbox_to_anchor=_legend_anchor(grid, last, columns), fontsize=7, frameon=False)
+    return figure
+
+
+def _legend_anchor(grid, row: int, columns: int) -> tuple[float, float]:
+    box = grid[row, columns - 1].get_position(grid.figure)
+    return box.x1 + 0.005, box.y1
+
+
+def _bar_slot(grid, row: int, columns: int) -> list[float]:
+    """[left, bottom, width, height] in figure coordinates just right of a grid row."""
+    box = grid[row, columns - 1].get_position(grid.figure)
+    return [box.x1 + 0.01, box.y0, 0.012, box.height]
+
+
+def figure_png(figure, dpi: int = 100) -> bytes:
+    """A matplotlib Figure as PNG bytes."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, facecolor="white")
+    return buffer.getvalue()
