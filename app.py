@@ -1,0 +1,54 @@
+"""segscale's main view: one image, every scale side by side, the fused result.
+
+    streamlit run app.py
+
+Layout only; the controls, the cached model and the sections live in app_helpers.py, the
+pictures in segscale/visualize.py.
+"""
+
+import time
+
+import streamlit as st
+
+import app_helpers as helpers
+
+started = time.perf_counter()
+st.set_page_config(page_title="segscale · Attention to Scale", page_icon=":material/layers:", layout="wide")
+
+with st.sidebar:
+    st.header("Model")
+    model = helpers.checkpoint_picker()
+    merge = helpers.merge_picker(model) if model else None
+    scales = helpers.scale_set_picker(model, merge) if model else None
+    timings = st.empty()
+
+st.title("Attention to Scale")
+st.caption(
+    "Chen et al., CVPR 2016. The image is resized to several scales; one network with shared weights gives "
+    "a score map fˢ per scale, and per-pixel weights wˢ (a softmax over scales) fuse them: g = Σ wˢ fˢ."
+)
+image = helpers.image_input()
+if image is None or model is None or scales is None:
+    st.stop()
+
+result = helpers.predict(model, image, scales, merge)
+if result is None:
+    st.stop()
+prediction, computed_now = result
+st.markdown(helpers.image_summary(image, prediction))
+helpers.show_notices(image.notices)
+
+view_started = time.perf_counter()
+class_index, score_kind = helpers.class_controls(model.metadata, prediction.labels)
+view = helpers.build_view(model.key, image.key, prediction.scales, prediction.merge, class_index, score_kind, prediction, model.metadata)
+view_s = time.perf_counter() - view_started
+
+st.subheader("Each scale")
+helpers.per_scale_section(view, prediction, model.metadata)
+st.subheader("Fused")
+helpers.fused_section(view, prediction, model.metadata, image)
+st.subheader("Downloads")
+helpers.downloads_section(model, image, prediction, view)
+
+with timings:
+    st.caption(helpers.timings_line(model, image, prediction, computed_now, view_s, time.perf_counter() - started))

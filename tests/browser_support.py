@@ -1,0 +1,177 @@
+"""Driving `streamlit run app.py` in Debian's Chromium through Playwright.
+
+Shared by the end-to-end test (tests/test_browser.py), the latency harness
+(scripts/measure_app_latency.py) and the screenshots in docs/. Playwright never downloads a
+browser here: it launches /usr/bin/chromium (`apt-get install -y chromium`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("SEGSCALE_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+MISSING_CHROMIUM = (
+    f"Chromium is not at {CHROMIUM}. The browser test drives Debian's chromium package: "
+    "run `apt-get install -y chromium` (Playwright's own browser download is not used)."
+)
+# The attribute Streamlit's frontend sets on its root while a script runs.
+APP = '[data-testid="stApp"]'
+_COUNT_RUNS = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    if (window.__segscaleRuns === undefined) {
+        window.__segscaleRuns = 0;
+        new MutationObserver(() => {
+            if (app.getAttribute('data-test-script-state') === 'running') window.__segscaleRuns += 1;
+        }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+    }
+    return window.__segscaleRuns;
+}"""
+_RUN_FINISHED = """(before) => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return window.__segscaleRuns > before && app.getAttribute('data-test-script-state') === 'notRunning'
+        && document.querySelectorAll('[data-stale="true"]').length === 0;
+}"""
+_IMAGES_LOADED = """() => {
+    const images = [...document.images];
+    return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0);
+}"""
+_IMAGE_STATUS = "() => [...document.images].map(i => ({src: i.src.slice(0, 120), complete: i.complete, naturalWidth: i.naturalWidth}))"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(env: dict[str, str] | None = None, timeout_s: float = 120.0, app: str = "app.py"):
+    """`streamlit run app.py` on a free localhost port; yields its URL and always stops it.
+
+    The server runs in its own process group, which is what is ended afterwards (and only it).
+    Its output goes to a temporary log, quoted in the error if it never answers.
+    """
+    port = free_port()
+    command = [
+        sys.executable, "-m", "streamlit", "run", app,
+        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {process.returncode}:\n{Path(log.name).read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not answer within {timeout_s:.0f} s:\n{Path(log.name).read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield url
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def chromium_page(width: int = 1500, height: int = 1000):
+    """A Playwright page in Debian's Chromium; raises RuntimeError naming the package if it is missing."""
+    if not Path(CHROMIUM).exists():
+        raise RuntimeError(MISSING_CHROMIUM)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            yield page
+        finally:
+            browser.close()
+
+
+def open_app(page, url: str, timeout_s: float = 120.0) -> None:
+    """Load the app and wait for its first run to finish and its images to load."""
+    page.goto(url, wait_until="domcontentloaded")
+    page.wait_for_selector(f'{APP}[data-test-script-state="notRunning"]', timeout=timeout_s * 1000)
+    page.wait_for_function(_IMAGES_LOADED, timeout=timeout_s * 1000)
+    start_counting_runs(page)
+
+
+def start_counting_runs(page) -> int:
+    return page.evaluate(_COUNT_RUNS)
+
+
+def after_rerun(page, action, timeout_s: float = 120.0, images: bool = True) -> None:
+    """Do ``action()`` (a click, an upload) and wait for the script run it causes to finish.
+
+    Finished means: a new run started and ended, no element is left stale, and (``images``)
+    every image of the page has loaded.
+    """
+    before = start_counting_runs(page)
+    action()
+    page.wait_for_function(_RUN_FINISHED, arg=before, timeout=timeout_s * 1000)
+    if images:
+        page.wait_for_function(_IMAGES_LOADED, timeout=timeout_s * 1000)
+
+
+def image_status(page) -> list[dict]:
+    """src (shortened), complete and naturalWidth of every <img> on the page."""
+    return page.evaluate(_IMAGE_STATUS)
+
+
+def exceptions_on_page(page) -> list[str]:
+    """Texts of Streamlit exception elements (tracebacks) on the page; empty when there are none."""
+    return [element.inner_text()[:500] for element in page.query_selector_all('[data-testid="stException"]')]
+
+
+def upload(page, path: Path) -> None:
+    """Put a file into the page's file uploader (the first one)."""
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').first.set_input_files(str(path))
+
+
+def choose_radio(page, label: str) -> None:
+    """Click the radio option whose visible text is ``label``."""
+    page.locator('[data-testid="stRadio"] label').filter(has_text=label).first.click()
+
+
+def full_page_screenshot(page, path: Path | str, width: int | None = None) -> None:
+    """A screenshot of the whole page. Streamlit scrolls inside its main container rather than
+    the document, so the viewport is made as tall as that content for the shot, then restored."""
+    viewport = page.viewport_size
+    width = width or viewport["width"]
+    height = page.evaluate(
+        """() => Math.max(...['[data-testid="stMain"]', '[data-testid="stAppViewContainer"]', '[data-testid="stSidebarContent"]']
+            .map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight), document.body.scrollHeight)"""
+    )
+    page.set_viewport_size({"width": width, "height": int(height) + 40})
+    page.wait_for_timeout(500)  # let the layout settle at the new size
+    page.wait_for_function(_IMAGES_LOADED, timeout=60_000)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(viewport)
