@@ -1,0 +1,120 @@
+"""``python -m segscale predict``: the app's main view without a browser.
+
+    python -m segscale predict photo.jpg --scales 1 0.75 0.5 --merge attention --out results/
+
+For every image it writes what the page offers for download, with the same names:
+
+* ``<stem>_labels.png``    the fused labels as an indexed (palette) PNG;
+* ``<stem>_attention.png`` the weight maps w^s side by side (not for ``--merge max``);
+* ``<stem>_maps.npz``      every map of the prediction as arrays;
+* ``<stem>_figure.png``    the side-by-side figure (input, labels, class map and weights per
+  scale; fused labels, dominant scale, entropy).
+
+Images are read by :func:`segscale.images.load_image`, the app's reader, so the same files
+are accepted, turned upright and refused, with the same messages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..config import MERGE_MODES
+from .. import visualize as viz
+from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
+
+DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the maps and figures")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"a segscale .pt checkpoint (default: {DEFAULT_CHECKPOINT})"
+    )
+    parser.add_argument("--scales", type=float, nargs="+", metavar="S", help="scale set (default: the checkpoint's trained set)")
+    parser.add_argument("--merge", choices=MERGE_MODES, help="how to merge the scales (default: the checkpoint's own)")
+    parser.add_argument(
+        "--class", dest="class_name", metavar="NAME",
+        help="class whose score map the figure shows (default: the most frequent predicted class besides the background)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--score", choices=viz.SCORE_KINDS, default="probability",
+        help="show that class as a probability (0-1) or as the raw score f^s_c (default: probability)",
+    )  # fmt: skip
+    parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help=f"scale longer sides down to this (default: {DEFAULT_MAX_SIDE})")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..predictor import Predictor
+
+    if args.max_side < 16:
+        raise ValueError(f"--max-side must be at least 16, got {args.max_side}")
+    stems = [viz.safe_file_stem(path.name) for path in args.images]
+    repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if repeated:
+        raise ValueError(f"several images would write the same files ({', '.join(repeated)}); rename or predict them separately")
+    if args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} exists and is not a folder")
+    for path in args.images:  # every input is checked before the model loads, so a typo fails at once
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file")
+
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, max_side=args.max_side)
+    metadata = predictor.metadata
+    scales, merge = predictor.check_request(args.scales, args.merge)
+    class_index = _class_index(args.class_name, metadata.classes)
+    print(f"{metadata.name or args.checkpoint.name} on {predictor.device_name}: {merge} over {viz.format_scale_set(scales)}")
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path, stem in zip(args.images, stems):
+        try:
+            loaded = load_image(path.read_bytes(), path.name, max_side=args.max_side)
+        except ImageError as error:
+            raise ImageError(f"{path}: {error}") from None
+        for notice in loaded.notices:
+            print(f"  {path.name}: {notice}")
+        started = time.perf_counter()
+        prediction = predictor.predict(loaded.rgb, scales=scales, merge=merge)
+        written = write_outputs(prediction, metadata, args.out, stem, class_index, args.score, title=path.name)
+        print(
+            f"{path.name}: {loaded.rgb.shape[1]}x{loaded.rgb.shape[0]}, model {prediction.timings.model_s:.2f} s, "
+            f"total {time.perf_counter() - started:.2f} s -> {', '.join(p.name for p in written)}"
+        )
+    return 0
+
+
+def write_outputs(prediction, metadata, out: Path, stem: str, class_index: int | None = None, score_kind: str = "probability", title: str = "") -> list[Path]:
+    """Write the page's downloads for one prediction into ``out``; returns the paths written."""
+    if class_index is None:
+        class_index = viz.default_class(prediction.labels, len(metadata.classes))
+    view = viz.build_view(prediction, metadata.classes, metadata.palette, class_index, score_kind)
+    files = {
+        "labels": viz.palette_png(prediction.labels, metadata.palette),
+        "attention": None if prediction.attention is None else viz.attention_png(prediction.attention, prediction.labels.shape),
+        "maps": viz.prediction_npz(prediction, metadata.classes, metadata.palette),
+    }
+    heading = f"{title} · {metadata.name} · {prediction.merge} over {viz.format_scale_set(prediction.scales)}"
+    files["figure"] = viz.figure_png(viz.side_by_side_figure(view, prediction, metadata.classes, title=heading))
+    written = []
+    for kind, data in files.items():
+        if data is None:
+            continue
+        path = out / f"{stem}{viz.OUTPUT_SUFFIXES[kind]}"
+        try:
+            path.write_bytes(data)
+        except OSError as error:
+            raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
+        written.append(path)
+    return written
+
+
+def _class_index(name: str | None, classes) -> int | None:
+    if name is None:
+        return None
+    if name not in classes:
+        raise ValueError(f"unknown class {name!r}; this checkpoint's classes: {', '.join(classes)}")
+    return list(classes).index(name)
+
