@@ -1,0 +1,209 @@
+"""segscale.visualize: pure functions, checked on small arrays (shapes, ranges, palette, entropy, files)."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segscale import Predictor
+from segscale import visualize as viz
+from segscale.modeling.geometry import scaled_size
+
+PALETTE = ((0, 0, 0), (200, 40, 40), (40, 200, 40))
+CLASSES = ("background", "disc", "bar")
+
+
+@pytest.fixture(scope="module")
+def predictions(tmp_path_factory):
+    """One tiny model's predictions of a 61x83 image with each merge mode."""
+    from tests.conftest import tiny_config, tiny_metadata
+    import torch
+    from segscale.checkpoint import save_checkpoint
+    from segscale.modeling import build_model
+
+    torch.manual_seed(0)
+    config = tiny_config()
+    path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", build_model(config), tiny_metadata(config))
+    predictor = Predictor.from_checkpoint(path, device="cpu")
+    rgb = np.random.default_rng(0).integers(0, 256, size=(61, 83, 3), dtype=np.uint8)
+    return {merge: predictor.predict(rgb, scales=(1.0, 0.75, 0.5), merge=merge) for merge in ("attention", "average", "max")}
+
+
+def test_colorize_labels_maps_each_index_to_its_palette_colour():
+    labels = np.array([[0, 1], [2, 1]])
+    rgb = viz.colorize_labels(labels, PALETTE)
+    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
+    assert tuple(rgb[0, 1]) == PALETTE[1] and tuple(rgb[1, 0]) == PALETTE[2] and tuple(rgb[0, 0]) == PALETTE[0]
+
+
+def test_labels_outside_the_palette_are_white():
+    rgb = viz.colorize_labels(np.array([[3, 255, -1]]), PALETTE)
+    assert (rgb == 255).all()
+
+
+def test_heat_map_uses_the_fixed_range_and_clips():
+    values = np.array([[0.0, 0.5, 1.0, 2.0, -1.0]])
+    rgb = viz.heat_map(values, 0.0, 1.0, "viridis")
+    table = viz._colormap_table("viridis")
+    assert rgb.shape == (1, 5, 3) and rgb.dtype == np.uint8
+    assert tuple(rgb[0, 0]) == tuple(table[0]) and tuple(rgb[0, 2]) == tuple(table[255])
+    assert tuple(rgb[0, 3]) == tuple(table[255]) and tuple(rgb[0, 4]) == tuple(table[0])
+    # The same value gets the same colour whatever else the map holds: no per-map stretch.
+    assert tuple(viz.heat_map(np.array([[0.5, 0.6]]), 0.0, 1.0)[0, 0]) == tuple(rgb[0, 1])
+
+
+def test_heat_map_refuses_an_empty_range_and_greys_nan():
+    with pytest.raises(ValueError, match="vmax > vmin"):
+        viz.heat_map(np.zeros((2, 2)), 1.0, 1.0)
+    assert tuple(viz.heat_map(np.array([[np.nan]]), 0.0, 1.0)[0, 0]) == (128, 128, 128)
+
+
+def test_colorbar_and_swatch_images_are_rgb_of_the_asked_width():
+    bar = viz.colorbar_image(0.0, 1.0, "viridis", width=240, label="weight")
+    assert bar.ndim == 3 and bar.shape[1] == 240 and bar.shape[2] == 3 and bar.dtype == np.uint8
+    legend = viz.swatch_legend_image(["a", "b", "c"], PALETTE, width=200, columns=1)
+    assert legend.shape[1] == 200 and legend.shape[0] > 3 * 13
+    with pytest.raises(ValueError):
+        viz.swatch_legend_image(["a"], PALETTE)
+
+
+def test_overlay_blends_by_alpha():
+    image = np.zeros((2, 2, 3), np.uint8)
+    colours = np.full((2, 2, 3), 200, np.uint8)
+    assert (viz.overlay(image, colours, 0.0) == 0).all()
+    assert (viz.overlay(image, colours, 1.0) == 200).all()
+    assert (viz.overlay(image, colours, 0.5) == 100).all()
+    with pytest.raises(ValueError):
+        viz.overlay(image, colours, 1.5)
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.75, 0.5, 1.5])
+def test_input_at_scale_has_the_models_size(scale):
+    image = np.random.default_rng(0).integers(0, 256, size=(61, 83, 3), dtype=np.uint8)
+    resized = viz.input_at_scale(image, scale)
+    assert resized.shape == (*scaled_size((61, 83), scale), 3) and resized.dtype == np.uint8
+    if scale == 1.0:
+        np.testing.assert_array_equal(resized, image)
+    # Aligned corners: the corner pixels are the image's corner pixels.
+    np.testing.assert_array_equal(resized[0, 0], image[0, 0])
+    np.testing.assert_array_equal(resized[-1, -1], image[-1, -1])
+
+
+def test_upsample_maps_keeps_leading_axes_and_corners():
+    maps = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)
+    up = viz.upsample_maps(maps, (9, 13))
+    assert up.shape == (2, 9, 13) and up.dtype == np.float32
+    np.testing.assert_allclose(up[:, 0, 0], maps[:, 0, 0])
+    np.testing.assert_allclose(up[:, -1, -1], maps[:, -1, -1])
+
+
+def test_dominant_scale_is_the_argmax_over_scales():
+    weights = np.zeros((3, 2, 2), np.float32)
+    weights[0, 0, 0] = weights[1, 0, 1] = weights[2, 1, 0] = weights[2, 1, 1] = 1.0
+    np.testing.assert_array_equal(viz.dominant_scale(weights), [[0, 1], [2, 2]])
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_entropy_of_uniform_weights_is_log_s(count):
+    uniform = np.full((count, 4, 4), 1.0 / count)
+    np.testing.assert_allclose(viz.attention_entropy(uniform, unit="nats"), math.log(count), rtol=1e-6)
+    np.testing.assert_allclose(viz.attention_entropy(uniform, unit="bits"), math.log2(count), rtol=1e-6)
+    np.testing.assert_allclose(viz.attention_entropy(uniform, normalized=True), 1.0, rtol=1e-6)
+
+
+def test_entropy_of_one_hot_weights_is_zero_and_matches_a_direct_sum():
+    one_hot = np.zeros((3, 2, 2))
+    one_hot[1] = 1.0
+    np.testing.assert_allclose(viz.attention_entropy(one_hot), 0.0, atol=1e-7)
+    weights = np.array([0.7, 0.2, 0.1]).reshape(3, 1, 1)
+    expected = -sum(w * math.log2(w) for w in (0.7, 0.2, 0.1))
+    np.testing.assert_allclose(viz.attention_entropy(weights)[0, 0], expected, rtol=1e-6)
+    with pytest.raises(ValueError):
+        viz.attention_entropy(weights, unit="dits")
+
+
+def test_class_shares_sum_to_one_and_list_every_class():
+    labels = np.array([[0, 0, 1, 1], [1, 1, 1, 0]])
+    shares = viz.class_shares(labels, CLASSES, PALETTE)
+    assert [s.name for s in shares] == list(CLASSES)
+    assert [s.share for s in shares] == [3 / 8, 5 / 8, 0.0]
+    assert shares[1].hex_colour == "#c82828"
+
+
+def test_default_class_prefers_an_object_class():
+    assert viz.default_class(np.array([[0, 0, 0, 2]]), 3) == 2
+    assert viz.default_class(np.zeros((2, 2), int), 3) == 1
+    assert viz.default_class(np.zeros((2, 2), int), 1) == 0
+
+
+def test_formatting_and_safe_stems():
+    assert viz.format_scale_set((1.0, 0.75, 0.5)) == "{1, 0.75, 0.5}"
+    assert viz.safe_file_stem("../My photo (1).JPG") == "My_photo_1"
+    assert viz.safe_file_stem("<script>.png") == "script"
+    assert viz.safe_file_stem(None) == viz.safe_file_stem("...") == "image"
+
+
+@pytest.mark.parametrize("merge", ["attention", "average", "max"])
+def test_build_view_gives_every_map_at_one_display_size(predictions, merge):
+    prediction = predictions[merge]
+    view = viz.build_view(prediction, CLASSES, PALETTE, class_index=1, width=120)
+    size = view.size
+    assert size == (round(61 * 120 / 83), 120)
+    assert len(view.scales) == 3
+    for column in view.scales:
+        arrays = [column.input, column.labels, column.class_map] + ([column.attention] if merge != "max" else [])
+        assert all(a.shape == (*size, 3) and a.dtype == np.uint8 for a in arrays)
+        assert (column.attention is None) == (merge == "max")
+    assert view.fused_labels.shape == (*size, 3) and view.score_range == (0.0, 1.0)
+    assert (view.dominant is None) == (merge == "average")
+    assert (view.entropy is None) == (merge == "max")
+    assert math.isclose(sum(s.share for s in view.shares), 1.0)
+    raw = viz.build_view(prediction, CLASSES, PALETTE, class_index=2, score_kind="score", width=120)
+    low, high = raw.score_range
+    assert low < high and low <= prediction.score_maps[:, 2].min() + 1e-4 and high >= prediction.score_maps[:, 2].max() - 1e-4
+
+
+def test_average_pooling_entropy_is_maximal(predictions):
+    view = viz.build_view(predictions["average"], CLASSES, PALETTE, width=60)
+    top = tuple(viz._colormap_table(viz.ENTROPY_CMAP)[255])
+    assert (view.entropy.reshape(-1, 3) == top).all()
+
+
+def test_palette_png_holds_class_indices_and_the_palette(predictions):
+    labels = predictions["attention"].labels
+    image = Image.open(io.BytesIO(viz.palette_png(labels, PALETTE)))
+    assert image.mode == "P" and image.size == (83, 61)
+    np.testing.assert_array_equal(np.asarray(image), labels)
+    assert image.getpalette()[:9] == [v for colour in PALETTE for v in colour]
+
+
+def test_attention_png_tiles_the_scales(predictions):
+    image = Image.open(io.BytesIO(viz.attention_png(predictions["attention"].attention, (61, 83), gap=8)))
+    assert image.size == (3 * 83 + 2 * 8, 61) and image.mode == "RGB"
+
+
+@pytest.mark.parametrize("merge", ["attention", "max"])
+def test_npz_holds_every_map_without_pickles(predictions, merge):
+    prediction = predictions[merge]
+    data = np.load(io.BytesIO(viz.prediction_npz(prediction, CLASSES, PALETTE)), allow_pickle=False)
+    np.testing.assert_array_equal(data["labels"], prediction.labels)
+    np.testing.assert_array_equal(data["score_maps"], prediction.score_maps)
+    np.testing.assert_array_equal(data["scales"], prediction.scales)
+    assert list(data["classes"]) == list(CLASSES) and str(data["merge"]) == merge
+    assert data["dominant_scale"].shape == prediction.fused.shape[1:]
+    assert ("attention" in data) == (merge == "attention")
+    if merge == "attention":
+        np.testing.assert_allclose(data["attention_entropy_bits"], viz.attention_entropy(prediction.attention), rtol=1e-6)
+
+
+def test_side_by_side_figure_renders(predictions):
+    view = viz.build_view(predictions["attention"], CLASSES, PALETTE, width=80)
+    figure = viz.side_by_side_figure(view, predictions["attention"], CLASSES, title="test")
+    data = viz.figure_png(figure, dpi=40)
+    image = Image.open(io.BytesIO(data))
+    assert image.format == "PNG" and image.size[0] > 100
+    assert len(figure.axes) >= 3 * 4 + 3  # four rows of three scales, the fused row, colour bars
