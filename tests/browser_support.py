@@ -157,8 +157,8 @@ def upload(page, path: Path) -> None:
 
 
 def choose_radio(page, label: str) -> None:
-    """Click the radio option whose visible text is ``label``."""
-    page.locator('[data-testid="stRadio"] label').filter(has_text=label).first.click()
+    """Click the radio option whose visible text is exactly ``label``."""
+    page.locator('[data-testid="stRadio"] label').filter(has=page.get_by_text(label, exact=True)).first.click()
 
 
 def full_page_screenshot(page, path: Path | str, width: int | None = None) -> None:
