@@ -1,0 +1,443 @@
+"""Diagnostics: one pixel's Eq. 1-2, merges side by side, scales over many images, and their figures.
+
+Every number is checked against the prediction's own arrays or an independent computation
+(torch's softmax and interpolation, a hand-counted IoU, the generator's own object metadata).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from segscale.checkpoint import model_from_checkpoint, save_checkpoint
+from segscale.diagnostics import (
+    cell_center,
+    compare_merges,
+    entropy_bits,
+    image_diagnostics,
+    nearest_cell,
+    pixel_breakdown,
+    scale_diagnostics,
+)
+from segscale.evaluation import evaluate_scaleshapes, size_bin_index
+from segscale.inference import FastPathOptions
+from segscale.modeling import build_model
+from segscale.predictor import Prediction, Predictor, StageTimings
+
+from .conftest import tiny_config, tiny_metadata
+
+FLOAT32 = FastPathOptions(autocast="off")  # the reference precision, whatever the CPU
+
+
+def _sharpen(model, seed: int = 1):
+    """Spread a fresh model's logits and scores (its heads start near zero) so weights are far from 1/S."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        fc8 = model.score_head.fc8
+        weight = torch.randn(fc8.weight.shape, generator=generator)
+        # Zero-sum over features: fc7 is non-negative with a strong common mode, which would
+        # otherwise make one class win everywhere at every scale.
+        fc8.weight.copy_((weight - weight.mean(dim=1, keepdim=True)) * 0.5)
+        if model.attention_head is not None:
+            score = model.attention_head.layers.score
+            score.weight.copy_(torch.randn(score.weight.shape, generator=generator) * 3.0)
+            score.bias.copy_(torch.randn(score.bias.shape, generator=generator))
+    return model
+
+
+def _predictor(path) -> Predictor:
+    model, metadata = model_from_checkpoint(path)
+    return Predictor(_sharpen(model), metadata, device="cpu", options=FLOAT32)
+
+
+@pytest.fixture
+def rgb():
+    return np.random.default_rng(3).integers(0, 256, size=(45, 70, 3), dtype=np.uint8)
+
+
+def _synthetic(score_maps, logits=None, merge="attention", size=(9, 5)) -> Prediction:
+    """A Prediction built from hand-chosen grid arrays, fused and labelled by the model's own functions."""
+    from segscale.modeling.fusion import merge_score_maps
+    from segscale.modeling.geometry import resize_bilinear
+
+    score_maps = np.asarray(score_maps, np.float32)
+    logits_t = None if logits is None else torch.from_numpy(np.asarray(logits, np.float32))[None]
+    fused, weights = merge_score_maps(torch.from_numpy(score_maps)[None], merge, logits_t)
+    labels = resize_bilinear(fused, size).argmax(dim=1)[0].numpy()
+    return Prediction(
+        scales=tuple(1.0 / (k + 1) for k in range(score_maps.shape[0])),
+        merge=merge,
+        image=np.zeros((*size, 3), np.uint8),
+        score_maps=score_maps,
+        attention_logits=None if logits is None else np.asarray(logits, np.float32),
+        attention=None if weights is None else weights[0].numpy(),
+        fused=fused[0].numpy(),
+        labels=labels,
+        original_size=size,
+        device="CPU",
+        timings=StageTimings(0, 0, 0),
+    )
+
+
+# ------------------------------------------------------------------ pixel -> cell
+
+
+@pytest.mark.parametrize("pixels, cells", [(45, 6), (70, 9), (16, 2), (513, 65), (100, 100), (37, 1)])
+def test_nearest_cell_is_the_closest_cell_centre(pixels, cells):
+    centres = np.linspace(0, pixels - 1, cells) if cells > 1 else np.zeros(1)
+    for r in range(pixels):
+        k = nearest_cell(r, 0, (pixels, 1), (cells, 1))[0]
+        assert abs(centres[k] - r) <= np.abs(centres - r).min() + 1e-9, (r, k)
+        assert cell_center((k, 0), (pixels, 1), (cells, 1))[0] == pytest.approx(centres[k])
+
+
+def test_corners_and_centre_map_to_the_corner_and_centre_cells():
+    size, grid = (65, 81), (9, 11)  # cell k sits on pixel 8k exactly
+    assert nearest_cell(0, 0, size, grid) == (0, 0)
+    assert nearest_cell(64, 80, size, grid) == (8, 10)
+    assert nearest_cell(0, 80, size, grid) == (0, 10)
+    assert nearest_cell(32, 40, size, grid) == (4, 5)
+    assert cell_center((4, 5), size, grid) == (32.0, 40.0)
+    assert nearest_cell(35, 43, size, grid) == (4, 5) and nearest_cell(36, 44, size, grid) == (5, 6)  # halves round up
+
+
+# ------------------------------------------------------------------ Eq. 1 and Eq. 2 at a pixel
+
+
+@pytest.mark.parametrize("head", ["shared", "paper"])
+def test_breakdown_satisfies_eq2_and_eq1_against_the_prediction(make_checkpoint, rgb, head):
+    predictor = _predictor(make_checkpoint(head=head))
+    prediction = predictor.predict(rgb, merge="attention")
+    torch_weights = torch.softmax(torch.from_numpy(prediction.attention_logits).double(), dim=0).numpy()
+    assert torch_weights.max() > 0.6, "the test model's attention should be far from uniform"
+    for row, col in [(0, 0), (44, 69), (22, 35), (7, 61)]:
+        b = pixel_breakdown(prediction, row, col, predictor.classes, top_k=3)
+        i, j = b.cell
+        sm = b.softmax
+        np.testing.assert_array_equal(sm.logits, prediction.attention_logits[:, i, j].astype(np.float64))
+        assert sm.max_logit == max(sm.logits)
+        np.testing.assert_allclose(sm.shifted, np.array(sm.logits) - sm.max_logit, rtol=0, atol=0)
+        np.testing.assert_allclose(sm.exps, np.exp(sm.shifted), rtol=1e-15)
+        assert sm.exp_sum == pytest.approx(sum(sm.exps), rel=1e-15)
+        np.testing.assert_allclose(sm.weights, torch_weights[:, i, j], rtol=1e-12)
+        np.testing.assert_allclose(sm.weights, prediction.attention[:, i, j], atol=2e-7)  # the model's own w^s
+        attention = b.fusion("attention")
+        f = prediction.score_maps[:, :, i, j].astype(np.float64)
+        np.testing.assert_allclose(attention.terms, torch_weights[:, i, j, None] * f, rtol=1e-12)
+        np.testing.assert_allclose(np.sum(attention.terms, axis=0), attention.fused, rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(attention.fused, prediction.fused[:, i, j], rtol=1e-5, atol=1e-6)  # the model's own g
+        assert attention.winner == int(np.argmax(prediction.fused[:, i, j]))
+        assert b.scale_winners == tuple(int(c) for c in f.argmax(axis=1))
+
+
+def test_average_and_max_at_the_cell_match_the_model_run_with_those_merges(make_checkpoint, rgb):
+    predictor = _predictor(make_checkpoint())
+    runs = {merge: predictor.predict(rgb, merge=merge) for merge in ("attention", "average", "max")}
+    b = pixel_breakdown(runs["attention"], 30, 12, predictor.classes)
+    i, j = b.cell
+    f = runs["attention"].score_maps[:, :, i, j].astype(np.float64)
+    average, maximum = b.fusion("average"), b.fusion("max")
+    assert average.weights == pytest.approx((1 / 3,) * 3)
+    np.testing.assert_allclose(average.fused, runs["average"].fused[:, i, j], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(maximum.fused, runs["max"].fused[:, i, j], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(maximum.source_scales, f.argmax(axis=0))
+    assert maximum.weights is None and maximum.terms is None
+    assert average.winner == int(runs["average"].fused[:, i, j].argmax())
+    assert maximum.winner == int(runs["max"].fused[:, i, j].argmax())
+    # A max-merged prediction has no logits: no Eq. 2, but the same average and max numbers.
+    b_max = pixel_breakdown(runs["max"], 30, 12, predictor.classes)
+    assert b_max.softmax is None and b_max.methods == ("average", "max") and b_max.merge == "max"
+    np.testing.assert_allclose(b_max.fusion("max").fused, maximum.fused, rtol=1e-6)
+    assert b_max.latex_eq2() is None and len(b_max.latex_blocks()) == 1
+    assert "not shown" in b_max.to_text()
+    with pytest.raises(ValueError, match="available: average, max"):
+        b_max.fusion("attention")
+
+
+def test_model_without_attention_head(make_checkpoint, rgb):
+    predictor = _predictor(make_checkpoint(merge="average"))
+    prediction = predictor.predict(rgb)
+    b = pixel_breakdown(prediction, 10, 10, predictor.classes)
+    assert b.softmax is None and b.merge == "average"
+    np.testing.assert_allclose(b.own.fused, prediction.fused[:, b.cell[0], b.cell[1]], rtol=1e-5, atol=1e-6)
+
+
+def test_shown_classes_are_the_top_k_of_the_fusion_then_the_chosen_one():
+    scores = np.zeros((2, 5, 2, 2))
+    scores[0, :, 0, 0] = [0.0, 4.0, 1.0, 3.0, -2.0]
+    scores[1, :, 0, 0] = [1.0, 0.0, 5.0, 1.0, -1.0]
+    prediction = _synthetic(scores, logits=np.zeros((2, 2, 2)), size=(9, 9))
+    names = ("a", "b", "c", "d", "e")
+    b = pixel_breakdown(prediction, 0, 0, names, top_k=2)  # g = (0.5, 2, 3, 2, -1.5): c, then b (first of the tie)
+    assert b.shown_classes == (2, 1)
+    assert pixel_breakdown(prediction, 0, 0, names, top_k=2, chosen_class="e").shown_classes == (2, 1, 4)
+    assert pixel_breakdown(prediction, 0, 0, names, top_k=2, chosen_class=1).shown_classes == (2, 1)
+    assert b.scale_winners == (1, 2)
+    with pytest.raises(ValueError, match="unknown class"):
+        pixel_breakdown(prediction, 0, 0, names, chosen_class="zebra")
+    with pytest.raises(ValueError, match="outside"):
+        pixel_breakdown(prediction, 9, 0, names)
+    with pytest.raises(ValueError, match="outside"):
+        pixel_breakdown(prediction, 0, -1, names)
+
+
+def test_label_between_cells_can_differ_from_the_nearest_cell_and_says_so():
+    # Two cells along the rows: cell 0 (pixel row 0) mildly class 0, cell 1 (row 8) strongly class 1.
+    scores = np.zeros((1, 2, 2, 1))
+    scores[0, :, 0, 0] = [1.0, 0.0]
+    scores[0, :, 1, 0] = [0.0, 10.0]
+    prediction = _synthetic(scores, logits=np.zeros((1, 2, 1)), size=(9, 1))
+    b = pixel_breakdown(prediction, 3, 0, ("near", "far"))
+    assert b.cell == (0, 0) and b.cell_winner == 0
+    # g at row 3 is 5/8 of cell 0 and 3/8 of cell 1: (0.625, 3.75).
+    np.testing.assert_allclose(b.pixel_scores, [0.625, 3.75])
+    assert b.pixel_label == 1 == prediction.labels[3, 0]
+    assert b.note is not None and "far" in b.note and "near" in b.note
+    # Row 0 sits on cell 0 itself: g = (1, 0), the cell's own winner, no note.
+    on_cell = pixel_breakdown(prediction, 0, 0, ("near", "far"))
+    assert on_cell.pixel_label == 0 and on_cell.note is None
+
+
+def test_pixel_scores_are_the_upsampled_fused_map(make_checkpoint, rgb):
+    predictor = _predictor(make_checkpoint())
+    prediction = predictor.predict(rgb)
+    upsampled = torch.nn.functional.interpolate(
+        torch.from_numpy(prediction.fused)[None].double(), size=rgb.shape[:2], mode="bilinear", align_corners=True
+    )[0].numpy()
+    for row, col in [(0, 0), (44, 69), (13, 27), (40, 3)]:
+        b = pixel_breakdown(prediction, row, col, predictor.classes)
+        np.testing.assert_allclose(b.pixel_scores, upsampled[:, row, col], rtol=1e-12, atol=1e-12)
+        assert b.pixel_label == prediction.labels[row, col] == upsampled[:, row, col].argmax()
+        assert (b.note is None) == (b.pixel_label == b.cell_winner)
+
+
+def test_text_latex_and_json_carry_the_numbers(make_checkpoint, rgb):
+    predictor = _predictor(make_checkpoint())
+    b = pixel_breakdown(predictor.predict(rgb), 20, 30, predictor.classes, top_k=2)
+    text = b.to_text()
+    assert "Eq. 2" in text and "Eq. 1" in text and "average pooling" in text and "max pooling" in text
+    for w in b.softmax.weights:
+        assert f"{w:.4f}" in text
+    assert f"{b.softmax.exp_sum:.6f}" in text
+    winner = b.classes[b.own.winner]
+    assert f"winner: {winner}" in text
+    eq2, eq1 = b.latex_blocks()
+    for block in (eq2, eq1):
+        assert block.count("{") == block.count("}") and block.startswith("\\begin{aligned}")
+    assert f"{b.softmax.weights[0]:.4f}" in eq2
+    assert all(f"\\text{{{b.classes[c]}}}" in eq1 for c in b.shown_classes)
+    data = json.loads(json.dumps(b.to_dict()))
+    assert data["cell"]["row"] == b.cell[0] and data["fusions"]["attention"]["winner"] == winner
+    assert data["softmax"]["weights"] == list(b.softmax.weights)
+    assert [r["scale"] for r in b.scale_rows()] == list(b.scales)
+    assert [r["merge"] for r in b.merge_rows()] == ["attention", "average", "max"]
+
+
+# ------------------------------------------------------------------ merge comparison
+
+
+def _iou_by_hand(truth, predicted, num_classes):
+    keep = truth != 255
+    ious = []
+    for c in range(num_classes):
+        tp = np.sum(keep & (truth == c) & (predicted == c))
+        fp = np.sum(keep & (truth != c) & (predicted == c))
+        fn = np.sum(keep & (truth == c) & (predicted != c))
+        ious.append(tp / (tp + fp + fn) if tp + fp + fn else np.nan)
+    return np.array(ious)
+
+
+def test_compare_merges_against_independent_computations(make_checkpoint, rgb):
+    predictor = _predictor(make_checkpoint())
+    prediction = predictor.predict(rgb, merge="attention")
+    truth = np.random.default_rng(0).integers(0, 3, size=rgb.shape[:2])
+    truth[:5] = 255
+    comparison = compare_merges(prediction, truth, predictor.classes)
+    assert comparison.methods == ("attention", "average", "max")
+
+    scores = torch.from_numpy(prediction.score_maps).double()  # (S, C, h, w)
+    weights = torch.softmax(torch.from_numpy(prediction.attention_logits).double(), dim=0)
+    fused = {"attention": (weights[:, None] * scores).sum(0), "average": scores.mean(0), "max": scores.amax(0)}
+    for method, g in fused.items():
+        up = torch.nn.functional.interpolate(g[None], size=rgb.shape[:2], mode="bilinear", align_corners=True)[0]
+        expected = up.argmax(0).numpy()
+        result = comparison.result(method)
+        assert (result.labels == expected).mean() > 0.999
+        np.testing.assert_array_equal(result.errors, (truth != 255) & (result.labels != truth))
+        np.testing.assert_allclose(result.scores.class_iou, _iou_by_hand(truth, result.labels, 3), equal_nan=True)
+        assert result.scores.pixel_accuracy == pytest.approx(np.mean(result.labels[truth != 255] == truth[truth != 255]))
+    assert (comparison.result("attention").labels == prediction.labels).mean() > 0.999
+
+    stack = np.stack([comparison.result(m).labels for m in comparison.methods])
+    brute = np.array([[len(set(stack[:, r, c])) > 1 for c in range(stack.shape[2])] for r in range(stack.shape[1])])
+    np.testing.assert_array_equal(comparison.disagreement, brute)
+    assert comparison.disagreement.any(), "a sharpened random model should make the merges disagree somewhere"
+    assert comparison.disagreement_share == pytest.approx(brute.mean())
+    pairs = {(a, b): share for a, b, share in comparison.agreement}
+    assert set(pairs) == {("attention", "average"), ("attention", "max"), ("average", "max")}
+    assert pairs[("average", "max")] == pytest.approx((stack[1] == stack[2]).mean())
+    contested = brute & (truth != 255)
+    assert comparison.result("max").correct_where_disagree == pytest.approx(np.mean(stack[2][contested] == truth[contested]))
+    json.dumps(comparison.to_dict())
+    assert [row["merge"] for row in comparison.summary_rows()] == ["attention", "average", "max"]
+
+
+def test_compare_without_ground_truth_or_attention_head(make_checkpoint, rgb):
+    predictor = _predictor(make_checkpoint(merge="average"))
+    prediction = predictor.predict(rgb)
+    comparison = compare_merges(prediction, classes=predictor.classes)
+    assert comparison.methods == ("average", "max") and not comparison.has_ground_truth
+    assert all(r.scores is None and r.errors is None for r in comparison.results)
+    assert [a[:2] for a in comparison.agreement] == [("average", "max")]
+    with pytest.raises(ValueError, match="must match"):
+        compare_merges(prediction, np.zeros((10, 10), np.int64), predictor.classes)
+    with pytest.raises(ValueError, match="outside"):
+        compare_merges(prediction, np.full(rgb.shape[:2], 7), predictor.classes)
+
+
+# ------------------------------------------------------------------ scales over many images
+
+
+@pytest.fixture(scope="module")
+def shapes_predictor(tmp_path_factory):
+    """A sharpened tiny model with ScaleShapes' classes (module-wide: its runs are the slow part)."""
+    from segscale.data.scaleshapes import CLASSES, PALETTE
+
+    torch.manual_seed(0)
+    config = tiny_config(num_classes=len(CLASSES))
+    path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "shapes.pt", build_model(config), tiny_metadata(config, CLASSES, PALETTE))
+    return _predictor(path)
+
+
+@pytest.fixture(scope="module")
+def two_images(shapes_predictor):
+    return scale_diagnostics(shapes_predictor, "val", 2, merges=("attention", "average", "max"))
+
+
+def test_object_table_matches_the_generator_and_the_aggregates_match_the_table(shapes_predictor, two_images):
+    from segscale.data.scaleshapes import generate_sample
+
+    d = two_images
+    samples = [generate_sample("val", k) for k in range(2)]
+    visible = [(k, o) for k, s in enumerate(samples) for o in s.objects if o.visible_pixels > 0]
+    assert [(r.image_index, r.instance_id) for r in d.objects] == [(k, o.instance_id) for k, o in visible]
+    assert [r.visible_pixels for r in d.objects] == [o.visible_pixels for _, o in visible]
+    assert [r.extent for r in d.objects] == [o.extent for _, o in visible]
+    for r in d.objects:
+        assert sum(r.weights) == pytest.approx(1.0, abs=1e-5)
+        assert r.dominant_scale == d.scales[int(np.argmax(r.weights))]
+    # Bin and class means are the means of the table's rows (computed separately from the accumulators).
+    for b in range(len(d.bin_edges) - 1):
+        rows = [r.weights for r in d.objects if size_bin_index(r.extent) == b]
+        assert d.objects_per_bin[b] == len(rows)
+        if rows:
+            np.testing.assert_allclose(d.weight_by_extent[b], np.mean(rows, axis=0), rtol=1e-9)
+        else:
+            assert np.isnan(d.weight_by_extent[b]).all()
+    for c in range(len(d.classes)):
+        rows = [r.weights for r in d.objects if r.class_index == c]
+        if rows:
+            np.testing.assert_allclose(d.weight_by_class[c], np.mean(rows, axis=0), rtol=1e-9)
+    # One object's recall and its image's dominant shares, recomputed here.
+    sample = samples[0]
+    prediction = shapes_predictor.predict(sample.image, merge="max")
+    first = d.objects[0]
+    mask = sample.instances == first.instance_id
+    assert first.recall[d.merges.index("max")] == pytest.approx(np.mean(prediction.labels[mask] == first.class_index), abs=2e-3)
+    assert d.dominant_share.sum() == pytest.approx(1.0)
+
+
+def test_scale_diagnostics_agree_with_evaluate_and_are_deterministic(shapes_predictor, two_images):
+    # Image 1 alone (start=1) gives the same rows as in the two-image run ...
+    merges = two_images.merges
+    alone = scale_diagnostics(shapes_predictor, "val", 1, merges=merges, start=1)
+    assert alone.objects == tuple(r for r in two_images.objects if r.image_index == 1)
+    # ... and the same scores and attention by size as `segscale evaluate` on that image.
+    report = evaluate_scaleshapes(shapes_predictor, "val", 1, None, merges, start=1)
+    for merge in merges:
+        assert alone.miou(merge) == pytest.approx(report["merges"][merge]["miou"], rel=1e-12)
+    for row, ours in zip(report["attention_by_size"], alone.extent_rows()):
+        assert row["objects"] == ours["objects"]
+        for s in alone.scales:
+            theirs, mine = row["mean_weight"][str(s)], ours[f"weight_s{s:g}"]
+            assert (theirs is None and mine is None) or mine == pytest.approx(theirs)
+
+
+def test_csv_json_and_pickle(two_images):
+    rows = list(csv.DictReader(io.StringIO(two_images.to_csv())))
+    assert len(rows) == len(two_images.objects)
+    assert set(rows[0]) >= {"image_index", "class", "extent_px", "visible_pixels", "weight_s1", "weight_s0.5", "dominant_scale", "recall_max"}
+    assert float(rows[0]["weight_s0.75"]) == pytest.approx(two_images.objects[0].weights[1], abs=1e-6)
+    data = json.loads(json.dumps(two_images.to_dict()))
+    assert data["images"] == 2 and set(data["merges"]) == {"attention", "average", "max"}
+    assert sum(data["dominant_share"].values()) == pytest.approx(1.0)
+    again = pickle.loads(pickle.dumps(two_images))
+    assert again.to_csv() == two_images.to_csv()
+
+
+def test_scale_diagnostics_refuse_other_classes_and_bad_counts(make_checkpoint):
+    predictor = Predictor.from_checkpoint(make_checkpoint(), device="cpu")
+    with pytest.raises(ValueError, match="ScaleShapes"):
+        scale_diagnostics(predictor, "val", 1)
+    shapes = Predictor.from_checkpoint(make_checkpoint(scaleshapes=True), device="cpu")
+    with pytest.raises(ValueError, match="count"):
+        scale_diagnostics(shapes, "val", 0)
+    with pytest.raises(ValueError, match="unknown merge"):
+        scale_diagnostics(shapes, "val", 1, merges=("median",))
+
+
+def test_image_set_diagnostics(make_checkpoint, rgb):
+    from segscale.modeling.geometry import resize_bilinear
+
+    predictor = _predictor(make_checkpoint())
+    other = np.random.default_rng(9).integers(0, 256, size=(33, 20, 3), dtype=np.uint8)
+    result = image_diagnostics(predictor, [rgb, other], ["a.png", "b.jpg"])
+    for record, image in zip(result.images, (rgb, other)):
+        prediction = predictor.predict(image)
+        up = resize_bilinear(torch.from_numpy(prediction.attention)[None].double(), image.shape[:2])[0].numpy()
+        np.testing.assert_allclose(record.mean_weights, up.mean(axis=(1, 2)), rtol=1e-5)
+        np.testing.assert_allclose(record.dominant_share, np.bincount(up.argmax(0).ravel(), minlength=3) / up[0].size, atol=2e-3)
+        assert record.mean_entropy_bits == pytest.approx(np.mean(-(up * np.log2(up)).sum(0)), rel=1e-4)
+    assert result.max_entropy_bits == pytest.approx(math.log2(3))
+    rows = list(csv.DictReader(io.StringIO(result.to_csv())))
+    assert [r["image"] for r in rows] == ["a.png", "b.jpg"]
+    json.dumps(result.to_dict())
+    with pytest.raises(ValueError, match="no attention head"):
+        image_diagnostics(_predictor(make_checkpoint(merge="max")), [rgb])
+
+
+def test_entropy_bits_by_hand():
+    weights = np.array([[0.5, 1.0, 1 / 3], [0.5, 0.0, 1 / 3], [0.0, 0.0, 1 / 3]])
+    np.testing.assert_allclose(entropy_bits(weights), [1.0, 0.0, math.log2(3)])
+
+
+# ------------------------------------------------------------------ figures
+
+
+def test_figures(two_images, make_checkpoint, rgb):
+    from segscale import plots
+
+    figures = plots.diagnostics_figures(two_images)
+    assert set(figures) == {"miou_by_merge", "weight_by_extent", "weight_by_class", "dominant_share"}
+    axes = figures["weight_by_extent"].axes[0]
+    assert axes.get_xscale() == "log"
+    assert [line.get_label() for line in axes.get_lines()][:3] == ["s = 1", "s = 0.75", "s = 0.5"]
+    assert len(axes.collections) == 3  # one scatter of objects per scale
+    bars = figures["miou_by_merge"].axes[0].patches
+    assert [b.get_height() for b in bars[:3]] == pytest.approx([s.miou for s in two_images.scores])
+    assert plots.figure_png(figures["dominant_share"]).startswith(b"\x89PNG")
+
+    predictor = _predictor(make_checkpoint())
+    prediction = predictor.predict(rgb)
+    comparison = compare_merges(prediction, np.zeros(rgb.shape[:2], np.int64), predictor.classes)
+    figure = plots.merge_comparison_figure(comparison, prediction.image, predictor.palette)
+    assert len(figure.axes) == 10  # image, 3 labels, disagreement; truth, 3 error maps, a blank
+    colours = plots.colorize_labels(np.array([[0, 1], [2, 255]]), predictor.palette)
+    assert colours[1, 1].tolist() == [255, 255, 255] and colours[0, 1].tolist() == list(predictor.palette[1])
