@@ -1,0 +1,537 @@
+"""What a checkpoint is: its layers with their receptive field, its training card, and the checkpoints on disk.
+
+For the "How it works" and "Checkpoints" views and their command-line twins (``segscale
+describe``, ``segscale checkpoints``):
+
+* :func:`architecture_summary` walks a :class:`~segscale.modeling.MultiScaleNet` -- trunk,
+  score head, attention head -- and lists every layer with its geometry, parameters and the
+  receptive field and jump (effective stride) after it;
+* :func:`training_card` turns a checkpoint's metadata into (field, value) pairs a person reads;
+* :func:`list_checkpoints` and :func:`load_checkpoint_bytes` describe the shipped files and read
+  an uploaded one (``weights_only=True``, so a file cannot run code).
+
+Receptive field. Along one axis, with r the receptive field (input pixels one output cell
+sees) and j the jump (input pixels between neighbouring output cells), a layer of kernel k,
+dilation d, stride s and padding p maps
+
+    k_eff = d (k - 1) + 1
+    r_out = r_in + (k_eff - 1) j_in
+    j_out = j_in s
+    c_out = c_in + ((k_eff - 1) / 2 - p) j_in      (the input coordinate output cell 0 is centred on)
+
+starting from r = j = 1, c = 0 at the input. Padding moves the field but never changes its
+size. Every layer of DeepLab-LargeFOV pads symmetrically (p = (k_eff - 1) / 2), so c stays 0:
+output cell k is centred on input pixel 8k, the geometry :mod:`segscale.modeling.geometry`
+assumes. Only convolutions and pooling change r, j or c; activations, normalisation and
+dropout act per position.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import MISSING, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from .checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
+
+__all__ = [
+    "ArchitectureSummary",
+    "CheckpointCard",
+    "LayerRow",
+    "architecture_summary",
+    "checkpoint_card",
+    "list_checkpoints",
+    "load_checkpoint_bytes",
+    "paper_model_summary",
+    "training_card",
+    "training_card_markdown",
+]
+
+PARTS = ("trunk", "score head", "attention head")
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer, with the receptive field and jump of its output.
+
+    part: "trunk", "score head" or "attention head". name: the layer's name in its part
+    ("conv1_1", "pool1", "fc8", "conv"). kind: "conv", "atrous conv", "max pool", "ReLU", ...
+    kernel, stride, dilation, padding: along one axis (every layer here is square); None for
+    layers that act per position. in_channels, out_channels: None where they do not apply.
+    parameters: weights and biases of this layer alone.
+    receptive_field, jump, center: r, j and c after the layer (see the module docstring), in
+    pixels of the input image at the scale it is fed (attention head: continuing from fc7).
+    """
+
+    part: str
+    name: str
+    kind: str
+    kernel: int | None
+    stride: int | None
+    dilation: int | None
+    padding: int | None
+    in_channels: int | None
+    out_channels: int | None
+    parameters: int
+    receptive_field: int
+    jump: int
+    center: float
+
+    @property
+    def is_spatial(self) -> bool:
+        """True for the layers that set the geometry (convolutions and pooling)."""
+        return self.kernel is not None
+
+
+@dataclass(frozen=True)
+class ArchitectureSummary:
+    """A model's layers in order and its totals.
+
+    layers: every leaf layer of the trunk, the score head and the attention head (if any).
+    parameters: per part, {"trunk": ..., "score head": ..., "attention head": ...} (0 without a head).
+    output_stride: the trunk's jump at fc7 (8 for DeepLab-LargeFOV).
+    receptive_field: pixels one cell of the score map f^s sees (the trunk's, since fc8 is 1x1).
+    attention_receptive_field: pixels one attention logit h^s sees; None without a head.
+    center_offset: the input coordinate output cell 0 is centred on (0: cell k on pixel k x stride).
+    trunk, width, norm, head_kind, merge, scales, num_classes, feature_channels: from the config.
+    """
+
+    layers: tuple[LayerRow, ...]
+    parameters: dict[str, int]
+    output_stride: int
+    receptive_field: int
+    attention_receptive_field: int | None
+    center_offset: float
+    trunk: str
+    width: float
+    norm: str
+    head_kind: str | None
+    merge: str
+    scales: tuple[float, ...]
+    num_classes: int
+    feature_channels: int
+
+    @property
+    def total_parameters(self) -> int:
+        return sum(self.parameters.values())
+
+    def receptive_field_at_scale(self, scale: float) -> float:
+        """The receptive field in pixels of the *original* image when the network sees it at ``scale``.
+
+        The same network on an image shrunk by s sees 1/s times more of the original: the
+        reason coarse scales help with large objects.
+        """
+        return self.receptive_field / scale
+
+    def rows(self, spatial_only: bool = False) -> list[dict]:
+        """The layer table as flat dicts (for st.dataframe); ``spatial_only`` keeps convolutions and pooling."""
+        return [
+            {
+                "part": row.part, "layer": row.name, "kind": row.kind, "kernel": row.kernel, "stride": row.stride,
+                "dilation": row.dilation, "padding": row.padding, "in": row.in_channels, "out": row.out_channels,
+                "parameters": row.parameters, "receptive field": row.receptive_field, "jump": row.jump,
+            }  # fmt: skip
+            for row in self.layers
+            if row.is_spatial or not spatial_only
+        ]
+
+    def totals(self) -> list[tuple[str, str]]:
+        """(field, value) pairs of the totals, in words."""
+        pairs = [
+            ("trunk", f"{self.trunk}, width {_fraction(self.width)}, norm {self.norm}, {self.feature_channels} fc7 channels"),
+            ("attention head", self.head_kind or f"none (merges by {self.merge})"),
+            ("parameters", f"{self.total_parameters:,} in all"),
+        ]
+        pairs += [(f"  {part}", f"{self.parameters[part]:,}") for part in PARTS]
+        pairs += [
+            ("output stride", f"{self.output_stride} (a score-map cell every {self.output_stride} input pixels)"),
+            ("receptive field", f"{self.receptive_field} x {self.receptive_field} input pixels per score-map cell"),
+        ]
+        if self.attention_receptive_field is not None:
+            pairs.append(("attention receptive field", f"{self.attention_receptive_field} px (its 3x3 conv reads neighbouring fc7 cells)"))
+        pairs.append((
+            "at each scale",
+            ", ".join(f"s={s:g}: {self.receptive_field_at_scale(s):.0f} px of the original" for s in self.scales),
+        ))  # fmt: skip
+        return pairs
+
+    def to_text(self, spatial_only: bool = False) -> str:
+        """The layer table and the totals, aligned for a terminal."""
+        header = (
+            f"{'part':<15}{'layer':<14}{'kind':<12}{'k':>3}{'s':>3}{'d':>4}{'p':>4}{'in':>6}{'out':>6}"
+            f"{'params':>11}{'RF':>6}{'jump':>6}"
+        )
+        lines = [header, "-" * len(header)]
+        for row in self.layers:
+            if spatial_only and not row.is_spatial:
+                continue
+            lines.append(
+                f"{row.part:<15}{row.name:<14}{row.kind:<12}{_cell(row.kernel, 3)}{_cell(row.stride, 3)}"
+                f"{_cell(row.dilation, 4)}{_cell(row.padding, 4)}{_cell(row.in_channels, 6)}{_cell(row.out_channels, 6)}"
+                f"{row.parameters:>11,}{row.receptive_field:>6}{row.jump:>6}"
+            )
+        lines.append("")
+        width = max(len(name) for name, _ in self.totals())
+        lines += [f"{name:<{width}}  {value}" for name, value in self.totals()]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "trunk": self.trunk, "width": self.width, "norm": self.norm, "head_kind": self.head_kind, "merge": self.merge,
+            "scales": list(self.scales), "num_classes": self.num_classes, "feature_channels": self.feature_channels,
+            "parameters": dict(self.parameters), "total_parameters": self.total_parameters,
+            "output_stride": self.output_stride, "receptive_field": self.receptive_field,
+            "attention_receptive_field": self.attention_receptive_field, "center_offset": self.center_offset,
+            "layers": self.rows(),
+        }  # fmt: skip
+
+
+class _Geometry:
+    """The running (r, j, c) of the receptive-field recursion."""
+
+    def __init__(self, receptive_field: int = 1, jump: int = 1, center: float = 0.0) -> None:
+        self.receptive_field, self.jump, self.center = receptive_field, jump, center
+
+    def apply(self, kernel: int, stride: int, dilation: int, padding: int) -> None:
+        effective = dilation * (kernel - 1) + 1
+        self.center += ((effective - 1) / 2 - padding) * self.jump
+        self.receptive_field += (effective - 1) * self.jump
+        self.jump *= stride
+
+
+def _square(value, what: str, layer: str) -> int:
+    if isinstance(value, (tuple, list)):
+        if len(set(value)) != 1:
+            raise ValueError(f"{layer}: {what} {tuple(value)} is not square; the summary handles square layers only")
+        value = value[0]
+    return int(value)
+
+
+_KINDS = {
+    nn.ReLU: "ReLU",
+    nn.BatchNorm2d: "batch norm",
+    nn.GroupNorm: "group norm",
+    nn.Dropout: "dropout",
+    nn.Dropout2d: "dropout",
+    nn.Identity: "identity",
+}
+
+
+def _layer_rows(part: str, module: nn.Module | None, geometry: _Geometry) -> list[LayerRow]:
+    if module is None:
+        return []
+    rows = []
+    for path, layer in module.named_modules():
+        if any(True for _ in layer.children()):
+            continue  # containers: their leaves are listed
+        name = path.split(".")[-1] if path else type(layer).__name__
+        parameters = sum(p.numel() for p in layer.parameters(recurse=False))
+        kernel = stride = dilation = padding = in_channels = out_channels = None
+        if isinstance(layer, nn.Conv2d):
+            kernel, stride = _square(layer.kernel_size, "kernel", name), _square(layer.stride, "stride", name)
+            dilation, padding = _square(layer.dilation, "dilation", name), _square(layer.padding, "padding", name)
+            in_channels, out_channels = layer.in_channels, layer.out_channels
+            kind = "atrous conv" if dilation > 1 else "conv"
+        elif isinstance(layer, (nn.MaxPool2d, nn.AvgPool2d)):
+            kernel, stride = _square(layer.kernel_size, "kernel", name), _square(layer.stride, "stride", name)
+            padding = _square(layer.padding, "padding", name)
+            dilation = _square(getattr(layer, "dilation", 1), "dilation", name)
+            kind = "max pool" if isinstance(layer, nn.MaxPool2d) else "avg pool"
+        else:
+            kind = next((text for cls, text in _KINDS.items() if isinstance(layer, cls)), type(layer).__name__)
+            if isinstance(layer, nn.BatchNorm2d):
+                in_channels = out_channels = layer.num_features
+            elif isinstance(layer, nn.GroupNorm):
+                in_channels = out_channels = layer.num_channels
+        if kernel is not None:
+            geometry.apply(kernel, stride, dilation, padding)
+        rows.append(
+            LayerRow(part, name, kind, kernel, stride, dilation, padding, in_channels, out_channels, parameters,
+                     geometry.receptive_field, geometry.jump, geometry.center)
+        )  # fmt: skip
+    return rows
+
+
+def architecture_summary(model: nn.Module) -> ArchitectureSummary:
+    """Every layer of a :class:`~segscale.modeling.MultiScaleNet` with its receptive field, and the totals.
+
+    The trunk is walked generically (any Conv2d / MaxPool2d / AvgPool2d chain, in module
+    order), so the numbers follow the layers actually built, not a table typed in here.
+    The score head and the attention head continue from the trunk's fc7 geometry.
+    """
+    for part in ("trunk", "score_head"):
+        if not hasattr(model, part):
+            raise ValueError(f"expected a MultiScaleNet with a trunk and a score head; {type(model).__name__} has no {part!r}")
+    geometry = _Geometry()
+    trunk_rows = _layer_rows("trunk", model.trunk, geometry)
+    receptive_field, stride, center = geometry.receptive_field, geometry.jump, geometry.center
+    score_rows = _layer_rows("score head", model.score_head, _Geometry(receptive_field, stride, center))
+    head = getattr(model, "attention_head", None)
+    head_geometry = _Geometry(receptive_field, stride, center)
+    head_rows = _layer_rows("attention head", head, head_geometry)
+    config = model.config
+    return ArchitectureSummary(
+        layers=tuple(trunk_rows + score_rows + head_rows),
+        parameters={
+            "trunk": _count(model.trunk),
+            "score head": _count(model.score_head),
+            "attention head": _count(head) if head is not None else 0,
+        },
+        output_stride=stride,
+        receptive_field=score_rows[-1].receptive_field if score_rows else receptive_field,
+        attention_receptive_field=head_geometry.receptive_field if head is not None else None,
+        center_offset=center,
+        trunk=config.trunk.name,
+        width=config.trunk.width,
+        norm=config.trunk.norm,
+        head_kind=config.head.kind if head is not None else None,
+        merge=config.merge,
+        scales=tuple(config.scales),
+        num_classes=config.num_classes,
+        feature_channels=int(getattr(model.trunk, "out_channels", 0)),
+    )
+
+
+def paper_model_summary(num_classes: int = 21) -> ArchitectureSummary:
+    """The summary of the paper's full-width model (VGG-16 LargeFOV, its attention head, scales {1, 0.75, 0.5}).
+
+    Built on PyTorch's "meta" device: shapes only, no memory for its ~21 M weights, so a page
+    can show what the loaded (narrower) checkpoint is a slice of.
+    """
+    import torch
+
+    from .config import HeadConfig, ModelConfig, TrunkConfig
+    from .modeling import build_model
+
+    config = ModelConfig(num_classes=num_classes, trunk=TrunkConfig(width=1.0), head=HeadConfig(kind="paper"))
+    with torch.device("meta"):
+        model = build_model(config)
+    return architecture_summary(model)
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# ============================================================================ the training card
+
+
+def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
+    """What a checkpoint says about itself, as (field, value) pairs in words, missing fields said so."""
+    model = metadata.model
+    training = metadata.training or {}
+    config = training.get("config") or {}
+    pairs: list[tuple[str, str]] = [("name", metadata.name or "(unnamed)")]
+    pairs.append((
+        "trunk",
+        f"{model.trunk.name}, width {_fraction(model.trunk.width)}, norm {model.trunk.norm}, dropout {model.trunk.dropout:g}",
+    ))  # fmt: skip
+    if model.merge == "attention":
+        head = model.head
+        if head.kind == "paper":
+            text = "paper (Chen et al.: all scales' fc7 concatenated, S outputs; fuses only its trained scale set)"
+        else:
+            text = "shared (one head scores each scale's fc7" + (", with log2(s) as an input channel" if head.scale_feature else "") + "; any scale set)"
+        pairs.append(("attention head", f"{text}, {model.head_hidden_channels} hidden channels"))
+    else:
+        pairs.append(("attention head", f"none: trained with {model.merge} pooling over scales"))
+    pairs += [
+        ("trained scales", _scale_set(model.scales)),
+        ("scale range", f"{metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}"),
+        ("default merge", model.merge),
+        ("classes", f"{len(metadata.classes)}: {', '.join(metadata.classes)}"),
+        ("normalisation", f"mean {_triple(metadata.mean)}, std {_triple(metadata.std)} (RGB in 0-1)"),
+    ]
+    if config:
+        data = str(config.get("dataset", "?"))
+        if config.get("dataset") == "scaleshapes" and config.get("train_images"):
+            data += f", {config['train_images']} training images"
+        elif config.get("data_root"):
+            data += f" from {config['data_root']}"
+        if config.get("crop_size"):
+            data += f", {config['crop_size']} px crops"
+        if config.get("augment_scale_range"):
+            low, high = config["augment_scale_range"]
+            data += f", random rescaling {low:g}-{high:g}"
+        pairs.append(("data", data))
+        sampling = config.get("scale_sampling", "fixed")
+        if sampling == "random":
+            low, high = config.get("random_scale_range", ("?", "?"))
+            count = config.get("random_scale_count", ("?", "?"))
+            pairs.append(("scale sets in training", f"random: {count[0]}-{count[1]} scales per step from {low}-{high}"))
+        else:
+            pairs.append(("scale sets in training", f"fixed: {_scale_set(config.get('scales', model.scales))}"))
+        pairs.append(("extra supervision", "yes (E-Supv: a loss on every scale's own output too)" if config.get("extra_supervision") else "no"))
+        optimiser = f"{config.get('optimizer', '?')}, lr {config.get('lr', '?')}, {config.get('schedule', '?')} schedule, batch {config.get('batch_size', '?')}"
+        pairs.append(("optimiser", optimiser))
+        pairs.append(("initialisation", "ImageNet VGG-16" if config.get("imagenet_init") else (f"from {config['init_from']}" if config.get("init_from") else "random")))
+    else:
+        pairs.append(("data", "not recorded"))
+    steps = training.get("steps")
+    planned = config.get("iterations")
+    pairs.append(("steps", "not recorded" if steps is None else (f"{steps} of {planned} planned" if planned and planned != steps else str(steps))))
+    wall = training.get("wall_time_s")
+    pairs.append(("wall time", "not recorded" if wall is None else _duration(float(wall))))
+    machine = training.get("machine")
+    processes = training.get("processes")
+    pairs.append(("machine", "not recorded" if not machine else machine + (f", {processes} processes" if processes and processes > 1 else "")))
+    command = training.get("command") or (_equivalent_command(config) if config else None)
+    pairs.append(("command", command or "not recorded"))
+    if metadata.metrics:
+        pairs += [(f"metric: {key}", _value(value)) for key, value in metadata.metrics.items()]
+    else:
+        pairs.append(("metrics", "none recorded"))
+    return pairs
+
+
+def training_card_markdown(metadata: CheckpointMetadata) -> str:
+    """:func:`training_card` as a two-column Markdown table (for st.markdown)."""
+    lines = ["| field | value |", "|---|---|"]
+    for name, value in training_card(metadata):
+        text = value.replace("|", "\\|")
+        if name == "command":
+            text = f"`{text}`"
+        lines.append(f"| {name} | {text} |")
+    return "\n".join(lines)
+
+
+def _equivalent_command(config: dict) -> str | None:
+    """``python -m segscale train`` with the flags that differ from today's defaults (every setting is a flag)."""
+    from .training.config import TrainConfig
+
+    parts = ["python -m segscale train"]
+    known = {f.name: f for f in fields(TrainConfig)}
+    for name, value in config.items():
+        field = known.get(name)
+        if field is None:
+            continue
+        default = field.default if field.default is not MISSING else None
+        if _same(value, default):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif value is None:
+            continue
+        elif isinstance(value, (list, tuple)):
+            parts.append(flag + " " + " ".join(_value(v) for v in value))
+        else:
+            parts.append(f"{flag} {_value(value)}")
+    return " ".join(parts) + "   (rebuilt from the recorded config)"
+
+
+def _same(value, default) -> bool:
+    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
+        return list(value) == list(default)
+    return value == default
+
+
+# ============================================================================ checkpoints on disk and uploaded
+
+
+@dataclass(frozen=True)
+class CheckpointCard:
+    """One checkpoint file: what it is, or why it cannot be read.
+
+    path: the file. size_bytes: its size. metadata: None when unreadable (then ``error`` says why).
+    summary: short (field, value) pairs: name, trunk, head, scales, data, metrics.
+    """
+
+    path: str
+    size_bytes: int
+    metadata: CheckpointMetadata | None
+    error: str | None
+    summary: tuple[tuple[str, str], ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.metadata is not None
+
+
+SUMMARY_FIELDS = ("name", "trunk", "attention head", "trained scales", "scale range", "data", "steps")
+
+
+def checkpoint_card(path: str | os.PathLike) -> CheckpointCard:
+    """Read one checkpoint's metadata (and check that its weights fit it); never raises for a bad file."""
+    path = Path(path)
+    size = path.stat().st_size if path.is_file() else 0
+    try:
+        _, metadata = model_from_checkpoint(path)
+    except CheckpointError as error:
+        return CheckpointCard(str(path), size, None, str(error), ())
+    card = dict(training_card(metadata))
+    summary = [(name, card[name]) for name in SUMMARY_FIELDS if name in card]
+    summary += [(name, value) for name, value in card.items() if name.startswith("metric")]
+    return CheckpointCard(str(path), size, metadata, None, tuple(summary))
+
+
+def list_checkpoints(folder: str | os.PathLike = "checkpoints") -> list[CheckpointCard]:
+    """A card for every ``*.pt`` in ``folder`` (sorted by name); [] when the folder does not exist."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return [checkpoint_card(path) for path in sorted(folder.glob("*.pt"))]
+
+
+def load_checkpoint_bytes(data: bytes, name: str = "uploaded checkpoint") -> tuple[nn.Module, CheckpointMetadata]:
+    """Build the model in an uploaded checkpoint file's bytes (read with ``weights_only=True``).
+
+    Raises :class:`~segscale.checkpoint.CheckpointError` with a message naming ``name``
+    (never the temporary file it was written to).
+    """
+    if not data:
+        raise CheckpointError(f"{name}: the file is empty (0 bytes)")
+    handle, temporary = tempfile.mkstemp(suffix=".pt")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        try:
+            return model_from_checkpoint(temporary)
+        except CheckpointError as error:
+            message = str(error).replace(f"checkpoint {temporary}", name).replace(temporary, name)
+            raise CheckpointError(message) from None
+    finally:
+        Path(temporary).unlink(missing_ok=True)
+
+
+# ============================================================================ formatting
+
+
+def _fraction(width: float) -> str:
+    if width < 1 and abs(1 / width - round(1 / width)) < 1e-9:
+        return f"1/{round(1 / width)}"
+    return f"{width:g}"
+
+
+def _scale_set(scales) -> str:
+    return "{" + ", ".join(f"{float(s):g}" for s in scales) + "}"
+
+
+def _triple(values) -> str:
+    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_value(v) for v in value)
+    return str(value)
+
+
+def _cell(value, width: int) -> str:
+    return f"{'-' if value is None else value:>{width}}"
