@@ -20,10 +20,9 @@ from torch import nn
 from .checkpoint import CheckpointMetadata, model_from_checkpoint
 from .config import MERGE_MODES
 from .images import DEFAULT_MAX_SIDE, as_rgb_array, cap_longest_side, check_min_size
-from .modeling.geometry import resize_bilinear
+from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions, synchronize
 
-# bf16 labels must agree with float32 on at least this share of pixels for autocast to be kept.
-AUTOCAST_MIN_AGREEMENT = 0.995
+__all__ = ["AUTOCAST_MIN_AGREEMENT", "Prediction", "Predictor", "StageTimings", "device_description", "select_device"]
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
@@ -110,26 +109,41 @@ class Predictor:
         metadata: the checkpoint's metadata (classes, palette, normalisation, scales).
         device: None for the best available (CUDA, then MPS, then CPU).
         max_side: longer image sides are scaled down to this before prediction (None: never).
+        options: the fast path's optimisations (:class:`~segscale.inference.FastPathOptions`);
+            the defaults fold batch norm, use channels_last and bf16 autocast where it pays.
+            Predictions go through ``self.fast``, a prepared copy of the model; ``self.model``
+            is the model as given (on ``device``, in eval mode).
     """
 
-    def __init__(self, model: nn.Module, metadata: CheckpointMetadata, device=None, max_side: int | None = DEFAULT_MAX_SIDE) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        metadata: CheckpointMetadata,
+        device=None,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        *,
+        options: FastPathOptions = FastPathOptions(),
+    ) -> None:
         self.device = select_device(device)
         self.model = model.eval().to(self.device)
         self.metadata = metadata
         self.max_side = max_side
-        mean = torch.tensor(metadata.mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(metadata.std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
-        # (x / 255 - mean) / std as one multiply-add on the uint8 values.
-        self._input_scale = 1.0 / (255.0 * std)
-        self._input_shift = -mean / std
-        # On CUDA, bf16 autocast is tried on the first prediction and kept only if its labels agree with float32.
-        self._use_autocast: bool | None = None if self.device.type == "cuda" else False
+        # Predictions run through a copy of the model prepared for speed (segscale.inference):
+        # batch norm folded, channels_last, bf16 autocast where it pays and its labels agree.
+        self.fast = FastMultiScale(self.model, metadata.mean, metadata.std, self.device, options)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, device=None, max_side: int | None = DEFAULT_MAX_SIDE) -> "Predictor":
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        device=None,
+        max_side: int | None = DEFAULT_MAX_SIDE,
+        *,
+        options: FastPathOptions = FastPathOptions(),
+    ) -> "Predictor":
         """Load a ``.pt`` checkpoint (read with ``weights_only=True``). Raises CheckpointError."""
         model, metadata = model_from_checkpoint(path)
-        return cls(model, metadata, device=device, max_side=max_side)
+        return cls(model, metadata, device=device, max_side=max_side, options=options)
 
     @property
     def classes(self) -> list[str]:
@@ -173,28 +187,24 @@ class Predictor:
         check_min_size(rgb)
         original_size = tuple(rgb.shape[:2])
         rgb, _ = cap_longest_side(rgb, self.max_side)
-        batch = self._to_input(rgb)
-        self._synchronize()
+        pixels = torch.from_numpy(rgb).unsqueeze(0)  # (1, H, W, 3) uint8; moved to the device by the fast path
         preprocessed = time.perf_counter()
 
-        with torch.inference_mode():
-            if self._use_autocast is None:
-                self._use_autocast = self._autocast_agrees(batch, scales, merge)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bool(self._use_autocast)):
-                output = self.model(batch, scales=scales, merge=merge)
-            self._synchronize()
-            modelled = time.perf_counter()
-            labels = self._labels(output.fused, rgb.shape[:2])
-            arrays = {
-                name: (None if value is None else value[0].float().cpu().numpy())
-                for name, value in (
-                    ("score_maps", output.score_maps),
-                    ("attention_logits", output.attention_logits),
-                    ("attention", output.attention),
-                    ("fused", output.fused),
-                )
-            }
-            labels_np = labels[0].cpu().numpy()
+        # One pass on the device, no transfer until it is done: normalise, every scale, Eq. 1-2
+        # on the grid, one upsample of the fused map and the argmax.
+        output, labels = self.fast.run(pixels, scales, merge)
+        synchronize(self.device)
+        modelled = time.perf_counter()
+        arrays = {
+            name: (None if value is None else value[0].float().cpu().numpy())
+            for name, value in (
+                ("score_maps", output.score_maps),
+                ("attention_logits", output.attention_logits),
+                ("attention", output.attention),
+                ("fused", output.fused),
+            )
+        }
+        labels_np = labels[0].cpu().numpy()
         finished = time.perf_counter()
         return Prediction(
             scales=output.scales,
@@ -207,21 +217,9 @@ class Predictor:
             **arrays,
         )
 
-    def _to_input(self, rgb: np.ndarray) -> torch.Tensor:
-        pixels = torch.from_numpy(rgb).to(self.device).permute(2, 0, 1).unsqueeze(0).float()  # (1, 3, H, W)
-        return pixels * self._input_scale + self._input_shift
-
-    def _labels(self, fused: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        # Only the fused map is brought to full resolution: (1, C, h, w) -> (1, H, W).
-        return resize_bilinear(fused.float(), tuple(size)).argmax(dim=1)
-
-    def _autocast_agrees(self, batch: torch.Tensor, scales, merge: str) -> bool:
-        reference = self._labels(self.model(batch, scales=scales, merge=merge).fused, batch.shape[-2:])
-        with torch.autocast(self.device.type, dtype=torch.bfloat16):
-            candidate = self._labels(self.model(batch, scales=scales, merge=merge).fused, batch.shape[-2:])
-        agreement = (reference == candidate).float().mean().item()
-        return agreement >= AUTOCAST_MIN_AGREEMENT
-
-    def _synchronize(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
+    @property
+    def precision(self) -> str:
+        """"bf16 autocast", "float32", or "undecided" before the first prediction (where it is chosen)."""
+        if self.fast.use_autocast is None:
+            return "undecided"
+        return "bf16 autocast" if self.fast.use_autocast else "float32"

@@ -33,8 +33,9 @@ class MultiScaleOutput:
         scales: the S scales, in the order of every S axis below.
         merge: how ``fused`` was formed: "attention", "average" or "max".
         native_score_maps: S tensors (B, C, h_s, w_s), f^s on its own grid (for extra supervision).
-        score_maps: (B, S, C, h, w), f^s on the common grid.
-        attention_logits: (B, S, h, w), h^s; None unless merge is "attention".
+        score_maps: (B, S, C, h, w), f^s on the common grid; float32 (from here on, Eq. 1-2
+            run in float32 even under autocast).
+        attention_logits: (B, S, h, w), h^s, float32; None unless merge is "attention".
         attention: (B, S, h, w), w^s; 1/S for "average"; None for "max".
         fused: (B, C, h, w), g of Eq. 1.
     """
@@ -100,9 +101,11 @@ class MultiScaleNet(nn.Module):
 
         largest = max(range(len(scales)), key=lambda k: scales[k])
         grid = tuple(native_scores[largest].shape[-2:])
-        score_maps = torch.stack([resize_bilinear(s, grid) for s in native_scores], dim=1)  # (B, S, C, h, w)
+        # Eq. 1-2 in float32 even when the trunk ran in bf16 under autocast: the maps are only
+        # grid-sized, and so the weights sum to 1 and g is their weighted sum to float32 precision.
+        score_maps = torch.stack([resize_bilinear(s, grid).float() for s in native_scores], dim=1)  # (B, S, C, h, w)
 
-        logits = self.attention_head(features, scales, grid) if merge == "attention" else None  # (B, S, h, w)
+        logits = self.attention_head(features, scales, grid).float() if merge == "attention" else None  # (B, S, h, w)
         fused, weights = merge_score_maps(score_maps, merge, logits)
         return MultiScaleOutput(
             scales=scales,

@@ -1,0 +1,313 @@
+"""The fast inference path: a :class:`~segscale.modeling.MultiScaleNet` prepared once, run fast.
+
+:class:`~segscale.predictor.Predictor` (and so the app and the command line) predicts
+through :class:`FastMultiScale`; the benchmark (``python -m segscale bench``) times it
+against the naive baseline of :mod:`segscale.benchmark`. What it does, each step measured
+on its own in docs/PERFORMANCE.md:
+
+* Eq. 1-2 on the stride-8 grid of the largest scale (as :class:`MultiScaleNet` does), and
+  one upsample of the fused map only, to the image size, for the labels;
+* labels as ``max(dim=1).indices``: the same first-maximum rule as ``argmax``, but a
+  contiguous reduction on NCHW (``argmax`` over the strided class axis is ~7x slower on the CPU);
+* ``torch.inference_mode`` rather than ``no_grad`` (no version counters, no view tracking);
+* batch norm folded into the convolution before it (the model is copied; the caller's
+  model is left alone);
+* channels_last (NHWC) weights and inputs, which the oneDNN and cuDNN kernels prefer; the
+  uint8 (H, W, 3) image already is NHWC, so normalising it in place of a permute costs nothing;
+* bf16 autocast for the trunk and heads, with Eq. 1-2 still in float32 (the model does
+  that): on CUDA, and on CPUs with AMX bf16 tiles, where it measured faster; in both cases
+  kept only when its labels agree with float32 on at least 99.5% of the first image's pixels;
+* optional ``torch.compile`` and, on CUDA, optional CUDA graphs per fixed input shape; each
+  falls back to eager execution, with a warning, when it is unavailable or fails.
+
+The reference the fast path must agree with stays plain: the same model in float32, NCHW,
+under ``no_grad`` (tests/test_fast_path.py checks the 99.5% on the CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .modeling.geometry import resize_bilinear
+from .modeling.multiscale import MultiScaleOutput
+
+# bf16 labels must agree with float32 on at least this share of pixels for autocast to be kept.
+AUTOCAST_MIN_AGREEMENT = 0.995
+AUTOCAST_CHOICES = ("auto", "bf16", "off")
+
+
+@dataclass(frozen=True)
+class FastPathOptions:
+    """Which optimisations :class:`FastMultiScale` applies (the defaults are the Predictor's).
+
+    channels_last: NHWC weights and activations.
+    fold_batchnorm: fold eval-mode batch norm into the convolution before it.
+    autocast: "auto" (bf16 where it pays: CUDA, and CPUs with AMX; kept only if the first
+        image's labels agree with float32), "bf16" (always, unchecked) or "off" (float32).
+    compile: ``torch.compile`` the model (one compilation per input shape; minutes on a CPU).
+    cuda_graphs: on CUDA, capture one CUDA graph per input shape, scale set and merge and
+        replay it (removes the per-kernel launch cost at small batches). Ignored elsewhere.
+    cudnn_benchmark: on CUDA, let cuDNN time its algorithms per new shape (pays off for
+        fixed shapes, costs on the first call of each). Ignored elsewhere.
+    """
+
+    channels_last: bool = True
+    fold_batchnorm: bool = True
+    autocast: str = "auto"
+    compile: bool = False
+    cuda_graphs: bool = False
+    cudnn_benchmark: bool = False
+
+    def __post_init__(self) -> None:
+        if self.autocast not in AUTOCAST_CHOICES:
+            raise ValueError(f"unknown autocast choice {self.autocast!r}; valid: {', '.join(AUTOCAST_CHOICES)}")
+
+
+def fold_batchnorm(module: nn.Module) -> nn.Module:
+    """Fold every BatchNorm2d that directly follows a Conv2d in an ``nn.Sequential`` into it, in place.
+
+    y = gamma (conv(x) - mean) / sqrt(var + eps) + beta is again a convolution, with weights
+    scaled per output channel and a new bias; the norm becomes an ``nn.Identity``, so layer
+    names (conv1_1, conv1_1_norm, ...) stay where they were. Only valid in eval mode (running
+    statistics); the caller passes a copy.
+    """
+    assert not module.training, "fold batch norm only into a model in eval mode (it uses the running statistics)"
+    for sequential in [m for m in module.modules() if isinstance(m, nn.Sequential)]:
+        names = list(sequential._modules)
+        for previous, name in zip(names, names[1:]):
+            conv, norm = sequential._modules[previous], sequential._modules[name]
+            if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d) and norm.track_running_stats:
+                sequential._modules[previous] = fuse_conv_bn_eval(conv, norm)
+                sequential._modules[name] = nn.Identity()
+    return module
+
+
+def prepare_model(model: nn.Module, device: torch.device, options: FastPathOptions) -> nn.Module:
+    """A copy of ``model`` for inference: eval mode, batch norm folded, NHWC weights, on ``device``."""
+    prepared = copy.deepcopy(model).eval()
+    if options.fold_batchnorm:
+        fold_batchnorm(prepared)
+    prepared = prepared.to(device)
+    if options.channels_last:
+        prepared = prepared.to(memory_format=torch.channels_last)
+    for parameter in prepared.parameters():
+        parameter.requires_grad_(False)
+    return prepared
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (bf16 matrix units), where bf16 convolutions beat float32."""
+    probe = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", None)
+    try:
+        return bool(probe()) if probe is not None else False
+    except Exception:  # a private probe; any failure means "don't know", so no
+        return False
+
+
+def bf16_pays_off(device: torch.device) -> bool:
+    """Whether bf16 autocast is worth trying on ``device`` (CUDA with bf16; a CPU with AMX)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        # Measured (docs/PERFORMANCE.md): with AMX, bf16 convolutions run ~2x faster than
+        # float32; without it, bf16 is emulated or narrower and was not measured faster.
+        return cpu_has_amx()
+    return False
+
+
+def labels_from_fused(fused: Tensor, size: tuple[int, int]) -> Tensor:
+    """(B, C, h, w) fused scores -> (B, *size) int64 labels: one bilinear upsample, then the argmax.
+
+    ``max(dim=1).indices`` returns the first maximum, as ``argmax`` does, but reduces over a
+    contiguous axis of the NCHW map, which is several times faster on the CPU.
+    """
+    upsampled = resize_bilinear(fused.float().contiguous(), tuple(size))  # (B, C, H, W)
+    return upsampled.max(dim=1).indices
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work (a no-op on the CPU), so wall-clock time covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class FastMultiScale:
+    """A multi-scale model on one device, prepared for fast prediction from uint8 pixels.
+
+    Args:
+        model: a :class:`~segscale.modeling.MultiScaleNet`; copied, never modified.
+        mean, std: per-channel normalisation of RGB values in [0, 1] (the checkpoint's).
+        device: where to run; None for the device of the model's parameters.
+        options: which optimisations to apply.
+
+    Call :meth:`run` with uint8 pixels (B, H, W, 3); its outputs live on ``device``.
+    """
+
+    def __init__(self, model: nn.Module, mean, std, device=None, options: FastPathOptions = FastPathOptions()) -> None:
+        if device is None:
+            device = next(model.parameters()).device
+        self.device = torch.device(device)
+        self.options = options
+        self.model = prepare_model(model, self.device, options)
+        mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
+        # (x / 255 - mean) / std as one multiply-add on the uint8 values.
+        self._input_scale = 1.0 / (255.0 * std)
+        self._input_shift = -mean / std
+        # None: undecided until the first image, which is run both ways (see _decide_autocast).
+        self.use_autocast: bool | None = {
+            "off": False,
+            "bf16": True,
+            "auto": None if bf16_pays_off(self.device) else False,
+        }[options.autocast]
+        self.autocast_agreement: float | None = None
+        self._forward = self.model
+        if options.compile:
+            self._forward = _compiled_or_none(self.model) or self.model
+        self._graphs: dict[tuple, _CapturedRun] = {}
+        self._graphs_failed = False
+
+    def check_scales(self, scales, merge: str | None = None) -> tuple[float, ...]:
+        return self.model.check_scales(scales, merge)
+
+    def images_from_pixels(self, pixels) -> Tensor:
+        """uint8 (B, H, W, 3) tensor or array (or one (H, W, 3) image) -> normalised (B, 3, H, W) on the device.
+
+        The uint8 values travel to the device (4x fewer bytes than float32); the permuted view
+        of NHWC pixels already has channels_last strides, which ``float()`` and the
+        multiply-add keep.
+        """
+        if isinstance(pixels, np.ndarray):
+            pixels = torch.from_numpy(pixels)
+        if pixels.dim() == 3:
+            pixels = pixels.unsqueeze(0)
+        assert pixels.dim() == 4 and pixels.shape[-1] == 3, f"pixels must be (B, H, W, 3) uint8, got {tuple(pixels.shape)}"
+        nhwc = pixels.to(self.device, non_blocking=True)
+        images = nhwc.permute(0, 3, 1, 2).float()  # (B, 3, H, W), channels_last strides
+        if not self.options.channels_last:
+            images = images.contiguous()
+        return images * self._input_scale + self._input_shift
+
+    def forward(self, images: Tensor, scales, merge: str, autocast: bool, cache_casts: bool = True) -> MultiScaleOutput:
+        """Normalised images (B, 3, H, W) on the device -> the model's output, under inference_mode.
+
+        ``cache_casts=False`` while capturing a CUDA graph: autocast's cache of bf16 weight
+        copies must not outlive the capture.
+        """
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast, cache_enabled=cache_casts),
+            _cudnn_benchmark(self.device.type == "cuda" and self.options.cudnn_benchmark),
+        ):
+            return self._call_model(images, scales, merge)
+
+    def run(self, pixels, scales=None, merge: str | None = None) -> tuple[MultiScaleOutput, Tensor]:
+        """uint8 pixels (B, H, W, 3) -> (model output, labels (B, H, W) int64), both on the device.
+
+        With CUDA graphs on, the returned tensors are the graph's own buffers: read or copy
+        them before the next call with the same shape.
+        """
+        scales = self.check_scales(scales, merge)
+        merge = self.model.config.merge if merge is None else merge
+        with torch.inference_mode():
+            images = self.images_from_pixels(pixels)
+            if self.use_autocast is None:
+                self.use_autocast = self._decide_autocast(images, scales, merge)
+            size = tuple(images.shape[-2:])
+            if self.options.cuda_graphs and self.device.type == "cuda" and not self._graphs_failed:
+                captured = self._captured(images, scales, merge)
+                if captured is not None:
+                    return captured(images)
+            output = self.forward(images, scales, merge, self.use_autocast)
+            return output, labels_from_fused(output.fused, size)
+
+    def _call_model(self, images: Tensor, scales, merge: str) -> MultiScaleOutput:
+        if self._forward is self.model:
+            return self.model(images, scales=scales, merge=merge)
+        try:
+            return self._forward(images, scales=scales, merge=merge)
+        except Exception as error:  # compilation fails lazily, on the first call
+            warnings.warn(f"torch.compile failed ({type(error).__name__}: {error}); running eagerly", stacklevel=3)
+            self._forward = self.model
+            return self.model(images, scales=scales, merge=merge)
+
+    def _decide_autocast(self, images: Tensor, scales, merge: str) -> bool:
+        """Run the first image in float32 and in bf16; keep bf16 only if the labels agree."""
+        size = tuple(images.shape[-2:])
+        reference = labels_from_fused(self.forward(images, scales, merge, autocast=False).fused, size)
+        candidate = labels_from_fused(self.forward(images, scales, merge, autocast=True).fused, size)
+        self.autocast_agreement = (reference == candidate).float().mean().item()
+        return self.autocast_agreement >= AUTOCAST_MIN_AGREEMENT
+
+    def _captured(self, images: Tensor, scales, merge: str) -> "_CapturedRun | None":
+        key = (tuple(images.shape), images.dtype, scales, merge, self.use_autocast)
+        if key not in self._graphs:
+            try:
+                self._graphs[key] = _CapturedRun(self, images, scales, merge)
+            except Exception as error:
+                warnings.warn(f"CUDA graph capture failed ({type(error).__name__}: {error}); running eagerly", stacklevel=3)
+                self._graphs_failed = True
+                return None
+        return self._graphs[key]
+
+
+class _CapturedRun:
+    """One CUDA graph of forward + labels for a fixed input shape, scale set and merge."""
+
+    def __init__(self, fast: FastMultiScale, images: Tensor, scales, merge: str) -> None:
+        self.static_images = images.clone()
+        size = tuple(images.shape[-2:])
+
+        def step():
+            output = fast.forward(self.static_images, scales, merge, bool(fast.use_autocast), cache_casts=False)
+            return output, labels_from_fused(output.fused, size)
+
+        # Warm up on a side stream (cuDNN and autocast caches), as torch.cuda.graphs asks.
+        side = torch.cuda.Stream(device=images.device)
+        side.wait_stream(torch.cuda.current_stream(images.device))
+        with torch.cuda.stream(side):
+            for _ in range(2):
+                step()
+        torch.cuda.current_stream(images.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(self.graph):
+            self.static_output = step()
+
+    def __call__(self, images: Tensor) -> tuple[MultiScaleOutput, Tensor]:
+        self.static_images.copy_(images)
+        self.graph.replay()
+        return self.static_output
+
+
+@contextlib.contextmanager
+def _cudnn_benchmark(enabled: bool):
+    """Switch cuDNN's algorithm search on for the duration (a process-wide flag, so restored after)."""
+    if not enabled:
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def _compiled_or_none(model: nn.Module):
+    compile_fn = getattr(torch, "compile", None)
+    if compile_fn is None:
+        warnings.warn("this torch has no torch.compile; running eagerly", stacklevel=3)
+        return None
+    try:
+        return compile_fn(model, dynamic=False)
+    except Exception as error:
+        warnings.warn(f"torch.compile is unavailable ({type(error).__name__}: {error}); running eagerly", stacklevel=3)
+        return None
