@@ -1,0 +1,647 @@
+"""``python -m segscale bench``: the fast path against the naive baseline, on whatever device is here.
+
+    python -m segscale bench                              # defaults for this device, a few minutes on a 2-core CPU
+    python -m segscale bench --threads 1 --json docs/bench/cpu.json
+    python -m segscale bench --quick --models vgg16_largefov --width 0.0625   # a smoke run
+
+For every model, input size and scale set: median latency at batch 1 of the naive baseline
+(:class:`segscale.benchmark.NaiveMultiScale`) and of :class:`segscale.Predictor` (the app's
+path), timed interleaved; their paired ratio; the counted FLOPs and achieved TFLOP/s; peak
+memory; throughput of the fast path at a large batch; whether their labels agree. Also, in
+the same run: reference workloads (resnet18 at 512x512; a large matrix product), the fast
+path built up one optimisation at a time, a linear fit of latency against pixels x sum(s^2),
+and the peak memory at the app's largest input. It prints tables and writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..benchmark import (
+    Timing,
+    linear_fit,
+    machine_description,
+    matmul_reference,
+    multiscale_flops,
+    NaiveMultiScale,
+    optimisation_ladder,
+    paired_ratio,
+    peak_memory_bytes,
+    resnet18_reference,
+    sum_of_squared_scales,
+    time_interleaved,
+)
+from ..config import PAPER_SCALES, HeadConfig, ModelConfig, TrunkConfig, normalize_scales
+from ..images import DEFAULT_MAX_SIDE
+from ..inference import FastPathOptions, bf16_pays_off, synchronize
+from ..predictor import select_device
+
+SCHEMA = "segscale-bench/1"
+FIVE_SCALES = (1.0, 0.875, 0.75, 0.625, 0.5)
+DEFAULT_SCALE_SETS = ((1.0,), (1.0, 0.5), PAPER_SCALES, FIVE_SCALES)
+DEFAULT_CHECKPOINT = Path("checkpoints/scaleshapes_demo.pt")
+MODEL_NAMES = ("vgg16_largefov", "demo")
+# The paper evaluates the full-width net on 513x513 PASCAL crops; the demo was trained on ScaleShapes.
+NOMINAL_SIZE = {"vgg16_largefov": 513, "demo": 512}
+# Input sizes of the sweep when --sizes is not given. On a CPU the full-width net runs only at
+# its nominal size (a 1024-pixel 5-scale pass takes half a minute there); --full sweeps it too.
+SWEEP = {
+    "cpu": {"vgg16_largefov": (513,), "demo": (256, 512, 768, 1024)},
+    "cuda": {"vgg16_largefov": (256, 513, 1024, 2048), "demo": (256, 512, 1024, 2048)},
+}
+FULL_CPU_SWEEP = (256, 513, 768, 1024)
+# Throughput batch: about this many 512x512 images' worth of pixels per batch.
+LARGE_BATCH = {"cpu": 8, "cuda": 32}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the best available)")
+    parser.add_argument(
+        "--models", nargs="+", default=list(MODEL_NAMES), metavar="NAME",
+        help="vgg16_largefov (random weights, --width), demo (--checkpoint); default: both",
+    )
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"the demo model (default: {DEFAULT_CHECKPOINT})")
+    parser.add_argument("--width", type=float, default=1.0, help="channel width of the random vgg16_largefov (default: 1, the paper's)")
+    parser.add_argument("--classes", type=int, default=21, help="classes of the random vgg16_largefov (default: 21, PASCAL VOC)")
+    parser.add_argument("--sizes", type=int, nargs="+", help="square input sizes for every model (default: per device and model)")
+    parser.add_argument(
+        "--scale-sets", nargs="+", metavar="S1,S2,...",
+        help="scale sets, e.g. 1 1,0.5 1,0.75,0.5 (default: those four and 1,0.875,0.75,0.625,0.5)",
+    )
+    parser.add_argument("--batch", type=int, help="throughput batch at 512x512, scaled by pixels (default: 32 on GPU, 8 on CPU)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds; medians over these (default: 7)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument(
+        "--largest", type=int, default=DEFAULT_MAX_SIDE,
+        help=f"side of the memory check at the app's largest input (default: {DEFAULT_MAX_SIDE}; 0 skips it)",
+    )
+    parser.add_argument("--precision", choices=("auto", "bf16", "float32"), default="auto",
+                        help="fast path precision: auto = the Predictor's rule for checkpoints, bf16 where it pays "
+                             "for random weights (whose near-ties make a label check meaningless)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the fast path (and add it to the ladder)")
+    parser.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs in the fast path (CUDA only)")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN algorithm search in the fast path (CUDA only)")
+    parser.add_argument("--ablation", choices=("headline", "all", "none"), default="headline",
+                        help="the one-optimisation-at-a-time ladder for: the device's headline model (default), all, none")
+    parser.add_argument("--full", action="store_true", help="on a CPU, sweep every size for every model (slow)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, two scale sets, one round")
+    parser.add_argument("--json", type=Path, help="write the report here (default: runs/bench/<time>-<device>.json)")
+
+
+@dataclass
+class Settings:
+    device: torch.device
+    models: tuple[str, ...]
+    checkpoint: Path
+    width: float
+    classes: int
+    sizes: tuple[int, ...] | None
+    scale_sets: tuple[tuple[float, ...], ...]
+    batch: int
+    warmup: int
+    repeats: int
+    largest: int
+    precision: str
+    options: FastPathOptions
+    ablation: str
+    full: bool
+    quick: bool
+    notes: list[str] = field(default_factory=list)
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    device = select_device(args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    unknown = [m for m in args.models if m not in MODEL_NAMES]
+    if unknown:
+        raise ValueError(f"unknown model(s) {unknown}; valid: {', '.join(MODEL_NAMES)}")
+    scale_sets = DEFAULT_SCALE_SETS
+    if args.scale_sets:
+        scale_sets = tuple(normalize_scales(text.split(",")) for text in args.scale_sets)
+    if args.warmup < 0 or args.repeats < 1:
+        raise ValueError("--warmup must be >= 0 and --repeats >= 1")
+    kind = "cuda" if device.type == "cuda" else "cpu"
+    settings = Settings(
+        device=device,
+        models=tuple(dict.fromkeys(args.models)),
+        checkpoint=args.checkpoint,
+        width=args.width,
+        classes=args.classes,
+        sizes=tuple(args.sizes) if args.sizes else None,
+        scale_sets=scale_sets,
+        batch=args.batch or LARGE_BATCH[kind],
+        warmup=args.warmup,
+        repeats=args.repeats,
+        largest=args.largest,
+        precision=args.precision,
+        options=FastPathOptions(compile=args.compile, cuda_graphs=args.cuda_graphs, cudnn_benchmark=args.cudnn_benchmark),
+        ablation=args.ablation,
+        full=args.full,
+        quick=args.quick,
+    )
+    if args.quick:
+        settings.sizes = settings.sizes or (64,)
+        settings.scale_sets = scale_sets if args.scale_sets else ((1.0,), (1.0, 0.5))
+        settings.batch = args.batch or 2
+        settings.warmup = min(args.warmup, 1)
+        settings.repeats = 1
+        settings.largest = min(args.largest, 96)
+    if any(size < 16 for size in settings.sizes or ()):
+        raise ValueError("input sizes must be at least 16 pixels")
+    return settings
+
+
+# ----------------------------------------------------------------------------- workloads
+
+
+@dataclass
+class Workload:
+    """A model to bench, with what the Predictor needs to run it."""
+
+    name: str
+    model: torch.nn.Module
+    metadata: object
+    description: str
+    random_weights: bool
+
+
+def load_workloads(settings: Settings) -> list[Workload]:
+    from ..checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
+    from ..modeling import build_model
+
+    workloads = []
+    for name in settings.models:
+        if name == "vgg16_largefov":
+            torch.manual_seed(0)
+            config = ModelConfig(num_classes=settings.classes, trunk=TrunkConfig(width=settings.width), head=HeadConfig(kind="shared"))
+            model = build_model(config).eval()
+            metadata = CheckpointMetadata(
+                model=config,
+                classes=tuple(f"class_{i}" for i in range(settings.classes)),
+                palette=tuple((i * 37 % 256, i * 91 % 256, i * 53 % 256) for i in range(settings.classes)),
+                name="random weights",
+            )
+            width = "full width" if settings.width == 1 else f"width {settings.width:g}"
+            description = f"vgg16_largefov, {width}, {_parameters(model)} parameters, random weights, shared head"
+            workloads.append(Workload(name, model, metadata, description, random_weights=True))
+        else:
+            try:
+                model, metadata = model_from_checkpoint(settings.checkpoint)
+            except CheckpointError as error:
+                message = f"demo checkpoint not benched: {error}"
+                print(f"bench: {message}", file=sys.stderr)
+                settings.notes.append(message)
+                continue
+            trunk = metadata.model.trunk
+            description = (
+                f"{settings.checkpoint} ({metadata.name or 'demo'}): vgg16_largefov width {trunk.width:g}, "
+                f"norm {trunk.norm}, {metadata.model.head.kind} head, {_parameters(model)} parameters"
+            )
+            workloads.append(Workload(name, model, metadata, description, random_weights=False))
+    return workloads
+
+
+def _parameters(model: torch.nn.Module) -> str:
+    return f"{sum(p.numel() for p in model.parameters()):,}"
+
+
+def bench_image(size: int) -> np.ndarray:
+    """A ScaleShapes validation image of size x size: real edges and textures, not noise."""
+    from ..data.scaleshapes import ScaleShapesConfig, generate_sample
+
+    return generate_sample("val", 0, ScaleShapesConfig(min_side=size, max_side=size)).image
+
+
+def fast_options(settings: Settings, workload: Workload) -> FastPathOptions:
+    autocast = {"auto": "auto", "bf16": "bf16", "float32": "off"}[settings.precision]
+    if settings.precision == "auto" and workload.random_weights:
+        autocast = "bf16" if bf16_pays_off(settings.device) else "off"
+    return FastPathOptions(**{**asdict(settings.options), "autocast": autocast})
+
+
+# ----------------------------------------------------------------------------- the suite
+
+
+def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, flush=True)) -> dict:
+    from ..predictor import Predictor
+
+    device, kind = settings.device, ("cuda" if settings.device.type == "cuda" else "cpu")
+    report: dict = {
+        "schema": SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": "python -m segscale " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
+        "machine": machine_description(device),
+        "settings": _jsonable_settings(settings),
+        "references": [],
+        "models": [],
+        "runs": [],
+        "ablation": [],
+        "fits": [],
+        "largest_input": [],
+        "targets": [],
+        "notes": settings.notes,
+    }
+    started = time.perf_counter()
+
+    # Reference workloads, with their own interleaved rounds.
+    ref_size = 64 if settings.quick else 512
+    resnet = resnet18_reference(device, size=ref_size)
+    references = [resnet]
+    if kind == "cuda":
+        references.append(matmul_reference(device, 1024 if settings.quick else 8192, torch.bfloat16))
+    else:
+        n = 256 if settings.quick else 2048
+        references += [matmul_reference(device, n, torch.float32), matmul_reference(device, n, torch.bfloat16)]
+    log(f"bench: reference workloads on {device}")
+    timings = time_interleaved({r.name: r.fn for r in references}, device, settings.warmup, max(settings.repeats, 5))
+    for ref in references:
+        t = timings[ref.name]
+        report["references"].append(
+            {"name": ref.name, "median_s": t.median_s, "min_s": t.min_s, "spread": t.spread, "flops": ref.flops,
+             "tflops": ref.flops / t.median_s / 1e12}
+        )
+
+    workloads = load_workloads(settings)
+    headline = _headline(workloads, kind)
+    for workload in workloads:
+        metadata = workload.metadata
+        merge = metadata.model.merge
+        options = fast_options(settings, workload)
+        predictor = Predictor(workload.model, metadata, device=device, max_side=None, options=options)
+        naive = NaiveMultiScale(workload.model, metadata.mean, metadata.std, device)
+        nominal = settings.sizes[0] if settings.quick and settings.sizes else NOMINAL_SIZE[workload.name]
+        sizes = _sizes_for(settings, workload.name, kind, nominal)
+        scale_sets = []
+        for scales in settings.scale_sets:
+            try:
+                predictor.check_request(scales, merge)
+                scale_sets.append(scales)
+            except ValueError as error:
+                settings.notes.append(f"{workload.name}: scale set {list(scales)} skipped: {error}")
+        model_entry = {
+            "name": workload.name,
+            "description": workload.description,
+            "merge": merge,
+            "random_weights": workload.random_weights,
+            "fast_path_options": asdict(options),
+            "nominal_size": nominal,
+        }
+        report["models"].append(model_entry)
+
+        model_runs = []
+        for size in sizes:
+            image = bench_image(size)
+            for scales in scale_sets:
+                log(f"bench: {workload.name} {size}x{size} scales {list(scales)}")
+                with_reference = size == nominal and scales == PAPER_SCALES or (settings.quick and scales == scale_sets[-1])
+                entry = _bench_one(
+                    settings, workload, predictor, naive, image, scales, merge,
+                    reference=resnet if with_reference else None,
+                    throughput=(kind == "cuda" or size == nominal or settings.full),
+                )
+                model_runs.append(entry)
+                report["runs"].append(entry)
+        model_entry["precision"] = predictor.precision
+        model_entry["bf16_label_agreement_first_image"] = predictor.fast.autocast_agreement
+
+        points = [(r["pixels_x_sum_s2"], r["fast"]["median_s"]) for r in model_runs]
+        if len({x for x, _ in points}) >= 2:
+            fit = linear_fit([x / 1e6 for x, _ in points], [y for _, y in points])
+            flops_fit = linear_fit([r["pixels_x_sum_s2"] / 1e6 for r in model_runs], [r["flops_per_image"] / 1e9 for r in model_runs])
+            report["fits"].append(
+                {"model": workload.name, "x": "megapixels x sum(s^2)", "y": "fast-path latency at batch 1 (s)",
+                 "points": len(points), **fit, "flops_r2": flops_fit["r2"], "gflops_per_unit": flops_fit["slope"]}
+            )
+
+        if settings.ablation == "all" or (settings.ablation == "headline" and workload is headline):
+            scales = PAPER_SCALES if PAPER_SCALES in scale_sets else scale_sets[-1]
+            report["ablation"].append(_ladder(settings, workload, bench_image(nominal), scales, merge))
+
+        if settings.largest and workload is headline:
+            image = bench_image(settings.largest)
+            for scales in dict.fromkeys([metadata.model.scales if metadata.model.scales in scale_sets else scale_sets[-1], scale_sets[-1]]):
+                log(f"bench: {workload.name} largest input {settings.largest}x{settings.largest} scales {list(scales)}")
+                report["largest_input"].append(_largest(settings, predictor, naive, image, scales, merge, workload.name))
+        del predictor, naive
+        _free(device)
+
+    report["targets"] = _targets(report, kind)
+    report["wall_time_s"] = time.perf_counter() - started
+    report["machine"]["load_average_at_end"] = list(__import__("os").getloadavg()) if hasattr(__import__("os"), "getloadavg") else None
+    return report
+
+
+def _headline(workloads: list[Workload], kind: str) -> Workload | None:
+    """The model the device's targets are about: the full-width net on a GPU, the demo on a CPU."""
+    preferred = "vgg16_largefov" if kind == "cuda" else "demo"
+    return next((w for w in workloads if w.name == preferred), workloads[0] if workloads else None)
+
+
+def _sizes_for(settings: Settings, name: str, kind: str, nominal: int) -> list[int]:
+    if settings.sizes:
+        sizes = list(settings.sizes)
+    elif kind == "cpu" and settings.full:
+        sizes = list(FULL_CPU_SWEEP if name == "vgg16_largefov" else SWEEP["cpu"][name])
+    else:
+        sizes = list(SWEEP[kind][name])
+    if nominal not in sizes and not settings.sizes:
+        sizes.append(nominal)
+    return sorted(set(sizes))
+
+
+def _bench_one(settings, workload, predictor, naive, image, scales, merge, reference, throughput: bool) -> dict:
+    device = settings.device
+    size = tuple(image.shape[:2])
+    flops = multiscale_flops(workload.model, size, scales, merge)
+    pixels = image[None]  # (1, H, W, 3)
+
+    candidates = {
+        "naive": lambda: naive(pixels, scales, merge).cpu().numpy(),
+        "fast": lambda: predictor.predict(image, scales=scales, merge=merge),
+    }
+    if reference is not None:
+        candidates["reference"] = reference.fn
+    timings = time_interleaved(candidates, device, settings.warmup, settings.repeats)
+    naive_peak, naive_labels = peak_memory_bytes(candidates["naive"], device)
+    fast_peak, prediction = peak_memory_bytes(candidates["fast"], device)
+    naive_t, fast_t = timings["naive"], timings["fast"]
+    entry = {
+        "model": workload.name,
+        "size": list(size),
+        "scales": list(scales),
+        "sum_s2": sum_of_squared_scales(scales),
+        "pixels_x_sum_s2": size[0] * size[1] * sum_of_squared_scales(scales),
+        "flops_per_image": flops,
+        "naive": _timing_entry(naive_t, flops, naive_peak),
+        "fast": _timing_entry(fast_t, flops, fast_peak),
+        "fast_over_naive": paired_ratio(fast_t, naive_t),
+        "speedup": paired_ratio(naive_t, fast_t),
+        "label_agreement": float((naive_labels[0] == prediction.labels).mean()),
+        "fast_precision": predictor.precision,
+        "reference": None,
+        "throughput": None,
+    }
+    if reference is not None:
+        entry["reference"] = {
+            "name": reference.name,
+            "median_s": timings["reference"].median_s,
+            "fast_over_reference": paired_ratio(fast_t, timings["reference"]),
+            "naive_over_reference": paired_ratio(naive_t, timings["reference"]),
+        }
+    if throughput:
+        entry["throughput"] = _throughput(settings, predictor, image, scales, merge, flops)
+    return entry
+
+
+def _timing_entry(timing: Timing, flops: int, peak: int | None) -> dict:
+    return {
+        "median_s": timing.median_s,
+        "min_s": timing.min_s,
+        "spread": timing.spread,
+        "seconds": list(timing.seconds),
+        "tflops": flops / timing.median_s / 1e12,
+        "peak_memory_mb": None if peak is None else peak / 2**20,
+    }
+
+
+def _throughput(settings, predictor, image, scales, merge, flops_per_image) -> dict:
+    """Images per second of the fast path at a large batch (pixels already on the device, as a loader would leave them)."""
+    device = settings.device
+    pixels_512 = 512 * 512
+    # The same pixels per batch at every size, within 1/4x to 4x of the nominal batch.
+    scaled = round(settings.batch * pixels_512 / (image.shape[0] * image.shape[1]))
+    batch = settings.batch if settings.quick else max(1, min(4 * settings.batch, scaled))
+    pixels = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(image, (batch, *image.shape)))).to(device)
+    fn = lambda: predictor.fast.run(pixels, scales, merge)  # noqa: E731
+    timing = time_interleaved({"fast": fn}, device, min(settings.warmup, 1) if settings.quick else max(1, settings.warmup // 2),
+                              max(1, settings.repeats // 2))["fast"]
+    peak, _ = peak_memory_bytes(fn, device)
+    return {
+        "batch": batch,
+        "median_s": timing.median_s,
+        "images_per_s": batch / timing.median_s,
+        "tflops": flops_per_image * batch / timing.median_s / 1e12,
+        "peak_memory_mb": None if peak is None else peak / 2**20,
+    }
+
+
+def _ladder(settings, workload, image, scales, merge) -> dict:
+    device = settings.device
+    metadata = workload.metadata
+    pixels = image[None]
+    steps = optimisation_ladder(
+        workload.model, metadata.mean, metadata.std, device, scales, merge, pixels, compile=settings.options.compile
+    )
+    timings = time_interleaved({s.name: (lambda s=s: s.run(pixels)) for s in steps}, device, settings.warmup, settings.repeats)
+    reference_labels = steps[0].run(pixels)
+    rows, previous = [], None
+    for step in steps:
+        t = timings[step.name]
+        labels = step.run(pixels)
+        rows.append(
+            {
+                "step": step.name,
+                "median_s": t.median_s,
+                "min_s": t.min_s,
+                "spread": t.spread,
+                "speedup_vs_previous": None if previous is None else paired_ratio(previous, t),
+                "speedup_vs_naive": paired_ratio(timings[steps[0].name], t),
+                "label_agreement_vs_naive": float((labels == reference_labels).float().mean().item()),
+                "setup_s": step.setup_s,
+            }
+        )
+        previous = t
+    del steps
+    _free(device)
+    return {"model": workload.name, "size": list(image.shape[:2]), "scales": list(scales), "steps": rows}
+
+
+def _largest(settings, predictor, naive, image, scales, merge, name) -> dict:
+    device = settings.device
+    entry = {"model": name, "size": list(image.shape[:2]), "scales": list(scales)}
+    for label, fn in (
+        ("fast", lambda: predictor.predict(image, scales=scales, merge=merge)),
+        ("naive", lambda: naive(image[None], scales, merge).cpu()),
+    ):
+        fn()  # warm: first-shape costs are not memory of the pass
+        synchronize(device)
+        start = time.perf_counter()
+        peak, _ = peak_memory_bytes(fn, device)
+        entry[label] = {"peak_memory_mb": None if peak is None else peak / 2**20, "seconds": time.perf_counter() - start}
+        _free(device)
+    return entry
+
+
+def _free(device: torch.device) -> None:
+    import gc
+
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _jsonable_settings(settings: Settings) -> dict:
+    return {
+        "models": list(settings.models),
+        "checkpoint": str(settings.checkpoint),
+        "width": settings.width,
+        "sizes": None if settings.sizes is None else list(settings.sizes),
+        "scale_sets": [list(s) for s in settings.scale_sets],
+        "batch": settings.batch,
+        "warmup": settings.warmup,
+        "repeats": settings.repeats,
+        "largest": settings.largest,
+        "precision": settings.precision,
+        "options": asdict(settings.options),
+        "ablation": settings.ablation,
+        "full": settings.full,
+        "quick": settings.quick,
+    }
+
+
+# ----------------------------------------------------------------------------- targets (issue 6)
+
+
+def _find_run(report, model, size, scales):
+    return next(
+        (r for r in report["runs"] if r["model"] == model and r["size"] == [size, size] and tuple(r["scales"]) == tuple(scales)),
+        None,
+    )
+
+
+def _targets(report: dict, kind: str) -> list[dict]:
+    targets = []
+
+    def add(name, value, threshold, met, detail=""):
+        targets.append({"target": name, "value": value, "threshold": threshold, "met": met, "detail": detail})
+
+    if kind == "cuda":
+        run = _find_run(report, "vgg16_largefov", 513, PAPER_SCALES)
+        matmul = next((r for r in report["references"] if r["name"].startswith("matmul") and "bfloat16" in r["name"]), None)
+        if run:
+            add("GPU: full-width 513x513 {1,0.75,0.5}, speedup over naive at batch 1", run["speedup"], ">= 4", run["speedup"] >= 4)
+            if run["throughput"] and matmul:
+                share = run["throughput"]["tflops"] / matmul["tflops"]
+                add("GPU: achieved TFLOP/s at a large batch / bf16 matmul TFLOP/s", share, ">= 0.40", share >= 0.4,
+                    f"{run['throughput']['tflops']:.1f} of {matmul['tflops']:.1f} TFLOP/s at batch {run['throughput']['batch']}")
+    else:
+        run = _find_run(report, "demo", 512, PAPER_SCALES)
+        if run:
+            add("CPU: demo 512x512 {1,0.75,0.5}, speedup over naive", run["speedup"], ">= 1.5", run["speedup"] >= 1.5)
+            if run["reference"]:
+                ratio = run["reference"]["fast_over_reference"]
+                add("CPU: demo 512x512 {1,0.75,0.5} time / resnet18@512 time", ratio, "<= 3", ratio <= 3)
+    for fit in report["fits"]:
+        add(f"{fit['model']}: latency linear in pixels x sum(s^2), R^2", fit["r2"], "close to 1", None,
+            f"{fit['slope'] * 1e3:.1f} ms per Mpx*sum(s^2) + {fit['intercept'] * 1e3:.1f} ms over {fit['points']} points")
+    for row in report["largest_input"]:
+        add(f"{row['model']}: peak memory at {row['size'][0]}x{row['size'][1]} {row['scales']}", row["fast"]["peak_memory_mb"],
+            "bounded", None, f"naive: {row['naive']['peak_memory_mb']} MB")
+    return targets
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def format_report(report: dict) -> str:
+    m = report["machine"]
+    where = m.get("gpu") or f"{m['cpu']}, {m['cpu_cores']} cores, {m['torch_threads']} torch threads"
+    lines = [
+        f"segscale bench on {m['device']} ({where}); torch {m['torch']}; load average at start "
+        f"{', '.join(f'{v:.2f}' for v in m['load_average_at_start'] or [])}",
+        "",
+        "Reference workloads",
+        _table(["workload", "median ms", "TFLOP/s"],
+               [[r["name"], f"{r['median_s'] * 1e3:.1f}", f"{r['tflops']:.3f}"] for r in report["references"]]),
+        "",
+        "Models",
+    ]
+    for model in report["models"]:
+        lines.append(f"  {model['name']}: {model['description']}; fast path: {model.get('precision')}")
+    lines += [
+        "",
+        "Batch 1: naive baseline vs the Predictor (medians; speedup = median of paired naive/fast ratios)",
+        _table(
+            ["model", "size", "scales", "sum s^2", "GFLOP", "naive ms", "fast ms", "speedup", "fast TFLOP/s",
+             "naive MB", "fast MB", "agree %", "batch", "img/s", "batch TFLOP/s"],
+            [
+                [r["model"], f"{r['size'][0]}", ",".join(f"{s:g}" for s in r["scales"]), f"{r['sum_s2']:.2f}",
+                 f"{r['flops_per_image'] / 1e9:.1f}", f"{r['naive']['median_s'] * 1e3:.1f}", f"{r['fast']['median_s'] * 1e3:.1f}",
+                 f"{r['speedup']:.2f}x", f"{r['fast']['tflops']:.3f}", _mb(r["naive"]["peak_memory_mb"]), _mb(r["fast"]["peak_memory_mb"]),
+                 f"{100 * r['label_agreement']:.2f}",
+                 *(["-", "-", "-"] if not r["throughput"] else
+                   [str(r["throughput"]["batch"]), f"{r['throughput']['images_per_s']:.2f}", f"{r['throughput']['tflops']:.3f}"])]
+                for r in report["runs"]
+            ],
+        ),
+    ]
+    with_reference = [r for r in report["runs"] if r["reference"]]
+    if with_reference:
+        lines += ["", "Against the reference workload, same rounds"]
+        lines.append(_table(["model", "size", "scales", "reference", "reference ms", "fast/reference", "naive/reference"], [
+            [r["model"], str(r["size"][0]), ",".join(f"{s:g}" for s in r["scales"]), r["reference"]["name"],
+             f"{r['reference']['median_s'] * 1e3:.1f}", f"{r['reference']['fast_over_reference']:.2f}", f"{r['reference']['naive_over_reference']:.2f}"]
+            for r in with_reference]))
+    for ladder in report["ablation"]:
+        lines += ["", f"One optimisation at a time: {ladder['model']} {ladder['size'][0]}x{ladder['size'][1]} scales {ladder['scales']}"]
+        lines.append(_table(["step", "median ms", "vs previous", "vs naive", "agree %", "setup s"], [
+            [s["step"], f"{s['median_s'] * 1e3:.1f}", "-" if s["speedup_vs_previous"] is None else f"{s['speedup_vs_previous']:.2f}x",
+             f"{s['speedup_vs_naive']:.2f}x", f"{100 * s['label_agreement_vs_naive']:.2f}", f"{s['setup_s']:.1f}" if s["setup_s"] else "-"]
+            for s in ladder["steps"]]))
+    if report["fits"]:
+        lines += ["", "Latency against pixels x sum(s^2) (fast path, batch 1)"]
+        lines.append(_table(["model", "points", "ms per Mpx*sum(s^2)", "intercept ms", "R^2", "max residual", "FLOPs R^2"], [
+            [f["model"], str(f["points"]), f"{f['slope'] * 1e3:.1f}", f"{f['intercept'] * 1e3:.1f}", f"{f['r2']:.4f}",
+             f"{100 * f['max_rel_residual']:.0f}%", f"{f['flops_r2']:.5f}"] for f in report["fits"]]))
+    if report["largest_input"]:
+        lines += ["", "Largest input (peak memory above the resident baseline)"]
+        lines.append(_table(["model", "size", "scales", "fast MB", "fast s", "naive MB", "naive s"], [
+            [r["model"], f"{r['size'][0]}x{r['size'][1]}", ",".join(f"{s:g}" for s in r["scales"]), _mb(r["fast"]["peak_memory_mb"]),
+             f"{r['fast']['seconds']:.2f}", _mb(r["naive"]["peak_memory_mb"]), f"{r['naive']['seconds']:.2f}"] for r in report["largest_input"]]))
+    if report["targets"]:
+        lines += ["", "Targets"]
+        lines.append(_table(["target", "value", "needs", "met", "detail"], [
+            [t["target"], "-" if t["value"] is None else f"{t['value']:.3f}", t["threshold"],
+             {True: "yes", False: "NO", None: "-"}[t["met"]], t["detail"]] for t in report["targets"]]))
+    for note in report["notes"]:
+        lines.append(f"note: {note}")
+    lines.append(f"wall time {report['wall_time_s']:.0f} s")
+    return "\n".join(lines)
+
+
+def _mb(value) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)] if rows else [len(h) for h in header]
+    def line(cells):
+        return "  " + "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    report = run_suite(settings)
+    print(format_report(report))
+    path = args.json or Path("runs/bench") / f"{datetime.now():%Y%m%d-%H%M%S}-{settings.device.type}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1) + "\n")
+    except OSError as error:
+        raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
+    print(f"wrote {path}")
+    return 0
