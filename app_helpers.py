@@ -404,8 +404,10 @@ def swatches(names: tuple[str, ...], colours: tuple[tuple[int, int, int], ...], 
     return viz.swatch_legend_image(names, colours, width=KEY_WIDTH, font_size=13, columns=columns)
 
 
-def _image(array: np.ndarray, caption: str, alt: str | None = None) -> None:
-    st.image(array, caption=caption, width="stretch", output_format="PNG", alt=alt)
+def _image(array: np.ndarray, caption: str, photo: bool = False) -> None:
+    """One map at the column's width. Maps go as PNG (hard label edges stay hard); photos
+    (the input, overlays) as JPEG, which encodes some 20 times faster."""
+    st.image(array, caption=caption, width="stretch", output_format="JPEG" if photo else "PNG")
 
 
 def _key(array: np.ndarray, alt: str | None = None) -> None:
@@ -443,11 +445,11 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
     class_name = metadata.classes[view.class_index]
     h, w = view.size
 
-    def row(title: str, explanation: str, images: list[tuple[np.ndarray, str]], key_image: np.ndarray | None) -> None:
+    def row(title: str, explanation: str, images: list[tuple[np.ndarray, str, bool]], key_image: np.ndarray | None) -> None:
         columns = st.columns(spec, gap="small")
-        for column, (array, caption) in zip(columns, images):
+        for column, (array, caption, photo) in zip(columns, images):
             with column:
-                _image(array, caption)
+                _image(array, caption, photo)
         with columns[-1]:
             st.markdown(f"**{title}**  \n{explanation}")
             if key_image is not None:
@@ -456,13 +458,13 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
     row(
         "Input per scale",
         f"The image resized as the network sees it at each scale (shown {w}x{h}, so coarse scales look blocky).",
-        [(c.input, f"Scale {viz.scale_label(c.scale)} · input resized to {c.input_size[1]}x{c.input_size[0]}") for c in view.scales],
+        [(c.input, f"Scale {viz.scale_label(c.scale)} · input resized to {c.input_size[1]}x{c.input_size[0]}", True) for c in view.scales],
         None,
     )
     row(
         "Score maps fˢ: labels",
         "Argmax over classes of each scale's score map, in the checkpoint's palette.",
-        [(c.labels, f"Scale {viz.scale_label(c.scale)} · labels of fˢ") for c in view.scales],
+        [(c.labels, f"Scale {viz.scale_label(c.scale)} · labels of fˢ", False) for c in view.scales],
         swatches(tuple(metadata.classes), tuple(metadata.palette), 2 if len(metadata.classes) > 4 else 1),
     )
     if view.score_kind == "probability":
@@ -473,7 +475,7 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
     row(
         title,
         f"The {class_name} class at each scale: {note}.",
-        [(c.class_map, f"Scale {viz.scale_label(c.scale)} · {class_name} {'probability' if view.score_kind == 'probability' else 'score'}") for c in view.scales],
+        [(c.class_map, f"Scale {viz.scale_label(c.scale)} · {class_name} {'probability' if view.score_kind == 'probability' else 'score'}", False) for c in view.scales],
         colorbar(*view.score_range, viz.SCORE_CMAP, bar_label),
     )
     if prediction.merge == "max":
@@ -487,7 +489,7 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
         row(
             "Attention weights wˢ",
             explanation,
-            [(c.attention, f"Scale {viz.scale_label(c.scale)} · weight wˢ ({prediction.merge})") for c in view.scales],
+            [(c.attention, f"Scale {viz.scale_label(c.scale)} · weight wˢ ({prediction.merge})", False) for c in view.scales],
             colorbar(0.0, 1.0, viz.ATTENTION_CMAP, "weight wˢ (same scale for all)"),
         )
 
@@ -504,7 +506,7 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
     with columns[0]:
         _image(view.fused_labels, f"Fused labels: {merge} over {viz.format_scale_set(prediction.scales)}")
     with columns[1]:
-        _image(viz.overlay(view.image, view.fused_labels, alpha), f"Fused labels over the input, opacity {alpha:.2f}")
+        _image(viz.overlay(view.image, view.fused_labels, alpha), f"Fused labels over the input, opacity {alpha:.2f}", photo=True)
     with columns[2]:
         if image.ground_truth is not None:
             truth = viz.resize_rgb(viz.colorize_labels(image.ground_truth, metadata.palette), view.size, nearest=True)
@@ -512,7 +514,7 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
             if tuple(metadata.classes) == SCALESHAPES_CLASSES:
                 st.caption(_agreement(image.ground_truth, prediction.labels, len(metadata.classes)))
         else:
-            _image(view.image, "Input (uploads have no ground truth)")
+            _image(view.image, "Input (uploads have no ground truth)", photo=True)
     with columns[3]:
         st.markdown("**Fused labels**  \nClasses and their share of the pixels:")
         shown = [s for s in view.shares if s.share > 0] or list(view.shares)
@@ -554,13 +556,6 @@ def _agreement(truth: np.ndarray, labels: np.ndarray, num_classes: int) -> str:
     return f"On this image: pixel accuracy {100 * scores.pixel_accuracy:.1f}%, mIoU {100 * scores.miou:.1f}%"
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _files(model_key: str, pixels_key: str, scales: tuple[float, ...], merge: str, _prediction: Prediction, _metadata: CheckpointMetadata) -> tuple[bytes, bytes | None, bytes]:
-    labels = viz.palette_png(_prediction.labels, _metadata.palette)
-    attention = None if _prediction.attention is None else viz.attention_png(_prediction.attention, _prediction.labels.shape)
-    return labels, attention, viz.prediction_npz(_prediction, _metadata.classes, _metadata.palette)
-
-
 def figure_bytes(view: viz.PredictionView, prediction: Prediction, metadata: CheckpointMetadata, title: str) -> bytes:
     """The side-by-side matplotlib figure as PNG (what ``segscale predict`` writes)."""
     return viz.figure_png(viz.side_by_side_figure(view, prediction, metadata.classes, title=title))
@@ -569,34 +564,31 @@ def figure_bytes(view: viz.PredictionView, prediction: Prediction, metadata: Che
 def downloads_section(model: LoadedModel, image: ImageInput, prediction: Prediction, view: viz.PredictionView) -> None:
     """Download buttons: fused labels (palette PNG), attention maps (PNG), every map (.npz), the figure (PNG).
 
-    The file names are those ``python -m segscale predict`` writes. The figure is drawn only
-    when its button is clicked (a callable ``data``), so it costs nothing until then.
+    The file names are those ``python -m segscale predict`` writes. Every file is made only
+    when its button is clicked (``data`` is a callable, run by Streamlit on the click), so the
+    page pays nothing for them while it renders.
     """
     stem = viz.safe_file_stem(image.name)
-    labels_png, attention_png, npz = _files(model.key, image.key, prediction.scales, prediction.merge, prediction, model.metadata)
-    title = f"{image.name} · {model.metadata.name} · {prediction.merge} over {viz.format_scale_set(prediction.scales)}"
-    columns = st.columns(4)
-    columns[0].download_button(
-        "Fused labels (palette PNG)", labels_png, stem + viz.OUTPUT_SUFFIXES["labels"], "image/png",
-        key="download_labels", icon=":material/download:", on_click="ignore",
-    )
-    if attention_png is not None:
-        columns[1].download_button(
-            "Attention maps (PNG)", attention_png, stem + viz.OUTPUT_SUFFIXES["attention"], "image/png",
-            key="download_attention", icon=":material/download:", on_click="ignore",
-        )
-    else:
-        columns[1].caption("No attention maps for max pooling.")
-    columns[2].download_button(
-        "Every map (.npz)", npz, stem + viz.OUTPUT_SUFFIXES["maps"], "application/octet-stream",
-        key="download_npz", icon=":material/download:", on_click="ignore",
-    )
-    columns[3].download_button(
-        "Side-by-side figure (PNG)",
-        lambda: figure_bytes(view, prediction, model.metadata, title),
-        stem + viz.OUTPUT_SUFFIXES["figure"], "image/png",
-        key="download_figure", icon=":material/download:", on_click="ignore",
-    )
+    metadata = model.metadata
+    title = f"{image.name} · {metadata.name} · {prediction.merge} over {viz.format_scale_set(prediction.scales)}"
+    files = [
+        ("labels", "Fused labels (palette PNG)", "image/png", lambda: viz.palette_png(prediction.labels, metadata.palette)),
+        (
+            "attention", "Attention maps (PNG)", "image/png",
+            None if prediction.attention is None else lambda: viz.attention_png(prediction.attention, prediction.labels.shape),
+        ),
+        ("maps", "Every map (.npz)", "application/octet-stream", lambda: viz.prediction_npz(prediction, metadata.classes, metadata.palette)),
+        ("figure", "Side-by-side figure (PNG)", "image/png", lambda: figure_bytes(view, prediction, metadata, title)),
+    ]  # fmt: skip
+    for column, (kind, label, mime, make) in zip(st.columns(len(files)), files):
+        with column:
+            if make is None:
+                st.caption("No attention maps: max pooling has no weights.")
+                continue
+            st.download_button(
+                label, make, stem + viz.OUTPUT_SUFFIXES[kind], mime,
+                key=f"download_{kind}", icon=":material/download:", on_click="ignore",
+            )  # fmt: skip
 
 
 def timings_line(model: LoadedModel, image: ImageInput, prediction: Prediction, computed_now: bool, view_s: float, page_s: float) -> str:

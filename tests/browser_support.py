@@ -37,10 +37,11 @@ _COUNT_RUNS = """() => {
     }
     return window.__segscaleRuns;
 }"""
-_RUN_FINISHED = """(before) => {
+_RUN_FINISHED = """([before, text]) => {
     const app = document.querySelector('[data-testid="stApp"]');
     return window.__segscaleRuns > before && app.getAttribute('data-test-script-state') === 'notRunning'
-        && document.querySelectorAll('[data-stale="true"]').length === 0;
+        && document.querySelectorAll('[data-stale="true"]').length === 0
+        && (text === null || document.body.innerText.includes(text));
 }"""
 _IMAGES_LOADED = """() => {
     const images = [...document.images];
@@ -128,15 +129,17 @@ def start_counting_runs(page) -> int:
     return page.evaluate(_COUNT_RUNS)
 
 
-def after_rerun(page, action, timeout_s: float = 120.0, images: bool = True) -> None:
+def after_rerun(page, action, timeout_s: float = 120.0, images: bool = True, expect_text: str | None = None) -> None:
     """Do ``action()`` (a click, an upload) and wait for the script run it causes to finish.
 
-    Finished means: a new run started and ended, no element is left stale, and (``images``)
-    every image of the page has loaded.
+    Finished means: a new run started and ended, no element is left stale, the page shows
+    ``expect_text`` (if given), and (``images``) every image of the page has loaded.
+    ``expect_text`` matters for uploads that replace a file: the page first runs once with
+    the old file removed, then again with the new one.
     """
     before = start_counting_runs(page)
     action()
-    page.wait_for_function(_RUN_FINISHED, arg=before, timeout=timeout_s * 1000)
+    page.wait_for_function(_RUN_FINISHED, arg=[before, expect_text], timeout=timeout_s * 1000)
     if images:
         page.wait_for_function(_IMAGES_LOADED, timeout=timeout_s * 1000)
 

@@ -32,18 +32,18 @@ def test_upload_and_change_the_scale_set_in_chromium(make_checkpoint, tmp_path):
             browser.open_app(page, url)
             browser.after_rerun(page, lambda: browser.choose_radio(page, "Upload"), images=False)
 
-            browser.after_rerun(page, lambda: browser.upload(page, photo))
-            page.get_by_text("upload me.png: 200x160 px").wait_for()
+            browser.after_rerun(page, lambda: browser.upload(page, photo), expect_text="upload me.png: 200x160 px")
             assert page.get_by_text("Scale 0.75 · input resized to 150x120").count() == 1
             check_page(page)
 
-            browser.after_rerun(page, lambda: browser.choose_radio(page, "{1, 0.5}"))
-            page.get_by_text("upload me.png: 200x160 px · {1, 0.5} · attention").wait_for()
+            summary = "upload me.png: 200x160 px · {1, 0.5} · attention"
+            browser.after_rerun(page, lambda: browser.choose_radio(page, "{1, 0.5}"), expect_text=summary)
             assert page.get_by_text("Scale 0.75 · input resized to 150x120").count() == 0
             assert page.get_by_text("Scale 0.5 · input resized to 100x80").count() == 1
             check_page(page)
+            check_downloads(page, tmp_path / "downloads", scales=(1.0, 0.5))
 
-            browser.after_rerun(page, lambda: browser.upload(page, broken), images=False)
+            browser.after_rerun(page, lambda: browser.upload(page, broken), images=False, expect_text="not an image")
             error = page.locator('[data-testid="stAlertContentError"]')
             error.first.wait_for()
             assert "holds text, not an image" in error.first.inner_text()
@@ -52,6 +52,21 @@ def test_upload_and_change_the_scale_set_in_chromium(make_checkpoint, tmp_path):
             browser.full_page_screenshot(page, tmp_path / "failure.png")
             print(f"screenshot of the page: {tmp_path / 'failure.png'}")
             raise
+
+
+def check_downloads(page, folder, scales) -> None:
+    """The .npz and figure buttons give files (made only on the click) that hold this prediction."""
+    folder.mkdir()
+    for label, name in (("Every map (.npz)", "upload_me_maps.npz"), ("Side-by-side figure (PNG)", "upload_me_figure.png")):
+        with page.expect_download(timeout=60_000) as download_info:
+            page.get_by_role("button", name=label).click()
+        download = download_info.value
+        assert download.suggested_filename == name
+        download.save_as(folder / name)
+    maps = np.load(folder / "upload_me_maps.npz", allow_pickle=False)
+    assert tuple(maps["scales"]) == scales and maps["labels"].shape == (160, 200)
+    assert Image.open(folder / "upload_me_figure.png").format == "PNG"
+    assert not browser.exceptions_on_page(page)
 
 
 def check_page(page) -> None:
