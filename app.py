@@ -20,6 +20,7 @@ with st.sidebar:
     model = helpers.checkpoint_picker()
     merge = helpers.merge_picker(model) if model else None
     scales = helpers.scale_set_picker(model, merge) if model else None
+    st.subheader("Where it runs")
     timings = st.empty()
 
 st.title("Attention to Scale")
@@ -27,7 +28,9 @@ st.caption(
     "Chen et al., CVPR 2016. The image is resized to several scales; one network with shared weights gives "
     "a score map fˢ per scale, and per-pixel weights wˢ (a softmax over scales) fuse them: g = Σ wˢ fˢ."
 )
-image = helpers.image_input()
+image_column, class_column = st.columns([3, 2], gap="large")
+with image_column:
+    image = helpers.image_input()
 if image is None or model is None or scales is None:
     st.stop()
 
@@ -35,11 +38,13 @@ result = helpers.predict(model, image, scales, merge)
 if result is None:
     st.stop()
 prediction, computed_now = result
-st.markdown(helpers.image_summary(image, prediction))
-helpers.show_notices(image.notices)
+with image_column:
+    st.markdown(helpers.image_summary(image, prediction))
+    helpers.show_notices(image.notices)
 
 view_started = time.perf_counter()
-class_index, score_kind = helpers.class_controls(model.metadata, prediction.labels)
+with class_column:
+    class_index, score_kind = helpers.class_controls(model.metadata, prediction.labels)
 view = helpers.build_view(model.key, image.key, prediction.scales, prediction.merge, class_index, score_kind, prediction, model.metadata)
 view_s = time.perf_counter() - view_started
 
@@ -50,5 +55,5 @@ helpers.fused_section(view, prediction, model.metadata, image)
 st.subheader("Downloads")
 helpers.downloads_section(model, image, prediction, view)
 
-with timings:
-    st.caption(helpers.timings_line(model, image, prediction, computed_now, view_s, time.perf_counter() - started))
+with timings.container():
+    helpers.show_timings(model, image, prediction, computed_now, view_s, time.perf_counter() - started)

@@ -329,6 +329,7 @@ def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) -> Image
             rgb, notices, decode_s = decode_upload(uploaded.getvalue(), uploaded.name, max_side)
         except ImageError as error:
             show_error(str(error), "This file cannot be used.")
+            st.caption("Replace the file above (or remove it with ×), or pick the gallery.")
             return None
         return ImageInput(rgb, uploaded.name, "upload", notices, None, image_key(rgb), decode_s)
 
@@ -418,23 +419,21 @@ def _key(array: np.ndarray, alt: str | None = None) -> None:
 def class_controls(metadata: CheckpointMetadata, labels: np.ndarray, key_prefix: str = "") -> tuple[int, str]:
     """Selectors for the class whose score map is shown and how (probability or raw score)."""
     default = viz.default_class(labels, len(metadata.classes))
-    left, right = st.columns([1, 1])
-    with left:
-        class_index = st.selectbox(
-            "Class for the score maps",
-            list(range(len(metadata.classes))),
-            index=default,
-            key=f"{key_prefix}score_class",
-            format_func=lambda k: metadata.classes[k],
-        )
-    with right:
-        score_kind = st.radio(
-            "Show the class as",
-            viz.SCORE_KINDS,
-            key=f"{key_prefix}score_kind",
-            horizontal=True,
-            format_func=lambda k: "probability (0-1)" if k == "probability" else "raw score fˢ (shared range)",
-        )
+    class_index = st.selectbox(
+        "Class shown in the score maps",
+        list(range(len(metadata.classes))),
+        index=default,
+        key=f"{key_prefix}score_class",
+        format_func=lambda k: metadata.classes[k],
+        help="Its score at every scale is drawn as a heat map; the default is the most frequent predicted object class.",
+    )
+    score_kind = st.radio(
+        "Show the class as",
+        viz.SCORE_KINDS,
+        key=f"{key_prefix}score_kind",
+        horizontal=True,
+        format_func=lambda k: "probability (0-1)" if k == "probability" else "raw score fˢ (shared range)",
+    )
     return int(class_index), str(score_kind)
 
 
@@ -457,7 +456,7 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
 
     row(
         "Input per scale",
-        f"The image resized as the network sees it at each scale (shown {w}x{h}, so coarse scales look blocky).",
+        f"The image resized as the network sees it at each scale, all shown at {w}x{h}: coarser scales carry less detail.",
         [(c.input, f"Scale {viz.scale_label(c.scale)} · input resized to {c.input_size[1]}x{c.input_size[0]}", True) for c in view.scales],
         None,
     )
@@ -591,22 +590,18 @@ def downloads_section(model: LoadedModel, image: ImageInput, prediction: Predict
             )  # fmt: skip
 
 
-def timings_line(model: LoadedModel, image: ImageInput, prediction: Prediction, computed_now: bool, view_s: float, page_s: float) -> str:
-    """Device and seconds per stage, as one line of text."""
+def show_timings(model: LoadedModel, image: ImageInput, prediction: Prediction, computed_now: bool, view_s: float, run_s: float) -> None:
+    """Where the model ran and the seconds of each stage, as a few short lines."""
     t = prediction.timings
-    model_part = (
-        f"preprocess {t.preprocess_s:.2f} s · model {t.model_s:.2f} s · postprocess {t.postprocess_s:.2f} s"
-        if computed_now
-        else f"prediction cached (it took {t.total_s:.2f} s: model {t.model_s:.2f} s)"
-    )
-    parts = [
-        f"**{plain(prediction.device)}**",
-        f"checkpoint load {model.load_s:.2f} s (once per process)",
-    ]
+    lines = [f"**Device:** {plain(prediction.device)}", f"Checkpoint load: {model.load_s:.2f} s (once per process)"]
     if image.source == "upload":
-        parts.append(f"decode {image.decode_s:.2f} s")
-    parts += [model_part, f"maps {view_s:.2f} s", f"whole run {page_s:.2f} s"]
-    return " · ".join(parts)
+        lines.append(f"Image decode: {image.decode_s:.2f} s")
+    if computed_now:
+        lines.append(f"Model: {t.model_s:.2f} s (preprocess {t.preprocess_s:.2f} s, postprocess {t.postprocess_s:.2f} s)")
+    else:
+        lines.append(f"Model: prediction cached (it took {t.model_s:.2f} s)")
+    lines += [f"Maps: {view_s:.2f} s", f"Whole page run: {run_s:.2f} s"]
+    st.caption("  \n".join(lines))
 
 
 def image_summary(image: ImageInput, prediction: Prediction) -> str:

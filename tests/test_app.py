@@ -91,7 +91,7 @@ def assert_every_map(at: AppTest, scales=(1.0, 0.75, 0.5), merge: str = "attenti
     prediction = last_prediction(at)
     assert prediction.scales == tuple(scales) and prediction.merge == merge
     timings = " ".join(c.value for c in at.sidebar.caption)
-    assert "CPU" in timings and "model" in timings
+    assert "CPU" in timings and "Model: " in timings
 
 
 def test_a_gallery_sample_gives_every_map_and_its_ground_truth(checkpoint_dir):
