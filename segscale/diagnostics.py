@@ -561,6 +561,28 @@ class MergeComparison:
             rows.append(row)
         return rows
 
+    def to_text(self) -> str:
+        """The comparison as an aligned table for a terminal."""
+        lines = [
+            f"merges compared: {', '.join(self.methods)} (from one forward pass)",
+            f"pixels where they disagree: {int(self.disagreement.sum())} of {self.disagreement.size} ({self.disagreement_share:.2%})",
+            "pairwise agreement: " + ", ".join(f"{a}/{b} {share:.2%}" for a, b, share in self.agreement),
+        ]
+        if not self.has_ground_truth:
+            lines.append("no ground truth: IoU and error maps need a ScaleShapes sample or a label image")
+            return "\n".join(lines)
+        names = [name[:9] for name in self.classes]
+        header = f"{'merge':<11}{'mIoU':>8}{'pix acc':>9}{'wrong':>9}{'right@dis':>11}  " + " ".join(f"{n:>9}" for n in names)
+        lines += ["", header, "-" * len(header)]
+        for r in self.results:
+            right = "-" if r.correct_where_disagree is None else f"{r.correct_where_disagree:.3f}"
+            ious = " ".join(f"{'-':>9}" if np.isnan(v) else f"{v:9.3f}" for v in r.scores.class_iou)
+            lines.append(
+                f"{r.method:<11}{r.scores.miou:8.4f}{r.scores.pixel_accuracy:9.4f}{int(r.errors.sum()):9d}{right:>11}  {ious}"
+            )
+        lines.append("right@dis: share of the pixels where the merges disagree that this merge labels correctly")
+        return "\n".join(lines)
+
     def to_dict(self) -> dict:
         return {
             "methods": list(self.methods),
@@ -756,6 +778,31 @@ class ScaleDiagnostics:
             for m, s in zip(self.merges, self.scores)
         ]
 
+    def to_text(self) -> str:
+        """The aggregates as aligned tables for a terminal."""
+        scale_heads = "".join(f"{'s=' + _fmt_scale(s):>9}" for s in self.scales)
+        lines = [
+            f"ScaleShapes {self.split} {self.start}..{self.start + self.count - 1}: {self.count} images, "
+            f"{len(self.objects)} visible objects, scales {_scale_list(self.scales)}, {self.seconds:.1f} s",
+            "",
+            f"{'merge':<11}{'mIoU':>8}{'pix acc':>9}",
+        ]
+        lines += [f"{m:<11}{s.miou:8.4f}{s.pixel_accuracy:9.4f}" for m, s in zip(self.merges, self.scores)]
+        if not self.has_attention:
+            lines.append("(no attention weights: the 'attention' merge was not scored)")
+            return "\n".join(lines)
+        lines += ["", "mean attention weight per scale, by object extent (px):", f"{'extent':<12}{scale_heads}  objects"]
+        for b in range(len(self.bin_edges) - 1):
+            cells = "".join(f"{'-':>9}" if np.isnan(v) else f"{v:9.3f}" for v in self.weight_by_extent[b])
+            lines.append(f"{self.bin_edges[b]:>4g}-{self.bin_edges[b + 1]:<7g}{cells}  {int(self.objects_per_bin[b]):7d}")
+        lines += ["", "by class:", f"{'class':<12}{scale_heads}  objects"]
+        for c, name in enumerate(self.classes):
+            if self.objects_per_class[c]:
+                cells = "".join(f"{v:9.3f}" for v in self.weight_by_class[c])
+                lines.append(f"{name[:11]:<12}{cells}  {int(self.objects_per_class[c]):7d}")
+        lines += ["", f"{'dominates':<12}" + "".join(f"{v:9.1%}" for v in self.dominant_share) + "  of all pixels"]
+        return "\n".join(lines)
+
     def to_dict(self) -> dict:
         """The aggregates as JSON-ready plain data (the per-object rows are :meth:`to_csv`)."""
         return {
@@ -936,6 +983,26 @@ class ImageSetDiagnostics:
             + ["entropy_bits"]
         )
         return _rows_to_csv(self.image_rows(), fields)
+
+    def to_text(self) -> str:
+        scale_heads = "".join(f"{'w s=' + _fmt_scale(s):>10}" for s in self.scales)
+        dominant_heads = "".join(f"{'dom s=' + _fmt_scale(s):>11}" for s in self.scales)
+        width = max(12, *(len(r.name[:30]) + 2 for r in self.images))
+        lines = [
+            f"{len(self.images)} images, scales {_scale_list(self.scales)}, {self.seconds:.1f} s",
+            f"{'image':<{width}}{scale_heads}{dominant_heads}{'entropy':>9}",
+        ]
+        for r in self.images:
+            lines.append(
+                f"{r.name[:30]:<{width}}" + "".join(f"{w:10.3f}" for w in r.mean_weights)
+                + "".join(f"{d:11.1%}" for d in r.dominant_share) + f"{r.mean_entropy_bits:9.3f}"
+            )  # fmt: skip
+        lines.append(
+            f"{'all':<{width}}" + "".join(f"{w:10.3f}" for w in self.mean_weights)
+            + "".join(f"{d:11.1%}" for d in self.dominant_share) + f"{self.mean_entropy_bits:9.3f}"
+        )  # fmt: skip
+        lines.append(f"entropy in bits: 0 = all weight on one scale, {self.max_entropy_bits:.3f} = all scales equal")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {

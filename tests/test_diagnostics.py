@@ -316,17 +316,20 @@ def shapes_predictor(tmp_path_factory):
     return _predictor(path)
 
 
+FIRST = 14  # val 14 and 15 are among the smallest ScaleShapes images (268x467, 283x357): quick to run
+
+
 @pytest.fixture(scope="module")
 def two_images(shapes_predictor):
-    return scale_diagnostics(shapes_predictor, "val", 2, merges=("attention", "average", "max"))
+    return scale_diagnostics(shapes_predictor, "val", 2, merges=("attention", "average", "max"), start=FIRST)
 
 
 def test_object_table_matches_the_generator_and_the_aggregates_match_the_table(shapes_predictor, two_images):
     from segscale.data.scaleshapes import generate_sample
 
     d = two_images
-    samples = [generate_sample("val", k) for k in range(2)]
-    visible = [(k, o) for k, s in enumerate(samples) for o in s.objects if o.visible_pixels > 0]
+    samples = [generate_sample("val", FIRST + k) for k in range(2)]
+    visible = [(FIRST + k, o) for k, s in enumerate(samples) for o in s.objects if o.visible_pixels > 0]
     assert [(r.image_index, r.instance_id) for r in d.objects] == [(k, o.instance_id) for k, o in visible]
     assert [r.visible_pixels for r in d.objects] == [o.visible_pixels for _, o in visible]
     assert [r.extent for r in d.objects] == [o.extent for _, o in visible]
@@ -355,12 +358,12 @@ def test_object_table_matches_the_generator_and_the_aggregates_match_the_table(s
 
 
 def test_scale_diagnostics_agree_with_evaluate_and_are_deterministic(shapes_predictor, two_images):
-    # Image 1 alone (start=1) gives the same rows as in the two-image run ...
+    # The second image alone gives the same rows as in the two-image run ...
     merges = two_images.merges
-    alone = scale_diagnostics(shapes_predictor, "val", 1, merges=merges, start=1)
-    assert alone.objects == tuple(r for r in two_images.objects if r.image_index == 1)
+    alone = scale_diagnostics(shapes_predictor, "val", 1, merges=merges, start=FIRST + 1)
+    assert alone.objects == tuple(r for r in two_images.objects if r.image_index == FIRST + 1)
     # ... and the same scores and attention by size as `segscale evaluate` on that image.
-    report = evaluate_scaleshapes(shapes_predictor, "val", 1, None, merges, start=1)
+    report = evaluate_scaleshapes(shapes_predictor, "val", 1, None, merges, start=FIRST + 1)
     for merge in merges:
         assert alone.miou(merge) == pytest.approx(report["merges"][merge]["miou"], rel=1e-12)
     for row, ours in zip(report["attention_by_size"], alone.extent_rows()):
@@ -376,7 +379,7 @@ def test_csv_json_and_pickle(two_images):
     assert set(rows[0]) >= {"image_index", "class", "extent_px", "visible_pixels", "weight_s1", "weight_s0.5", "dominant_scale", "recall_max"}
     assert float(rows[0]["weight_s0.75"]) == pytest.approx(two_images.objects[0].weights[1], abs=1e-6)
     data = json.loads(json.dumps(two_images.to_dict()))
-    assert data["images"] == 2 and set(data["merges"]) == {"attention", "average", "max"}
+    assert data["images"] == 2 and data["start"] == FIRST and set(data["merges"]) == {"attention", "average", "max"}
     assert sum(data["dominant_share"].values()) == pytest.approx(1.0)
     again = pickle.loads(pickle.dumps(two_images))
     assert again.to_csv() == two_images.to_csv()

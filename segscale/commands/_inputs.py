@@ -1,0 +1,117 @@
+"""What the diagnostic commands share: the checkpoint flags, and an image from a file or a ScaleShapes sample.
+
+``inspect`` and ``compare`` take either an image file (read by :func:`segscale.images.load_image`,
+the app's reader, with its notices and refusals) or ``--sample SPLIT:INDEX``, a generated
+ScaleShapes image that comes with its ground truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..config import MERGE_MODES
+from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
+
+DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, merge: bool = True) -> None:
+    parser.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"a segscale .pt checkpoint (default: {DEFAULT_CHECKPOINT})"
+    )
+    parser.add_argument("--scales", type=float, nargs="+", metavar="S", help="scale set (default: the checkpoint's trained set)")
+    if merge:
+        parser.add_argument(
+            "--merge", choices=MERGE_MODES,
+            help="the merge the prediction itself uses (default: attention when the model has a head, else its own)",
+        )  # fmt: skip
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("image", nargs="?", type=Path, metavar="IMAGE", help="an image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    parser.add_argument(
+        "--sample", metavar="SPLIT:INDEX", help="a ScaleShapes sample instead of IMAGE, with its ground truth (e.g. val:3)"
+    )
+    parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help=f"scale longer sides down to this (default: {DEFAULT_MAX_SIDE})")
+
+
+def parse_sample(text: str) -> tuple[str, int]:
+    """"val:3" -> ("val", 3); ValueError saying the expected form otherwise."""
+    from ..data.scaleshapes import SPLITS
+
+    split, sep, index = text.partition(":")
+    if not sep or split not in SPLITS or not index.isdigit():
+        raise ValueError(f"--sample must be SPLIT:INDEX with SPLIT one of {', '.join(SPLITS)} and INDEX 0, 1, 2, ...; got {text!r}")
+    return split, int(index)
+
+
+@dataclass(frozen=True, eq=False)
+class InputImage:
+    """An image to predict: rgb (H, W, 3) uint8, a name for files and titles, the ground truth if known."""
+
+    rgb: np.ndarray
+    name: str
+    stem: str
+    ground_truth: np.ndarray | None
+    notices: tuple[str, ...]
+
+
+def read_input(args: argparse.Namespace) -> InputImage:
+    """The image named by ``args.image`` or ``args.sample`` (exactly one of them)."""
+    if (args.image is None) == (args.sample is None):
+        raise ValueError("give an IMAGE file or --sample SPLIT:INDEX (one of the two)")
+    if args.max_side < 16:
+        raise ValueError(f"--max-side must be at least 16, got {args.max_side}")
+    if args.sample is not None:
+        from ..data.scaleshapes import generate_sample
+
+        split, index = parse_sample(args.sample)
+        sample = generate_sample(split, index)
+        label = sample.label.astype(np.int64)
+        notices: tuple[str, ...] = ()
+        if max(label.shape) > args.max_side:
+            raise ValueError(f"ScaleShapes sample {split}:{index} is larger than --max-side {args.max_side}; raise --max-side")
+        return InputImage(sample.image, f"ScaleShapes {split}:{index}", sample.image_id, label, notices)
+    path: Path = args.image
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file")
+    try:
+        loaded = load_image(path.read_bytes(), path.name, max_side=args.max_side)
+    except ImageError as error:
+        raise ImageError(f"{path}: {error}") from None
+    stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in path.stem) or "image"
+    return InputImage(loaded.rgb, path.name, stem, None, loaded.notices)
+
+
+def load_predictor(args: argparse.Namespace, max_side: int | None = DEFAULT_MAX_SIDE):
+    from ..predictor import Predictor
+
+    return Predictor.from_checkpoint(args.checkpoint, device=args.device, max_side=max_side)
+
+
+def prediction_merge(predictor, requested: str | None) -> str:
+    """The merge to predict with: as asked, else attention when the model has a head (so every merge can be shown)."""
+    if requested is not None:
+        return requested
+    return "attention" if predictor.model.attention_head is not None else predictor.default_merge
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    try:
+        path.write_bytes(data)
+    except OSError as error:
+        raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
+    return path
+
+
+def prepare_out(out: Path | None) -> None:
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,113 @@
+"""``python -m segscale diagnose``: which scale the attention trusts, over many images (the "Scale diagnostics" view).
+
+    python -m segscale diagnose --count 50 --split val --out diagnostics/
+    python -m segscale diagnose --images a.jpg b.png --out diagnostics/
+
+Over ScaleShapes images (generated, with ground truth) it tabulates every visible object --
+image, class, extent, visible pixels, mean attention weight per scale, dominant scale, recall
+per merge -- and aggregates: mean weight per scale by object extent and by class, the share of
+pixels each scale dominates, and mIoU per merge (all merges from one forward pass per image).
+Over image files (no ground truth) it gives per image the mean weight and dominant share per
+scale and the attention entropy. With ``--out`` it writes:
+
+* ScaleShapes: ``objects.csv`` (the per-object table), ``aggregates.json``, ``weight_by_extent.png``,
+  ``weight_by_class.png``, ``dominant_share.png``, ``miou_by_merge.png``;
+* image files: ``images.csv``, ``aggregates.json``, ``image_weights.png``, ``dominant_share.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..config import MERGE_MODES
+from ._inputs import add_model_arguments, load_predictor, prepare_out, write_bytes
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--count", type=int, default=50, help="ScaleShapes images to run (default: 50)")
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="ScaleShapes split (default: val)")
+    parser.add_argument("--start", type=int, default=0, help="first ScaleShapes index (default: 0)")
+    parser.add_argument("--images", type=Path, nargs="+", metavar="FILE", help="image files instead of ScaleShapes (no ground truth)")
+    add_model_arguments(parser, merge=False)
+    parser.add_argument("--merge", nargs="+", choices=MERGE_MODES, help="merges to score (default: every one the model has)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="write the CSV, the JSON aggregates and the PNG plots here")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..progress import ProgressBar
+
+    if args.images is None and args.count < 1:
+        raise ValueError(f"--count must be at least 1, got {args.count}")
+    if args.start < 0:
+        raise ValueError(f"--start must be 0 or more, got {args.start}")
+    prepare_out(args.out)
+    if args.images is not None:
+        return _run_images(args)
+    from .. import plots
+    from ..diagnostics import scale_diagnostics
+
+    predictor = load_predictor(args)
+    bar = ProgressBar(args.count, f"diagnose {args.split}", unit="img", enabled=not args.quiet)
+    try:
+        diagnostics = scale_diagnostics(
+            predictor, args.split, args.count, args.scales, args.merge, start=args.start, on_image=lambda _: bar.update()
+        )
+    finally:
+        bar.close()
+    print(f"{predictor.metadata.name or args.checkpoint} on {predictor.device_name}")
+    print(diagnostics.to_text())
+    if args.out:
+        files = {
+            "objects.csv": diagnostics.to_csv().encode(),
+            "aggregates.json": (json.dumps({"checkpoint": str(args.checkpoint), **diagnostics.to_dict()}, indent=2) + "\n").encode(),
+        }
+        files.update({f"{name}.png": plots.figure_png(figure) for name, figure in plots.diagnostics_figures(diagnostics).items()})
+        _write(args.out, files)
+    return 0
+
+
+def _run_images(args: argparse.Namespace) -> int:
+    from .. import plots
+    from ..diagnostics import image_diagnostics
+    from ..images import ImageError, load_image
+    from ..progress import ProgressBar
+
+    names = [path.name for path in args.images]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"several files are named {', '.join(repeated)}; the table could not tell them apart")
+    images = []
+    for path in args.images:  # every file is read before the model loads, so a bad one fails at once
+        if not path.is_file():
+            raise ValueError(f"{path}: no such file")
+        try:
+            loaded = load_image(path.read_bytes(), path.name)
+        except ImageError as error:
+            raise ImageError(f"{path}: {error}") from None
+        for notice in loaded.notices:
+            print(f"note: {path.name}: {notice}")
+        images.append(loaded.rgb)
+    predictor = load_predictor(args)
+    bar = ProgressBar(len(images), "diagnose images", unit="img", enabled=not args.quiet)
+    try:
+        result = image_diagnostics(predictor, images, names, args.scales, on_image=lambda _: bar.update())
+    finally:
+        bar.close()
+    print(f"{predictor.metadata.name or args.checkpoint} on {predictor.device_name}")
+    print(result.to_text())
+    if args.out:
+        _write(args.out, {
+            "images.csv": result.to_csv().encode(),
+            "aggregates.json": (json.dumps({"checkpoint": str(args.checkpoint), **result.to_dict()}, indent=2) + "\n").encode(),
+            "image_weights.png": plots.figure_png(plots.image_weights_figure(result)),
+            "dominant_share.png": plots.figure_png(plots.dominant_share_figure(result.scales, result.dominant_share)),
+        })  # fmt: skip
+    return 0
+
+
+def _write(out: Path, files: dict[str, bytes]) -> None:
+    written = [write_bytes(out / name, data) for name, data in files.items()]
+    print(f"wrote {', '.join(p.name for p in written)} to {out}")

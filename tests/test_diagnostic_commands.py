@@ -1,0 +1,190 @@
+"""The command-line twins of the diagnostic views: inspect, compare, diagnose, describe, checkpoints."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segscale import cli
+from segscale.architecture import architecture_summary
+from segscale.checkpoint import model_from_checkpoint
+
+
+@pytest.fixture(autouse=True)
+def float32_only(monkeypatch):
+    """Predict in float32 even on CPUs where bf16 pays: the autocast check would run every first image three times."""
+    monkeypatch.setattr("segscale.inference.bf16_pays_off", lambda device: False)
+
+
+def run_command(name: str, argv: list[str]) -> int:
+    """Run segscale.commands.<name> in-process, as cli.main would (works for commands not yet registered)."""
+    module = importlib.import_module(f"segscale.commands.{name}")
+    parser = argparse.ArgumentParser(prog=f"segscale {name}")
+    module.add_arguments(parser)
+    return module.run(parser.parse_args(argv))
+
+
+@pytest.fixture
+def image_file(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(5).integers(0, 256, size=(40, 57, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_inspect_text_and_json(make_checkpoint, image_file, capsys):
+    checkpoint = str(make_checkpoint())
+    assert cli.main(["inspect", str(image_file), "--pixel", "20", "30", "--checkpoint", checkpoint, "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "photo.png" in text and "Eq. 2" in text and "Eq. 1" in text and "pixel (row 20, col 30)" in text
+    assert cli.main(["inspect", str(image_file), "--pixel", "20", "30", "--checkpoint", checkpoint, "--device", "cpu",
+                     "--json", "--top-k", "2", "--class", "bar"]) == 0  # fmt: skip
+    data = json.loads(capsys.readouterr().out)
+    logits = np.array(data["softmax"]["logits"])
+    np.testing.assert_allclose(data["softmax"]["weights"], np.exp(logits) / np.exp(logits).sum(), rtol=1e-12)
+    weights = np.array(data["fusions"]["attention"]["weights"])
+    for name, g in data["fusions"]["attention"]["fused"].items():
+        assert g == pytest.approx(float(weights @ np.array(data["scores"][name])), rel=1e-12)
+    assert "bar" in data["shown_classes"] and len(data["shown_classes"]) in (2, 3)
+    assert data["cell"]["row"] == round(20 * (data["grid"][0] - 1) / 39)  # nearest cell on the aligned grid
+    assert data["pixel_label"] in ("background", "disc", "bar")
+
+
+def test_inspect_a_sample_shows_its_ground_truth(make_checkpoint, capsys):
+    from segscale.data.scaleshapes import CLASSES, generate_sample
+
+    checkpoint = str(make_checkpoint(scaleshapes=True, merge="average"))
+    assert run_command("inspect", ["--sample", "val:8", "--pixel", "5", "7", "--checkpoint", checkpoint, "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    truth = CLASSES[generate_sample("val", 8).label[5, 7]]
+    assert f"ground truth at the pixel: {truth}" in text
+    assert "not shown" in text  # a model without attention head: no Eq. 2 numbers
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--pixel", "0", "0"], "give an IMAGE file or --sample"),
+        (["--sample", "val", "--pixel", "0", "0"], "SPLIT:INDEX"),
+        (["--sample", "dev:3", "--pixel", "0", "0"], "SPLIT:INDEX"),
+        (["nowhere.png", "--pixel", "0", "0"], "no such file"),
+        (["IMAGE", "--pixel", "40", "0"], "outside"),
+        (["IMAGE", "--pixel", "0", "0", "--top-k", "0"], "top-k"),
+        (["IMAGE", "--pixel", "0", "0", "--class", "zebra"], "unknown class"),
+    ],
+)
+def test_inspect_errors_are_one_line(make_checkpoint, image_file, capsys, argv, message):
+    argv = [str(image_file) if a == "IMAGE" else a for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["inspect", *argv, "--checkpoint", str(make_checkpoint()), "--device", "cpu"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def _png(path) -> np.ndarray:
+    return np.array(Image.open(path))
+
+
+def test_compare_writes_consistent_files(make_checkpoint, tmp_path, capsys):
+    from segscale.data.scaleshapes import generate_sample
+
+    out = tmp_path / "out"
+    checkpoint = str(make_checkpoint(scaleshapes=True))
+    assert run_command("compare", ["--sample", "val:8", "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "mIoU" in text and "pairwise agreement" in text
+    truth = generate_sample("val", 8).label
+    report = json.loads((out / "val_000008_comparison.json").read_text())
+    disagreement = _png(out / "val_000008_disagreement.png") > 0
+    labels = {}
+    for method in ("attention", "average", "max"):
+        labels[method] = _png(out / f"val_000008_labels_{method}.png")  # palette indices
+        errors = _png(out / f"val_000008_errors_{method}.png") > 0
+        assert labels[method].shape == truth.shape
+        np.testing.assert_array_equal(errors, labels[method] != truth)  # ScaleShapes has no ignore pixels
+        assert report["results"][method]["wrong_pixels"] == int(errors.sum())
+        assert report["results"][method]["pixel_accuracy"] == pytest.approx(1 - errors.mean())
+    np.testing.assert_array_equal(disagreement, (labels["attention"] != labels["average"]) | (labels["average"] != labels["max"]))
+    assert report["disagreement_share"] == pytest.approx(disagreement.mean())
+    assert _png(out / "val_000008_comparison.png").ndim == 3
+
+
+def test_compare_a_file_without_ground_truth_or_head(make_checkpoint, image_file, tmp_path, capsys):
+    out = tmp_path / "out"
+    checkpoint = str(make_checkpoint(merge="max"))
+    assert cli.main(["compare", str(image_file), "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu"]) == 0
+    assert "no ground truth" in capsys.readouterr().out
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["photo_comparison.json", "photo_comparison.png", "photo_disagreement.png", "photo_labels_average.png", "photo_labels_max.png"]
+
+
+def test_diagnose_scaleshapes_writes_table_aggregates_and_plots(make_checkpoint, tmp_path, capsys):
+    from segscale.data.scaleshapes import generate_sample
+
+    out = tmp_path / "diag"
+    checkpoint = str(make_checkpoint(scaleshapes=True))
+    assert cli.main(["diagnose", "--count", "2", "--start", "14", "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    assert "mean attention weight per scale, by object extent" in captured.out
+    assert "diagnose val" in captured.err and "2/2" in captured.err  # the progress bar
+    rows = list(csv.DictReader(io.StringIO((out / "objects.csv").read_text())))
+    expected = [(k, o.instance_id) for k in (14, 15) for o in generate_sample("val", k).objects if o.visible_pixels]
+    assert [(int(r["image_index"]), int(r["instance_id"])) for r in rows] == expected
+    aggregates = json.loads((out / "aggregates.json").read_text())
+    assert aggregates["images"] == 2 and aggregates["objects"] == len(rows) and aggregates["start"] == 14
+    per_bin = sum(b["objects"] for b in aggregates["weight_by_extent"])
+    assert per_bin == len(rows)
+    for name in ("weight_by_extent", "weight_by_class", "dominant_share", "miou_by_merge"):
+        assert (out / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_diagnose_image_files(make_checkpoint, image_file, tmp_path, capsys):
+    second = tmp_path / "second.jpg"
+    Image.fromarray(np.full((30, 30, 3), 120, np.uint8)).save(second)
+    out = tmp_path / "diag"
+    checkpoint = str(make_checkpoint())
+    argv = ["diagnose", "--images", str(image_file), str(second), "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu", "--quiet"]
+    assert cli.main(argv) == 0
+    assert "entropy in bits" in capsys.readouterr().out
+    rows = list(csv.DictReader(io.StringIO((out / "images.csv").read_text())))
+    assert [r["image"] for r in rows] == ["photo.png", "second.jpg"] and [r["height"] for r in rows] == ["40", "30"]
+    for row in rows:
+        assert sum(float(row[k]) for k in row if k.startswith("weight_s")) == pytest.approx(1.0, abs=1e-5)
+    assert sorted(p.name for p in out.iterdir()) == ["aggregates.json", "dominant_share.png", "image_weights.png", "images.csv"]
+    with pytest.raises(SystemExit):
+        cli.main(["diagnose", "--images", str(image_file), "--checkpoint", str(make_checkpoint("avg.pt", merge="average")), "--device", "cpu"])
+    assert "no attention head" in capsys.readouterr().err
+
+
+def test_describe(make_checkpoint, capsys):
+    path = make_checkpoint(head="paper")
+    summary = architecture_summary(model_from_checkpoint(path)[0])
+    assert cli.main(["describe", "--checkpoint", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert f"{summary.receptive_field} x {summary.receptive_field} input pixels" in text
+    assert f"{summary.total_parameters:,} in all" in text and "tiny test model" in text and "training card" in text
+    assert "conv1_1_relu" not in text and "fc6" in text
+    assert cli.main(["describe", "--checkpoint", str(path), "--all-layers", "--paper", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["architecture"]["output_stride"] == summary.output_stride
+    assert any(layer["layer"] == "conv1_1_relu" for layer in data["architecture"]["layers"])
+    assert data["paper_model"]["receptive_field"] == summary.receptive_field
+    assert data["training_card"]["name"] == "tiny test model"
+
+
+def test_checkpoints_listing(make_checkpoint, tmp_path, capsys):
+    make_checkpoint("good.pt")
+    (tmp_path / "zz_truncated.pt").write_bytes(b"PK\x03\x04 cut")
+    assert run_command("checkpoints", [str(tmp_path)]) == 1
+    text = capsys.readouterr().out
+    assert "good.pt" in text and "tiny test model" in text and "trained scales" in text
+    assert "zz_truncated.pt" in text and "cannot be used" in text
+    with pytest.raises(ValueError, match="no such file"):
+        run_command("checkpoints", [str(tmp_path / "missing")])
