@@ -353,6 +353,10 @@ class PixelBreakdown:
         eq2 = self.latex_eq2()
         return ([eq2] if eq2 else []) + [self.latex_eq1()]
 
+    def to_latex(self) -> str:
+        """All of :meth:`latex_blocks` as one display (``st.latex(b.to_latex())``)."""
+        return "\\begin{gathered}\n" + " \\\\[10pt]\n".join(self.latex_blocks()) + "\n\\end{gathered}"
+
     def to_dict(self) -> dict:
         """JSON-ready plain data (the ``--json`` of ``segscale inspect``)."""
         names = self.classes

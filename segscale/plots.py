@@ -54,12 +54,14 @@ def figure_png(figure: Figure, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-def weight_by_extent_figure(diagnostics, show_objects: bool = True, title: str | None = None) -> Figure:
+def weight_by_extent_figure(diagnostics, show_objects: bool = True, zoom: bool = False, title: str | None = None) -> Figure:
     """Mean attention weight of each scale against object extent (log x axis).
 
     One line per scale through the size bins (plotted at each bin's geometric centre, empty
     bins left out), and with ``show_objects`` every object as a faint dot at its own extent.
-    The dashed line is 1/S, what average pooling would give every scale.
+    The dashed line is 1/S, what average pooling would give every scale. The y axis runs
+    0-1 (weights are shares), or with ``zoom`` just around the bin means, for a model whose
+    weights stay close to 1/S.
     """
     _require_attention(diagnostics)
     scales = diagnostics.scales
@@ -83,7 +85,13 @@ def weight_by_extent_figure(diagnostics, show_objects: bool = True, title: str |
     axes.xaxis.set_minor_locator(NullLocator())
     axes.set_xticklabels([f"{e:g}" for e in edges])
     axes.set_xlim(edges[0] * 0.9, edges[-1] * 1.1)
-    axes.set_ylim(0, 1)
+    if zoom:
+        means = diagnostics.weight_by_extent[~np.isnan(diagnostics.weight_by_extent)]
+        low, high = min(means.min(initial=1.0), 1 / len(scales)), max(means.max(initial=0.0), 1 / len(scales))
+        margin = max(0.01, 0.15 * (high - low))
+        axes.set_ylim(max(0.0, low - margin), min(1.0, high + margin))
+    else:
+        axes.set_ylim(0, 1)
     axes.set_xlabel("object extent (circumscribed diameter, px; log scale)")
     axes.set_ylabel("mean attention weight w^s")
     axes.grid(True, which="major", alpha=0.3)

@@ -233,6 +233,8 @@ def test_text_latex_and_json_carry_the_numbers(make_checkpoint, rgb):
         assert block.count("{") == block.count("}") and block.startswith("\\begin{aligned}")
     assert f"{b.softmax.weights[0]:.4f}" in eq2
     assert all(f"\\text{{{b.classes[c]}}}" in eq1 for c in b.shown_classes)
+    whole = b.to_latex()
+    assert eq2 in whole and eq1 in whole and whole.count("{") == whole.count("}")
     data = json.loads(json.dumps(b.to_dict()))
     assert data["cell"]["row"] == b.cell[0] and data["fusions"]["attention"]["winner"] == winner
     assert data["softmax"]["weights"] == list(b.softmax.weights)
@@ -385,6 +387,21 @@ def test_csv_json_and_pickle(two_images):
     assert again.to_csv() == two_images.to_csv()
 
 
+def test_scale_diagnostics_without_attention_head(make_checkpoint):
+    from segscale import plots
+
+    predictor = _predictor(make_checkpoint(scaleshapes=True, merge="average"))
+    d = scale_diagnostics(predictor, "val", 1, start=8)  # val 8: the smallest image of the first 40
+    assert d.merges == ("average", "max") and not d.has_attention
+    assert d.weight_by_extent is None and d.dominant_share is None and all(r.weights is None for r in d.objects)
+    assert set(plots.diagnostics_figures(d)) == {"miou_by_merge"}
+    with pytest.raises(ValueError, match="no attention weights"):
+        plots.weight_by_extent_figure(d)
+    assert "weight_s1" in d.to_csv().splitlines()[0] and d.to_dict()["weight_by_extent"] is None
+    with pytest.raises(ValueError, match="no attention head"):
+        scale_diagnostics(predictor, "val", 1, merges=("attention",), start=8)
+
+
 def test_scale_diagnostics_refuse_other_classes_and_bad_counts(make_checkpoint):
     predictor = Predictor.from_checkpoint(make_checkpoint(), device="cpu")
     with pytest.raises(ValueError, match="ScaleShapes"):
@@ -433,6 +450,10 @@ def test_figures(two_images, make_checkpoint, rgb):
     assert axes.get_xscale() == "log"
     assert [line.get_label() for line in axes.get_lines()][:3] == ["s = 1", "s = 0.75", "s = 0.5"]
     assert len(axes.collections) == 3  # one scatter of objects per scale
+    assert axes.get_ylim() == (0, 1)
+    low, high = plots.weight_by_extent_figure(two_images, zoom=True).axes[0].get_ylim()
+    means = two_images.weight_by_extent[~np.isnan(two_images.weight_by_extent)]
+    assert 0 <= low <= means.min() and means.max() <= high <= 1 and (low, high) != (0, 1)
     bars = figures["miou_by_merge"].axes[0].patches
     assert [b.get_height() for b in bars[:3]] == pytest.approx([s.miou for s in two_images.scores])
     assert plots.figure_png(figures["dominant_share"]).startswith(b"\x89PNG")
