@@ -325,60 +325,29 @@ def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     model = metadata.model
     training = metadata.training or {}
     config = training.get("config") or {}
-    pairs: list[tuple[str, str]] = [("name", metadata.name or "(unnamed)")]
-    pairs.append((
-        "trunk",
-        f"{model.trunk.name}, width {_fraction(model.trunk.width)}, norm {model.trunk.norm}, dropout {model.trunk.dropout:g}",
-    ))  # fmt: skip
-    if model.merge == "attention":
-        head = model.head
-        if head.kind == "paper":
-            text = "paper (Chen et al.: all scales' fc7 concatenated, S outputs; fuses only its trained scale set)"
-        else:
-            text = "shared (one head scores each scale's fc7" + (", with log2(s) as an input channel" if head.scale_feature else "") + "; any scale set)"
-        pairs.append(("attention head", f"{text}, {model.head_hidden_channels} hidden channels"))
-    else:
-        pairs.append(("attention head", f"none: trained with {model.merge} pooling over scales"))
-    pairs += [
+    trunk = model.trunk
+    pairs: list[tuple[str, str]] = [
+        ("name", metadata.name or "(unnamed)"),
+        ("trunk", f"{trunk.name}, width {_fraction(trunk.width)}, norm {trunk.norm}, dropout {trunk.dropout:g}"),
+        ("attention head", _head_description(model)),
         ("trained scales", _scale_set(model.scales)),
         ("scale range", f"{metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}"),
         ("default merge", model.merge),
         ("classes", f"{len(metadata.classes)}: {', '.join(metadata.classes)}"),
         ("normalisation", f"mean {_triple(metadata.mean)}, std {_triple(metadata.std)} (RGB in 0-1)"),
     ]
-    if config:
-        data = str(config.get("dataset", "?"))
-        if config.get("dataset") == "scaleshapes" and config.get("train_images"):
-            data += f", {config['train_images']} training images"
-        elif config.get("data_root"):
-            data += f" from {config['data_root']}"
-        if config.get("crop_size"):
-            data += f", {config['crop_size']} px crops"
-        if config.get("augment_scale_range"):
-            low, high = config["augment_scale_range"]
-            data += f", random rescaling {low:g}-{high:g}"
-        pairs.append(("data", data))
-        sampling = config.get("scale_sampling", "fixed")
-        if sampling == "random":
-            low, high = config.get("random_scale_range", ("?", "?"))
-            count = config.get("random_scale_count", ("?", "?"))
-            pairs.append(("scale sets in training", f"random: {count[0]}-{count[1]} scales per step from {low}-{high}"))
-        else:
-            pairs.append(("scale sets in training", f"fixed: {_scale_set(config.get('scales', model.scales))}"))
-        pairs.append(("extra supervision", "yes (E-Supv: a loss on every scale's own output too)" if config.get("extra_supervision") else "no"))
-        optimiser = f"{config.get('optimizer', '?')}, lr {config.get('lr', '?')}, {config.get('schedule', '?')} schedule, batch {config.get('batch_size', '?')}"
-        pairs.append(("optimiser", optimiser))
-        pairs.append(("initialisation", "ImageNet VGG-16" if config.get("imagenet_init") else (f"from {config['init_from']}" if config.get("init_from") else "random")))
+    pairs += _recipe(config, model) if config else [("data", "not recorded")]
+    steps, planned = training.get("steps"), config.get("iterations")
+    if steps is None:
+        pairs.append(("steps", "not recorded"))
     else:
-        pairs.append(("data", "not recorded"))
-    steps = training.get("steps")
-    planned = config.get("iterations")
-    pairs.append(("steps", "not recorded" if steps is None else (f"{steps} of {planned} planned" if planned and planned != steps else str(steps))))
+        pairs.append(("steps", f"{steps} of {planned} planned" if planned and planned != steps else str(steps)))
     wall = training.get("wall_time_s")
     pairs.append(("wall time", "not recorded" if wall is None else _duration(float(wall))))
-    machine = training.get("machine")
-    processes = training.get("processes")
-    pairs.append(("machine", "not recorded" if not machine else machine + (f", {processes} processes" if processes and processes > 1 else "")))
+    machine, processes = training.get("machine"), training.get("processes")
+    if machine and processes and processes > 1:
+        machine += f", {processes} processes"
+    pairs.append(("machine", machine or "not recorded"))
     command = training.get("command") or (_equivalent_command(config) if config else None)
     pairs.append(("command", command or "not recorded"))
     if metadata.metrics:
@@ -386,6 +355,53 @@ def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     else:
         pairs.append(("metrics", "none recorded"))
     return pairs
+
+
+def _head_description(model) -> str:
+    if model.merge != "attention":
+        return f"none: trained with {model.merge} pooling over scales"
+    head = model.head
+    if head.kind == "paper":
+        text = "paper (Chen et al.: all scales' fc7 concatenated, S outputs; fuses only its trained scale set)"
+    else:
+        feature = ", with log2(s) as an input channel" if head.scale_feature else ""
+        text = f"shared (one head scores each scale's fc7{feature}; any scale set)"
+    return f"{text}, {model.head_hidden_channels} hidden channels"
+
+
+def _recipe(config: dict, model) -> list[tuple[str, str]]:
+    """Data, scale sampling, supervision, optimiser and initialisation from a recorded TrainConfig."""
+    data = str(config.get("dataset", "?"))
+    if config.get("dataset") == "scaleshapes" and config.get("train_images"):
+        data += f", {config['train_images']} training images"
+    elif config.get("data_root"):
+        data += f" from {config['data_root']}"
+    if config.get("crop_size"):
+        data += f", {config['crop_size']} px crops"
+    if config.get("augment_scale_range"):
+        low, high = config["augment_scale_range"]
+        data += f", random rescaling {low:g}-{high:g}"
+    if config.get("scale_sampling", "fixed") == "random":
+        low, high = config.get("random_scale_range", ("?", "?"))
+        fewest, most = config.get("random_scale_count", ("?", "?"))
+        sampling = f"random: {fewest}-{most} scales per step from {low}-{high}"
+    else:
+        sampling = f"fixed: {_scale_set(config.get('scales', model.scales))}"
+    if config.get("imagenet_init"):
+        start = "ImageNet VGG-16"
+    else:
+        start = f"from {config['init_from']}" if config.get("init_from") else "random"
+    optimiser = (
+        f"{config.get('optimizer', '?')}, lr {config.get('lr', '?')}, {config.get('schedule', '?')} schedule, "
+        f"batch {config.get('batch_size', '?')}"
+    )
+    return [
+        ("data", data),
+        ("scale sets in training", sampling),
+        ("extra supervision", "yes (E-Supv: a loss on every scale's own output too)" if config.get("extra_supervision") else "no"),
+        ("optimiser", optimiser),
+        ("initialisation", start),
+    ]
 
 
 def training_card_markdown(metadata: CheckpointMetadata) -> str:
