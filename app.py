@@ -22,6 +22,9 @@ with st.sidebar:
     scales = helpers.scale_set_picker(model, merge) if model else None
     st.subheader("Where it runs")
     timings = st.empty()
+    if model:
+        with timings.container():
+            helpers.show_device(model)
 
 st.title("Attention to Scale")
 st.caption(

@@ -503,13 +503,13 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
         alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key_prefix}overlay_alpha")
     columns = st.columns(spec, gap="small")
     with columns[0]:
-        _image(view.fused_labels, f"Fused labels: {merge} over {viz.format_scale_set(prediction.scales)}")
+        _image(view.fused_labels, f"Fused labels ({merge})")
     with columns[1]:
-        _image(viz.overlay(view.image, view.fused_labels, alpha), f"Fused labels over the input, opacity {alpha:.2f}", photo=True)
+        _image(viz.overlay(view.image, view.fused_labels, alpha), f"Fused labels on the input, opacity {alpha:.2f}", photo=True)
     with columns[2]:
         if image.ground_truth is not None:
             truth = viz.resize_rgb(viz.colorize_labels(image.ground_truth, metadata.palette), view.size, nearest=True)
-            _image(truth, "Ground truth of this ScaleShapes sample")
+            _image(truth, "Ground truth (ScaleShapes)")
             if tuple(metadata.classes) == SCALESHAPES_CLASSES:
                 st.caption(_agreement(image.ground_truth, prediction.labels, len(metadata.classes)))
         else:
@@ -528,13 +528,13 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
     colours = tuple(viz.SCALE_COLOURS[k % len(viz.SCALE_COLOURS)] for k in range(len(names)))
     with columns[0]:
         if view.dominant is not None:
-            what = "largest weight wˢ" if merge == "attention" else "largest score of the fused class"
-            _image(view.dominant, f"Dominant scale ({merge}): {what}")
+            what = "largest wˢ" if merge == "attention" else "max score of the fused class"
+            _image(view.dominant, f"Dominant scale: {what}")
         else:
             st.caption("Dominant scale: none; average pooling weighs every scale equally.")
     with columns[1]:
         if view.entropy is not None:
-            _image(view.entropy, f"Attention entropy ({merge}), normalised 0-1")
+            _image(view.entropy, f"Attention entropy ({merge}), 0-1")
         else:
             st.caption("Attention entropy: none; max pooling has no weight map.")
     with columns[3]:
@@ -588,6 +588,11 @@ def downloads_section(model: LoadedModel, image: ImageInput, prediction: Predict
                 label, make, stem + viz.OUTPUT_SUFFIXES[kind], mime,
                 key=f"download_{kind}", icon=":material/download:", on_click="ignore",
             )  # fmt: skip
+
+
+def show_device(model: LoadedModel) -> None:
+    """Where the model runs, before any prediction (replaced by :func:`show_timings` after one)."""
+    st.caption(f"**Device:** {plain(model.predictor.device_name)}  \nCheckpoint load: {model.load_s:.2f} s (once per process)")
 
 
 def show_timings(model: LoadedModel, image: ImageInput, prediction: Prediction, computed_now: bool, view_s: float, run_s: float) -> None:

@@ -37,7 +37,7 @@ def main() -> int:
             select = page.locator('[data-testid="stSelectbox"]').filter(has_text="ScaleShapes sample")
             select.click()
             browser.after_rerun(page, lambda: page.get_by_role("option").filter(has_text=f"val #{args.sample}:").click())
-        page.mouse.move(5, 5)  # no hover effects in the pictures
+        page.mouse.move(args.width // 2, 5)  # no hover effects in the pictures
         browser.full_page_screenshot(page, args.out / "main_view.png")
         page.screenshot(path=str(args.out / "main_view_top.png"))
         print(f"wrote {args.out / 'main_view.png'} and main_view_top.png")
@@ -46,7 +46,7 @@ def main() -> int:
         text_file.write_text("Dear diary, today I uploaded the wrong file.\n")
         browser.after_rerun(page, lambda: browser.choose_radio(page, "Upload"), images=False)
         browser.after_rerun(page, lambda: browser.upload(page, text_file), images=False, expect_text="not an image")
-        page.mouse.move(5, 5)
+        page.mouse.move(args.width // 2, 5)
         page.screenshot(path=str(args.out / "upload_error.png"))
         print(f"wrote {args.out / 'upload_error.png'}")
         if browser.exceptions_on_page(page):

@@ -83,8 +83,8 @@ def assert_every_map(at: AppTest, scales=(1.0, 0.75, 0.5), merge: str = "attenti
             assert any(c.startswith(label) and quantity in c for c in shown), (scale, quantity, shown)
         if merge != "max":
             assert any(c.startswith(label) and f"weight wˢ ({merge})" in c for c in shown), (scale, shown)
-    assert any(c.startswith("Fused labels: ") for c in shown)
-    assert any(c.startswith("Fused labels over the input") for c in shown)
+    assert any(c.startswith("Fused labels (") for c in shown)
+    assert any(c.startswith("Fused labels on the input") for c in shown)
     if merge == "attention":
         assert any(c.startswith("Dominant scale") for c in shown) and any(c.startswith("Attention entropy") for c in shown)
     assert len(at.get("download_button")) == (3 if merge == "max" else 4)
@@ -97,7 +97,7 @@ def assert_every_map(at: AppTest, scales=(1.0, 0.75, 0.5), merge: str = "attenti
 def test_a_gallery_sample_gives_every_map_and_its_ground_truth(checkpoint_dir):
     at = start(checkpoint_dir)
     assert_every_map(at)
-    assert "Ground truth of this ScaleShapes sample" in captions(at)
+    assert "Ground truth (ScaleShapes)" in captions(at)
     assert at.selectbox(key="checkpoint").value == "tiny.pt"
 
 
@@ -127,13 +127,13 @@ def test_a_random_sample_and_a_new_one(checkpoint_dir):
 def test_changing_the_scale_set_changes_the_result(checkpoint_dir):
     at = start(checkpoint_dir)
     before = last_prediction(at)
-    fused_before = image_url(at, "Fused labels: ")
+    fused_before = image_url(at, "Fused labels (")
     at.radio(key="scale_preset").set_value((1.0, 0.5)).run()
     assert_every_map(at, scales=(1.0, 0.5))
     assert not any(c.startswith("Scale 0.75") for c in captions(at))
     after = last_prediction(at)
     assert after.score_maps.shape[0] == 2 and not np.allclose(after.fused, before.fused)
-    assert image_url(at, "Fused labels: ") != fused_before or np.array_equal(after.labels, before.labels)
+    assert image_url(at, "Fused labels (") != fused_before or np.array_equal(after.labels, before.labels)
 
 
 def test_a_custom_scale_set_within_the_checkpoint_range(checkpoint_dir):
@@ -162,7 +162,7 @@ def test_changing_the_merge_method_changes_the_result(checkpoint_dir, merge):
     else:
         assert merged.attention is None
         assert not any("weight wˢ" in c for c in captions(at))
-        assert any(c.startswith("Dominant scale (max)") for c in captions(at))
+        assert any(c.startswith("Dominant scale: max score") for c in captions(at))
 
 
 def test_the_class_selector_and_raw_scores_change_the_score_maps(checkpoint_dir):
@@ -182,7 +182,7 @@ def test_display_sliders_do_not_run_the_model_again(checkpoint_dir):
     at = start(checkpoint_dir)
     at.slider(key="overlay_alpha").set_value(0.9).run()
     assert not at.exception
-    assert "Fused labels over the input, opacity 0.90" in captions(at)
+    assert "Fused labels on the input, opacity 0.90" in captions(at)
     assert "prediction cached" in " ".join(c.value for c in at.sidebar.caption)
 
 
@@ -263,3 +263,11 @@ def test_a_paper_head_offers_only_its_trained_set_for_attention(make_checkpoint,
     at.radio(key="merge").set_value("average").run()
     assert "custom…" in at.radio(key="scale_preset").options  # any set within the range for average
     assert_every_map(at, scales=(1.0, 0.5), merge="average")
+
+
+def test_a_scaleshapes_checkpoint_scores_the_sample_against_its_ground_truth(make_checkpoint, monkeypatch, tmp_path):
+    make_checkpoint("shapes.pt", scaleshapes=True)
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path))
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    assert_every_map(at)
+    assert any(c.value.startswith("On this image: pixel accuracy") for c in at.caption)
