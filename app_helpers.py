@@ -595,10 +595,16 @@ def show_device(model: LoadedModel) -> None:
     st.caption(f"**Device:** {plain(model.predictor.device_name)}  \nCheckpoint load: {model.load_s:.2f} s (once per process)")
 
 
+def _precision(model: LoadedModel) -> str:
+    """", bf16 autocast" or ", float32" once the predictor has chosen (on its first image)."""
+    precision = getattr(model.predictor, "precision", "undecided")
+    return "" if precision == "undecided" else f", {precision}"
+
+
 def show_timings(model: LoadedModel, image: ImageInput, prediction: Prediction, computed_now: bool, view_s: float, run_s: float) -> None:
     """Where the model ran and the seconds of each stage, as a few short lines."""
     t = prediction.timings
-    lines = [f"**Device:** {plain(prediction.device)}", f"Checkpoint load: {model.load_s:.2f} s (once per process)"]
+    lines = [f"**Device:** {plain(prediction.device + _precision(model))}", f"Checkpoint load: {model.load_s:.2f} s (once per process)"]
     if image.source == "upload":
         lines.append(f"Image decode: {image.decode_s:.2f} s")
     if computed_now:
