@@ -51,8 +51,8 @@ GALLERY_SPLIT, GALLERY_SIZE = "val", 12
 RANDOM_SPLIT = "test"  # "new random sample" draws from the test split, never seen in training
 IMAGE_SOURCES = ("Gallery", "Upload", "Random sample")
 MERGE_HELP = {
-    "attention": "attention: learned per-pixel weights w^s (softmax over scales, Eq. 2)",
-    "average": "average: w^s = 1/S everywhere",
+    "attention": "attention: learned per-pixel weights wˢ (softmax over scales, Eq. 2)",
+    "average": "average: wˢ = 1/S everywhere",
     "max": "max: per pixel and class, the largest score over scales",
 }
 KEY_WIDTH = 240  # px of colour bars and legends, drawn at the size they are shown (a column at 1500 px)
