@@ -531,7 +531,7 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
         rows.append(("attention", "attention weight $w^s$"))
     height, width = view.size
     panel = 3.0  # inches per image column
-    title_room, top_room, bottom_room, right_room = 0.3, (0.7 if title else 0.25), 0.45, 1.9
+    title_room, top_room, bottom_room, right_room = 0.3, (0.7 if title else 0.25), 0.65, 1.9
     row_height = panel * 0.96 * height / width + title_room
     figure_height = top_room + row_height * (len(rows) + 1) + bottom_room
     figure = Figure(figsize=(panel * columns + right_room, figure_height), dpi=100)
