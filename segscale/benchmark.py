@@ -26,7 +26,7 @@ import platform
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -134,9 +134,14 @@ def sum_of_squared_scales(scales) -> float:
 
 @dataclass(frozen=True)
 class Timing:
-    """Seconds per call of one candidate, one entry per timed round (warm-up excluded)."""
+    """Seconds per call of one candidate, one entry per timed round (warm-up excluded).
+
+    ``peak_memory_bytes`` and ``result`` come from the last timed round, when asked for.
+    """
 
     seconds: tuple[float, ...]
+    peak_memory_bytes: int | None = None
+    result: object = field(default=None, repr=False, compare=False)
 
     @property
     def median_s(self) -> float:
@@ -155,23 +160,93 @@ class Timing:
         return (q[2] - q[0]) / self.median_s
 
 
+Candidates = dict[str, Callable[[], object]]
+
+
 def time_interleaved(
-    candidates: dict[str, Callable[[], object]], device: torch.device, warmup: int = 2, repeats: int = 7
+    candidates: Candidates | list[Candidates],
+    device: torch.device,
+    warmup: int = 2,
+    repeats: int = 7,
+    budget_s: float | None = None,
+    min_repeats: int = 3,
+    measure_memory: bool = False,
 ) -> dict[str, Timing]:
-    """Run every candidate once per round, rotating the order; return their timed rounds."""
-    names = list(candidates)
+    """Run every candidate once per round and return their timed rounds.
+
+    ``candidates`` is a dict, or a list of dicts (groups): members of a group always run
+    back to back, so ratios between them are paired as tightly as possible. Each round
+    rotates the order of the groups and, inside each, of their members, so that no
+    candidate always runs first, after a big allocation, or last.
+
+    With ``budget_s``, the timed rounds are cut to fit it (never below ``min_repeats``),
+    judged from the last warm-up round; when the first warm-up round alone takes over an
+    eighth of the budget, it is the only one. With ``measure_memory``, the last round also
+    records each call's peak memory (outside the clock) and keeps its result.
+    """
+    groups = [candidates] if isinstance(candidates, dict) else list(candidates)
+    names = [name for group in groups for name in group]
+    assert len(set(names)) == len(names), "candidate names must be unique across groups"
+    functions = {name: fn for group in groups for name, fn in group.items()}
     seconds: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(warmup + repeats):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            synchronize(device)
-            start = time.perf_counter()
-            candidates[name]()
-            synchronize(device)
-            elapsed = time.perf_counter() - start
-            if round_index >= warmup:
-                seconds[name].append(elapsed)
-    return {name: Timing(tuple(values)) for name, values in seconds.items()}
+    peaks: dict[str, int | None] = {}
+    results: dict[str, object] = {}
+
+    def one_round(round_index: int, timed: bool, last: bool) -> float:
+        started = time.perf_counter()
+        shift = round_index % len(groups)
+        for group in groups[shift:] + groups[:shift]:
+            members = list(group)
+            inner = round_index % len(members)
+            for name in members[inner:] + members[:inner]:
+                if last and measure_memory:
+                    peaks[name], results[name], elapsed = _timed_with_peak(functions[name], device)
+                else:
+                    synchronize(device)
+                    start = time.perf_counter()
+                    functions[name]()
+                    synchronize(device)
+                    elapsed = time.perf_counter() - start
+                if timed:
+                    seconds[name].append(elapsed)
+        return time.perf_counter() - started
+
+    round_index, round_s = 0, 0.0
+    for _ in range(warmup):
+        round_s = one_round(round_index, timed=False, last=False)
+        round_index += 1
+        if budget_s is not None and round_s > budget_s / 8:
+            break
+    if budget_s is not None and round_s > 0:
+        repeats = max(min_repeats, min(repeats, int(budget_s // round_s)))
+    for index in range(repeats):
+        one_round(round_index, timed=True, last=index == repeats - 1)
+        round_index += 1
+    return {
+        name: Timing(tuple(seconds[name]), peaks.get(name), results.get(name)) for name in names
+    }
+
+
+def _timed_with_peak(fn: Callable[[], object], device: torch.device) -> tuple[int | None, object, float]:
+    """(peak bytes above the resident baseline, result, seconds): the memory bookkeeping stays off the clock."""
+    if device.type == "cuda":
+        synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        start = time.perf_counter()
+        result = fn()
+        synchronize(device)
+        elapsed = time.perf_counter() - start
+        return torch.cuda.max_memory_allocated(device) - before, result, elapsed
+    _release_free_heap()
+    before_kb = _read_proc_status_kb("VmRSS")
+    tracked = before_kb is not None and _reset_peak_rss()
+    start = time.perf_counter()
+    result = fn()
+    elapsed = time.perf_counter() - start
+    if not tracked:
+        return None, result, elapsed
+    return max(0, (_read_proc_status_kb("VmHWM") - before_kb) * 1024), result, elapsed
 
 
 def paired_ratio(numerator: Timing, denominator: Timing) -> float:
@@ -213,20 +288,8 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> tuple[i
 
     None where the platform cannot tell (no /proc on the CPU, say).
     """
-    if device.type == "cuda":
-        synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        result = fn()
-        synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before, result
-    _release_free_heap()
-    before_kb = _read_proc_status_kb("VmRSS")
-    if before_kb is None or not _reset_peak_rss():
-        return None, fn()
-    result = fn()
-    peak_kb = _read_proc_status_kb("VmHWM")
-    return max(0, (peak_kb - before_kb) * 1024), result
+    peak, result, _ = _timed_with_peak(fn, device)
+    return peak, result
 
 
 def process_peak_bytes(device: torch.device) -> int | None:

@@ -171,7 +171,8 @@ class FastMultiScale:
         self.autocast_agreement: float | None = None
         self._forward = self.model
         if options.compile:
-            self._forward = _compiled_or_none(self.model) or self.model
+            compiled = _compiled_or_none(self.model)
+            self._forward = self.model if compiled is None else compiled
         self._graphs: dict[tuple, _CapturedRun] = {}
         self._graphs_failed = False
 
@@ -194,7 +195,7 @@ class FastMultiScale:
         images = nhwc.permute(0, 3, 1, 2).float()  # (B, 3, H, W), channels_last strides
         if not self.options.channels_last:
             images = images.contiguous()
-        return images * self._input_scale + self._input_shift
+        return torch.addcmul(self._input_shift, images, self._input_scale)  # one pass: shift + images * scale
 
     def forward(self, images: Tensor, scales, merge: str, autocast: bool, cache_casts: bool = True) -> MultiScaleOutput:
         """Normalised images (B, 3, H, W) on the device -> the model's output, under inference_mode.

@@ -175,6 +175,17 @@ def test_interleaved_timing_and_paired_ratios():
     assert paired_ratio(Timing((2.0, 4.0, 9.0)), Timing((1.0, 1.0, 3.0))) == 3.0
 
 
+def test_groups_run_back_to_back_and_the_budget_cuts_rounds():
+    calls = []
+    groups = [{"a1": lambda: calls.append("a1"), "a2": lambda: calls.append("a2")}, {"b": lambda: calls.append("b")}]
+    time_interleaved(groups, CPU, warmup=0, repeats=2)
+    assert calls == ["a1", "a2", "b", "b", "a2", "a1"]
+    slow = time_interleaved({"slow": lambda: __import__("time").sleep(0.02)}, CPU, warmup=1, repeats=50, budget_s=0.05)
+    assert len(slow["slow"].seconds) == 3  # the budget allows 2 rounds; never fewer than 3
+    kept = time_interleaved({"x": lambda: 42}, CPU, warmup=0, repeats=2, measure_memory=True)["x"]
+    assert kept.result == 42 and len(kept.seconds) == 2
+
+
 def test_peak_memory_sees_a_large_temporary():
     peak, result = peak_memory_bytes(lambda: float(torch.ones(16 * 2**20).sum()), CPU)  # 64 MiB
     assert result == 16 * 2**20

@@ -82,6 +82,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds; medians over these (default: 7)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
+        "--budget", type=float, default=90.0,
+        help="seconds of timed rounds per interleaved group; fewer repeats (at least 3) when a round is long (default: 90; 0: no limit)",
+    )
+    parser.add_argument(
         "--largest", type=int, default=DEFAULT_MAX_SIDE,
         help=f"side of the memory check at the app's largest input (default: {DEFAULT_MAX_SIDE}; 0 skips it)",
     )
@@ -111,6 +115,7 @@ class Settings:
     warmup: int
     repeats: int
     largest: int
+    budget_s: float | None
     precision: str
     options: FastPathOptions
     ablation: str
@@ -146,6 +151,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         warmup=args.warmup,
         repeats=args.repeats,
         largest=args.largest,
+        budget_s=args.budget or None,
         precision=args.precision,
         options=FastPathOptions(compile=args.compile, cuda_graphs=args.cuda_graphs, cudnn_benchmark=args.cudnn_benchmark),
         ablation=args.ablation,
@@ -159,6 +165,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         settings.warmup = min(args.warmup, 1)
         settings.repeats = 1
         settings.largest = min(args.largest, 96)
+        settings.budget_s = None
     if any(size < 16 for size in settings.sizes or ()):
         raise ValueError("input sizes must be at least 16 pixels")
     return settings
@@ -266,7 +273,7 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
         n = 256 if settings.quick else 2048
         references += [matmul_reference(device, n, torch.float32), matmul_reference(device, n, torch.bfloat16)]
     log(f"bench: reference workloads on {device}")
-    timings = time_interleaved({r.name: r.fn for r in references}, device, settings.warmup, max(settings.repeats, 5))
+    timings = time_interleaved({r.name: r.fn for r in references}, device, settings.warmup, max(settings.repeats, 5), budget_s=settings.budget_s)
     for ref in references:
         t = timings[ref.name]
         report["references"].append(
@@ -301,19 +308,9 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
         }
         report["models"].append(model_entry)
 
-        model_runs = []
-        for size in sizes:
-            image = bench_image(size)
-            for scales in scale_sets:
-                log(f"bench: {workload.name} {size}x{size} scales {list(scales)}")
-                with_reference = size == nominal and scales == PAPER_SCALES or (settings.quick and scales == scale_sets[-1])
-                entry = _bench_one(
-                    settings, workload, predictor, naive, image, scales, merge,
-                    reference=resnet if with_reference else None,
-                    throughput=(kind == "cuda" or size == nominal or settings.full),
-                )
-                model_runs.append(entry)
-                report["runs"].append(entry)
+        log(f"bench: {workload.name}: sizes {sizes}, scale sets {[list(x) for x in scale_sets]}, naive and fast interleaved")
+        model_runs = _sweep(settings, workload, predictor, naive, sizes, scale_sets, merge, nominal, resnet)
+        report["runs"] += model_runs
         model_entry["precision"] = predictor.precision
         model_entry["bf16_label_agreement_first_image"] = predictor.fast.autocast_agreement
 
@@ -362,78 +359,105 @@ def _sizes_for(settings: Settings, name: str, kind: str, nominal: int) -> list[i
     return sorted(set(sizes))
 
 
-def _bench_one(settings, workload, predictor, naive, image, scales, merge, reference, throughput: bool) -> dict:
+def _sweep(settings, workload, predictor, naive, sizes, scale_sets, merge, nominal, reference) -> list[dict]:
+    """Every (size, scale set) of one model, naive and fast, in one interleaved loop.
+
+    All points share the rounds, so a change of load during the sweep hits all of them and
+    the latency fit compares like with like; each point's naive and fast calls (and, at the
+    headline point, the reference workload) form a group that always runs back to back.
+    """
     device = settings.device
-    size = tuple(image.shape[:2])
-    flops = multiscale_flops(workload.model, size, scales, merge)
-    pixels = image[None]  # (1, H, W, 3)
-
-    candidates = {
-        "naive": lambda: naive(pixels, scales, merge).cpu().numpy(),
-        "fast": lambda: predictor.predict(image, scales=scales, merge=merge),
-    }
-    if reference is not None:
-        candidates["reference"] = reference.fn
-    timings = time_interleaved(candidates, device, settings.warmup, settings.repeats)
-    naive_peak, naive_labels = peak_memory_bytes(candidates["naive"], device)
-    fast_peak, prediction = peak_memory_bytes(candidates["fast"], device)
-    naive_t, fast_t = timings["naive"], timings["fast"]
-    entry = {
-        "model": workload.name,
-        "size": list(size),
-        "scales": list(scales),
-        "sum_s2": sum_of_squared_scales(scales),
-        "pixels_x_sum_s2": size[0] * size[1] * sum_of_squared_scales(scales),
-        "flops_per_image": flops,
-        "naive": _timing_entry(naive_t, flops, naive_peak),
-        "fast": _timing_entry(fast_t, flops, fast_peak),
-        "fast_over_naive": paired_ratio(fast_t, naive_t),
-        "speedup": paired_ratio(naive_t, fast_t),
-        "label_agreement": float((naive_labels[0] == prediction.labels).mean()),
-        "fast_precision": predictor.precision,
-        "reference": None,
-        "throughput": None,
-    }
-    if reference is not None:
-        entry["reference"] = {
-            "name": reference.name,
-            "median_s": timings["reference"].median_s,
-            "fast_over_reference": paired_ratio(fast_t, timings["reference"]),
-            "naive_over_reference": paired_ratio(naive_t, timings["reference"]),
+    images = {size: bench_image(size) for size in sizes}
+    points = [(size, scales) for size in sizes for scales in scale_sets]
+    headline = (nominal, PAPER_SCALES) if PAPER_SCALES in scale_sets else (nominal, scale_sets[-1])
+    groups = []
+    for index, (size, scales) in enumerate(points):
+        image = images[size]
+        group = {
+            f"{index}:naive": lambda image=image, scales=scales: naive(image[None], scales, merge).cpu().numpy(),
+            f"{index}:fast": lambda image=image, scales=scales: predictor.predict(image, scales=scales, merge=merge),
         }
-    if throughput:
-        entry["throughput"] = _throughput(settings, predictor, image, scales, merge, flops)
-    return entry
+        if (size, scales) == headline:
+            group[f"{index}:reference"] = reference.fn
+        groups.append(group)
+    timings = time_interleaved(
+        groups, device, settings.warmup, settings.repeats, budget_s=settings.budget_s, measure_memory=True
+    )
+
+    runs = []
+    for index, (size, scales) in enumerate(points):
+        naive_t, fast_t = timings[f"{index}:naive"], timings[f"{index}:fast"]
+        flops = multiscale_flops(workload.model, (size, size), scales, merge)
+        entry = {
+            "model": workload.name,
+            "size": [size, size],
+            "scales": list(scales),
+            "sum_s2": sum_of_squared_scales(scales),
+            "pixels_x_sum_s2": size * size * sum_of_squared_scales(scales),
+            "flops_per_image": flops,
+            "naive": _timing_entry(naive_t, flops),
+            "fast": _timing_entry(fast_t, flops),
+            "fast_over_naive": paired_ratio(fast_t, naive_t),
+            "speedup": paired_ratio(naive_t, fast_t),
+            "label_agreement": float((naive_t.result[0] == fast_t.result.labels).mean()),
+            "fast_precision": predictor.precision,
+            "reference": None,
+            "throughput": None,
+        }
+        if f"{index}:reference" in timings:
+            reference_t = timings[f"{index}:reference"]
+            entry["reference"] = {
+                "name": reference.name,
+                "median_s": reference_t.median_s,
+                "fast_over_reference": paired_ratio(fast_t, reference_t),
+                "naive_over_reference": paired_ratio(naive_t, reference_t),
+            }
+        runs.append(entry)
+
+    # Throughput: the fast path alone at a large batch, where it is asked for.
+    wanted = [
+        (index, size, scales) for index, (size, scales) in enumerate(points)
+        if settings.device.type == "cuda" or settings.full or settings.quick or (size, scales) == headline
+    ]
+    if wanted:
+        batches = {index: _throughput_batch(settings, size) for index, size, _ in wanted}
+        candidates = {}
+        for index, size, scales in wanted:
+            pixels = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(images[size], (batches[index], size, size, 3)))).to(device)
+            candidates[str(index)] = lambda pixels=pixels, scales=scales: predictor.fast.run(pixels, scales, merge)
+        timings = time_interleaved(
+            candidates, device, max(1, settings.warmup // 2), max(1, settings.repeats // 2),
+            budget_s=settings.budget_s, min_repeats=2 if not settings.quick else 1, measure_memory=True,
+        )
+        for index, _, _ in wanted:
+            t, batch, run = timings[str(index)], batches[index], runs[index]
+            run["throughput"] = {
+                "batch": batch,
+                "median_s": t.median_s,
+                "seconds": list(t.seconds),
+                "images_per_s": batch / t.median_s,
+                "tflops": run["flops_per_image"] * batch / t.median_s / 1e12,
+                "peak_memory_mb": None if t.peak_memory_bytes is None else t.peak_memory_bytes / 2**20,
+            }
+    return runs
 
 
-def _timing_entry(timing: Timing, flops: int, peak: int | None) -> dict:
+def _throughput_batch(settings, size: int) -> int:
+    """About the pixels of ``settings.batch`` 512x512 images, within 1/4x to 4x of that batch."""
+    if settings.quick:
+        return settings.batch
+    scaled = round(settings.batch * 512 * 512 / (size * size))
+    return max(1, min(4 * settings.batch, scaled))
+
+
+def _timing_entry(timing: Timing, flops: int) -> dict:
+    peak = timing.peak_memory_bytes
     return {
         "median_s": timing.median_s,
         "min_s": timing.min_s,
         "spread": timing.spread,
         "seconds": list(timing.seconds),
         "tflops": flops / timing.median_s / 1e12,
-        "peak_memory_mb": None if peak is None else peak / 2**20,
-    }
-
-
-def _throughput(settings, predictor, image, scales, merge, flops_per_image) -> dict:
-    """Images per second of the fast path at a large batch (pixels already on the device, as a loader would leave them)."""
-    device = settings.device
-    pixels_512 = 512 * 512
-    # The same pixels per batch at every size, within 1/4x to 4x of the nominal batch.
-    scaled = round(settings.batch * pixels_512 / (image.shape[0] * image.shape[1]))
-    batch = settings.batch if settings.quick else max(1, min(4 * settings.batch, scaled))
-    pixels = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(image, (batch, *image.shape)))).to(device)
-    fn = lambda: predictor.fast.run(pixels, scales, merge)  # noqa: E731
-    timing = time_interleaved({"fast": fn}, device, min(settings.warmup, 1) if settings.quick else max(1, settings.warmup // 2),
-                              max(1, settings.repeats // 2))["fast"]
-    peak, _ = peak_memory_bytes(fn, device)
-    return {
-        "batch": batch,
-        "median_s": timing.median_s,
-        "images_per_s": batch / timing.median_s,
-        "tflops": flops_per_image * batch / timing.median_s / 1e12,
         "peak_memory_mb": None if peak is None else peak / 2**20,
     }
 
@@ -445,7 +469,10 @@ def _ladder(settings, workload, image, scales, merge) -> dict:
     steps = optimisation_ladder(
         workload.model, metadata.mean, metadata.std, device, scales, merge, pixels, compile=settings.options.compile
     )
-    timings = time_interleaved({s.name: (lambda s=s: s.run(pixels)) for s in steps}, device, settings.warmup, settings.repeats)
+    timings = time_interleaved(
+        {s.name: (lambda s=s: s.run(pixels)) for s in steps}, device, settings.warmup, settings.repeats,
+        budget_s=settings.budget_s,
+    )
     reference_labels = steps[0].run(pixels)
     rows, previous = [], None
     for step in steps:
@@ -504,6 +531,7 @@ def _jsonable_settings(settings: Settings) -> dict:
         "warmup": settings.warmup,
         "repeats": settings.repeats,
         "largest": settings.largest,
+        "budget_s": settings.budget_s,
         "precision": settings.precision,
         "options": asdict(settings.options),
         "ablation": settings.ablation,
