@@ -101,6 +101,18 @@ def test_quick_report_fits_and_largest_input(quick_report):
 
 
 @pytest.mark.slow
+def test_an_earlier_report_prints_as_text_and_markdown(quick_report, tmp_path, capsys):
+    saved = tmp_path / "report.json"
+    saved.write_text(json.dumps(quick_report))
+    markdown = tmp_path / "tables.md"
+    assert main(["bench", "--from-json", str(saved), "--markdown", str(markdown)]) == 0
+    text = capsys.readouterr().out
+    assert "naive baseline" in text and "Reference workloads" in text
+    tables = markdown.read_text()
+    assert "| model | size | scales |" in tables and "**Batch 1: naive baseline" in tables
+
+
+@pytest.mark.slow
 def test_missing_checkpoint_is_reported_and_the_rest_benched(tmp_path, capsys):
     path = tmp_path / "report.json"
     code = main(

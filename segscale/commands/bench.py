@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -100,6 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full", action="store_true", help="on a CPU, sweep every size for every model (slow)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, two scale sets, one round")
     parser.add_argument("--json", type=Path, help="write the report here (default: runs/bench/<time>-<device>.json)")
+    parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown here")
+    parser.add_argument("--from-json", type=Path, help="run nothing: print (and --markdown) the tables of an earlier report")
 
 
 @dataclass
@@ -249,7 +253,7 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
     report: dict = {
         "schema": SCHEMA,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "command": "python -m segscale " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["bench"] else sys.argv[1:]),
+        "command": _command_line(),
         "machine": machine_description(device),
         "settings": _jsonable_settings(settings),
         "references": [],
@@ -339,6 +343,14 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
     report["wall_time_s"] = time.perf_counter() - started
     report["machine"]["load_average_at_end"] = list(__import__("os").getloadavg()) if hasattr(__import__("os"), "getloadavg") else None
     return report
+
+
+def _command_line() -> str:
+    """How this run was started, as it would be typed (when it came through the command line)."""
+    if "bench" not in sys.argv[1:]:
+        return "segscale.cli.main(['bench', ...]) in-process"
+    arguments = sys.argv[sys.argv.index("bench") + 1 :]
+    return " ".join(["python -m segscale bench", *(shlex.quote(a) for a in arguments)])
 
 
 def _headline(workloads: list[Workload], kind: str) -> Workload | None:
@@ -584,25 +596,15 @@ def _targets(report: dict, kind: str) -> list[dict]:
 # ----------------------------------------------------------------------------- output
 
 
-def format_report(report: dict) -> str:
-    m = report["machine"]
-    where = m.get("gpu") or f"{m['cpu']}, {m['cpu_cores']} cores, {m['torch_threads']} torch threads"
-    lines = [
-        f"segscale bench on {m['device']} ({where}); torch {m['torch']}; load average at start "
-        f"{', '.join(f'{v:.2f}' for v in m['load_average_at_start'] or [])}",
-        "",
-        "Reference workloads",
-        _table(["workload", "median ms", "TFLOP/s"],
-               [[r["name"], f"{r['median_s'] * 1e3:.1f}", f"{r['tflops']:.3f}"] for r in report["references"]]),
-        "",
-        "Models",
-    ]
-    for model in report["models"]:
-        lines.append(f"  {model['name']}: {model['description']}; fast path: {model.get('precision')}")
-    lines += [
-        "",
-        "Batch 1: naive baseline vs the Predictor (medians; speedup = median of paired naive/fast ratios)",
-        _table(
+def report_sections(report: dict) -> list[tuple[str, list[str], list[list[str]]]]:
+    """The report as (title, header, rows) tables, for the terminal and for Markdown alike."""
+    sections = [
+        ("Reference workloads (same run)", ["workload", "median ms", "TFLOP/s"],
+         [[r["name"], f"{r['median_s'] * 1e3:.1f}", f"{r['tflops']:.3f}"] for r in report["references"]]),
+        ("Models", ["model", "what", "fast path precision"],
+         [[m["name"], m["description"], str(m.get("precision"))] for m in report["models"]]),
+        (
+            "Batch 1: naive baseline vs the Predictor (medians; speedup = median of paired naive/fast ratios)",
             ["model", "size", "scales", "sum s^2", "GFLOP", "naive ms", "fast ms", "speedup", "fast TFLOP/s",
              "naive MB", "fast MB", "agree %", "batch", "img/s", "batch TFLOP/s"],
             [
@@ -618,36 +620,70 @@ def format_report(report: dict) -> str:
     ]
     with_reference = [r for r in report["runs"] if r["reference"]]
     if with_reference:
-        lines += ["", "Against the reference workload, same rounds"]
-        lines.append(_table(["model", "size", "scales", "reference", "reference ms", "fast/reference", "naive/reference"], [
-            [r["model"], str(r["size"][0]), ",".join(f"{s:g}" for s in r["scales"]), r["reference"]["name"],
-             f"{r['reference']['median_s'] * 1e3:.1f}", f"{r['reference']['fast_over_reference']:.2f}", f"{r['reference']['naive_over_reference']:.2f}"]
-            for r in with_reference]))
+        sections.append((
+            "Against the reference workload, in the same rounds (paired ratios of times)",
+            ["model", "size", "scales", "reference", "reference ms", "fast/reference", "naive/reference"],
+            [[r["model"], str(r["size"][0]), ",".join(f"{s:g}" for s in r["scales"]), r["reference"]["name"],
+              f"{r['reference']['median_s'] * 1e3:.1f}", f"{r['reference']['fast_over_reference']:.2f}",
+              f"{r['reference']['naive_over_reference']:.2f}"] for r in with_reference],
+        ))
     for ladder in report["ablation"]:
-        lines += ["", f"One optimisation at a time: {ladder['model']} {ladder['size'][0]}x{ladder['size'][1]} scales {ladder['scales']}"]
-        lines.append(_table(["step", "median ms", "vs previous", "vs naive", "agree %", "setup s"], [
-            [s["step"], f"{s['median_s'] * 1e3:.1f}", "-" if s["speedup_vs_previous"] is None else f"{s['speedup_vs_previous']:.2f}x",
-             f"{s['speedup_vs_naive']:.2f}x", f"{100 * s['label_agreement_vs_naive']:.2f}", f"{s['setup_s']:.1f}" if s["setup_s"] else "-"]
-            for s in ladder["steps"]]))
+        sections.append((
+            f"One optimisation at a time: {ladder['model']} {ladder['size'][0]}x{ladder['size'][1]} scales {ladder['scales']}",
+            ["step", "median ms", "vs previous", "vs naive", "agree %", "setup s"],
+            [[s["step"], f"{s['median_s'] * 1e3:.1f}", "-" if s["speedup_vs_previous"] is None else f"{s['speedup_vs_previous']:.2f}x",
+              f"{s['speedup_vs_naive']:.2f}x", f"{100 * s['label_agreement_vs_naive']:.2f}", f"{s['setup_s']:.1f}" if s["setup_s"] else "-"]
+             for s in ladder["steps"]],
+        ))
     if report["fits"]:
-        lines += ["", "Latency against pixels x sum(s^2) (fast path, batch 1)"]
-        lines.append(_table(["model", "points", "ms per Mpx*sum(s^2)", "intercept ms", "R^2", "max residual", "FLOPs R^2"], [
-            [f["model"], str(f["points"]), f"{f['slope'] * 1e3:.1f}", f"{f['intercept'] * 1e3:.1f}", f"{f['r2']:.4f}",
-             f"{100 * f['max_rel_residual']:.0f}%", f"{f['flops_r2']:.5f}"] for f in report["fits"]]))
+        sections.append((
+            "Latency against pixels x sum(s^2) (fast path, batch 1, least squares)",
+            ["model", "points", "ms per Mpx*sum(s^2)", "intercept ms", "R^2", "max residual", "FLOPs R^2"],
+            [[f["model"], str(f["points"]), f"{f['slope'] * 1e3:.1f}", f"{f['intercept'] * 1e3:.1f}", f"{f['r2']:.4f}",
+              f"{100 * f['max_rel_residual']:.0f}%", f"{f['flops_r2']:.5f}"] for f in report["fits"]],
+        ))
     if report["largest_input"]:
-        lines += ["", "Largest input (peak memory above the resident baseline)"]
-        lines.append(_table(["model", "size", "scales", "fast MB", "fast s", "naive MB", "naive s"], [
-            [r["model"], f"{r['size'][0]}x{r['size'][1]}", ",".join(f"{s:g}" for s in r["scales"]), _mb(r["fast"]["peak_memory_mb"]),
-             f"{r['fast']['seconds']:.2f}", _mb(r["naive"]["peak_memory_mb"]), f"{r['naive']['seconds']:.2f}"] for r in report["largest_input"]]))
+        sections.append((
+            "Largest input (peak memory above the resident baseline; one call each)",
+            ["model", "size", "scales", "fast MB", "fast s", "naive MB", "naive s"],
+            [[r["model"], f"{r['size'][0]}x{r['size'][1]}", ",".join(f"{s:g}" for s in r["scales"]), _mb(r["fast"]["peak_memory_mb"]),
+              f"{r['fast']['seconds']:.2f}", _mb(r["naive"]["peak_memory_mb"]), f"{r['naive']['seconds']:.2f}"]
+             for r in report["largest_input"]],
+        ))
     if report["targets"]:
-        lines += ["", "Targets"]
-        lines.append(_table(["target", "value", "needs", "met", "detail"], [
-            [t["target"], "-" if t["value"] is None else f"{t['value']:.3f}", t["threshold"],
-             {True: "yes", False: "NO", None: "-"}[t["met"]], t["detail"]] for t in report["targets"]]))
-    for note in report["notes"]:
-        lines.append(f"note: {note}")
+        sections.append((
+            "Targets",
+            ["target", "value", "needs", "met", "detail"],
+            [[t["target"], "-" if t["value"] is None else f"{t['value']:.3f}", t["threshold"],
+              {True: "yes", False: "NO", None: "-"}[t["met"]], t["detail"]] for t in report["targets"]],
+        ))
+    return sections
+
+
+def machine_line(report: dict) -> str:
+    m = report["machine"]
+    where = m.get("gpu") or f"{m['cpu']}, {m['cpu_cores']} cores, {m['torch_threads']} torch threads"
+    load = ", ".join(f"{v:.2f}" for v in m["load_average_at_start"] or [])
+    return f"{m['device']} ({where}); torch {m['torch']}; load average at start {load}"
+
+
+def format_report(report: dict) -> str:
+    lines = [f"segscale bench on {machine_line(report)}"]
+    for title, header, rows in report_sections(report):
+        lines += ["", title, _table(header, rows)]
+    lines += [f"note: {note}" for note in report["notes"]]
     lines.append(f"wall time {report['wall_time_s']:.0f} s")
     return "\n".join(lines)
+
+
+def format_markdown(report: dict) -> str:
+    """The same tables as Markdown, to paste into docs/PERFORMANCE.md."""
+    lines = [f"Measured on {machine_line(report)}.", "", f"Command: `{report['command']}`"]
+    for title, header, rows in report_sections(report):
+        lines += ["", f"**{title}**", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(str(cell).replace("|", "/") for cell in row) + " |" for row in rows]
+    lines += [f"\nNote: {note}" for note in report["notes"]]
+    return "\n".join(lines) + "\n"
 
 
 def _mb(value) -> str:
@@ -656,12 +692,31 @@ def _mb(value) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)] if rows else [len(h) for h in header]
+
+    def numeric(column: int) -> bool:  # right-align columns of numbers
+        return all(re.fullmatch(r"[-+0-9.,x%e]+", str(row[column])) for row in rows) if rows else False
+
+    right = [numeric(i) for i in range(len(header))]
+
     def line(cells):
-        return "  " + "  ".join(str(c).rjust(w) if i else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+        return "  " + "  ".join(str(c).rjust(w) if r else str(c).ljust(w) for c, w, r in zip(cells, widths, right))
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)])
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.from_json:
+        try:
+            report = json.loads(args.from_json.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise ValueError(f"cannot read the report {args.from_json}: {error}") from error
+        if report.get("schema") != SCHEMA:
+            raise ValueError(f"{args.from_json} is not a {SCHEMA} report")
+        print(format_report(report))
+        if args.markdown:
+            args.markdown.write_text(format_markdown(report))
+            print(f"wrote {args.markdown}")
+        return 0
     settings = settings_from_args(args)
     report = run_suite(settings)
     print(format_report(report))
@@ -672,4 +727,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
     print(f"wrote {path}")
+    if args.markdown:
+        try:
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown.write_text(format_markdown(report))
+        except OSError as error:
+            raise ValueError(f"cannot write {args.markdown}: {error.strerror or error}") from error
+        print(f"wrote {args.markdown}")
     return 0
