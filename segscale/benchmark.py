@@ -458,6 +458,7 @@ def optimisation_ladder(
     if has_batchnorm:
         rungs.append(("+ batch norm folded into the convolutions", dict(fold_batchnorm=True)))
     rungs.append(("+ bf16 autocast (Eq. 1-2 stay float32)", dict(autocast="bf16")))
+    rungs.append(("+ convolution weights stored in bf16 (cast once, not per call)", dict(bf16_weights=True)))
     if device.type == "cuda":
         rungs.append(("+ cudnn.benchmark", dict(cudnn_benchmark=True)))
     if compile:
@@ -465,7 +466,7 @@ def optimisation_ladder(
     if device.type == "cuda":
         rungs.append(("+ CUDA graphs", dict(cuda_graphs=True)))
 
-    options = dict(channels_last=False, fold_batchnorm=False, autocast="off")
+    options = dict(channels_last=False, fold_batchnorm=False, autocast="off", bf16_weights=False)
     for name, change in rungs:
         options.update(change)
         fast = FastMultiScale(model, mean, std, device, FastPathOptions(**options))

@@ -16,7 +16,8 @@ on its own in docs/PERFORMANCE.md:
   uint8 (H, W, 3) image already is NHWC, so normalising it in place of a permute costs nothing;
 * bf16 autocast for the trunk and heads, with Eq. 1-2 still in float32 (the model does
   that): on CUDA, and on CPUs with AMX bf16 tiles, where it measured faster; in both cases
-  kept only when its labels agree with float32 on at least 99.5% of the first image's pixels;
+  kept only when its labels agree with float32 on at least 99.5% of the first image's
+  pixels; once kept, the convolution weights are stored in bf16 rather than cast per call;
 * optional ``torch.compile`` and, on CUDA, optional CUDA graphs per fixed input shape; each
   falls back to eager execution, with a warning, when it is unavailable or fails.
 
@@ -57,6 +58,9 @@ class FastPathOptions:
         replay it (removes the per-kernel launch cost at small batches). Ignored elsewhere.
     cudnn_benchmark: on CUDA, let cuDNN time its algorithms per new shape (pays off for
         fixed shapes, costs on the first call of each). Ignored elsewhere.
+    bf16_weights: once bf16 autocast is chosen, store the convolution weights in bf16, so
+        that autocast does not cast them again on every call (it caches casts only within
+        one autocast region).
     """
 
     channels_last: bool = True
@@ -65,6 +69,7 @@ class FastPathOptions:
     compile: bool = False
     cuda_graphs: bool = False
     cudnn_benchmark: bool = False
+    bf16_weights: bool = True
 
     def __post_init__(self) -> None:
         if self.autocast not in AUTOCAST_CHOICES:
@@ -175,6 +180,9 @@ class FastMultiScale:
             self._forward = self.model if compiled is None else compiled
         self._graphs: dict[tuple, _CapturedRun] = {}
         self._graphs_failed = False
+        self._weights_in_bf16 = False
+        if self.use_autocast:
+            self._store_bf16_weights()
 
     def check_scales(self, scales, merge: str | None = None) -> tuple[float, ...]:
         return self.model.check_scales(scales, merge)
@@ -203,6 +211,11 @@ class FastMultiScale:
         ``cache_casts=False`` while capturing a CUDA graph: autocast's cache of bf16 weight
         copies must not outlive the capture.
         """
+        if self._weights_in_bf16 and not autocast:
+            raise ValueError(
+                "this fast path stores its convolution weights in bf16; for float32 build one with "
+                "FastPathOptions(autocast='off') (or bf16_weights=False)"
+            )
         with (
             torch.inference_mode(),
             torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast, cache_enabled=cache_casts),
@@ -222,6 +235,8 @@ class FastMultiScale:
             images = self.images_from_pixels(pixels)
             if self.use_autocast is None:
                 self.use_autocast = self._decide_autocast(images, scales, merge)
+                if self.use_autocast:
+                    self._store_bf16_weights()
             size = tuple(images.shape[-2:])
             if self.options.cuda_graphs and self.device.type == "cuda" and not self._graphs_failed:
                 captured = self._captured(images, scales, merge)
@@ -247,6 +262,15 @@ class FastMultiScale:
         candidate = labels_from_fused(self.forward(images, scales, merge, autocast=True).fused, size)
         self.autocast_agreement = (reference == candidate).float().mean().item()
         return self.autocast_agreement >= AUTOCAST_MIN_AGREEMENT
+
+    def _store_bf16_weights(self) -> None:
+        """Cast convolution weights and biases to bf16 once (autocast would do it on every call)."""
+        if not self.options.bf16_weights or self._weights_in_bf16:
+            return
+        for module in self.model.modules():
+            if isinstance(module, nn.Conv2d):
+                module.to(torch.bfloat16)
+        self._weights_in_bf16 = True
 
     def _captured(self, images: Tensor, scales, merge: str) -> "_CapturedRun | None":
         key = (tuple(images.shape), images.dtype, scales, merge, self.use_autocast)

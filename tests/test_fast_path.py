@@ -206,3 +206,16 @@ def test_predictor_reports_its_precision(make_checkpoint):
     metadata = tiny_metadata(tiny_config())
     forced = Predictor(build_model(tiny_config()), metadata, device="cpu", options=FastPathOptions(autocast="bf16"))
     assert forced.precision == "bf16 autocast"
+
+
+def test_bf16_weights_are_stored_once_chosen():
+    model = build_model(tiny_config())
+    rgb = np.random.default_rng(5).integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
+    stored = FastMultiScale(model, IMAGENET_MEAN, IMAGENET_STD, "cpu", FastPathOptions(autocast="bf16"))
+    assert stored.model.trunk.layers.conv1_1.weight.dtype == torch.bfloat16
+    cast_per_call = FastMultiScale(model, IMAGENET_MEAN, IMAGENET_STD, "cpu", FastPathOptions(autocast="bf16", bf16_weights=False))
+    assert cast_per_call.model.trunk.layers.conv1_1.weight.dtype == torch.float32
+    torch.testing.assert_close(stored.run(rgb)[0].fused, cast_per_call.run(rgb)[0].fused)  # the same bf16 arithmetic
+    with pytest.raises(ValueError, match="autocast='off'"):
+        stored.forward(stored.images_from_pixels(rgb), (1.0,), "attention", autocast=False)
+    assert model.trunk.layers.conv1_1.weight.dtype == torch.float32  # the caller's model is untouched
