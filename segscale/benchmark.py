@@ -33,8 +33,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .modeling.geometry import resize_bilinear, scaled_size
 from .inference import synchronize
+from .modeling.geometry import resize_bilinear, scaled_size
 
 # ----------------------------------------------------------------------------- the naive baseline
 

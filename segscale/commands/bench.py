@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shlex
 import sys
@@ -29,12 +30,12 @@ import numpy as np
 import torch
 
 from ..benchmark import (
+    NaiveMultiScale,
     Timing,
     linear_fit,
     machine_description,
     matmul_reference,
     multiscale_flops,
-    NaiveMultiScale,
     optimisation_ladder,
     paired_ratio,
     peak_memory_bytes,
@@ -302,6 +303,9 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
                 scale_sets.append(scales)
             except ValueError as error:
                 settings.notes.append(f"{workload.name}: scale set {list(scales)} skipped: {error}")
+        if not scale_sets:  # e.g. a 'paper' head, which fuses only the set it was trained on
+            scale_sets = [metadata.model.scales]
+            settings.notes.append(f"{workload.name}: benched on its trained scale set {list(metadata.model.scales)} only")
         model_entry = {
             "name": workload.name,
             "description": workload.description,
@@ -341,7 +345,7 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
 
     report["targets"] = _targets(report, kind)
     report["wall_time_s"] = time.perf_counter() - started
-    report["machine"]["load_average_at_end"] = list(__import__("os").getloadavg()) if hasattr(__import__("os"), "getloadavg") else None
+    report["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     return report
 
 
@@ -589,7 +593,7 @@ def _targets(report: dict, kind: str) -> list[dict]:
             f"{fit['slope'] * 1e3:.1f} ms per Mpx*sum(s^2) + {fit['intercept'] * 1e3:.1f} ms over {fit['points']} points")
     for row in report["largest_input"]:
         add(f"{row['model']}: peak memory at {row['size'][0]}x{row['size'][1]} {row['scales']}", row["fast"]["peak_memory_mb"],
-            "bounded", None, f"naive: {row['naive']['peak_memory_mb']} MB")
+            "bounded", None, f"naive: {_mb(row['naive']['peak_memory_mb'])} MB")
     return targets
 
 
