@@ -14,6 +14,9 @@ NORM_KINDS = ("none", "batch", "group")
 HEAD_KINDS = ("paper", "shared")
 MERGE_MODES = ("attention", "average", "max")
 
+# PASCAL VOC's "void" label: borders and padding, counted in no loss and no metric.
+IGNORE_INDEX = 255
+
 # The paper's three-scale set, largest first.
 PAPER_SCALES = (1.0, 0.75, 0.5)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from segscale.data.transforms import MEAN_COLOR, TrainAugmentation, sample_rng, to_tensors
+from segscale.data.transforms import MEAN_COLOR, TrainAugmentation, to_tensors
 
 
 def column_coded_pair(height: int, width: int):
@@ -150,10 +150,3 @@ def test_to_tensors_normalises_like_a_hand_computation():
         for col in range(2):
             expected = (image[0, col, channel] / 255 - mean[channel]) / std[channel]
             assert pixels[channel, 0, col].item() == pytest.approx(expected, abs=1e-6)
-
-
-def test_sample_rng_depends_only_on_seed_epoch_and_index():
-    draws = sample_rng(1, 2, 3).random(4)
-    np.testing.assert_array_equal(draws, sample_rng(1, 2, 3).random(4))
-    assert not np.array_equal(draws, sample_rng(1, 2, 4).random(4))
-    assert not np.array_equal(draws, sample_rng(1, 3, 3).random(4))

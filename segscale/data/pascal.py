@@ -36,7 +36,8 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-IGNORE_INDEX = 255
+from ..config import IGNORE_INDEX
+
 
 VOC_CLASSES = (
     "background",

@@ -3,8 +3,8 @@
 :class:`TrainAugmentation` rescales an (image, label) pair by a random factor, pads it to
 the crop size, crops a random window and flips it half the time. It draws every random
 number from a ``numpy.random.Generator`` handed in by the caller, so a run seeded the same
-way sees the same crops, and a resumed run can recreate the generator (:func:`sample_rng`)
-instead of depending on hidden global state.
+way sees the same crops, and a resumed run can recreate the generator (the trainer seeds one per
+(seed, step, sample)) instead of depending on hidden global state.
 
 Validation runs on whole images, so it needs no transform beyond :func:`to_tensors`.
 """
@@ -18,9 +18,9 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from ..config import IGNORE_INDEX
 from ..modeling.geometry import scaled_size
 
-IGNORE_INDEX = 255
 
 # The ImageNet mean colour (0.485, 0.456, 0.406) in 0..255: padding with it becomes ~0 after
 # normalisation, as DeepLab's padding with its mean pixel did, so padding looks like "no signal".
@@ -117,15 +117,6 @@ def to_tensors(image: np.ndarray, label: np.ndarray, mean, std) -> tuple[Tensor,
     """(image uint8 (H, W, 3), label uint8 (H, W)) -> (float32 (3, H, W) normalised, int64 (H, W))."""
     _check_pair(image, label)
     return image_to_tensor(image, mean, std), torch.from_numpy(label.astype(np.int64))
-
-
-def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """A generator for one sample of one epoch, independent of worker count and visiting order.
-
-    Deriving it from (seed, epoch, index) lets DataLoader workers augment in any order and a
-    resumed run reproduce an epoch without saving generator state.
-    """
-    return np.random.default_rng([seed, epoch, index])
 
 
 def _check_pair(image: np.ndarray, label: np.ndarray) -> None:

@@ -40,6 +40,8 @@ class TrainConfig:
     random_scale_count: tuple[int, int] = (2, 4)
     max_scale_pixels: float = 0.0  # >0: in random sets, crop x scale^2 summed over scales stays under this many crop areas
     extra_supervision: bool = True
+    foreground_weight: float = 1.0  # loss weight of every class but 0 (background) relative to it
+    hard_pixel_fraction: float = 1.0  # below 1: only that fraction of hardest pixels counts (OHEM)
     dropout: float = 0.5
     imagenet_init: bool = False
     init_from: str | None = None  # a segscale checkpoint whose matching weights start this run
@@ -103,6 +105,8 @@ class TrainConfig:
             raise ValueError("a 'paper' attention head is tied to one scale set; use head 'shared' with random scale sets")
         if self.dataset != "scaleshapes" and not self.data_root:
             raise ValueError(f"dataset {self.dataset!r} needs --data-root (the folder holding it)")
+        if self.foreground_weight <= 0 or not 0 < self.hard_pixel_fraction <= 1:
+            raise ValueError("foreground_weight must be positive and hard_pixel_fraction in (0, 1]")
         for name in ("iterations", "batch_size", "crop_size", "val_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -115,6 +119,14 @@ class TrainConfig:
             scales=self.scales,
             merge=self.merge,
         )
+
+    def class_weights(self, num_classes: int):
+        """Loss weights per class (None when all are 1): background 1, every other class ``foreground_weight``."""
+        if self.foreground_weight == 1.0:
+            return None
+        import torch
+
+        return torch.tensor([1.0] + [self.foreground_weight] * (num_classes - 1))
 
     def scale_range(self) -> tuple[float, float]:
         """The range of scales this run trains on (for the checkpoint's metadata)."""

@@ -224,6 +224,7 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
         generator=torch.Generator().manual_seed(config.seed),
     )
     use_amp = config.amp and device.type == "cuda"
+    class_weights = config.class_weights(len(classes))
     bar = ProgressBar(config.iterations, "train", start=start_step, unit="step", enabled=is_main and progress)
     def save_state(step: int, elapsed: float) -> None:
         if not is_main:
@@ -265,7 +266,10 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
             scales = sample_scale_set(config, step)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 output = net(images, scales=scales)
-            terms = extra_supervision_loss(output, labels, extra_supervision=config.extra_supervision)
+            terms = extra_supervision_loss(
+                output, labels, extra_supervision=config.extra_supervision, class_weights=class_weights,
+                hard_pixel_fraction=config.hard_pixel_fraction,
+            )
             optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             optimizer.step()
