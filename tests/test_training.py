@@ -72,17 +72,19 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     assert not list(killed_dir.glob("*.tmp")), "a temporary file was left behind"
 
 
-def test_sigterm_saves_the_state_and_says_how_to_continue(tmp_path):
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_sigterm_to_the_process_group_saves_the_state_and_says_how_to_continue(tmp_path, workers):
+    """As Ctrl-C or `kill` of the group does: the data workers get the signal too."""
     run_dir = tmp_path / "run"
     process = run_segscale(
         ["train", *TINY_RUN, "--iterations", "100000", "--val-every", "100000", "--checkpoint-every", "100000",
-         "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(run_dir)],
-        tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+         "--workers", workers, "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(run_dir)],
+        tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     started = process.stderr.readline()  # printed once the stop handler is installed
     assert started.startswith("training "), started
-    time.sleep(0.5)
-    process.send_signal(signal.SIGTERM)
+    time.sleep(1.0)
+    os.killpg(process.pid, signal.SIGTERM)
     stdout, rest = process.communicate(timeout=120)
     stderr = started + rest
     assert process.returncode == 130, stderr

@@ -86,6 +86,16 @@ class _StopRequest:
             signal.signal(signum, handler)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the main process.
+
+    Ctrl-C (and ``kill`` of a process group) reaches the workers too; a worker that died of
+    it would make the main process fail on its next batch before it could save its state.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _distributed_context():
     """(rank, world size, local rank), initialising the process group when started by torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -222,6 +232,7 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
         # Its own generator: starting an iterator otherwise draws from the global RNG, which
         # would shift dropout's random stream in a resumed run.
         generator=torch.Generator().manual_seed(config.seed),
+        worker_init_fn=_ignore_stop_signals if config.workers else None,
     )
     use_amp = config.amp and device.type == "cuda"
     class_weights = config.class_weights(len(classes))
