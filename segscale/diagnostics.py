@@ -51,9 +51,14 @@ __all__ = [
     "SoftmaxSteps",
     "available_merges",
     "cell_center",
+    "cell_footprint",
+    "cell_mean_colours",
     "compare_merges",
     "image_diagnostics",
     "nearest_cell",
+    "nearest_cells",
+    "pixel_at_cell",
+    "salient_pixel",
     "pixel_breakdown",
     "scale_diagnostics",
 ]
@@ -85,6 +90,76 @@ def nearest_cell(row: int, col: int, image_size: tuple[int, int], grid: tuple[in
 def cell_center(cell: tuple[int, int], image_size: tuple[int, int], grid: tuple[int, int]) -> tuple[float, float]:
     """(y, x) image coordinates of a grid cell's centre (the inverse map of :func:`nearest_cell`)."""
     return tuple(_aligned_position(k, cells, pixels) for k, pixels, cells in zip(cell, image_size, grid))  # type: ignore[return-value]
+
+
+def nearest_cells(pixels: int, cells: int) -> np.ndarray:
+    """(pixels,) the nearest cell of every pixel along one axis (the vector form of :func:`nearest_cell`)."""
+    if cells == 1 or pixels == 1:
+        return np.zeros(pixels, np.int64)
+    positions = np.arange(pixels, dtype=np.float64) * (cells - 1) / (pixels - 1)
+    return np.minimum(cells - 1, np.floor(positions + 0.5)).astype(np.int64)
+
+
+def cell_footprint(cell: tuple[int, int], image_size: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right), inclusive: the image pixels whose nearest grid cell is ``cell``.
+
+    About ``stride`` pixels a side (8 for DeepLab-LargeFOV); half that at the image border,
+    where the first and last cells sit on the first and last pixels (corners aligned).
+    """
+    bounds = []
+    for k, pixels, cells in zip(cell, image_size, grid):
+        if not 0 <= k < cells:
+            raise ValueError(f"cell {tuple(cell)} is outside the {grid[0]} x {grid[1]} grid")
+        members = np.flatnonzero(nearest_cells(pixels, cells) == k)
+        if members.size:
+            bounds.append((int(members[0]), int(members[-1])))
+        else:  # a grid finer than the image (not DeepLab's): the pixel the cell sits on
+            centre = min(pixels - 1, int(math.floor(_aligned_position(k, cells, pixels) + 0.5)))
+            bounds.append((centre, centre))
+    (top, bottom), (left, right) = bounds
+    return top, left, bottom, right
+
+
+def pixel_at_cell(cell: tuple[int, int], image_size: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int]:
+    """The image pixel a grid cell sits on (its centre, rounded): what clicking a cell picks."""
+    y, x = cell_center(cell, image_size, grid)
+    return min(image_size[0] - 1, int(math.floor(y + 0.5))), min(image_size[1] - 1, int(math.floor(x + 0.5)))
+
+
+def cell_mean_colours(image: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8 -> (h, w, 3) uint8: each grid cell coloured by the mean of the pixels nearest to it.
+
+    The image as the stride-8 grid sees it, one colour per cell: the picture behind the
+    pixel inspector's clickable grid.
+    """
+    image = np.asarray(image)
+    height, width = image.shape[:2]
+    rows, cols = nearest_cells(height, grid[0]), nearest_cells(width, grid[1])
+    index = (rows[:, None] * grid[1] + cols[None, :]).ravel()
+    counts = np.bincount(index, minlength=grid[0] * grid[1]).astype(np.float64)
+    channels = [np.bincount(index, weights=image[..., k].ravel().astype(np.float64), minlength=grid[0] * grid[1]) for k in range(3)]
+    means = np.stack(channels, axis=-1) / np.maximum(counts, 1)[:, None]
+    return np.clip(means + 0.5, 0, 255).astype(np.uint8).reshape(grid[0], grid[1], 3)
+
+
+def salient_pixel(prediction) -> tuple[int, int]:
+    """A pixel worth inspecting first: the cell where the most frequent predicted object class scores highest.
+
+    "Object class" is any class but index 0 (the background of every segscale dataset);
+    when only the background is predicted, the cell where class 1 comes closest to winning.
+    Returns the pixel that cell sits on, as (row, col) of the predicted image.
+    """
+    fused = np.asarray(prediction.fused, dtype=np.float64)  # (C, h, w)
+    num_classes = fused.shape[0]
+    if num_classes < 2:
+        chosen_map = fused[0]
+    else:
+        counts = np.bincount(np.asarray(prediction.labels).ravel().astype(np.int64), minlength=num_classes)[:num_classes]
+        chosen = int(counts[1:].argmax()) + 1
+        others = np.delete(fused, chosen, axis=0).max(axis=0)
+        chosen_map = fused[chosen] - others  # the margin by which it wins (or loses)
+    cell = np.unravel_index(int(chosen_map.argmax()), chosen_map.shape)
+    return pixel_at_cell((int(cell[0]), int(cell[1])), tuple(prediction.labels.shape), tuple(fused.shape[-2:]))
 
 
 def _bilinear_at(maps: np.ndarray, row: int, col: int, image_size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int, int, int]]:

@@ -21,11 +21,15 @@ from matplotlib.ticker import FixedLocator, NullLocator
 __all__ = [
     "colorize_labels",
     "diagnostics_figures",
+    "disagreement_image",
     "dominant_share_figure",
+    "error_image",
     "figure_png",
     "image_weights_figure",
     "merge_comparison_figure",
     "merge_scores_figure",
+    "model_diagram_figure",
+    "pixel_zoom",
     "scale_colours",
     "weight_by_class_figure",
     "weight_by_extent_figure",
@@ -33,6 +37,11 @@ __all__ = [
 
 MERGE_COLOURS = {"attention": "#4c72b0", "average": "#dd8452", "max": "#55a868"}
 VOID_COLOUR = (255, 255, 255)
+# Error and disagreement maps: one meaning per colour, the same in the figure and on the page.
+WRONG_COLOUR = (220, 30, 30)  # a wrong label / the merges disagree
+RIGHT_COLOUR = (235, 235, 235)  # a right label (light grey: the map's edge still shows on a white page)
+IGNORED_COLOUR = (170, 170, 170)  # the ground truth says "ignore" (255)
+MARK_COLOUR = (255, 0, 220)  # the inspected pixel and its grid cell
 
 
 def scale_colours(count: int) -> list[tuple[float, float, float, float]]:
@@ -196,20 +205,129 @@ def merge_comparison_figure(comparison, image: np.ndarray, palette, title: str =
     for k, result in enumerate(comparison.results):
         caption = result.method if result.scores is None else f"{result.method} (mIoU {result.scores.miou:.3f})"
         show(0, k + 1, colorize_labels(result.labels, palette), caption)
-    disagreement = np.where(comparison.disagreement[..., None], np.array([230, 30, 30], np.uint8), (image // 3 + 140).astype(np.uint8))
-    show(0, columns - 1, disagreement, f"merges disagree ({comparison.disagreement_share:.1%} of pixels)")
+    show(0, columns - 1, disagreement_image(comparison.disagreement, image), f"merges disagree ({comparison.disagreement_share:.1%} of pixels)")
     if comparison.has_ground_truth:
         show(1, 0, colorize_labels(comparison.ground_truth, palette), "ground truth")
         ignore = comparison.ground_truth == 255
         for k, result in enumerate(comparison.results):
-            errors = np.full((height, width, 3), 255, np.uint8)
-            errors[result.errors] = (220, 30, 30)
-            errors[ignore] = (170, 170, 170)
             wrong = result.errors.sum() / max(1, (~ignore).sum())
-            show(1, k + 1, errors, f"{result.method} errors ({wrong:.1%})")
+            show(1, k + 1, error_image(result.errors, comparison.ground_truth), f"{result.method} errors ({wrong:.1%})")
         figure.add_subplot(grid[1, columns - 1]).set_axis_off()
     if title:
         figure.suptitle(title)
+    return figure
+
+
+def disagreement_image(disagreement: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """(H, W) bool and the (H, W, 3) image -> RGB: red where the merges disagree, the image faded elsewhere."""
+    faded = (np.asarray(image, dtype=np.uint8) // 3 + 140).astype(np.uint8)
+    return np.where(np.asarray(disagreement)[..., None], np.array(WRONG_COLOUR, np.uint8), faded)
+
+
+def error_image(errors: np.ndarray, ground_truth: np.ndarray) -> np.ndarray:
+    """(H, W) bool errors and labels -> RGB: red where wrong, white where right, grey where the truth is "ignore" (255)."""
+    errors = np.asarray(errors, dtype=bool)
+    picture = np.empty(errors.shape + (3,), np.uint8)
+    picture[...] = RIGHT_COLOUR
+    picture[errors] = WRONG_COLOUR
+    picture[np.asarray(ground_truth) == 255] = IGNORED_COLOUR
+    return picture
+
+
+def pixel_zoom(image: np.ndarray, row: int, col: int, footprint: tuple[int, int, int, int], radius: int = 32, factor: int = 4) -> np.ndarray:
+    """A crop of ``image`` around pixel (row, col), enlarged ``factor`` times without smoothing.
+
+    The grid cell's ``footprint`` (top, left, bottom, right, inclusive; see
+    :func:`segscale.diagnostics.cell_footprint`) is outlined and the pixel itself framed, so
+    one sees which pixels share the cell whose numbers Eq. 1-2 show. The crop is
+    ``2 radius + 1`` pixels a side, padded with grey beyond the image border.
+    """
+    image = np.asarray(image, dtype=np.uint8)
+    height, width = image.shape[:2]
+    side = 2 * radius + 1
+    crop = np.full((side, side, 3), 128, np.uint8)
+    top, left = row - radius, col - radius
+    y0, y1, x0, x1 = max(0, top), min(height, top + side), max(0, left), min(width, left + side)
+    crop[y0 - top : y1 - top, x0 - left : x1 - left] = image[y0:y1, x0:x1]
+    big = np.repeat(np.repeat(crop, factor, axis=0), factor, axis=1)
+    colour = np.array(MARK_COLOUR, np.uint8)
+
+    def outline(r0: int, c0: int, r1: int, c1: int, thickness: int) -> None:
+        """Frame crop pixels r0..r1, c0..c1 (inclusive), clipped to the crop."""
+        a, b = max(0, (r0 - top) * factor), min(big.shape[0], (r1 - top + 1) * factor)
+        c, d = max(0, (c0 - left) * factor), min(big.shape[1], (c1 - left + 1) * factor)
+        if a >= b or c >= d:
+            return
+        big[a : a + thickness, c:d] = colour
+        big[b - thickness : b, c:d] = colour
+        big[a:b, c : c + thickness] = colour
+        big[a:b, d - thickness : d] = colour
+
+    f_top, f_left, f_bottom, f_right = footprint
+    outline(f_top, f_left, f_bottom, f_right, max(1, factor // 2))
+    outline(row, col, row, col, max(1, factor // 3))
+    return big
+
+
+def model_diagram_figure(scales: Sequence[float], head_kind: str | None = "shared", title: str | None = None) -> Figure:
+    """A schematic of the model for a reader new to it: share-net, attention head, Eq. 2, Eq. 1.
+
+    One row per scale: the resized image, the shared DeepLab trunk, its score map f^s and
+    attention logit h^s; then the softmax over scales and the weighted sum. ``head_kind``:
+    "shared" (one head applied to each scale), "paper" (one head over all scales' features)
+    or None (no head: average or max pooling).
+    """
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
+    scales = list(scales)
+    count = len(scales)
+    colours = scale_colours(count)
+    row_height = 1.15
+    height = max(2.6, row_height * count + 0.4)
+    figure = Figure(figsize=(11.5, 0.75 + 0.8 * height), layout="constrained")
+    axes = figure.add_subplot()
+    axes.set_xlim(0, 11.5)
+    axes.set_ylim(0, height)
+    axes.set_axis_off()
+    middle = height / 2
+
+    def box(x, y, w, h, text, face="#f2f2f2", edge="0.35", size=9.5, weight="normal"):
+        patch = FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.03,rounding_size=0.08", facecolor=face, edgecolor=edge, linewidth=1.2, zorder=2)
+        axes.add_patch(patch)
+        axes.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=size, weight=weight, zorder=3)
+
+    def arrow(x0, y0, x1, y1, colour="0.3", **style):
+        axes.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=11, color=colour, linewidth=1.1, zorder=1, **style))
+
+    centres = [middle + row_height * ((count - 1) / 2 - k) for k in range(count)]
+    trunk_bottom, trunk_top = centres[-1] - 0.45, centres[0] + 0.45
+    box(0.1, middle - 0.45, 1.2, 0.9, "image", face="#ffffff", weight="bold")
+    box(3.0, trunk_bottom, 1.7, trunk_top - trunk_bottom, "DeepLab\nLargeFOV\n\nthe same\nweights at\nevery scale\n(share-net)", face="#e8eef7")
+    for k, (scale, y) in enumerate(zip(scales, centres)):
+        colour = colours[k]
+        arrow(1.3, middle, 1.65, y)
+        box(1.65, y - 0.3, 1.1, 0.6, f"resize\ns = {scale:g}", face="#ffffff", edge=colour)
+        arrow(2.75, y, 3.0, y, colour)
+        arrow(4.7, y + 0.17, 5.25, y + 0.17, colour)
+        box(5.25, y + 0.0, 1.45, 0.36, f"score map f$^{{{k + 1}}}$", face="#ffffff", edge=colour, size=9)
+        if head_kind is not None:
+            arrow(4.7, y - 0.22, 5.25, y - 0.22, colour)
+            box(5.25, y - 0.4, 1.45, 0.34, "fc7 features", face="#ffffff", edge=colour, size=8.5)
+        # every score map goes round the head to the fusion (drawn behind the boxes)
+        arrow(6.7, y + 0.18, 10.75, middle + 0.55, "0.6", connectionstyle="arc3,rad=-0.1", linestyle="--")
+    if head_kind is not None:
+        across = "applied to\neach scale" if head_kind == "shared" else "over all scales'\nfeatures at once"
+        box(7.0, trunk_bottom, 1.5, trunk_top - trunk_bottom, f"attention head\n(3x3 conv, ReLU,\n1x1 conv)\n{across}\n\nlogits h$^s$", face="#fdf0e2")
+        for y in centres:
+            arrow(6.7, y - 0.23, 7.0, y - 0.23)
+        box(8.75, middle - 0.55, 1.15, 1.1, "softmax\nover scales\n(Eq. 2)\n$\\to$ w$^s$", face="#fdf0e2")
+        arrow(8.5, middle, 8.75, middle)
+        arrow(9.9, middle, 10.1, middle)
+        fuse_text = "g = $\\sum_s$ w$^s$ f$^s$\n(Eq. 1)"
+    else:
+        fuse_text = "g = mean or\nmax over s"
+    box(10.1, middle - 0.55, 1.3, 1.1, fuse_text, face="#e6f2e6", weight="bold")
+    axes.set_title(title or "Attention to scale: one network at every scale, weights per pixel", fontsize=11)
     return figure
 
 
@@ -233,7 +351,9 @@ def _grouped_bars(
 ) -> Figure:  # fmt: skip
     """values (G, K): G groups of K bars."""
     values = np.asarray(values, dtype=float).reshape(len(groups), len(series))
-    figure = Figure(figsize=(max(5.0, 1.0 + 0.35 * len(groups) * (len(series) + 1)), 3.8), layout="constrained")
+    # Wider with more bars; up to 8 groups no wider than the other figures (7 in), so that side by side they share a text size.
+    natural = 1.0 + 0.35 * len(groups) * (len(series) + 1)
+    figure = Figure(figsize=(max(5.0, natural if len(groups) > 8 else min(7.5, natural)), 3.8), layout="constrained")
     axes = figure.add_subplot()
     positions = np.arange(len(groups))
     width = 0.8 / max(1, len(series))
