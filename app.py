@@ -14,6 +14,7 @@ import app_helpers as helpers
 
 started = time.perf_counter()
 st.set_page_config(page_title="segscale · Attention to Scale", page_icon=":material/layers:", layout="wide")
+helpers.keep_choices()
 
 with st.sidebar:
     st.header("Model")

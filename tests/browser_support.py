@@ -47,6 +47,7 @@ _IMAGES_LOADED = """() => {
     const images = [...document.images];
     return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0);
 }"""
+_NO_IMAGE_PENDING = "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
 _IMAGE_STATUS = "() => [...document.images].map(i => ({src: i.src.slice(0, 120), complete: i.complete, naturalWidth: i.naturalWidth}))"
 
 
@@ -144,6 +145,22 @@ def after_rerun(page, action, timeout_s: float = 120.0, images: bool = True, exp
         page.wait_for_function(_IMAGES_LOADED, timeout=timeout_s * 1000)
 
 
+def nav_labels(page) -> list[str]:
+    """The page names in the sidebar navigation, in order."""
+    return [link.inner_text().strip() for link in page.locator('[data-testid="stSidebarNavLink"]').all()]
+
+
+def go_to_page(page, label: str, timeout_s: float = 120.0, images: bool = True) -> None:
+    """Click the sidebar navigation link named ``label`` (same session) and wait for the page's run and images."""
+    link = page.locator('[data-testid="stSidebarNavLink"]').filter(has_text=label).first
+    after_rerun(page, link.click, timeout_s=timeout_s, images=images)
+
+
+def all_images_loaded(page) -> list[dict]:
+    """The <img> elements that did not load (empty when all did, or when there are none)."""
+    return [image for image in image_status(page) if not (image["complete"] and image["naturalWidth"] > 0)]
+
+
 def image_status(page) -> list[dict]:
     """src (shortened), complete and naturalWidth of every <img> on the page."""
     return page.evaluate(_IMAGE_STATUS)
@@ -175,6 +192,6 @@ def full_page_screenshot(page, path: Path | str, width: int | None = None) -> No
     )
     page.set_viewport_size({"width": width, "height": int(height) + 40})
     page.wait_for_timeout(500)  # let the layout settle at the new size
-    page.wait_for_function(_IMAGES_LOADED, timeout=60_000)
+    page.wait_for_function(_NO_IMAGE_PENDING, timeout=60_000)  # a page may have no image at all
     page.screenshot(path=str(path), full_page=True)
     page.set_viewport_size(viewport)
