@@ -163,11 +163,15 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
 
 
 def _refused_global(message: str) -> str | None:
-    """The name in torch's "Unsupported global: GLOBAL x.y" refusal, if that is what it is."""
-    marker = "Unsupported global: GLOBAL "
-    if marker not in message:
-        return None
-    return message.split(marker, 1)[1].split()[0]
+    """The name in torch's refusal of a global, if that is what it is.
+
+    Two forms: "Unsupported global: GLOBAL x.y" (a name not on the allow list) and
+    "unsupported GLOBAL x.y whose module z is blocked" (os, subprocess and the like).
+    """
+    for marker in ("Unsupported global: GLOBAL ", "unsupported GLOBAL "):
+        if marker in message:
+            return message.split(marker, 1)[1].split()[0]
+    return None
 
 
 def _last_line(error: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 from contextlib import nullcontext
 
@@ -51,6 +52,15 @@ class _RunsCodeOnLoad:
 
     def __reduce__(self):
         return (exec, (f"open({self.marker!r}, 'w').write('ran')",))
+
+
+def test_a_pickle_naming_a_blocked_module_is_refused_by_name(tmp_path):
+    """torch words this refusal differently ("... whose module posix is blocked"); the message still says why."""
+    path = tmp_path / "shell.pt"
+    torch.save({"format": CHECKPOINT_FORMAT, "format_version": 1, "hook": os.system}, path)  # names the function, calls nothing
+    with pytest.raises(CheckpointError) as error:
+        Predictor.from_checkpoint(path)
+    assert "refused" in str(error.value) and "system" in str(error.value) and "could run code" in str(error.value)
 
 
 @pytest.mark.parametrize("writer", ["torch.save", "pickle-protocol-2", "pickle-protocol-5"])
