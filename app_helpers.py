@@ -25,6 +25,7 @@ reach Markdown, and nothing is rendered with ``unsafe_allow_html``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -1101,14 +1102,21 @@ DIAGNOSE_RUN_KEY = "segscale.diagnose_run"  # session state: the settings of the
 DIAGNOSE_UPLOAD_RUN_KEY = "segscale.diagnose_upload_run"  # session state: the same for uploaded images
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _scale_diagnostics(model_key: str, count: int, split: str, scales: tuple[float, ...], merges: tuple[str, ...], _model: LoadedModel, _on_image) -> diag.ScaleDiagnostics:
-    return diag.scale_diagnostics(_model.predictor, split, count, scales, merges, on_image=_on_image)
+# The progress bar is made inside the cached functions: Streamlit replays a cached function's
+# elements on a hit, which it can only do for elements the function itself created. On a hit
+# the bar's replay ends with its removal, so nothing shows: the bar appears on the first run only.
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _image_diagnostics(model_key: str, pixels_keys: tuple[str, ...], names: tuple[str, ...], scales: tuple[float, ...], _model: LoadedModel, _images, _on_image) -> diag.ImageSetDiagnostics:
-    return diag.image_diagnostics(_model.predictor, _images, names, scales, on_image=_on_image)
+def _scale_diagnostics(model_key: str, count: int, split: str, scales: tuple[float, ...], merges: tuple[str, ...], _model: LoadedModel) -> diag.ScaleDiagnostics:
+    with _progress(count, f"ScaleShapes {split}") as on_image:
+        return diag.scale_diagnostics(_model.predictor, split, count, scales, merges, on_image=on_image)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _image_diagnostics(model_key: str, pixels_keys: tuple[str, ...], names: tuple[str, ...], scales: tuple[float, ...], _model: LoadedModel, _images) -> diag.ImageSetDiagnostics:
+    with _progress(len(_images), "Uploaded images") as on_image:
+        return diag.image_diagnostics(_model.predictor, _images, names, scales, on_image=on_image)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -1136,8 +1144,9 @@ def diagnostics_source() -> str:
     return st.radio("Images", DIAGNOSE_SOURCES, key="diagnose_source", horizontal=True, label_visibility="collapsed")
 
 
-def _progress_callback(total: int, what: str):
-    """An st.progress bar and the on_image callback that moves it (called only when the run really computes)."""
+@contextlib.contextmanager
+def _progress(total: int, what: str):
+    """An st.progress bar while the block runs; yields the on_image callback that moves it. Removed afterwards, error or not."""
     bar = st.progress(0.0, text=f"{what}: 0 of {total}")
     started = time.perf_counter()
 
@@ -1147,7 +1156,10 @@ def _progress_callback(total: int, what: str):
         left = elapsed / done * (total - done)
         bar.progress(done / total, text=f"{what}: {done} of {total} ({elapsed:.0f} s, about {left:.0f} s left)")
 
-    return bar, on_image
+    try:
+        yield on_image
+    finally:
+        bar.empty()
 
 
 FIGURE_DPI = 90  # the diagnostics' figures (7 in wide at most) then fit a half-page column at 1500 px nearly unscaled
@@ -1203,19 +1215,15 @@ def scaleshapes_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> No
             icon=":material/play_arrow:",
         )  # fmt: skip
         return
-    bar, on_image = _progress_callback(int(count), f"ScaleShapes {split}")
     try:
-        result = _scale_diagnostics(*request, model, on_image)
+        result = _scale_diagnostics(*request, model)
     except ValueError as error:
-        bar.empty()
         show_error(str(error), "The diagnostics cannot run with these settings.")
         return
     except Exception as error:  # the page must survive anything the model does; the log keeps the traceback
-        bar.empty()
         LOG.exception("scale diagnostics failed")
         show_error(f"{type(error).__name__}: {error}", "The diagnostics failed.")
         return
-    bar.empty()
     _show_scale_diagnostics(result, request)
 
 
@@ -1308,19 +1316,15 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
     if st.session_state.get(DIAGNOSE_UPLOAD_RUN_KEY) != request:
         st.info("Press *Run diagnostics* to run the checkpoint over these images.", icon=":material/play_arrow:")
         return
-    bar, on_image = _progress_callback(len(images), "Uploaded images")
     try:
-        result = _image_diagnostics(*request, model, images, on_image)
+        result = _image_diagnostics(*request, model, images)
     except (ValueError, ImageError) as error:
-        bar.empty()
         show_error(str(error), "The diagnostics cannot run on these images.")
         return
-    except Exception as error:
-        bar.empty()
+    except Exception as error:  # as above
         LOG.exception("image diagnostics failed")
         show_error(f"{type(error).__name__}: {error}", "The diagnostics failed.")
         return
-    bar.empty()
     st.success(f"{len(result.images)} images in {result.seconds:.1f} s.", icon=":material/check:")
     pngs = _image_set_pngs(request, result)
     left, right = st.columns(2, gap="large")
