@@ -76,3 +76,61 @@ def check_page(page) -> None:
     assert not broken, broken
     assert len(images) >= 12, images
     assert not browser.exceptions_on_page(page)
+
+
+PAGES = ["app", "Pixel inspector", "Merge comparison", "Scale diagnostics", "How it works", "Checkpoints"]
+
+
+def test_every_page_in_the_navigation_loads_in_chromium(make_checkpoint, tmp_path):
+    """Each page of the sidebar navigation, in one session: images load, no exception; a click on the
+    inspector's grid picks a pixel; the diagnostics run on two images when asked."""
+    make_checkpoint("shapes.pt", scaleshapes=True)
+    with browser.chromium_page() as page, browser.streamlit_server(env={"SEGSCALE_CHECKPOINT_DIR": str(tmp_path)}) as url:
+        try:
+            browser.open_app(page, url)
+            assert browser.nav_labels(page) == PAGES
+            for label in PAGES[1:] + PAGES[:1]:
+                has_images = label not in ("Scale diagnostics", "Checkpoints")  # these two show none until asked
+                browser.go_to_page(page, label, images=has_images)
+                check_every_image(page, at_least=1 if has_images else 0)
+                if label == "Pixel inspector":
+                    click_the_grid(page)
+                elif label == "Scale diagnostics":
+                    run_diagnostics(page, count=2)
+                elif label == "Checkpoints":
+                    assert page.get_by_text("tiny test model").count() >= 1
+        except Exception:
+            browser.full_page_screenshot(page, tmp_path / "failure.png")
+            print(f"screenshot of the page: {tmp_path / 'failure.png'}")
+            raise
+
+
+def check_every_image(page, at_least: int) -> None:
+    assert not browser.all_images_loaded(page), browser.all_images_loaded(page)
+    assert len(browser.image_status(page)) >= at_least
+    assert not browser.exceptions_on_page(page), browser.exceptions_on_page(page)
+
+
+def pixel_inputs(page) -> list[str]:
+    return [field.input_value() for field in page.locator('[data-testid="stNumberInput"] input').all()]
+
+
+def click_the_grid(page) -> None:
+    """A click on the heat map of the stride-8 grid becomes the inspected pixel (row and column inputs)."""
+    before = pixel_inputs(page)
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    chart.locator("canvas, svg").first.wait_for()
+    box = chart.bounding_box()
+    browser.after_rerun(page, lambda: page.mouse.click(box["x"] + 0.2 * box["width"], box["y"] + 0.25 * box["height"]))
+    after = pixel_inputs(page)
+    assert after != before and all(value.isdigit() for value in after), (before, after)
+    assert page.get_by_text(f"Pixel (row {after[0]}, col {after[1]})").count() == 1
+    check_every_image(page, at_least=1)
+
+
+def run_diagnostics(page, count: int) -> None:
+    field = page.get_by_label("Images (N)")
+    field.fill(str(count))
+    browser.after_rerun(page, lambda: field.press("Enter"), images=False)
+    browser.after_rerun(page, lambda: page.get_by_role("button", name="Run diagnostics").click(), expect_text=f"images 0 to {count - 1}")
+    check_every_image(page, at_least=4)
