@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import io
 import logging
 import os
 import re
@@ -1128,14 +1129,14 @@ def _diagnostics_pngs(run_key: tuple, zoom: bool, _diagnostics: diag.ScaleDiagno
         figures["weight_by_extent"] = plots.weight_by_extent_figure(d, zoom=zoom)
         figures["weight_by_class"] = plots.weight_by_class_figure(d)
         figures["dominant_share"] = plots.dominant_share_figure(d.scales, d.dominant_share)
-    return {name: plots.figure_png(figure, dpi=FIGURE_DPI) for name, figure in figures.items()}
+    return {name: plots.figure_png(figure) for name, figure in figures.items()}
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _image_set_pngs(run_key: tuple, _result: diag.ImageSetDiagnostics) -> dict[str, bytes]:
     return {
-        "image_weights": plots.figure_png(plots.image_weights_figure(_result), dpi=FIGURE_DPI),
-        "dominant_share": plots.figure_png(plots.dominant_share_figure(_result.scales, _result.dominant_share), dpi=FIGURE_DPI),
+        "image_weights": plots.figure_png(plots.image_weights_figure(_result)),
+        "dominant_share": plots.figure_png(plots.dominant_share_figure(_result.scales, _result.dominant_share)),
     }
 
 
@@ -1162,12 +1163,18 @@ def _progress(total: int, what: str):
         bar.empty()
 
 
-FIGURE_DPI = 90  # the diagnostics' figures (7 in wide at most) then fit a half-page column at 1500 px nearly unscaled
-
-
 def _figure(png: bytes, caption: str) -> None:
-    """A matplotlib figure's PNG at its own size (no wider than the column), so all figures share one text size."""
-    st.image(png, caption=caption, width="content", output_format="PNG")
+    st.image(png, caption=caption, width="stretch", output_format="PNG")
+
+
+def _figure_row(figures: list[tuple[bytes, str]]) -> None:
+    """Figures side by side in columns as wide as the figures are, so that all are scaled alike and share one text size."""
+    from PIL import Image
+
+    widths = [Image.open(io.BytesIO(png)).width for png, _ in figures]
+    for column, (png, caption) in zip(st.columns(widths, gap="medium"), figures):
+        with column:
+            _figure(png, caption)
 
 
 def _has_head(model: LoadedModel) -> bool:
@@ -1244,16 +1251,14 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
         zoom = st.toggle("Zoom the weight axis to the data", key="diagnose_zoom", help="For a model whose weights stay near 1/S, the 0-1 axis hides the differences.")
     pngs = _diagnostics_pngs(request, zoom, result)
     if result.has_attention:
-        left, right = st.columns(2, gap="large")
-        with left:
-            _figure(pngs["weight_by_extent"], "Mean attention weight wˢ of each scale against object extent (px, log axis); dots: single objects")
-        with right:
-            _figure(pngs["weight_by_class"], "Mean attention weight wˢ of each scale per class (objects in brackets)")
-        left, right = st.columns(2, gap="large")
-        with left:
-            _figure(pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ")
-        with right:
-            _figure(pngs["miou_by_merge"], "mIoU and pixel accuracy of each merge over these images")
+        _figure_row([
+            (pngs["weight_by_extent"], "Mean attention weight wˢ of each scale against object extent (px, log axis); dots: single objects"),
+            (pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ"),
+        ])  # fmt: skip
+        _figure_row([
+            (pngs["weight_by_class"], "Mean attention weight wˢ of each scale per class (objects in brackets)"),
+            (pngs["miou_by_merge"], "mIoU and pixel accuracy of each merge over these images"),
+        ])  # fmt: skip
     else:
         st.caption("No attention weights: the attention merge was not scored (or the checkpoint has no attention head).")
         left, _ = st.columns(2)
@@ -1327,11 +1332,10 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
         return
     st.success(f"{len(result.images)} images in {result.seconds:.1f} s.", icon=":material/check:")
     pngs = _image_set_pngs(request, result)
-    left, right = st.columns(2, gap="large")
-    with left:
-        _figure(pngs["image_weights"], "Mean attention weight wˢ of each scale, per uploaded image")
-    with right:
-        _figure(pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ")
+    _figure_row([
+        (pngs["image_weights"], "Mean attention weight wˢ of each scale, per uploaded image"),
+        (pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ"),
+    ])  # fmt: skip
     _table(result.image_rows(), digits=3)
     st.caption(f"Entropy of the weights in bits: 0 = one scale takes all the weight, {result.max_entropy_bits:.3f} = all scales weigh the same.")
     st.download_button(
@@ -1477,14 +1481,21 @@ def _read_uploaded_checkpoint(digest: str, name: str, _data: bytes) -> tuple[Che
     return metadata, arch.architecture_summary(model)
 
 
-def _card(title: str, caption: str, pairs, full_card: CheckpointMetadata | None, key: str) -> None:
+CARD_FIELDS = ("trunk", "attention head", "trained scales", "scale range", "data", "steps", "wall time", "machine")
+
+
+def _card(metadata: CheckpointMetadata, caption: str, extra=()) -> None:
+    """A checkpoint's card: its name, a caption (file, size), what it is in short, the whole training card folded."""
+    full = arch.training_card(metadata)
+    fields = dict(full)
+    short = [(name, fields[name]) for name in CARD_FIELDS if name in fields]
+    short += [(name, value) for name, value in full if name.startswith("metric")] + list(extra)
     with st.container(border=True):
-        st.markdown(f"**{plain(title)}**")
+        st.markdown(f"**{plain(metadata.name or 'unnamed model')}**")
         st.caption(plain(caption))
-        _pairs_table(pairs)
-        if full_card is not None:
-            with st.expander("Full training card"):
-                _pairs_table(arch.training_card(full_card))
+        _pairs_table(short)
+        with st.expander("Full training card"):
+            _pairs_table(full)
 
 
 def shipped_checkpoints_section() -> None:
@@ -1504,9 +1515,7 @@ def shipped_checkpoints_section() -> None:
                     st.markdown(f"**{plain(path.name)}**")
                     show_error(card.error or "unreadable", "Cannot be used.")
                 continue
-            full = dict(arch.training_card(card.metadata))
-            summary = list(card.summary) + [(name, full[name]) for name in ("wall time", "machine") if name in full]
-            _card(card.metadata.name or path.name, caption, summary, card.metadata, key=f"checkpoint_card_{k}")
+            _card(card.metadata, caption)
 
 
 def own_checkpoint_section() -> None:
@@ -1530,9 +1539,8 @@ def own_checkpoint_section() -> None:
         show_error(f"{uploaded.name}: {type(error).__name__}: {error}", "This file cannot be used as a checkpoint.")
         return
     option = f"{UPLOADED_PREFIX}{uploaded.name}"
-    card = arch.training_card(metadata)
     totals = [("parameters", f"{summary.total_parameters:,}"), ("output stride", str(summary.output_stride)), ("receptive field", f"{summary.receptive_field} px")]
-    _card(metadata.name or uploaded.name, f"{uploaded.name} · {len(data) / 1e6:.1f} MB · uploaded", card + totals, None, key="checkpoint_upload_card")
+    _card(metadata, f"{uploaded.name} · {len(data) / 1e6:.1f} MB · uploaded, read with weights_only=True", totals)
     if option in uploaded_checkpoints():
         st.success(f"In use for this session: choose “{plain(option)}” in the Checkpoint box of any page.", icon=":material/check:")
     else:

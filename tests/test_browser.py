@@ -112,7 +112,10 @@ def check_every_image(page, at_least: int) -> None:
 
 
 def pixel_inputs(page) -> list[str]:
-    return [field.input_value() for field in page.locator('[data-testid="stNumberInput"] input').all()]
+    """The row and column inputs' values, once they are drawn (a widget's code loads on its first use)."""
+    fields = page.locator('[data-testid="stNumberInput"] input')
+    fields.nth(1).wait_for()
+    return [field.input_value() for field in fields.all()]
 
 
 def click_the_grid(page) -> None:
