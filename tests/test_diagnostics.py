@@ -19,11 +19,16 @@ import torch
 from segscale.checkpoint import model_from_checkpoint, save_checkpoint
 from segscale.diagnostics import (
     cell_center,
+    cell_footprint,
+    cell_mean_colours,
     compare_merges,
     entropy_bits,
     image_diagnostics,
     nearest_cell,
+    nearest_cells,
+    pixel_at_cell,
     pixel_breakdown,
+    salient_pixel,
     scale_diagnostics,
 )
 from segscale.evaluation import evaluate_scaleshapes, size_bin_index
@@ -106,6 +111,46 @@ def test_corners_and_centre_map_to_the_corner_and_centre_cells():
     assert nearest_cell(32, 40, size, grid) == (4, 5)
     assert cell_center((4, 5), size, grid) == (32.0, 40.0)
     assert nearest_cell(35, 43, size, grid) == (4, 5) and nearest_cell(36, 44, size, grid) == (5, 6)  # halves round up
+
+
+@pytest.mark.parametrize("size, grid", [((45, 70), (6, 9)), ((65, 81), (9, 11)), ((37, 16), (1, 2))])
+def test_footprints_tile_the_image_and_clicking_a_cell_picks_a_pixel_inside_it(size, grid):
+    """What the pixel inspector relies on: every pixel belongs to exactly the footprint of its nearest cell."""
+    for axis in (0, 1):
+        expected = [nearest_cell(k, k, (size[axis], size[axis]), (grid[axis], grid[axis]))[0] for k in range(size[axis])]
+        assert nearest_cells(size[axis], grid[axis]).tolist() == expected
+    owner = np.full(size, -1)
+    for i in range(grid[0]):
+        for j in range(grid[1]):
+            top, left, bottom, right = cell_footprint((i, j), size, grid)
+            assert (owner[top : bottom + 1, left : right + 1] == -1).all(), "footprints overlap"
+            owner[top : bottom + 1, left : right + 1] = i * grid[1] + j
+            row, col = pixel_at_cell((i, j), size, grid)
+            assert top <= row <= bottom and left <= col <= right
+            assert nearest_cell(row, col, size, grid) == (i, j)
+    assert (owner >= 0).all(), "a pixel belongs to no footprint"
+    with pytest.raises(ValueError, match="outside"):
+        cell_footprint(grid, size, grid)
+
+
+def test_cell_mean_colours_average_each_footprint(rgb):
+    grid = (6, 9)
+    colours = cell_mean_colours(rgb, grid)
+    assert colours.shape == (6, 9, 3) and colours.dtype == np.uint8
+    top, left, bottom, right = cell_footprint((2, 5), rgb.shape[:2], grid)
+    expected = rgb[top : bottom + 1, left : right + 1].reshape(-1, 3).mean(axis=0)
+    np.testing.assert_allclose(colours[2, 5], expected, atol=0.5)
+    assert (cell_mean_colours(np.full((20, 30, 3), 77, np.uint8), (3, 4)) == 77).all()
+
+
+def test_salient_pixel_is_where_the_most_frequent_object_class_wins_most_clearly():
+    scores = np.zeros((1, 3, 3, 3), np.float32)
+    scores[0, 0] = 1.0  # background everywhere...
+    scores[0, 2, :, :2] = 2.0  # ...but class 2 on the left two columns
+    scores[0, 2, 1, 0] = 5.0  # most clearly at cell (1, 0)
+    prediction = _synthetic(scores, merge="average", size=(9, 5))
+    row, col = salient_pixel(prediction)
+    assert nearest_cell(row, col, (9, 5), (3, 3)) == (1, 0)
 
 
 # ------------------------------------------------------------------ Eq. 1 and Eq. 2 at a pixel
@@ -465,3 +510,18 @@ def test_figures(two_images, make_checkpoint, rgb):
     assert len(figure.axes) == 10  # image, 3 labels, disagreement; truth, 3 error maps, a blank
     colours = plots.colorize_labels(np.array([[0, 1], [2, 255]]), predictor.palette)
     assert colours[1, 1].tolist() == [255, 255, 255] and colours[0, 1].tolist() == list(predictor.palette[1])
+    errors = plots.error_image(np.array([[True, False], [False, True]]), np.array([[1, 1], [0, 255]]))
+    assert errors[0, 0].tolist() == list(plots.WRONG_COLOUR) and errors[0, 1].tolist() == list(plots.RIGHT_COLOUR)
+    assert errors[1, 1].tolist() == list(plots.IGNORED_COLOUR)  # "ignore" wins over a flagged error
+    zoom = plots.pixel_zoom(rgb, 0, 0, (0, 0, 3, 3), radius=4, factor=3)
+    assert zoom.shape == (27, 27, 3) and (zoom[:12, :12] == 128).all()  # beyond the image corner: grey padding
+    assert (zoom[12:24, 12] == plots.MARK_COLOUR).all()  # the cell's outline starts at the pixel
+
+
+@pytest.mark.parametrize("head", ["shared", "paper", None])
+def test_the_model_diagram_names_each_scale_and_the_fusion(head):
+    figure = plots.model_diagram_figure((1.0, 0.75, 0.5), head)
+    text = " ".join(t.get_text() for t in figure.axes[0].texts)
+    assert all(f"s = {s:g}" in text for s in (1.0, 0.75, 0.5))
+    assert ("Eq. 2" in text) == (head is not None) and ("max over s" in text) == (head is None)
+    assert plots.figure_png(figure).startswith(b"\x89PNG")
