@@ -520,6 +520,8 @@ def test_figures(two_images, make_checkpoint, rgb):
 
 @pytest.mark.parametrize("head", ["shared", "paper", None])
 def test_the_model_diagram_names_each_scale_and_the_fusion(head):
+    from segscale import plots
+
     figure = plots.model_diagram_figure((1.0, 0.75, 0.5), head)
     text = " ".join(t.get_text() for t in figure.axes[0].texts)
     assert all(f"s = {s:g}" in text for s in (1.0, 0.75, 0.5))
