@@ -1249,8 +1249,15 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
     zoom = False
     if result.has_attention:
         zoom = st.toggle("Zoom the weight axis to the data", key="diagnose_zoom", help="For a model whose weights stay near 1/S, the 0-1 axis hides the differences.")
-    pngs = _diagnostics_pngs(request, zoom, result)
-    if result.has_attention:
+    try:
+        pngs = _diagnostics_pngs(request, zoom, result)
+    except Exception as error:  # a figure that cannot be drawn is a message; the tables below still show
+        LOG.exception("diagnostics figures failed")
+        show_error(f"{type(error).__name__}: {error}", "The figures could not be drawn.")
+        pngs = {}
+    if not pngs:
+        pass  # the error above says why
+    elif result.has_attention:
         _figure_row([
             (pngs["weight_by_extent"], "Mean attention weight wˢ of each scale against object extent (px, log axis); dots: single objects"),
             (pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ"),
@@ -1331,11 +1338,17 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
         show_error(f"{type(error).__name__}: {error}", "The diagnostics failed.")
         return
     st.success(f"{len(result.images)} images in {result.seconds:.1f} s.", icon=":material/check:")
-    pngs = _image_set_pngs(request, result)
-    _figure_row([
-        (pngs["image_weights"], "Mean attention weight wˢ of each scale, per uploaded image"),
-        (pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ"),
-    ])  # fmt: skip
+    try:
+        pngs = _image_set_pngs(request, result)
+    except Exception as error:  # as above
+        LOG.exception("image diagnostics figures failed")
+        show_error(f"{type(error).__name__}: {error}", "The figures could not be drawn.")
+        pngs = None
+    if pngs:
+        _figure_row([
+            (pngs["image_weights"], "Mean attention weight wˢ of each scale, per uploaded image"),
+            (pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ"),
+        ])  # fmt: skip
     _table(result.image_rows(), digits=3)
     st.caption(f"Entropy of the weights in bits: 0 = one scale takes all the weight, {result.max_entropy_bits:.3f} = all scales weigh the same.")
     st.download_button(

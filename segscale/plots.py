@@ -374,4 +374,6 @@ def _grouped_bars(
 
 
 def _short(name: str, limit: int = 18) -> str:
-    return name if len(name) <= limit else name[: limit - 1] + "…"
+    """A file name as a tick label: shortened, and its "$" escaped (matplotlib would read "$...$" as maths, and fail on bad maths)."""
+    name = name if len(name) <= limit else name[: limit - 1] + "…"
+    return name.replace("$", r"\$")

@@ -247,7 +247,7 @@ def test_diagnostics_over_uploaded_images(shapes_dir):
     at = open_page(DIAGNOSTICS)
     at.radio(key="diagnose_source").set_value("Uploaded images").run()
     uploader = at.file_uploader(key="diagnose_uploads")
-    uploader.upload("a.png", png(noise(64, 80, 1)), "image/png")
+    uploader.upload("a $\\frac{1}{$.png", png(noise(64, 80, 1)), "image/png")  # maths matplotlib cannot draw, if not escaped
     uploader.upload("b.png", png(noise(72, 60, 2)), "image/png")
     uploader.upload("broken.png", b"not a picture", "image/png")
     at.run()
@@ -257,7 +257,7 @@ def test_diagnostics_over_uploaded_images(shapes_dir):
     shown = captions(at)
     assert any(c.startswith("Mean attention weight wˢ of each scale, per uploaded image") for c in shown)
     assert any(c.startswith("Share of all pixels") for c in shown)
-    assert list(at.dataframe[0].value["image"]) == ["a.png", "b.png"]
+    assert list(at.dataframe[0].value["image"]) == ["a $\\frac{1}{$.png", "b.png"]
 
 
 def test_diagnostics_need_scaleshapes_classes(make_checkpoint, monkeypatch, tmp_path):
