@@ -88,10 +88,13 @@ def read_input(args: argparse.Namespace) -> InputImage:
     return InputImage(loaded.rgb, path.name, stem, None, loaded.notices)
 
 
-def load_predictor(args: argparse.Namespace, max_side: int | None = DEFAULT_MAX_SIDE):
+def load_predictor(args: argparse.Namespace, max_side: int | None = DEFAULT_MAX_SIDE, float32: bool = False):
+    """The checkpoint's Predictor; ``float32`` turns bf16 autocast off (numbers read digit by digit, as the pixel inspector's)."""
+    from ..inference import FastPathOptions
     from ..predictor import Predictor
 
-    return Predictor.from_checkpoint(args.checkpoint, device=args.device, max_side=max_side)
+    options = FastPathOptions(autocast="off") if float32 else FastPathOptions()
+    return Predictor.from_checkpoint(args.checkpoint, device=args.device, max_side=max_side, options=options)
 
 
 def prediction_merge(predictor, requested: str | None) -> str:

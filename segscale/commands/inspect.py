@@ -3,7 +3,8 @@
     python -m segscale inspect photo.jpg --pixel 120 200
     python -m segscale inspect --sample val:3 --pixel 64 90 --top-k 4 --class star --json
 
-For the grid cell nearest the pixel it prints h^s for every scale, the softmax of Eq. 2 step by
+The model runs in float32 (no bf16 autocast), as on the app's Pixel inspector page, so the
+digits agree with it. For the grid cell nearest the pixel it prints h^s for every scale, the softmax of Eq. 2 step by
 step, f^s_c of the top classes, g_c = sum_s w^s f^s_c term by term, the winner of every scale
 and of every merge (attention, average, max), and the label at the pixel itself. ROW and COL
 are in the image as predicted (after any ``--max-side`` scaling, which is reported).
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     source = read_input(args)
-    predictor = load_predictor(args, max_side=args.max_side)
+    predictor = load_predictor(args, max_side=args.max_side, float32=True)  # the same digits as the page's
     merge = prediction_merge(predictor, args.merge)
     scales, merge = predictor.check_request(args.scales, merge)
     if args.class_name is not None and args.class_name not in predictor.classes:
@@ -49,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for notice in source.notices:
         print(f"note: {notice} ROW and COL refer to the image as predicted.")
-    print(f"{source.name} · {predictor.metadata.name or args.checkpoint.name}")
+    print(f"{source.name} · {predictor.metadata.name or args.checkpoint.name} · numbers in float32")
     print(breakdown.to_text())
     if source.ground_truth is not None:
         truth = int(source.ground_truth[row, col])
