@@ -957,7 +957,7 @@ def pixel_equations(model: LoadedModel, prediction: Prediction, image: ImageInpu
     classes = tuple(model.metadata.classes)
     top_column, class_column = st.columns(2)
     with top_column:
-        top_k = st.slider("Classes shown", 1, len(classes), min(3, len(classes)), key=f"{key_prefix}top_k", help="The classes with the highest fused score gᶜ at the cell.")
+        top_k = st.slider("Classes shown", 1, len(classes), min(3, len(classes)), key=f"{key_prefix}top_k", help="The classes with the highest fused score g at the cell (this prediction's fusion).")
     with class_column:
         chosen = st.selectbox(
             "Also show class", [None, *range(len(classes))], key=f"{key_prefix}class",
@@ -986,7 +986,7 @@ def pixel_equations(model: LoadedModel, prediction: Prediction, image: ImageInpu
         st.latex(EQUATION_SIZE + eq2)
         st.caption(
             "The table takes Eq. 2 step by step: the logit hˢ of the attention head, minus the largest one m (the same result, "
-            "without overflow), its exponential, and wˢ, that exponential over the sum of all three. Then the scores fˢ of the "
+            "without overflow), its exponential, and wˢ, that exponential over the sum of them all. Then the scores fˢ of the "
             "classes shown, and the class each scale alone would pick."
         )
     _table(_scale_table_rows(breakdown))
