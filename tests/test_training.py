@@ -197,3 +197,19 @@ def test_a_run_folder_refuses_other_settings(tmp_path):
     train(tiny_config_for(tmp_path, iterations=1, val_every=1), progress=False)
     with pytest.raises(ValueError, match="other settings \\(width\\)"):
         train(tiny_config_for(tmp_path, iterations=2, width=0.125), progress=False)
+
+
+def test_frozen_norm_statistics_stay_put_while_the_rest_trains():
+    from segscale.training.loop import _set_training_mode
+
+    model = build_model(tiny_config(norm="batch"))
+    norm = model.trunk.layers.conv1_1_norm
+    before = norm.running_mean.clone()
+    _set_training_mode(model, freeze_norm_statistics=True)
+    assert model.training and not norm.training and model.attention_head.training  # dropout still on
+    model(torch.randn(2, 3, 40, 40)).fused.sum().backward()
+    torch.testing.assert_close(norm.running_mean, before)
+    assert norm.weight.grad is not None  # its affine parameters still learn
+    _set_training_mode(model, freeze_norm_statistics=False)
+    model(torch.randn(2, 3, 40, 40))
+    assert not torch.equal(norm.running_mean, before)

@@ -29,6 +29,7 @@ HELP = {
     "extra_supervision": "E-Supv: also a loss on every scale's own output",
     "foreground_weight": "loss weight of object classes relative to background (1 = plain cross-entropy)",
     "hard_pixel_fraction": "online hard example mining: only this fraction of the hardest pixels counts (1 = off)",
+    "freeze_norm_statistics": "batch norm keeps its running statistics while training (for fine-tuning a trained trunk)",
     "imagenet_init": "start the trunk from torchvision's ImageNet VGG-16 (needs the weights cached or internet)",
     "init_from": "a segscale checkpoint whose matching weights start this run",
     "dataset": "scaleshapes (generated), voc, voc_aug (with SBD train_aug), person_part",

@@ -43,6 +43,7 @@ class TrainConfig:
     foreground_weight: float = 1.0  # loss weight of every class but 0 (background) relative to it
     hard_pixel_fraction: float = 1.0  # below 1: only that fraction of hardest pixels counts (OHEM)
     dropout: float = 0.5
+    freeze_norm_statistics: bool = False  # batch norm uses (and keeps) its running statistics while training
     imagenet_init: bool = False
     init_from: str | None = None  # a segscale checkpoint whose matching weights start this run
 

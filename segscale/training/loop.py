@@ -96,6 +96,21 @@ def _ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
+def _set_training_mode(model: nn.Module, freeze_norm_statistics: bool) -> None:
+    """Training mode; with ``freeze_norm_statistics`` batch norm stays in eval mode.
+
+    In a share-net every scale is a separate forward pass, so batch norm in training mode
+    normalises each scale with its own batch statistics while inference uses one running
+    average for all scales. Fine-tuning from a trained trunk with frozen statistics keeps
+    training and inference the same computation at every scale (as DeepLab fine-tuned).
+    """
+    model.train()
+    if freeze_norm_statistics:
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
 def _distributed_context():
     """(rank, world size, local rank), initialising the process group when started by torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -258,7 +273,7 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
     started = time.perf_counter()
     done = start_step
     interrupted = False
-    net.train()
+    _set_training_mode(model, config.freeze_norm_statistics)
     with _StopRequest() as stop:
         # Said once the stop handler is in place: from here on, Ctrl-C or SIGTERM saves the state.
         say(
@@ -313,6 +328,7 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
                     if best_miou is None or miou > best_miou:
                         best_miou = miou
                         save_checkpoint(out_dir / "best.pt", model, _metadata(config, model, classes, palette, extra, metrics))
+                    _set_training_mode(model, config.freeze_norm_statistics)  # validation left it in eval mode
                 if world_size > 1:
                     dist.barrier()
             if done % config.checkpoint_every == 0 or done == config.iterations or stopping:
