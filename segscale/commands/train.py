@@ -35,6 +35,7 @@ HELP = {
     "dataset": "scaleshapes (generated), voc, voc_aug (with SBD train_aug), person_part",
     "data_root": "folder holding the dataset (VOC: the folder with VOCdevkit/)",
     "iterations": "training steps",
+    "amp": "bf16 autocast where it pays (CUDA, CPUs with AMX); --no-amp trains in float32",
     "out_dir": "run folder: state.pt (to continue), model.pt, best.pt, history.jsonl",
 }
 

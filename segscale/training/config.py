@@ -76,7 +76,7 @@ class TrainConfig:
     val_every: int = 1000
     checkpoint_every: int = 200
     workers: int = 1
-    amp: bool = True  # bf16 autocast on CUDA; ignored on the CPU
+    amp: bool = True  # bf16 autocast where it pays (CUDA; CPUs with AMX), weights and loss in float32
     threads: int = 0  # torch threads on the CPU; 0 leaves torch's default
 
     def __post_init__(self) -> None:
