@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Every model behind checkpoints/ and docs/RESULTS.md, from nothing, in order.
+#   bash scripts/reproduce_results.sh            # all stages
+#   bash scripts/reproduce_results.sh table      # only the table's fine-tuning runs
+#   bash scripts/reproduce_results.sh evaluate   # only the evaluations (needs the runs)
+# Stages: pretrain (42 min on the 2-core CPU of docs/RESULTS.md), demo (about 65 min), the
+# table's rows (about 20-25 min each), evaluations. A killed stage continues where it stopped
+# when the same command is run again (each run resumes from its runs/<name>/state.pt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+stage="${1:-all}"
+train() { python -m segscale train --quiet "$@"; }
+
+# name | flags on top of configs/table.toml; the order is the order the rows were trained in.
+TABLE_ROWS=(
+  "attention_1_075_05_esupv|--merge attention --scales 1 0.75 0.5"
+  "max_1_075_05_esupv|--merge max --scales 1 0.75 0.5"
+  "average_1_075_05_esupv|--merge average --scales 1 0.75 0.5"
+  "attention_1_075_05|--merge attention --scales 1 0.75 0.5 --no-extra-supervision"
+  "single_1|--merge average --scales 1 --no-extra-supervision"
+  "attention_1_05_esupv|--merge attention --scales 1 0.5"
+  "max_1_05_esupv|--merge max --scales 1 0.5"
+  "average_1_05_esupv|--merge average --scales 1 0.5"
+  "max_1_075_05|--merge max --scales 1 0.75 0.5 --no-extra-supervision"
+  "average_1_075_05|--merge average --scales 1 0.75 0.5 --no-extra-supervision"
+)
+
+if [[ "$stage" == all || "$stage" == pretrain ]]; then
+  train --config configs/pretrain.toml
+fi
+if [[ "$stage" == all || "$stage" == demo ]]; then
+  train --config configs/demo.toml
+fi
+if [[ "$stage" == all || "$stage" == table ]]; then
+  for row in "${TABLE_ROWS[@]}"; do
+    name="${row%%|*}"; flags="${row#*|}"
+    # shellcheck disable=SC2086  # the flags are meant to split into words
+    train --config configs/table.toml $flags --out-dir "runs/table/$name"
+  done
+fi
+if [[ "$stage" == all || "$stage" == evaluate ]]; then
+  mkdir -p docs/results
+  for row in "${TABLE_ROWS[@]}"; do
+    name="${row%%|*}"
+    [[ -f "runs/table/$name/model.pt" ]] || { echo "skip $name: not trained"; continue; }
+    python -m segscale evaluate --checkpoint "runs/table/$name/model.pt" --split val --count 500 --quiet \
+      --json "docs/results/val_$name.json"
+  done
+  # The shipped models on the held-out test split; all three merges from the same weights.
+  python -m segscale evaluate --checkpoint checkpoints/scaleshapes_demo.pt --split test --count 500 --quiet \
+    --scales 1 0.75 0.5 --merge attention average max --json docs/results/test_demo.json
+  python -m segscale evaluate --checkpoint checkpoints/scaleshapes_paper_head.pt --split test --count 500 --quiet \
+    --scales 1 0.75 0.5 --merge attention average max --json docs/results/test_paper_head.json
+fi
