@@ -1,0 +1,108 @@
+"""Markdown tables for docs/RESULTS.md and checkpoints/README.md from `segscale evaluate --json` files.
+
+    python scripts/results_tables.py docs/results          # every table, to stdout
+
+The figures in those documents are pasted from this script's output, so they are the
+evaluation runs' numbers, rounded, and nothing else. A table row's name is its JSON file's
+name as scripts/reproduce_results.sh writes it: ``val_<merge>_<scales>[_esupv].json`` (scales
+with the dot dropped: ``1_075_05`` is {1, 0.75, 0.5}) or ``val_single_1.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+ROW_ORDER = ("single", "max", "average", "attention")
+
+
+def describe_row(name: str) -> tuple[str, str, bool]:
+    """'attention_1_075_05_esupv' -> ('attention', '{1, 0.75, 0.5}', True)."""
+    match = re.fullmatch(r"(single|max|average|attention)_([0-9_]+?)(_esupv)?", name)
+    if not match:
+        raise ValueError(f"cannot read a table row from the name {name!r}")
+    merge, digits, esupv = match.groups()
+    scales = [float(f"{d[0]}.{d[1:]}") if len(d) > 1 else float(d) for d in digits.split("_")]
+    return merge, "{" + ", ".join(f"{s:g}" for s in scales) + "}", esupv is not None
+
+
+def comparison_table(reports: dict[str, dict]) -> str:
+    """The paper's Table 1 layout: one row per (merge, E-Supv) and one column per scale set."""
+    classes = None
+    rows = []
+    for name, report in reports.items():
+        merge, scales, esupv = describe_row(name)
+        scores = report["merges"][merge if merge != "single" else next(iter(report["merges"]))]
+        classes = classes or list(scores["class_iou"])
+        rows.append((ROW_ORDER.index(merge), scales, esupv, merge, scores, report["images"]))
+    rows.sort(key=lambda r: (len(r[1]), r[0], r[2]))
+    lines = [
+        "| merge | scales | E-Supv | mIoU | pixel acc. | " + " | ".join(classes) + " | images |",
+        "|---|---|---|---|---|" + "---|" * len(classes) + "---|",
+    ]
+    for _, scales, esupv, merge, scores, images in rows:
+        ious = " | ".join(f"{v:.3f}" if v is not None else "-" for v in scores["class_iou"].values())
+        lines.append(f"| {merge} | {scales} | {'yes' if esupv else 'no'} | **{scores['miou']:.3f}** | "
+                     f"{scores['pixel_accuracy']:.3f} | {ious} | {images} |")
+    return "\n".join(lines)
+
+
+def merges_table(report: dict) -> str:
+    """One checkpoint, every merge it was scored with: mIoU, pixel accuracy, IoU by object size."""
+    first = next(iter(report["merges"].values()))
+    bins = [f"{int(b['extent_low'])}-{int(b['extent_high'])} px" for b in first.get("iou_by_size", [])]
+    lines = ["| merge | mIoU | pixel acc. | " + " | ".join(f"IoU {b}" for b in bins) + " |",
+             "|---|---|---|" + "---|" * len(bins)]
+    for merge, scores in report["merges"].items():
+        by_size = " | ".join(f"{b['iou']:.3f}" for b in scores.get("iou_by_size", []))
+        lines.append(f"| {merge} | **{scores['miou']:.3f}** | {scores['pixel_accuracy']:.3f} | {by_size} |")
+    objects = " | ".join(str(b["objects"]) for b in first.get("iou_by_size", []))
+    if objects:
+        lines.append(f"| objects | | | {objects} |")
+    return "\n".join(lines)
+
+
+def attention_by_size_table(report: dict) -> str:
+    """Mean attention weight on each scale over the pixels of objects binned by extent."""
+    scales = [f"{s:g}" for s in report["scales"]]
+    lines = ["| object extent | objects | " + " | ".join(f"w(s={s})" for s in scales) + " | scale with most weight |",
+             "|---|---|" + "---|" * len(scales) + "---|"]
+    for row in report.get("attention_by_size", []):
+        weights = [row["mean_weight"][key] for key in row["mean_weight"]]
+        if not row["objects"]:
+            continue
+        best = scales[max(range(len(weights)), key=weights.__getitem__)]
+        lines.append(f"| {int(row['extent_low'])}-{int(row['extent_high'])} px | {row['objects']} | "
+                     + " | ".join(f"{w:.2f}" for w in weights) + f" | {best} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, help="where reproduce_results.sh wrote the JSON files (docs/results)")
+    args = parser.parse_args(argv)
+    val = {path.stem.removeprefix("val_"): json.loads(path.read_text()) for path in sorted(args.folder.glob("val_*.json"))}
+    if val:
+        print("## Comparison on ScaleShapes val\n")
+        print(comparison_table(val) + "\n")
+        for name, report in val.items():
+            if report.get("attention_by_size"):
+                print(f"## Attention by object size: {name}\n")
+                print(attention_by_size_table(report) + "\n")
+    for path in sorted(args.folder.glob("test_*.json")):
+        report = json.loads(path.read_text())
+        print(f"## {path.stem} ({report['split']}, {report['images']} images, {report['checkpoint']})\n")
+        print(merges_table(report) + "\n")
+        if report.get("attention_by_size"):
+            print(attention_by_size_table(report) + "\n")
+    if not val and not any(args.folder.glob("test_*.json")):
+        print(f"no val_*.json or test_*.json in {args.folder}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""scripts/results_tables.py turns evaluate JSON into the tables of docs/RESULTS.md; its figures must be the JSON's."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "results_tables.py"
+spec = importlib.util.spec_from_file_location("results_tables", SCRIPT)
+results_tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(results_tables)
+
+
+def report(miou_by_merge: dict[str, float], scales=(1.0, 0.75, 0.5)) -> dict:
+    bins = [{"extent_low": 12.0, "extent_high": 24.0, "objects": 3, "iou": 0.25, "recall": 0.3}]
+    merges = {m: {"miou": v, "pixel_accuracy": 0.9, "class_iou": {"background": 0.95, "circle": None}, "iou_by_size": bins}
+              for m, v in miou_by_merge.items()}
+    attention = [{"extent_low": 12.0, "extent_high": 24.0, "objects": 3,
+                  "mean_weight": {f"{s}": w for s, w in zip(scales, (0.2, 0.3, 0.5))}}]
+    return {"dataset": "scaleshapes", "split": "val", "images": 7, "scales": list(scales), "merges": merges,
+            "attention_by_size": attention, "checkpoint": "x.pt"}
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("attention_1_075_05_esupv", ("attention", "{1, 0.75, 0.5}", True)),
+    ("max_1_05", ("max", "{1, 0.5}", False)),
+    ("single_1", ("single", "{1}", False)),
+    ("average_15_1_05_esupv", ("average", "{1.5, 1, 0.5}", True)),
+])
+def test_row_names_read_back_into_merge_scales_and_esupv(name, expected):
+    assert results_tables.describe_row(name) == expected
+
+
+def test_a_name_that_is_not_a_row_is_an_error():
+    with pytest.raises(ValueError, match="table row"):
+        results_tables.describe_row("best_model")
+
+
+def test_the_comparison_prints_each_row_its_own_merge_score_and_orders_rows():
+    reports = {"attention_1_075_05_esupv": report({"attention": 0.6123}),
+               "single_1": report({"average": 0.4567}, scales=(1.0,)),
+               "max_1_075_05_esupv": report({"max": 0.5561})}
+    lines = results_tables.comparison_table(reports).splitlines()[2:]
+    assert [line.split("|")[1].strip() for line in lines] == ["single", "max", "attention"]
+    assert "**0.457**" in lines[0] and "**0.556**" in lines[1] and "**0.612**" in lines[2]
+    assert "| - |" in lines[0]  # a class with no IoU (never present) is a dash, not 0
+
+
+def test_attention_by_size_names_the_scale_with_most_weight():
+    table = results_tables.attention_by_size_table(report({"attention": 0.5}))
+    assert table.splitlines()[-1] == "| 12-24 px | 3 | 0.20 | 0.30 | 0.50 | 0.5 |"
+
+
+def test_main_fails_with_a_message_on_an_empty_folder(tmp_path, capsys):
+    assert results_tables.main([str(tmp_path)]) == 1
+    assert "no val_*.json" in capsys.readouterr().err
