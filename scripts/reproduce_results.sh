@@ -4,8 +4,9 @@
 #   bash scripts/reproduce_results.sh table      # only the table's fine-tuning runs
 #   bash scripts/reproduce_results.sh evaluate   # only the evaluations (needs the runs)
 # Stages: pretrain (42 min on the 2-core CPU of docs/RESULTS.md), demo (about 65 min), the
-# table's rows (about 20-25 min each), evaluations. A killed stage continues where it stopped
-# when the same command is run again (each run resumes from its runs/<name>/state.pt).
+# table's rows (about 20-25 min each), ship (copies the two shipped models into checkpoints/),
+# evaluate (about 5 min per 500 images). A killed stage continues where it stopped when the
+# same command is run again (each run resumes from its runs/<name>/state.pt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 stage="${1:-all}"
@@ -38,12 +39,16 @@ if [[ "$stage" == all || "$stage" == table ]]; then
     train --config configs/table.toml $flags --out-dir "runs/table/$name"
   done
 fi
+if [[ "$stage" == all || "$stage" == ship ]]; then
+  cp runs/demo/model.pt checkpoints/scaleshapes_demo.pt
+  cp runs/table/attention_1_075_05_esupv/model.pt checkpoints/scaleshapes_paper_head.pt
+fi
 if [[ "$stage" == all || "$stage" == evaluate ]]; then
   mkdir -p docs/results
   for row in "${TABLE_ROWS[@]}"; do
     name="${row%%|*}"
     [[ -f "runs/table/$name/model.pt" ]] || { echo "skip $name: not trained"; continue; }
-    python -m segscale evaluate --checkpoint "runs/table/$name/model.pt" --split val --count 500 --quiet \
+    python -m segscale evaluate --checkpoint "runs/table/$name/model.pt" --split val --count 300 --quiet \
       --json "docs/results/val_$name.json"
   done
   # The shipped models on the held-out test split; all three merges from the same weights.
@@ -51,4 +56,18 @@ if [[ "$stage" == all || "$stage" == evaluate ]]; then
     --scales 1 0.75 0.5 --merge attention average max --json docs/results/test_demo.json
   python -m segscale evaluate --checkpoint checkpoints/scaleshapes_paper_head.pt --split test --count 500 --quiet \
     --scales 1 0.75 0.5 --merge attention average max --json docs/results/test_paper_head.json
+  # The demo's shared head at other scale sets (it trained on random sets of 2-4 scales from
+  # [0.25, 2]), against its default set on the same 200 test images.
+  for set in "1 0.75 0.5" "1 0.5" "2 1 0.5" "1 0.5 0.25" "1.5 1 0.75 0.5"; do
+    name=$(echo "$set" | sed 's/\.//g; s/ /_/g')
+    # shellcheck disable=SC2086  # the set is meant to split into words
+    python -m segscale evaluate --checkpoint checkpoints/scaleshapes_demo.pt --split test --count 200 --quiet \
+      --scales $set --merge attention average max --json "docs/results/test_demo_set_$name.json"
+  done
+  # The attention-by-size figures (PNG, CSV and aggregates; the PNGs are copied into docs/results/).
+  python -m segscale diagnose --checkpoint checkpoints/scaleshapes_demo.pt --split test --count 200 --quiet --out runs/diagnose_demo
+  python -m segscale diagnose --checkpoint checkpoints/scaleshapes_paper_head.pt --split test --count 200 --quiet --out runs/diagnose_paper_head
+  cp runs/diagnose_demo/weight_by_extent.png docs/results/demo_weight_by_extent.png
+  cp runs/diagnose_paper_head/weight_by_extent.png docs/results/paper_head_weight_by_extent.png
+  python scripts/results_tables.py docs/results
 fi

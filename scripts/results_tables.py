@@ -3,8 +3,9 @@
     python scripts/results_tables.py docs/results          # every table, to stdout
 
 The figures in those documents are pasted from this script's output, so they are the
-evaluation runs' numbers, rounded, and nothing else. A table row's name is its JSON file's
-name as scripts/reproduce_results.sh writes it: ``val_<merge>_<scales>[_esupv].json`` (scales
+evaluation runs' numbers, rounded, and nothing else. ``test_<model>.json`` files are printed
+per merge, ``test_<model>_set_<scales>.json`` together as one table of scale sets. A
+comparison row's name is its JSON file's name as scripts/reproduce_results.sh writes it: ``val_<merge>_<scales>[_esupv].json`` (scales
 with the dot dropped: ``1_075_05`` is {1, 0.75, 0.5}) or ``val_single_1.json``.
 """
 
@@ -80,6 +81,19 @@ def attention_by_size_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def scale_sets_table(reports: list[dict]) -> str:
+    """One checkpoint at several scale sets: mIoU per merge, and attention's IoU on the smallest and largest objects."""
+    merges = list(reports[0]["merges"])
+    lines = ["| scales | images | " + " | ".join(f"{m} mIoU" for m in merges) + " | attention IoU, objects < 24 px | attention IoU, objects > 384 px |",
+             "|---|---|" + "---|" * len(merges) + "---|---|"]
+    for report in sorted(reports, key=lambda r: (len(r["scales"]), sorted(r["scales"], reverse=True))):
+        scales = "{" + ", ".join(f"{s:g}" for s in report["scales"]) + "}"
+        scores = " | ".join(f"{report['merges'][m]['miou']:.3f}" for m in merges)
+        bins = report["merges"].get("attention", {}).get("iou_by_size") or [{"iou": float("nan")}]
+        lines.append(f"| {scales} | {report['images']} | {scores} | {bins[0]['iou']:.3f} | {bins[-1]['iou']:.3f} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="where reproduce_results.sh wrote the JSON files (docs/results)")
@@ -92,12 +106,19 @@ def main(argv: list[str] | None = None) -> int:
             if report.get("attention_by_size"):
                 print(f"## Attention by object size: {name}\n")
                 print(attention_by_size_table(report) + "\n")
-    for path in sorted(args.folder.glob("test_*.json")):
+    tests = sorted(path for path in args.folder.glob("test_*.json") if "_set_" not in path.stem)
+    for path in tests:
         report = json.loads(path.read_text())
         print(f"## {path.stem} ({report['split']}, {report['images']} images, {report['checkpoint']})\n")
         print(merges_table(report) + "\n")
         if report.get("attention_by_size"):
             print(attention_by_size_table(report) + "\n")
+    sets: dict[str, list[dict]] = {}
+    for path in sorted(args.folder.glob("test_*_set_*.json")):
+        sets.setdefault(path.stem.split("_set_")[0], []).append(json.loads(path.read_text()))
+    for name, reports in sets.items():
+        print(f"## {name} at other scale sets ({reports[0]['split']})\n")
+        print(scale_sets_table(reports) + "\n")
     if not val and not any(args.folder.glob("test_*.json")):
         print(f"no val_*.json or test_*.json in {args.folder}", file=sys.stderr)
         return 1

@@ -56,3 +56,12 @@ def test_attention_by_size_names_the_scale_with_most_weight():
 def test_main_fails_with_a_message_on_an_empty_folder(tmp_path, capsys):
     assert results_tables.main([str(tmp_path)]) == 1
     assert "no val_*.json" in capsys.readouterr().err
+
+
+def test_scale_sets_are_one_table_ordered_by_set_size():
+    reports = [report({"attention": 0.7, "average": 0.6}, scales=(2.0, 1.0, 0.5)),
+               report({"attention": 0.8, "average": 0.5}, scales=(1.0, 0.5))]
+    lines = results_tables.scale_sets_table(reports).splitlines()
+    assert lines[0].startswith("| scales | images | attention mIoU | average mIoU |")
+    assert lines[2] == "| {1, 0.5} | 7 | 0.800 | 0.500 | 0.250 | 0.250 |"
+    assert lines[3].startswith("| {2, 1, 0.5} | 7 | 0.700 | 0.600 |")
