@@ -51,6 +51,23 @@ def comparison_table(reports: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def size_table(reports: dict[str, dict]) -> str:
+    """The comparison's rows again, as IoU by object-size bin (pooled over each bin's objects)."""
+    rows, bins = [], None
+    for name, report in reports.items():
+        merge, scales, esupv = describe_row(name)
+        scores = report["merges"][merge if merge != "single" else next(iter(report["merges"]))]
+        bins = bins or scores["iou_by_size"]
+        rows.append((len(scales), ROW_ORDER.index(merge), esupv, merge, scales, scores["iou_by_size"]))
+    rows.sort(key=lambda r: r[:3])
+    lines = ["| merge | scales | E-Supv | " + " | ".join(f"{int(b['extent_low'])}-{int(b['extent_high'])} px" for b in bins) + " |",
+             "|---|---|---|" + "---|" * len(bins),
+             "| objects | | | " + " | ".join(str(b["objects"]) for b in bins) + " |"]
+    for _, _, esupv, merge, scales, by_size in rows:
+        lines.append(f"| {merge} | {scales} | {'yes' if esupv else 'no'} | " + " | ".join(f"{b['iou']:.3f}" for b in by_size) + " |")
+    return "\n".join(lines)
+
+
 def merges_table(report: dict) -> str:
     """One checkpoint, every merge it was scored with: mIoU, pixel accuracy, IoU by object size."""
     first = next(iter(report["merges"].values()))
@@ -102,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     if val:
         print("## Comparison on ScaleShapes val\n")
         print(comparison_table(val) + "\n")
+        print("## IoU by object size on ScaleShapes val\n")
+        print(size_table(val) + "\n")
         for name, report in val.items():
             if report.get("attention_by_size"):
                 print(f"## Attention by object size: {name}\n")

@@ -65,3 +65,11 @@ def test_scale_sets_are_one_table_ordered_by_set_size():
     assert lines[0].startswith("| scales | images | attention mIoU | average mIoU |")
     assert lines[2] == "| {1, 0.5} | 7 | 0.800 | 0.500 | 0.250 | 0.250 |"
     assert lines[3].startswith("| {2, 1, 0.5} | 7 | 0.700 | 0.600 |")
+
+
+def test_the_size_table_gives_each_row_its_bins_and_the_object_counts_once():
+    reports = {"attention_1_075_05_esupv": report({"attention": 0.6}), "single_1": report({"average": 0.4}, scales=(1.0,))}
+    lines = results_tables.size_table(reports).splitlines()
+    assert lines[0] == "| merge | scales | E-Supv | 12-24 px |"
+    assert lines[2] == "| objects | | | 3 |"
+    assert lines[3:] == ["| single | {1} | no | 0.250 |", "| attention | {1, 0.75, 0.5} | yes | 0.250 |"]
