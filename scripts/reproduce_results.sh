@@ -3,7 +3,7 @@
 #   bash scripts/reproduce_results.sh            # all stages
 #   bash scripts/reproduce_results.sh table      # only the table's fine-tuning runs
 #   bash scripts/reproduce_results.sh evaluate   # only the evaluations (needs the runs)
-# Stages: pretrain (42 min on the 2-core CPU of docs/RESULTS.md), demo (about 65 min), the
+# Stages: pretrain (42 min on the 2-core CPU of docs/RESULTS.md), demo (about 70 + 36 min), the
 # table's rows (about 20-25 min each), ship (copies the two shipped models into checkpoints/),
 # evaluate (about 5 min per 500 images). A killed stage continues where it stopped when the
 # same command is run again (each run resumes from its runs/<name>/state.pt).
@@ -31,6 +31,7 @@ if [[ "$stage" == all || "$stage" == pretrain ]]; then
 fi
 if [[ "$stage" == all || "$stage" == demo ]]; then
   train --config configs/demo.toml
+  train --config configs/demo_continue.toml
 fi
 if [[ "$stage" == all || "$stage" == table ]]; then
   for row in "${TABLE_ROWS[@]}"; do
@@ -40,7 +41,7 @@ if [[ "$stage" == all || "$stage" == table ]]; then
   done
 fi
 if [[ "$stage" == all || "$stage" == ship ]]; then
-  cp runs/demo/model.pt checkpoints/scaleshapes_demo.pt
+  cp runs/demo_continue/model.pt checkpoints/scaleshapes_demo.pt
   cp runs/table/attention_1_075_05_esupv/model.pt checkpoints/scaleshapes_paper_head.pt
 fi
 if [[ "$stage" == all || "$stage" == evaluate ]]; then

@@ -3,9 +3,9 @@
 It checks what AppTest cannot: that the page's images really load in a browser
 (``naturalWidth > 0``), that the upload widget takes a file, and that no exception element
 shows. The model is a tiny checkpoint built here, in a folder the server finds through
-SEGSCALE_CHECKPOINT_DIR: the test is about the page, not the shipped model's quality, and
-``checkpoints/`` is not in git. The browser is Debian's ``chromium``; without it this test
-fails (it does not skip), so CI cannot pass while silently not running it.
+SEGSCALE_CHECKPOINT_DIR: the test is about the page, not the shipped model's quality. The
+browser is Debian's ``chromium``; without it this test fails (it does not skip), so CI cannot
+pass while silently not running it.
 """
 
 from __future__ import annotations
