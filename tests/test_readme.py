@@ -1,0 +1,39 @@
+"""The README's commands are the ones CI runs, and the files it points to exist."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> list[str]:
+    return re.findall(r"```bash\n(.+?)\n```", (ROOT / "README.md").read_text(), flags=re.S)
+
+
+def test_the_readme_opens_with_two_commands_install_and_run():
+    commands = readme_commands()
+    assert len(commands) >= 2
+    assert "pip install -r requirements.txt" in commands[0] and "streamlit run app.py" in commands[0]
+    assert "pytest" in commands[1] and "chromium" in commands[1]
+
+
+def test_ci_runs_the_readme_test_command_exactly():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f"TEST_COMMAND='{readme_commands()[1]}'" in ci
+    assert 'bash -c "$TEST_COMMAND"' in ci and "set -euo pipefail" in ci
+
+
+def test_linked_files_exist():
+    text = (ROOT / "README.md").read_text()
+    for target in re.findall(r"\]\(([^)#]+)\)", text):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), f"README links to missing {target}"
+
+
+def test_requirements_pin_a_torch_torchvision_pair():
+    requirements = (ROOT / "requirements.txt").read_text()
+    assert re.search(r"^torch==\d", requirements, flags=re.M) and re.search(r"^torchvision==\d", requirements, flags=re.M)
+    for package in ("streamlit", "matplotlib", "numpy", "pillow"):
+        assert re.search(rf"^{package}\b", requirements, flags=re.M), package
