@@ -4,7 +4,7 @@
 #   bash scripts/reproduce_results.sh table      # only the table's fine-tuning runs
 #   bash scripts/reproduce_results.sh evaluate   # only the evaluations (needs the runs)
 # Stages: pretrain (42 min on the 2-core CPU of docs/RESULTS.md), demo (about 70 + 36 min), the
-# table's rows (about 20-25 min each), ship (copies the two shipped models into checkpoints/),
+# table's rows (about 15-25 min each), ship (copies the two shipped models into checkpoints/),
 # evaluate (about 5 min per 500 images). A killed stage continues where it stopped when the
 # same command is run again (each run resumes from its runs/<name>/state.pt).
 set -euo pipefail

@@ -5,8 +5,9 @@
 The figures in those documents are pasted from this script's output, so they are the
 evaluation runs' numbers, rounded, and nothing else. ``test_<model>.json`` files are printed
 per merge, ``test_<model>_set_<scales>.json`` together as one table of scale sets. A
-comparison row's name is its JSON file's name as scripts/reproduce_results.sh writes it: ``val_<merge>_<scales>[_esupv].json`` (scales
-with the dot dropped: ``1_075_05`` is {1, 0.75, 0.5}) or ``val_single_1.json``.
+comparison row's name is its JSON file's name as scripts/reproduce_results.sh writes it:
+``val_<merge>_<scales>[_esupv].json`` (scales with the dot dropped: ``1_075_05`` is
+{1, 0.75, 0.5}) or ``val_single_1.json``.
 """
 
 from __future__ import annotations
@@ -27,24 +28,35 @@ def describe_row(name: str) -> tuple[str, str, bool]:
         raise ValueError(f"cannot read a table row from the name {name!r}")
     merge, digits, esupv = match.groups()
     scales = [float(f"{d[0]}.{d[1:]}") if len(d) > 1 else float(d) for d in digits.split("_")]
-    return merge, "{" + ", ".join(f"{s:g}" for s in scales) + "}", esupv is not None
+    return merge, set_text(scales), esupv is not None
 
 
-def comparison_table(reports: dict[str, dict]) -> str:
-    """The paper's Table 1 layout: one row per (merge, E-Supv) and one column per scale set."""
-    classes = None
+def set_text(scales) -> str:
+    """(1.0, 0.75, 0.5) -> '{1, 0.75, 0.5}'."""
+    return "{" + ", ".join(f"{s:g}" for s in scales) + "}"
+
+
+def comparison_rows(reports: dict[str, dict]) -> list[tuple[str, str, bool, dict, int]]:
+    """(merge, scales, E-Supv, the row's own merge scores, images) per run, ordered as printed:
+    by number of scales, then single < max < average < attention, then without E-Supv first."""
     rows = []
     for name, report in reports.items():
         merge, scales, esupv = describe_row(name)
+        # A single-scale run is scored with whatever merge it was trained with (any is the same).
         scores = report["merges"][merge if merge != "single" else next(iter(report["merges"]))]
-        classes = classes or list(scores["class_iou"])
-        rows.append((ROW_ORDER.index(merge), scales, esupv, merge, scores, report["images"]))
-    rows.sort(key=lambda r: (len(r[1]), r[0], r[2]))
+        rows.append((merge, scales, esupv, scores, report["images"]))
+    return sorted(rows, key=lambda r: (r[1].count(",") + 1, ROW_ORDER.index(r[0]), r[2]))
+
+
+def comparison_table(reports: dict[str, dict]) -> str:
+    """One row per training run: merge, scale set, E-Supv, mIoU, pixel accuracy, IoU per class."""
+    rows = comparison_rows(reports)
+    classes = list(rows[0][3]["class_iou"])
     lines = [
         "| merge | scales | E-Supv | mIoU | pixel acc. | " + " | ".join(classes) + " | images |",
         "|---|---|---|---|---|" + "---|" * len(classes) + "---|",
     ]
-    for _, scales, esupv, merge, scores, images in rows:
+    for merge, scales, esupv, scores, images in rows:
         ious = " | ".join(f"{v:.3f}" if v is not None else "-" for v in scores["class_iou"].values())
         lines.append(f"| {merge} | {scales} | {'yes' if esupv else 'no'} | **{scores['miou']:.3f}** | "
                      f"{scores['pixel_accuracy']:.3f} | {ious} | {images} |")
@@ -53,18 +65,14 @@ def comparison_table(reports: dict[str, dict]) -> str:
 
 def size_table(reports: dict[str, dict]) -> str:
     """The comparison's rows again, as IoU by object-size bin (pooled over each bin's objects)."""
-    rows, bins = [], None
-    for name, report in reports.items():
-        merge, scales, esupv = describe_row(name)
-        scores = report["merges"][merge if merge != "single" else next(iter(report["merges"]))]
-        bins = bins or scores["iou_by_size"]
-        rows.append((len(scales), ROW_ORDER.index(merge), esupv, merge, scales, scores["iou_by_size"]))
-    rows.sort(key=lambda r: r[:3])
+    rows = comparison_rows(reports)
+    bins = rows[0][3]["iou_by_size"]
     lines = ["| merge | scales | E-Supv | " + " | ".join(f"{int(b['extent_low'])}-{int(b['extent_high'])} px" for b in bins) + " |",
              "|---|---|---|" + "---|" * len(bins),
              "| objects | | | " + " | ".join(str(b["objects"]) for b in bins) + " |"]
-    for _, _, esupv, merge, scales, by_size in rows:
-        lines.append(f"| {merge} | {scales} | {'yes' if esupv else 'no'} | " + " | ".join(f"{b['iou']:.3f}" for b in by_size) + " |")
+    for merge, scales, esupv, scores, _ in rows:
+        by_size = " | ".join(f"{b['iou']:.3f}" for b in scores["iou_by_size"])
+        lines.append(f"| {merge} | {scales} | {'yes' if esupv else 'no'} | {by_size} |")
     return "\n".join(lines)
 
 
@@ -104,10 +112,9 @@ def scale_sets_table(reports: list[dict]) -> str:
     lines = ["| scales | images | " + " | ".join(f"{m} mIoU" for m in merges) + " | attention IoU, objects < 24 px | attention IoU, objects > 384 px |",
              "|---|---|" + "---|" * len(merges) + "---|---|"]
     for report in sorted(reports, key=lambda r: (len(r["scales"]), sorted(r["scales"], reverse=True))):
-        scales = "{" + ", ".join(f"{s:g}" for s in report["scales"]) + "}"
         scores = " | ".join(f"{report['merges'][m]['miou']:.3f}" for m in merges)
         bins = report["merges"].get("attention", {}).get("iou_by_size") or [{"iou": float("nan")}]
-        lines.append(f"| {scales} | {report['images']} | {scores} | {bins[0]['iou']:.3f} | {bins[-1]['iou']:.3f} |")
+        lines.append(f"| {set_text(report['scales'])} | {report['images']} | {scores} | {bins[0]['iou']:.3f} | {bins[-1]['iou']:.3f} |")
     return "\n".join(lines)
 
 

@@ -27,3 +27,12 @@ def test_demo_and_table_rows_share_the_fine_tuning_recipe():
     assert demo.width == pretrain.width and demo.norm == pretrain.norm
     assert demo.head == "shared" and demo.scale_sampling == "random" and demo.random_scale_range == (0.25, 2.0)
     assert table.head == "paper" and table.scales == (1.0, 0.75, 0.5)
+
+
+def test_the_demo_continuation_changes_only_its_schedule_and_starting_point():
+    demo, continuation = load_train_config(CONFIGS / "demo.toml"), load_train_config(CONFIGS / "demo_continue.toml")
+    own = {"init_from", "lr", "warmup_iterations", "iterations", "seed", "out_dir"}
+    differing = {k for k, v in continuation.to_dict().items() if demo.to_dict()[k] != v} - own
+    assert not differing, f"demo_continue differs from demo in {sorted(differing)}"
+    assert continuation.init_from == f"{demo.out_dir}/model.pt"
+    assert continuation.seed != demo.seed  # a new data order, not a replay of stage 2's batches
