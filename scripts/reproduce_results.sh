@@ -3,7 +3,7 @@
 #   bash scripts/reproduce_results.sh            # all stages
 #   bash scripts/reproduce_results.sh table      # only the table's fine-tuning runs
 #   bash scripts/reproduce_results.sh evaluate   # only the evaluations (needs the runs)
-# Stages: pretrain (42 min on the 2-core CPU of docs/RESULTS.md), demo (about 70 + 36 min), the
+# Stages: pretrain (42 min on the 2-core CPU of docs/RESULTS.md), demo (about 69 + 36 + 58 + 38 min), the
 # table's rows (about 15-25 min each), ship (copies the two shipped models into checkpoints/),
 # evaluate (about 5 min per 500 images). A killed stage continues where it stopped when the
 # same command is run again (each run resumes from its runs/<name>/state.pt).
@@ -32,6 +32,8 @@ fi
 if [[ "$stage" == all || "$stage" == demo ]]; then
   train --config configs/demo.toml
   train --config configs/demo_continue.toml
+  train --config configs/demo_stage4_crop320.toml
+  train --config configs/demo_stage5_crop416.toml
 fi
 if [[ "$stage" == all || "$stage" == table ]]; then
   for row in "${TABLE_ROWS[@]}"; do
@@ -41,7 +43,7 @@ if [[ "$stage" == all || "$stage" == table ]]; then
   done
 fi
 if [[ "$stage" == all || "$stage" == ship ]]; then
-  cp runs/demo_continue/model.pt checkpoints/scaleshapes_demo.pt
+  cp runs/demo_stage5_crop416/model.pt checkpoints/scaleshapes_demo.pt
   cp runs/table/attention_1_075_05_esupv/model.pt checkpoints/scaleshapes_paper_head.pt
 fi
 if [[ "$stage" == all || "$stage" == evaluate ]]; then

@@ -29,10 +29,29 @@ def test_demo_and_table_rows_share_the_fine_tuning_recipe():
     assert table.head == "paper" and table.scales == (1.0, 0.75, 0.5)
 
 
-def test_the_demo_continuation_changes_only_its_schedule_and_starting_point():
-    demo, continuation = load_train_config(CONFIGS / "demo.toml"), load_train_config(CONFIGS / "demo_continue.toml")
-    own = {"init_from", "lr", "warmup_iterations", "iterations", "seed", "out_dir"}
-    differing = {k for k, v in continuation.to_dict().items() if demo.to_dict()[k] != v} - own
-    assert not differing, f"demo_continue differs from demo in {sorted(differing)}"
-    assert continuation.init_from == f"{demo.out_dir}/model.pt"
-    assert continuation.seed != demo.seed  # a new data order, not a replay of stage 2's batches
+# The shipped demo's fine-tuning stages after stage 2, in order. Stages 4 and 5 see larger crops
+# (fewer per batch, about the same pixels per step) so that large objects fit in a crop.
+DEMO_STAGES = ("demo.toml", "demo_continue.toml", "demo_stage4_crop320.toml", "demo_stage5_crop416.toml")
+SCHEDULE_AND_START = {"init_from", "lr", "warmup_iterations", "iterations", "seed", "out_dir"}
+CROP = {"crop_size", "batch_size", "augment_scale_range"}
+
+
+@pytest.mark.parametrize("index", range(1, len(DEMO_STAGES)), ids=lambda i: DEMO_STAGES[i])
+def test_each_demo_stage_continues_the_previous_one_changing_only_schedule_start_and_crop(index):
+    demo = load_train_config(CONFIGS / "demo.toml")
+    previous, stage = (load_train_config(CONFIGS / name) for name in DEMO_STAGES[index - 1 : index + 1])
+    own = SCHEDULE_AND_START | (CROP if index >= 2 else set())
+    differing = {k for k, v in stage.to_dict().items() if demo.to_dict()[k] != v} - own
+    assert not differing, f"{DEMO_STAGES[index]} differs from demo.toml in {sorted(differing)}"
+    assert stage.init_from == f"{previous.out_dir}/model.pt"
+    assert stage.seed not in {load_train_config(CONFIGS / name).seed for name in DEMO_STAGES[:index]}  # new data order
+    # About the same pixels per step as stage 2, so a step costs about the same.
+    assert 0.9 <= stage.batch_size * stage.crop_size**2 / (demo.batch_size * demo.crop_size**2) <= 1.4
+
+
+def test_the_reproduce_script_trains_every_demo_stage_in_order_and_ships_the_last():
+    script = (CONFIGS.parent / "scripts" / "reproduce_results.sh").read_text()
+    trained = [line.split("configs/")[1].split()[0] for line in script.splitlines() if "train --config configs/demo" in line]
+    assert tuple(trained) == DEMO_STAGES
+    last = load_train_config(CONFIGS / DEMO_STAGES[-1])
+    assert f"cp {last.out_dir}/model.pt checkpoints/scaleshapes_demo.pt" in script
