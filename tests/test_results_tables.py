@@ -73,3 +73,24 @@ def test_the_size_table_gives_each_row_its_bins_and_the_object_counts_once():
     assert lines[0] == "| merge | scales | E-Supv | 12-24 px |"
     assert lines[2] == "| objects | | | 3 |"
     assert lines[3:] == ["| single | {1} | no | 0.250 |", "| attention | {1, 0.75, 0.5} | yes | 0.250 |"]
+
+
+REPO = SCRIPT.parents[1]
+
+
+def test_the_published_tables_are_the_committed_json_printed_again(capsys):
+    """docs/RESULTS.md and the model card must not keep a table after its JSON changed (a new checkpoint)."""
+    assert results_tables.main([str(REPO / "docs" / "results")]) == 0
+    printed = capsys.readouterr().out
+    published = {path: (REPO / path).read_text() for path in ("docs/RESULTS.md", "checkpoints/README.md")}
+    sections = printed.split("\n## ")
+    # The comparison, the size table, both shipped models (incl. their attention by size) and the scale sets;
+    # the per-row attention-by-size tables of the val runs are printed for reference and not all published.
+    kept = [s for s in sections if not s.startswith("Attention by object size: ")]
+    rows = [line for s in kept for line in s.splitlines() if line.startswith("| ") and not line.startswith("| merge |")]
+    assert len(rows) > 30
+    missing = [row for row in rows if row not in published["docs/RESULTS.md"]]
+    assert not missing, f"docs/RESULTS.md lacks {missing[:3]}; rerun scripts/results_tables.py and paste"
+    demo = next(s for s in kept if s.startswith("test_demo (test"))
+    demo_rows = [line for line in demo.splitlines() if line.startswith(("| attention", "| average", "| max"))]
+    assert demo_rows and all(row in published["checkpoints/README.md"] for row in demo_rows)
