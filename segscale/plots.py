@@ -365,7 +365,12 @@ def _grouped_bars(
         axes.axhline(reference, color="0.5", linestyle="--", linewidth=1, label=f"1/S = {reference:.2f}")
     axes.set_xticks(positions, list(groups))
     top = float(np.nanmax(values)) if values.size and not np.all(np.isnan(values)) else 1.0
-    axes.set_ylim(0, max(1.0, top * 1.12) if not math.isnan(top) else 1.0)
+    upper = max(1.0, top) if not math.isnan(top) else 1.0
+    # Headroom above the tallest bar and its label, where the legend goes: scores near 1
+    # (pixel accuracy) would otherwise sit under the legend box.
+    axes.set_ylim(0, upper * 1.25)
+    if upper == 1.0:
+        axes.set_yticks(np.linspace(0.0, 1.0, 6))  # no tick above 1 on a 0-1 quantity
     axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(True, axis="y", alpha=0.3)

@@ -518,6 +518,23 @@ def test_figures(two_images, make_checkpoint, rgb):
     assert (zoom[12:24, 12] == plots.MARK_COLOUR).all()  # the cell's outline starts at the pixel
 
 
+@pytest.mark.parametrize("scores", [(0.97, 0.96, 0.95), (0.2, 0.5, 1.0)])
+def test_the_legend_of_a_bar_chart_covers_no_bar_and_no_value_label(scores):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from segscale import plots
+
+    figure = plots.merge_scores_figure(["attention", "average", "max"], [0.75, 0.74, 0.76], list(scores))
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    axes = figure.axes[0]
+    legend = axes.get_legend().get_window_extent(renderer)
+    covered = [artist for artist in list(axes.patches) + list(axes.texts) if artist.get_window_extent(renderer).overlaps(legend)]
+    assert not covered, f"the legend covers {covered}"
+    assert max(axes.get_yticks()) <= 1.0  # scores are 0-1; the headroom carries no tick
+
+
 @pytest.mark.parametrize("head", ["shared", "paper", None])
 def test_the_model_diagram_names_each_scale_and_the_fusion(head):
     from segscale import plots
