@@ -29,7 +29,7 @@ def test_demo_and_table_rows_share_the_fine_tuning_recipe():
     assert table.head == "paper" and table.scales == (1.0, 0.75, 0.5)
 
 
-# The shipped demo's fine-tuning stages after stage 2, in order. Stages 4 and 5 see larger crops
+# The shipped demo's fine-tuning stages (2 to 5), in order. Stages 4 and 5 see larger crops
 # (fewer per batch, about the same pixels per step) so that large objects fit in a crop.
 DEMO_STAGES = ("demo.toml", "demo_continue.toml", "demo_stage4_crop320.toml", "demo_stage5_crop416.toml")
 SCHEDULE_AND_START = {"init_from", "lr", "warmup_iterations", "iterations", "seed", "out_dir"}
