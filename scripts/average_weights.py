@@ -19,7 +19,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
-from segscale.checkpoint import CHECKPOINT_FORMAT, FORMAT_VERSION, CheckpointError, atomic_torch_save, load_checkpoint
+from segscale.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from segscale.modeling import build_model
 
 
 def average_state_dicts(state_dicts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -61,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     sources = ", ".join(path.name if path.parent == args.checkpoints[0].parent else str(path) for path in args.checkpoints)
     metadata = replace(loaded[-1][1], name=f"{loaded[-1][1].name} (average of {sources})")
-    payload = {"format": CHECKPOINT_FORMAT, "format_version": FORMAT_VERSION, "metadata": metadata.to_dict(), "state_dict": averaged}
-    atomic_torch_save(payload, args.out)
+    model = build_model(metadata.model)
+    model.load_state_dict(averaged, strict=True)  # the project's one checkpoint writer, via the model it describes
+    save_checkpoint(args.out, model, metadata)
     print(f"wrote {args.out}: the average of {len(loaded)} checkpoints")
     return 0
 

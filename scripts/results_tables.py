@@ -44,8 +44,8 @@ def comparison_rows(reports: dict[str, dict]) -> list[tuple[str, str, bool, dict
         merge, scales, esupv = describe_row(name)
         # A single-scale run is scored with whatever merge it was trained with (any is the same).
         scores = report["merges"][merge if merge != "single" else next(iter(report["merges"]))]
-        rows.append((merge, scales, esupv, scores, report["images"]))
-    return sorted(rows, key=lambda r: (r[1].count(",") + 1, ROW_ORDER.index(r[0]), r[2]))
+        rows.append((len(report["scales"]), ROW_ORDER.index(merge), esupv, (merge, scales, esupv, scores, report["images"])))
+    return [row for *_, row in sorted(rows, key=lambda r: r[:3])]
 
 
 def comparison_table(reports: dict[str, dict]) -> str:
