@@ -60,7 +60,6 @@ APP_DIR = Path(__file__).resolve().parent
 CHECKPOINT_DIR_ENV = "SEGSCALE_CHECKPOINT_DIR"
 DEFAULT_CHECKPOINT = "scaleshapes_demo.pt"
 # Scale sets offered besides "custom"; each is shown only when the checkpoint supports it.
-SCALE_PRESETS: tuple[tuple[float, ...], ...] = ((1.0, 0.75, 0.5), (1.0, 0.5), (1.0, 0.75), (1.0,))
 CUSTOM = "custom"
 CUSTOM_STEP = 0.05  # the grid of scales a custom set picks from, inside the checkpoint's range
 GALLERY_SPLIT, GALLERY_SIZE = "val", 12
@@ -266,8 +265,7 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
 
 def merge_picker(model: LoadedModel, key_prefix: str = "") -> str:
     """Radio for attention / average / max; attention only when the model has an attention head."""
-    has_head = getattr(model.predictor.model, "attention_head", None) is not None
-    modes = [mode for mode in MERGE_MODES if has_head or mode != "attention"]
+    modes = list(model.predictor.offered_merges)
     return st.radio(
         "Merge over scales",
         modes,
@@ -277,28 +275,10 @@ def merge_picker(model: LoadedModel, key_prefix: str = "") -> str:
     )
 
 
-def offered_scale_sets(metadata: CheckpointMetadata, merge: str) -> list[tuple[float, ...]]:
-    """Preset scale sets this checkpoint supports for ``merge``, its trained set first."""
-    trained = metadata.model.scales
-    if merge == "attention" and metadata.model.head.kind == "paper":
-        return [trained]  # the paper's head concatenates S feature maps: S and their order are fixed
-    low, high = metadata.scale_range
-    inside = [s for s in SCALE_PRESETS if all(low - 1e-6 <= v <= high + 1e-6 for v in s)]
-    return [trained] + [s for s in inside if sorted(s) != sorted(trained)]
-
-
-def custom_scale_options(metadata: CheckpointMetadata) -> list[float]:
-    """The scales a custom set may use: a 0.05 grid over the checkpoint's range, largest first."""
-    low, high = metadata.scale_range
-    grid = np.round(np.arange(np.ceil(low / CUSTOM_STEP) * CUSTOM_STEP, high + 1e-9, CUSTOM_STEP), 4)
-    values = {float(v) for v in grid if low - 1e-6 <= v <= high + 1e-6} | set(metadata.model.scales)
-    return sorted(values, reverse=True)
-
-
 def scale_set_picker(model: LoadedModel, merge: str, key_prefix: str = "") -> tuple[float, ...] | None:
     """Preset or custom scale set, validated by ``Predictor.check_request``; None (error shown) if invalid."""
     metadata = model.metadata
-    presets = offered_scale_sets(metadata, merge)
+    presets = model.predictor.offered_scale_sets(merge)
     trained = metadata.model.scales
 
     def label(option) -> str:
@@ -308,14 +288,14 @@ def scale_set_picker(model: LoadedModel, merge: str, key_prefix: str = "") -> tu
         return f"{text} (trained)" if tuple(option) == tuple(trained) else text
 
     options: list = list(presets)
-    paper_attention = merge == "attention" and metadata.model.head.kind == "paper"
+    paper_attention = model.predictor.fixed_scale_set(merge)
     if not paper_attention:
         options.append(CUSTOM)
     choice = st.radio("Scale set", options, key=f"{key_prefix}scale_preset", format_func=label, horizontal=True)
     if paper_attention:
         st.caption("This checkpoint's attention head is the paper's: it fuses only its trained scale set.")
     if choice == CUSTOM:
-        grid = custom_scale_options(metadata)
+        grid = model.predictor.custom_scale_grid(CUSTOM_STEP)
         state_key = f"{key_prefix}custom_scales"
         if state_key in st.session_state:  # a carried choice: drop scales this checkpoint does not offer
             st.session_state[state_key] = [s for s in st.session_state[state_key] if s in grid]
@@ -729,16 +709,10 @@ def image_summary(image: ImageInput, prediction: Prediction) -> str:
 # naming the scale and the quantity.
 
 
-def inspection_merge(model: LoadedModel) -> str:
-    """The merge to predict with when every merge is derived from one pass: attention if the model has a head."""
-    has_head = getattr(model.predictor.model, "attention_head", None) is not None
-    return "attention" if has_head else model.metadata.model.merge
-
-
 def model_sidebar(*, autocast: str = "auto", scale_set: bool = True) -> tuple[LoadedModel | None, tuple[float, ...] | None]:
     """The sidebar of the pages beside the main view: checkpoint (with its card) and scale set.
 
-    The scale set is the one :func:`inspection_merge` allows (for a paper head, only its
+    The scale set is the one ``Predictor.inspection_merge`` allows (for a paper head, only its
     trained set). Returns (model, scales); either is None when unusable (a message shows).
     """
     with st.sidebar:
@@ -746,7 +720,7 @@ def model_sidebar(*, autocast: str = "auto", scale_set: bool = True) -> tuple[Lo
         model = checkpoint_picker(autocast=autocast)
         scales = None
         if model is not None and scale_set:
-            scales = scale_set_picker(model, inspection_merge(model))
+            scales = scale_set_picker(model, model.predictor.inspection_merge)
     return model, scales
 
 
@@ -1178,7 +1152,7 @@ def _figure_row(figures: list[tuple[bytes, str]]) -> None:
 
 
 def _has_head(model: LoadedModel) -> bool:
-    return getattr(model.predictor.model, "attention_head", None) is not None
+    return model.predictor.has_attention_head
 
 
 def scaleshapes_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
@@ -1367,7 +1341,7 @@ ESUPV_LATEX = r"\mathcal{L} = \ell\big(g, y\big) + \sum_{s=1}^{S} \ell\big(f^{s}
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def _architecture(model_key: str, _model: LoadedModel) -> arch.ArchitectureSummary:
-    return arch.architecture_summary(_model.predictor.model)
+    return _model.predictor.architecture_summary()
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -20,7 +20,7 @@ with picker_column:
         helpers.show_notices(image.notices)
 if image is None or model is None or scales is None:
     st.stop()
-result = helpers.predict(model, image, scales, helpers.inspection_merge(model))
+result = helpers.predict(model, image, scales, model.predictor.inspection_merge)
 if result is None:
     st.stop()
 prediction, _ = result

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import ModelConfig, model_config_from_dict, normalize_scales
+from .config import ModelConfig, model_config_from_dict
 
 CHECKPOINT_FORMAT = "segscale-checkpoint"
 FORMAT_VERSION = 1
@@ -96,14 +96,6 @@ class CheckpointMetadata:
         values = dict(data)
         values["model"] = model_config_from_dict(values["model"])
         return cls(**values)
-
-    def supports_scales(self, scales) -> bool:
-        """True when ``scales`` is a set this model fuses with attention as trained."""
-        scales = normalize_scales(scales)
-        if self.model.head.kind == "paper":
-            return sorted(scales) == sorted(self.model.scales)
-        low, high = self.scale_range
-        return all(low - 1e-6 <= s <= high + 1e-6 for s in scales)
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, metadata: CheckpointMetadata) -> Path:

@@ -931,7 +931,7 @@ def scale_diagnostics(
         raise ValueError(f"this checkpoint predicts {list(classes)}, not ScaleShapes' classes {list(CLASSES)}")
     if isinstance(count, bool) or int(count) < 1:
         raise ValueError(f"count must be at least 1, got {count}")
-    has_head = predictor.model.attention_head is not None
+    has_head = predictor.has_attention_head
     if merges is None:
         merges = MERGE_MODES if has_head else tuple(m for m in MERGE_MODES if m != "attention")
     merges = tuple(dict.fromkeys(merges))
@@ -1119,7 +1119,7 @@ def image_diagnostics(
         names: one name per image (default "image 1", ...).
         scales: the scale set (None: the checkpoint's).
     """
-    if predictor.model.attention_head is None:
+    if not predictor.has_attention_head:
         raise ValueError("this checkpoint has no attention head, so there are no attention weights to summarise")
     if len(images) == 0:
         raise ValueError("no images given")

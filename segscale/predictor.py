@@ -18,11 +18,29 @@ import torch
 from torch import nn
 
 from .checkpoint import CheckpointMetadata, model_from_checkpoint
-from .config import MERGE_MODES
+from .config import MERGE_MODES, normalize_scales
 from .images import DEFAULT_MAX_SIDE, as_rgb_array, cap_longest_side, check_min_size
 from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions, synchronize
+from .modeling.geometry import scaled_size
 
-__all__ = ["AUTOCAST_MIN_AGREEMENT", "Prediction", "Predictor", "StageTimings", "device_description", "select_device"]
+__all__ = [
+    "AUTOCAST_MIN_AGREEMENT",
+    "DEFAULT_PIXEL_BUDGET",
+    "SCALE_PRESETS",
+    "Prediction",
+    "Predictor",
+    "StageTimings",
+    "device_description",
+    "select_device",
+]
+
+# The scale sets offered besides a checkpoint's trained one, where its range allows.
+SCALE_PRESETS: tuple[tuple[float, ...], ...] = ((1.0, 0.75, 0.5), (1.0, 0.5), (1.0, 0.75), (1.0,))
+# The largest input one scale may be resized to, in pixels: an image capped at DEFAULT_MAX_SIDE
+# (2048) at scale 2 just fits. Above it one request would ask for tens of GB (scale 100 of a
+# 512 px image is a 51 200 px square), so it is refused before anything is allocated.
+DEFAULT_PIXEL_BUDGET = 4096 * 4096
+_SCALE_TOLERANCE = 1e-6
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:
@@ -111,8 +129,11 @@ class Predictor:
         max_side: longer image sides are scaled down to this before prediction (None: never).
         options: the fast path's optimisations (:class:`~segscale.inference.FastPathOptions`);
             the defaults fold batch norm, use channels_last and bf16 autocast where it pays.
-            Predictions go through ``self.fast``, a prepared copy of the model; ``self.model``
-            is the model as given (on ``device``, in eval mode).
+        pixel_budget: the most pixels any one scaled input may have (see :meth:`check_request`).
+
+    Only the public members below are for callers: the prepared model inside is an
+    implementation detail, and the Predictor keeps that one copy only (the model given is
+    copied once for the fast path and not kept).
     """
 
     def __init__(
@@ -123,14 +144,17 @@ class Predictor:
         max_side: int | None = DEFAULT_MAX_SIDE,
         *,
         options: FastPathOptions = FastPathOptions(),
+        pixel_budget: int = DEFAULT_PIXEL_BUDGET,
     ) -> None:
         self.device = select_device(device)
-        self.model = model.eval().to(self.device)
         self.metadata = metadata
         self.max_side = max_side
+        self.pixel_budget = int(pixel_budget)
+        self._has_attention_head = getattr(model, "attention_head", None) is not None
         # Predictions run through a copy of the model prepared for speed (segscale.inference):
         # batch norm folded, channels_last, bf16 autocast where it pays and its labels agree.
-        self.fast = FastMultiScale(self.model, metadata.mean, metadata.std, self.device, options)
+        # The model as given is not kept: one copy of the weights per Predictor.
+        self.fast = FastMultiScale(model.eval(), metadata.mean, metadata.std, self.device, options)
 
     @classmethod
     def from_checkpoint(
@@ -140,10 +164,11 @@ class Predictor:
         max_side: int | None = DEFAULT_MAX_SIDE,
         *,
         options: FastPathOptions = FastPathOptions(),
+        pixel_budget: int = DEFAULT_PIXEL_BUDGET,
     ) -> "Predictor":
         """Load a ``.pt`` checkpoint (read with ``weights_only=True``). Raises CheckpointError."""
         model, metadata = model_from_checkpoint(path)
-        return cls(model, metadata, device=device, max_side=max_side, options=options)
+        return cls(model, metadata, device=device, max_side=max_side, options=options, pixel_budget=pixel_budget)
 
     @property
     def classes(self) -> list[str]:
@@ -165,12 +190,113 @@ class Predictor:
     def device_name(self) -> str:
         return device_description(self.device)
 
-    def check_request(self, scales=None, merge: str | None = None) -> tuple[tuple[float, ...], str]:
-        """Validated (scales, merge) for a request; raises ValueError with what is allowed."""
+    # ------------------------------------------------------------------ what this model offers
+
+    @property
+    def has_attention_head(self) -> bool:
+        """Whether the model has an attention head (so merge="attention" is possible)."""
+        return self._has_attention_head
+
+    @property
+    def offered_merges(self) -> tuple[str, ...]:
+        """The merges this model can do, in MERGE_MODES order: attention only with a head."""
+        return tuple(m for m in MERGE_MODES if self.has_attention_head or m != "attention")
+
+    @property
+    def inspection_merge(self) -> str:
+        """The merge to predict with when every merge is derived from one pass (inspector, comparison,
+        diagnostics): attention when the model has a head, since its pass also yields the score maps
+        that average and max pooling need; else the checkpoint's own."""
+        return "attention" if self.has_attention_head else self.default_merge
+
+    @property
+    def scale_range(self) -> tuple[float, float]:
+        """(smallest, largest) scale this model accepts: the range it was trained on."""
+        return self.metadata.scale_range
+
+    def fixed_scale_set(self, merge: str) -> bool:
+        """True when ``merge`` works only at the trained scale set (the paper's attention head)."""
+        return merge == "attention" and self.metadata.model.head.kind == "paper"
+
+    def offered_scale_sets(self, merge: str) -> list[tuple[float, ...]]:
+        """Preset scale sets this model accepts for ``merge``, its trained set first."""
+        trained = self.default_scales
+        candidates = [trained] + [s for s in SCALE_PRESETS if sorted(s) != sorted(trained)]
+        return [s for s in candidates if self.accepts_scales(s, merge)]
+
+    def custom_scale_grid(self, step: float = 0.05) -> list[float]:
+        """The scales a custom set may use: a ``step`` grid over the accepted range, plus the trained
+        scales, largest first. Empty when ``merge`` is fixed to the trained set."""
+        low, high = self.scale_range
+        grid = np.round(np.arange(np.ceil(low / step) * step, high + 1e-9, step), 4)
+        values = {float(v) for v in grid if low - _SCALE_TOLERANCE <= v <= high + _SCALE_TOLERANCE}
+        return sorted(values | set(self.default_scales), reverse=True)
+
+    def accepts_scales(self, scales, merge: str | None = None) -> bool:
+        """Whether :meth:`check_request` takes this scale set (ignoring the image size)."""
+        try:
+            self.check_request(scales, merge)
+        except ValueError:
+            return False
+        return True
+
+    @property
+    def autocast_agreement(self) -> float | None:
+        """Share of the first image's pixels whose bf16 labels matched float32 (None: not measured)."""
+        return self.fast.autocast_agreement
+
+    # ------------------------------------------------------------------ requests
+
+    def check_request(
+        self, scales=None, merge: str | None = None, image_size: tuple[int, int] | None = None
+    ) -> tuple[tuple[float, ...], str]:
+        """Validated (scales, merge) for a request; raises ValueError naming what is allowed.
+
+        This is the one place that decides which scale sets a model accepts:
+        * the merge must be one of :attr:`offered_merges`;
+        * every scale must lie in :attr:`scale_range` (where the model was trained);
+        * the paper's attention head fuses only its trained set;
+        * with ``image_size`` (H, W, before the cap to ``max_side``), the largest scaled input
+          must fit :attr:`pixel_budget`; checked before anything is allocated.
+        """
         merge = self.default_merge if merge is None else merge
         if merge not in MERGE_MODES:
             raise ValueError(f"unknown merge mode {merge!r}; valid: {', '.join(MERGE_MODES)}")
-        return self.model.check_scales(scales, merge), merge
+        if merge not in self.offered_merges:
+            raise ValueError(
+                f"this model has no attention head, so it cannot merge with {merge!r}; "
+                f"use one of: {', '.join(self.offered_merges)}"
+            )
+        scales = self.default_scales if scales is None else normalize_scales(scales)
+        low, high = self.scale_range
+        outside = [s for s in scales if not low - _SCALE_TOLERANCE <= s <= high + _SCALE_TOLERANCE]
+        if outside:
+            raise ValueError(
+                f"scale {outside[0]:g} is outside this model's range {low:g} to {high:g} (the scales it was "
+                f"trained on); pick scales from {low:g} to {high:g}"
+            )
+        scales = self.fast.check_scales(scales, merge)
+        if image_size is not None:
+            self.check_pixel_budget(image_size, scales)
+        return scales, merge
+
+    def check_pixel_budget(self, image_size: tuple[int, int], scales) -> None:
+        """Raise ValueError when the image (H, W, as given) at its largest scale exceeds the budget."""
+        height, width = (int(v) for v in image_size)
+        if self.max_side is not None and max(height, width) > self.max_side:
+            factor = self.max_side / max(height, width)
+            height, width = max(1, round(height * factor)), max(1, round(width * factor))
+        largest = max(scales)
+        scaled_h, scaled_w = scaled_size((height, width), largest)
+        if scaled_h * scaled_w <= self.pixel_budget:
+            return
+        fits = (self.pixel_budget / (height * width)) ** 0.5
+        fits = int(fits * 100) / 100  # round down to two decimals, so it really fits
+        raise ValueError(
+            f"scale {largest:g} makes this {width}x{height} image {scaled_w}x{scaled_h} px "
+            f"({scaled_w * scaled_h / 1e6:.1f} Mpx), over the budget of {self.pixel_budget / 1e6:.1f} Mpx per "
+            f"scaled input; the largest scale that fits is {fits:g}"
+        )
 
     def predict(self, image, scales=None, merge: str | None = None) -> Prediction:
         """Predict one image.
@@ -181,10 +307,10 @@ class Predictor:
             merge: "attention", "average" or "max"; None for the checkpoint's own (attention
                 for the shipped models).
         """
-        scales, merge = self.check_request(scales, merge)
         start = time.perf_counter()
         rgb = as_rgb_array(image)
         check_min_size(rgb)
+        scales, merge = self.check_request(scales, merge, image_size=rgb.shape[:2])
         original_size = tuple(rgb.shape[:2])
         rgb, _ = cap_longest_side(rgb, self.max_side)
         pixels = torch.from_numpy(rgb).unsqueeze(0)  # (1, H, W, 3) uint8; moved to the device by the fast path
@@ -192,7 +318,7 @@ class Predictor:
 
         # One pass on the device, no transfer until it is done: normalise, every scale, Eq. 1-2
         # on the grid, one upsample of the fused map and the argmax.
-        output, labels = self.fast.run(pixels, scales, merge)
+        output, labels = self.run_pixels(pixels, scales, merge)
         synchronize(self.device)
         modelled = time.perf_counter()
         arrays = {
@@ -216,6 +342,26 @@ class Predictor:
             timings=StageTimings(preprocessed - start, modelled - preprocessed, finished - modelled),
             **arrays,
         )
+
+    def run_pixels(self, pixels, scales, merge: str):
+        """uint8 pixels (B, H, W, 3) -> (MultiScaleOutput, labels (B, H, W)), both on the device.
+
+        The tensor-level call behind :meth:`predict`, for the benchmark and batch jobs: no
+        checks beyond the model's own, no copy to numpy. See
+        :meth:`segscale.inference.FastMultiScale.run` for the CUDA-graph buffer caveat.
+        """
+        return self.fast.run(pixels, scales, merge)
+
+    def architecture_summary(self):
+        """Every layer of this model with its receptive field (:func:`segscale.architecture.architecture_summary`).
+
+        Built from the checkpoint's description on the meta device (no weights are
+        allocated), so it counts the layers as trained, before batch norm was folded."""
+        from .architecture import architecture_summary
+        from .modeling import build_model
+
+        with torch.device("meta"):
+            return architecture_summary(build_model(self.metadata.model))
 
     @property
     def precision(self) -> str:

@@ -27,6 +27,8 @@ def tiny_config(
 
 
 def tiny_metadata(config: ModelConfig, classes=TINY_CLASSES, palette=TINY_PALETTE, **extra) -> CheckpointMetadata:
+    """Metadata of a tiny model; its scale range is the shipped models' (0.25 to 2) unless given."""
+    extra.setdefault("scale_range", (0.25, 2.0))
     return CheckpointMetadata(model=config, classes=classes, palette=palette, name="tiny test model", **extra)
 
 

@@ -154,12 +154,3 @@ def test_weights_that_do_not_fit_the_described_architecture(tmp_path):
 def test_save_is_atomic_and_leaves_no_temporary_files(make_checkpoint, tmp_path):
     path = make_checkpoint()
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
-
-
-def test_supported_scales_follow_the_head_kind():
-    paper = tiny_metadata(tiny_config(head="paper"))
-    assert paper.supports_scales((0.5, 1.0, 0.75)) and not paper.supports_scales((1.0, 0.5))
-    shared = CheckpointMetadata(
-        model=tiny_config(), classes=("a", "b", "c"), palette=((0, 0, 0),) * 3, scale_range=(0.25, 2.0)
-    )
-    assert shared.supports_scales((2.0, 1.0, 0.25)) and not shared.supports_scales((3.0,))

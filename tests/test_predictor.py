@@ -104,3 +104,53 @@ def test_device_selection_prefers_accelerators():
         expected = "mps"
     assert select_device(None).type == expected
     assert select_device("cpu").type == "cpu"
+
+
+# ---------------------------------------------------------------- what a model offers (the one place)
+
+
+def test_offers_follow_the_head(make_checkpoint):
+    shared = Predictor.from_checkpoint(make_checkpoint(), device="cpu")
+    assert shared.has_attention_head and shared.offered_merges == ("attention", "average", "max")
+    assert shared.inspection_merge == "attention"
+    headless = Predictor.from_checkpoint(make_checkpoint(merge="average"), device="cpu")
+    assert not headless.has_attention_head and headless.offered_merges == ("average", "max")
+    assert headless.inspection_merge == "average"
+    with pytest.raises(ValueError, match="has no attention head.*use one of: average, max"):
+        headless.check_request((1.0,), "attention")
+
+
+def test_scale_sets_are_decided_by_check_request(make_checkpoint):
+    paper = Predictor.from_checkpoint(make_checkpoint(head="paper"), device="cpu")
+    # The paper head fuses its trained set only; average and max take any set inside the range.
+    assert paper.fixed_scale_set("attention") and not paper.fixed_scale_set("average")
+    assert paper.offered_scale_sets("attention") == [(1.0, 0.75, 0.5)]
+    assert paper.accepts_scales((0.5, 1.0, 0.75), "attention") and not paper.accepts_scales((1.0, 0.5), "attention")
+    assert paper.offered_scale_sets("average") == [(1.0, 0.75, 0.5), (1.0, 0.5), (1.0, 0.75), (1.0,)]
+    # The tiny model's range is 0.25 to 2 (conftest), so 3 is refused, naming the range.
+    assert paper.accepts_scales((2.0, 0.25), "average") and not paper.accepts_scales((3.0, 1.0), "average")
+    with pytest.raises(ValueError, match="scale 3 is outside this model's range 0.25 to 2"):
+        paper.check_request((3.0, 1.0), "average")
+    assert paper.custom_scale_grid(0.25) == [2.0, 1.75, 1.5, 1.25, 1.0, 0.75, 0.5, 0.25]
+
+
+def test_pixel_budget_refuses_before_allocating_and_names_what_fits(make_checkpoint, rgb):
+    predictor = Predictor.from_checkpoint(make_checkpoint(), device="cpu", pixel_budget=100 * 100)
+    height, width = rgb.shape[:2]
+    assert height * width <= 100 * 100 < (2 * height) * (2 * width)
+    with pytest.raises(ValueError, match=r"over the budget of 0\.0 Mpx.*largest scale that fits is") as error:
+        predictor.check_request((1.0,), "average", image_size=(4 * height, 4 * width))
+    fits = float(str(error.value).rsplit(" ", 1)[-1])
+    assert (4 * height * fits) * (4 * width * fits) <= 100 * 100
+    predictor.check_request((fits,) if fits >= 0.5 else (1.0,), "average", image_size=(height, width))
+
+
+def test_architecture_summary_counts_the_unfolded_model(make_checkpoint):
+    from segscale.architecture import architecture_summary
+    from segscale.checkpoint import model_from_checkpoint
+
+    path = make_checkpoint(norm="batch")
+    model, _ = model_from_checkpoint(path)
+    expected = architecture_summary(model)
+    summary = Predictor.from_checkpoint(path, device="cpu").architecture_summary()
+    assert summary.parameters == expected.parameters and len(summary.layers) == len(expected.layers)

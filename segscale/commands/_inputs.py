@@ -97,13 +97,6 @@ def load_predictor(args: argparse.Namespace, max_side: int | None = DEFAULT_MAX_
     return Predictor.from_checkpoint(args.checkpoint, device=args.device, max_side=max_side, options=options)
 
 
-def prediction_merge(predictor, requested: str | None) -> str:
-    """The merge to predict with: as asked, else attention when the model has a head (so every merge can be shown)."""
-    if requested is not None:
-        return requested
-    return "attention" if predictor.model.attention_head is not None else predictor.default_merge
-
-
 def write_bytes(path: Path, data: bytes) -> Path:
     try:
         path.write_bytes(data)

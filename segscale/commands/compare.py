@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._inputs import add_image_arguments, add_model_arguments, load_predictor, prediction_merge, prepare_out, read_input, write_bytes
+from ._inputs import add_image_arguments, add_model_arguments, load_predictor, prepare_out, read_input, write_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     source = read_input(args)
     prepare_out(args.out)
     predictor = load_predictor(args, max_side=args.max_side)
-    scales, merge = predictor.check_request(args.scales, prediction_merge(predictor, None))
+    scales, merge = predictor.check_request(args.scales, predictor.inspection_merge)
     prediction = predictor.predict(source.rgb, scales=scales, merge=merge)
     comparison = compare_merges(prediction, source.ground_truth, predictor.classes)
     written = write_outputs(comparison, prediction, predictor.palette, args.out, source.stem, source.name) if args.out else []

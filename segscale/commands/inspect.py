@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._inputs import add_image_arguments, add_model_arguments, load_predictor, prediction_merge, read_input
+from ._inputs import add_image_arguments, add_model_arguments, load_predictor, read_input
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     source = read_input(args)
     predictor = load_predictor(args, max_side=args.max_side, float32=True)  # the same digits as the page's
-    merge = prediction_merge(predictor, args.merge)
+    merge = args.merge or predictor.inspection_merge
     scales, merge = predictor.check_request(args.scales, merge)
     if args.class_name is not None and args.class_name not in predictor.classes:
         raise ValueError(f"unknown class {args.class_name!r}; this checkpoint's classes: {', '.join(predictor.classes)}")
