@@ -29,9 +29,7 @@ from segscale.data.scaleshapes import (
     ScaleShapesConfig,
     covered_contrast,
     generate_sample,
-    load_voc_sample,
     polygon_vertices,
-    read_voc_ids,
     shape_area,
     write_voc_layout,
 )
@@ -327,23 +325,33 @@ def test_dataset_returns_numpy_uint8_pairs():
 
 
 def test_voc_layout_round_trip(tmp_path):
+    """The written folder reads back with the VOC reader's own functions: the same labels, instances and objects."""
+    import json
+
+    from segscale.data.pascal import read_index_label, read_pair_list, read_rgb
+
     progress = []
     root = write_voc_layout(tmp_path / "voc", "val", 3, SMALL, start=5, progress=lambda d, t: progress.append((d, t)))
     write_voc_layout(root, "train", 2, SMALL)
     assert progress == [(1, 3), (2, 3), (3, 3)]
-    assert read_voc_ids(root, "val") == ["val_000005", "val_000006", "val_000007"]
-    assert read_voc_ids(root, "train") == ["train_000000", "train_000001"]
-    for stem in read_voc_ids(root, "val"):
-        original = generate_sample("val", int(stem.split("_")[1]), SMALL)
-        with Image.open(root / "SegmentationClass" / f"{stem}.png") as png:
+    lists = root / "ImageSets" / "Segmentation"
+    assert (lists / "train.txt").read_text().split() == ["train_000000", "train_000001"]
+    pairs = read_pair_list(lists / "val.txt", root, image_dir="JPEGImages", label_dir="SegmentationClass")
+    assert [p.name for p in pairs] == ["val_000005", "val_000006", "val_000007"]
+    for pair in pairs:
+        original = generate_sample("val", int(pair.name.split("_")[1]), SMALL)
+        with Image.open(pair.label) as png:
             assert png.mode == "P"
             assert tuple(png.getpalette()[3 : 3 * len(PALETTE)]) == tuple(c for rgb in PALETTE[1:] for c in rgb)
-        loaded = load_voc_sample(root, stem)
-        assert np.array_equal(loaded.label, original.label)
-        assert np.array_equal(loaded.instances, original.instances)
-        assert loaded.objects == original.objects and loaded.split == "val"
-        error = np.abs(loaded.image.astype(int) - original.image.astype(int))
-        assert error.mean() < 3 and loaded.image.shape == original.image.shape
+        assert np.array_equal(read_index_label(pair.label, num_classes=len(CLASSES)), original.label)
+        with Image.open(root / "SegmentationObject" / f"{pair.name}.png") as png:
+            assert png.mode == "P" and np.array_equal(np.asarray(png), original.instances)
+            assert tuple(png.getpalette()[3:6]) == (128, 0, 0)  # VOC's colour of instance 1
+        objects = json.loads((root / "Objects" / f"{pair.name}.json").read_text())
+        assert objects == json.loads(json.dumps(original.metadata())) and objects["split"] == "val"
+        image = read_rgb(pair.image)
+        error = np.abs(image.astype(int) - original.image.astype(int))
+        assert error.mean() < 3 and image.shape == original.image.shape
     with pytest.raises(ValueError, match="another config"):
         write_voc_layout(root, "test", 1, DEFAULT)
 
