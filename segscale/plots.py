@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import io
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -26,6 +26,9 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from .formatting import format_percent, scale_label
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
+
+if TYPE_CHECKING:
+    from .visualize import PredictionView
 
 __all__ = [
     "diagnostics_figures",

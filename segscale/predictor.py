@@ -162,6 +162,10 @@ class Predictor:
         return self.metadata.model.merge
 
     @property
+    def has_attention_head(self) -> bool:  # temporary (h12-analysis): the lead adds this on main
+        return self.model.attention_head is not None
+
+    @property
     def device_name(self) -> str:
         return device_description(self.device)
 
