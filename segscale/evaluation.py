@@ -317,7 +317,7 @@ def score_scaleshapes(
             attention = resize_bilinear(torch.from_numpy(prediction.attention)[None], size)[0].numpy()  # (S, H, W)
             attention_by_size.update(sample.objects, sample.instances, attention)
         for obj in sample.objects:
-            visible = sample.instances == obj.instance_id
+            visible = sample.visible_mask(obj.instance_id)
             pixels = int(visible.sum())
             if not pixels:
                 continue

@@ -40,11 +40,6 @@ def scale_colour(index: int) -> RGB:
     return SCALE_COLOURS[int(index) % len(SCALE_COLOURS)]
 
 
-def scale_colours(count: int) -> tuple[RGB, ...]:
-    """The colours of a set of ``count`` scales, in the order of the set."""
-    return tuple(scale_colour(k) for k in range(int(count)))
-
-
 def unit_rgb(colour: RGB) -> tuple[float, float, float]:
     """(r, g, b) in 0-255 -> 0-1 floats, the form matplotlib takes."""
     return tuple(int(v) / 255.0 for v in colour)  # type: ignore[return-value]

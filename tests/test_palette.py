@@ -36,7 +36,6 @@ def test_scale_k_has_the_tab10_colour_k_on_every_page_and_figure():
 
     tab10 = colormaps["tab10"].colors
     assert [palette.unit_rgb(c) for c in palette.SCALE_COLOURS] == pytest.approx([tuple(c) for c in tab10], abs=0.5 / 255)
-    assert palette.scale_colours(3) == palette.SCALE_COLOURS[:3]
     assert palette.scale_colour(12) == palette.SCALE_COLOURS[2]  # cycles after ten
     assert palette.hex_colour(palette.scale_colour(0)) == "#1f77b4"
 

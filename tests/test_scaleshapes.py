@@ -27,10 +27,10 @@ from segscale.data.scaleshapes import (
     TRIANGLE_ANGLE_RANGE,
     ScaleShapes,
     ScaleShapesConfig,
+    ShapeObject,
     covered_contrast,
     generate_sample,
     polygon_vertices,
-    shape_area,
     write_voc_layout,
 )
 
@@ -212,6 +212,26 @@ def test_every_class_keeps_its_geometric_ranges(small_pool):
             radii = np.linalg.norm(polygon_vertices(obj) - obj.center, axis=1)
             assert math.isclose(2 * radii.max(), obj.extent, rel_tol=1e-9)
     assert min(counts.values()) >= 40, f"too few objects of some class to check: {counts}"
+
+
+def shape_area(obj: ShapeObject) -> float:
+    """Exact area of the shape (px^2) from its metadata alone: the oracle the rasteriser is checked against."""
+    radius = obj.extent / 2.0
+    if obj.class_name == "circle":
+        return math.pi * radius**2
+    if obj.class_name == "ring":
+        return math.pi * radius**2 * (1.0 - obj.inner_ratio**2)
+    if obj.class_name == "triangle":
+        return 2.0 * radius**2 * float(np.prod(np.sin(np.radians(obj.angles_deg))))
+    if obj.class_name == "square":
+        return 2.0 * radius**2
+    if obj.class_name == "star":
+        return 10.0 * 0.5 * radius * (radius * obj.inner_ratio) * math.sin(math.radians(36.0))
+    if obj.class_name == "cross":
+        length = obj.extent / math.sqrt(1.0 + obj.bar_ratio**2)
+        bar = length * obj.bar_ratio
+        return 2.0 * length * bar - bar * bar
+    raise ValueError(f"unknown shape class {obj.class_name!r}; valid: {', '.join(CLASSES[1:])}")
 
 
 def test_pixels_match_the_shape_the_metadata_describes(small_pool, pool):

@@ -365,26 +365,6 @@ def _shape_mask(obj: ShapeObject, height: int, width: int) -> tuple[tuple[int, i
     return box, mask
 
 
-def shape_area(obj: ShapeObject) -> float:
-    """Exact area of the shape (px^2), for checking the rasteriser against the metadata."""
-    radius = obj.extent / 2.0
-    if obj.class_name == "circle":
-        return math.pi * radius**2
-    if obj.class_name == "ring":
-        return math.pi * radius**2 * (1.0 - obj.inner_ratio**2)
-    if obj.class_name == "triangle":
-        return 2.0 * radius**2 * float(np.prod(np.sin(np.radians(obj.angles_deg))))
-    if obj.class_name == "square":
-        return 2.0 * radius**2
-    if obj.class_name == "star":
-        return 10.0 * 0.5 * radius * (radius * obj.inner_ratio) * math.sin(math.radians(36.0))
-    if obj.class_name == "cross":
-        length = obj.extent / math.sqrt(1.0 + obj.bar_ratio**2)
-        bar = length * obj.bar_ratio
-        return 2.0 * length * bar - bar * bar
-    raise ValueError(f"unknown shape class {obj.class_name!r}; valid: {', '.join(CLASSES[1:])}")
-
-
 # ----------------------------------------------------------------------------- sampling
 
 
