@@ -33,6 +33,7 @@ from segscale.diagnostics import (
 from segscale.evaluation import evaluate_scaleshapes, score_scaleshapes, size_bin_index
 from segscale.inference import FastPathOptions
 from segscale.modeling import build_model
+from segscale.palette import colorize_labels
 from segscale.predictor import Prediction, Predictor, StageTimings
 
 from .conftest import tiny_config, tiny_metadata
@@ -526,7 +527,7 @@ def test_figures(two_images, make_checkpoint, rgb):
     comparison = compare_merges(prediction, np.zeros(rgb.shape[:2], np.int64), predictor.classes)
     figure = plots.merge_comparison_figure(comparison, prediction.image, predictor.palette)
     assert len(figure.axes) == 10  # image, 3 labels, disagreement; truth, 3 error maps, a blank
-    colours = plots.colorize_labels(np.array([[0, 1], [2, 255]]), predictor.palette)
+    colours = colorize_labels(np.array([[0, 1], [2, 255]]), predictor.palette)
     assert colours[1, 1].tolist() == [255, 255, 255] and colours[0, 1].tolist() == list(predictor.palette[1])
     errors = plots.error_image(np.array([[True, False], [False, True]]), np.array([[1, 1], [0, 255]]))
     assert errors[0, 0].tolist() == list(plots.WRONG_COLOUR) and errors[0, 1].tolist() == list(plots.RIGHT_COLOUR)
