@@ -18,6 +18,8 @@ import re
 import sys
 from pathlib import Path
 
+from segscale.formatting import format_scale_set
+
 ROW_ORDER = ("single", "max", "average", "attention")
 
 
@@ -28,12 +30,7 @@ def describe_row(name: str) -> tuple[str, str, bool]:
         raise ValueError(f"cannot read a table row from the name {name!r}")
     merge, digits, esupv = match.groups()
     scales = [float(f"{d[0]}.{d[1:]}") if len(d) > 1 else float(d) for d in digits.split("_")]
-    return merge, set_text(scales), esupv is not None
-
-
-def set_text(scales) -> str:
-    """(1.0, 0.75, 0.5) -> '{1, 0.75, 0.5}'."""
-    return "{" + ", ".join(f"{s:g}" for s in scales) + "}"
+    return merge, format_scale_set(scales), esupv is not None
 
 
 def comparison_rows(reports: dict[str, dict]) -> list[tuple[str, str, bool, dict, int]]:
@@ -114,7 +111,7 @@ def scale_sets_table(reports: list[dict]) -> str:
     for report in sorted(reports, key=lambda r: (len(r["scales"]), sorted(r["scales"], reverse=True))):
         scores = " | ".join(f"{report['merges'][m]['miou']:.3f}" for m in merges)
         bins = report["merges"].get("attention", {}).get("iou_by_size") or [{"iou": float("nan")}]
-        lines.append(f"| {set_text(report['scales'])} | {report['images']} | {scores} | {bins[0]['iou']:.3f} | {bins[-1]['iou']:.3f} |")
+        lines.append(f"| {format_scale_set(report['scales'])} | {report['images']} | {scores} | {bins[0]['iou']:.3f} | {bins[-1]['iou']:.3f} |")
     return "\n".join(lines)
 
 

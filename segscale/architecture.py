@@ -7,8 +7,8 @@ describe``, ``segscale checkpoints``):
   score head, attention head -- and lists every layer with its geometry, parameters and the
   receptive field and jump (effective stride) after it;
 * :func:`training_card` turns a checkpoint's metadata into (field, value) pairs a person reads;
-* :func:`list_checkpoints` and :func:`load_checkpoint_bytes` describe the shipped files and read
-  an uploaded one (``weights_only=True``, so a file cannot run code).
+* :func:`list_checkpoints` describes the shipped files (reading a file, a path's or an
+  upload's bytes, is :mod:`segscale.checkpoint`'s).
 
 Receptive field. Along one axis, with r the receptive field (input pixels one output cell
 sees) and j the jump (input pixels between neighbouring output cells), a layer of kernel k,
@@ -29,7 +29,6 @@ dropout act per position.
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,8 @@ from typing import Any
 from torch import nn
 
 from .checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
+from .checkpoint import load_checkpoint_bytes  # noqa: F401  compat: remove when the app package imports it from checkpoint
+from .formatting import format_scale_set
 
 __all__ = [
     "ArchitectureSummary",
@@ -330,7 +331,7 @@ def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
         ("name", metadata.name or "(unnamed)"),
         ("trunk", f"{trunk.name}, width {_fraction(trunk.width)}, norm {trunk.norm}, dropout {trunk.dropout:g}"),
         ("attention head", _head_description(model)),
-        ("trained scales", _scale_set(model.scales)),
+        ("trained scales", format_scale_set(model.scales)),
         ("scale range", f"{metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}"),
         ("default merge", model.merge),
         ("classes", f"{len(metadata.classes)}: {', '.join(metadata.classes)}"),
@@ -386,7 +387,7 @@ def _recipe(config: dict, model) -> list[tuple[str, str]]:
         fewest, most = config.get("random_scale_count", ("?", "?"))
         sampling = f"random: {fewest}-{most} scales per step from {low}-{high}"
     else:
-        sampling = f"fixed: {_scale_set(config.get('scales', model.scales))}"
+        sampling = f"fixed: {format_scale_set(config.get('scales', model.scales))}"
     if config.get("imagenet_init"):
         start = "ImageNet VGG-16"
     else:
@@ -493,27 +494,6 @@ def list_checkpoints(folder: str | os.PathLike = "checkpoints") -> list[Checkpoi
     return [checkpoint_card(path) for path in sorted(folder.glob("*.pt"))]
 
 
-def load_checkpoint_bytes(data: bytes, name: str = "uploaded checkpoint") -> tuple[nn.Module, CheckpointMetadata]:
-    """Build the model in an uploaded checkpoint file's bytes (read with ``weights_only=True``).
-
-    Raises :class:`~segscale.checkpoint.CheckpointError` with a message naming ``name``
-    (never the temporary file it was written to).
-    """
-    if not data:
-        raise CheckpointError(f"{name}: the file is empty (0 bytes)")
-    handle, temporary = tempfile.mkstemp(suffix=".pt")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        try:
-            return model_from_checkpoint(temporary)
-        except CheckpointError as error:
-            message = str(error).replace(f"checkpoint {temporary}", name).replace(temporary, name)
-            raise CheckpointError(message) from None
-    finally:
-        Path(temporary).unlink(missing_ok=True)
-
-
 # ============================================================================ formatting
 
 
@@ -521,10 +501,6 @@ def _fraction(width: float) -> str:
     if width < 1 and abs(1 / width - round(1 / width)) < 1e-9:
         return f"1/{round(1 / width)}"
     return f"{width:g}"
-
-
-def _scale_set(scales) -> str:
-    return "{" + ", ".join(f"{float(s):g}" for s in scales) + "}"
 
 
 def _triple(values) -> str:

@@ -208,3 +208,24 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, Checkpoin
             f"checkpoint {path}: its weights do not fit the architecture its metadata describes ({first_line})"
         ) from None
     return model.eval(), metadata
+
+
+def load_checkpoint_bytes(data: bytes, name: str = "uploaded checkpoint") -> tuple[nn.Module, CheckpointMetadata]:
+    """Build the model in an uploaded checkpoint file's bytes, as :func:`model_from_checkpoint` (``weights_only=True``).
+
+    Raises :class:`CheckpointError` with a message naming ``name``
+    (never the temporary file it was written to).
+    """
+    if not data:
+        raise CheckpointError(f"{name}: the file is empty (0 bytes)")
+    handle, temporary = tempfile.mkstemp(suffix=".pt")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+        try:
+            return model_from_checkpoint(temporary)
+        except CheckpointError as error:
+            message = str(error).replace(f"checkpoint {temporary}", name).replace(temporary, name)
+            raise CheckpointError(message) from None
+    finally:
+        Path(temporary).unlink(missing_ok=True)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -133,7 +135,6 @@ class AttentionBySize:
         self.class_sums = np.zeros((len(self.classes), len(self.scales)))
         self.class_counts = np.zeros(len(self.classes), np.int64)
         self.dominant_pixels = np.zeros(len(self.scales), np.int64)
-        self.records: list[dict] = []
 
     def update(self, objects, instances: np.ndarray, attention: np.ndarray) -> None:
         """attention: (S, H, W) weights at image resolution."""
@@ -148,7 +149,6 @@ class AttentionBySize:
             self.counts[b] += 1
             self.class_sums[obj.class_index] += weights
             self.class_counts[obj.class_index] += 1
-            self.records.append({"class": obj.class_name, "extent": float(obj.extent), "weights": [float(w) for w in weights]})
 
     def rows(self) -> list[dict]:
         return [
@@ -185,49 +185,180 @@ def labels_for_merge(score_maps: np.ndarray, attention_logits: np.ndarray | None
     return resize_bilinear(fused, tuple(size)).argmax(dim=1)[0].numpy()
 
 
+@dataclass(frozen=True)
+class ObjectRecord:
+    """One ScaleShapes object, as a scoring pass saw it.
+
+    weights: mean w^s over its visible pixels, per scale (None without attention).
+    dominant_scale: the scale with the largest mean weight (None without attention).
+    recall: per merge (in the order of the pass's ``merges``), the share of its visible
+        pixels labelled with its class.
+    """
+
+    image_index: int
+    instance_id: int
+    class_index: int
+    class_name: str
+    extent: float
+    visible_pixels: int
+    weights: tuple[float, ...] | None
+    dominant_scale: float | None
+    recall: tuple[float, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleShapesScoring:
+    """What one pass of a checkpoint over ScaleShapes images measured, every merge from one forward pass.
+
+    ``segscale evaluate`` (:meth:`to_report`) and ``segscale diagnose``
+    (:func:`segscale.diagnostics.scale_diagnostics`) both build their reports from it.
+    Shapes: M merges, S scales.
+
+    Attributes:
+        split, start, count: the images, ``start .. start + count - 1`` of ``split``.
+        scales, merges, classes: the S and M axes, and the class names.
+        confusions: (M,) dataset-level confusion matrices.
+        by_size: (M,) IoU of objects by size bin.
+        attention_by_size: the mean weights by size and class, or None when "attention" is
+            not among the merges.
+        objects: one :class:`ObjectRecord` per visible object, in image and instance order.
+        seconds: wall time of the pass.
+    """
+
+    split: str
+    start: int
+    count: int
+    scales: tuple[float, ...]
+    merges: tuple[str, ...]
+    classes: tuple[str, ...]
+    confusions: tuple[ConfusionMatrix, ...]
+    by_size: tuple[SizeBinnedIoU, ...]
+    attention_by_size: AttentionBySize | None
+    objects: tuple[ObjectRecord, ...]
+    seconds: float
+
+    def scores(self) -> tuple[SegmentationScores, ...]:
+        """(M,) mIoU, per-class IoU and pixel accuracy per merge."""
+        return tuple(c.scores() for c in self.confusions)
+
+    def to_report(self) -> dict:
+        """The JSON report of ``segscale evaluate``: scores and IoU by size per merge; attention by size."""
+        report = {
+            "dataset": "scaleshapes",
+            "split": self.split,
+            "images": self.count,
+            "start": self.start,
+            "scales": list(self.scales),
+            "merges": {
+                merge: {**scores.as_dict(self.classes), "iou_by_size": by_size.rows()}
+                for merge, scores, by_size in zip(self.merges, self.scores(), self.by_size)
+            },
+        }
+        if self.attention_by_size is not None:
+            report["attention_by_size"] = self.attention_by_size.rows()
+            report["attention_by_class"] = self.attention_by_size.class_rows()
+            report["dominant_scale_share"] = self.attention_by_size.dominant_share()
+        return report
+
+
+def score_scaleshapes(
+    predictor,
+    split: str = "val",
+    count: int = 50,
+    scales=None,
+    merges: Sequence[str] | None = None,
+    start: int = 0,
+    on_image: Callable[[int], None] | None = None,
+) -> ScaleShapesScoring:
+    """Run a checkpoint over ScaleShapes images ``start .. start + count - 1`` of ``split`` and score every merge.
+
+    One forward pass per image serves every merge (they differ only in Eq. 1's weights).
+    Deterministic: the images are a pure function of (split, index), and the model runs in
+    eval mode.
+
+    Args:
+        predictor: a :class:`~segscale.predictor.Predictor` for ScaleShapes' classes.
+        scales: the scale set (None: the checkpoint's).
+        merges: the merges to score (None: every one the model has; attention needs a head).
+        on_image: called with 0, 1, ... after each image (a progress bar).
+    """
+    from .config import MERGE_MODES
+    from .data.scaleshapes import CLASSES, generate_sample
+
+    classes = tuple(predictor.classes)
+    if classes != tuple(CLASSES):
+        raise ValueError(f"this checkpoint predicts {list(classes)}, not ScaleShapes' classes {list(CLASSES)}")
+    if isinstance(count, bool) or int(count) < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    if merges is None:
+        merges = predictor.offered_merges
+    merges = tuple(dict.fromkeys(merges))
+    for merge in merges:
+        if merge not in MERGE_MODES:
+            raise ValueError(f"unknown merge mode {merge!r}; valid: {', '.join(MERGE_MODES)}")
+    base_merge = "attention" if "attention" in merges else "average"
+    scales, _ = predictor.check_request(scales, base_merge)
+
+    started = time.perf_counter()
+    confusions = tuple(ConfusionMatrix(len(classes)) for _ in merges)
+    by_size = tuple(SizeBinnedIoU(SIZE_BIN_EDGES) for _ in merges)
+    attention_by_size = AttentionBySize(scales, classes, SIZE_BIN_EDGES) if base_merge == "attention" else None
+    records: list[ObjectRecord] = []
+    for position, index in enumerate(range(start, start + int(count))):
+        sample = generate_sample(split, index)
+        prediction = predictor.predict(sample.image, scales=scales, merge=base_merge)
+        size = sample.label.shape
+        predicted = [labels_for_merge(prediction.score_maps, prediction.attention_logits, m, size) for m in merges]
+        for k in range(len(merges)):
+            confusions[k].update(sample.label, predicted[k])
+            by_size[k].update(sample.objects, sample.instances, sample.label, predicted[k])
+        attention = None
+        if attention_by_size is not None:
+            attention = resize_bilinear(torch.from_numpy(prediction.attention)[None], size)[0].numpy()  # (S, H, W)
+            attention_by_size.update(sample.objects, sample.instances, attention)
+        for obj in sample.objects:
+            visible = sample.visible_mask(obj.instance_id)
+            pixels = int(visible.sum())
+            if not pixels:
+                continue
+            weights = None if attention is None else attention[:, visible].mean(axis=1)
+            records.append(
+                ObjectRecord(
+                    image_index=index,
+                    instance_id=obj.instance_id,
+                    class_index=obj.class_index,
+                    class_name=obj.class_name,
+                    extent=float(obj.extent),
+                    visible_pixels=pixels,
+                    weights=None if weights is None else tuple(float(w) for w in weights),
+                    dominant_scale=None if weights is None else float(scales[int(weights.argmax())]),
+                    recall=tuple(float((p[visible] == obj.class_index).mean()) for p in predicted),
+                )
+            )
+        if on_image is not None:
+            on_image(position)
+    return ScaleShapesScoring(
+        split=split,
+        start=int(start),
+        count=int(count),
+        scales=tuple(scales),
+        merges=merges,
+        classes=classes,
+        confusions=confusions,
+        by_size=by_size,
+        attention_by_size=attention_by_size,
+        objects=tuple(records),
+        seconds=time.perf_counter() - started,
+    )
+
+
 def evaluate_scaleshapes(predictor, split: str, count: int, scales, merges, start: int = 0, on_image=None) -> dict:
     """mIoU, per-class IoU, pixel accuracy and IoU by size per merge mode; attention by size.
 
-    Generates ScaleShapes images ``start .. start + count - 1`` of ``split`` (deterministic),
-    runs the model once per image and scores every requested merge mode from that one pass.
+    The report of ``segscale evaluate`` on ScaleShapes images ``start .. start + count - 1``
+    of ``split``: :meth:`ScaleShapesScoring.to_report` of one :func:`score_scaleshapes` pass.
     """
-    from .data.scaleshapes import CLASSES, generate_sample
-
-    classes = predictor.classes
-    if tuple(classes) != tuple(CLASSES):
-        raise ValueError(f"this checkpoint predicts {list(classes)}, not ScaleShapes' classes {list(CLASSES)}")
-    needs_attention = "attention" in merges
-    scales, _ = predictor.check_request(scales, "attention" if needs_attention else "average")
-    confusions = {merge: ConfusionMatrix(len(classes)) for merge in merges}
-    by_size = {merge: SizeBinnedIoU() for merge in merges}
-    attention_by_size = AttentionBySize(scales, classes) if needs_attention else None
-    for position, index in enumerate(range(start, start + count)):
-        sample = generate_sample(split, index)
-        prediction = predictor.predict(sample.image, scales=scales, merge="attention" if needs_attention else "average")
-        for merge in merges:
-            predicted = labels_for_merge(prediction.score_maps, prediction.attention_logits, merge, sample.label.shape)
-            confusions[merge].update(sample.label, predicted)
-            by_size[merge].update(sample.objects, sample.instances, sample.label, predicted)
-        if attention_by_size is not None:
-            attention = resize_bilinear(torch.from_numpy(prediction.attention)[None], sample.label.shape)[0].numpy()
-            attention_by_size.update(sample.objects, sample.instances, attention)
-        if on_image is not None:
-            on_image(position)
-    report = {
-        "dataset": "scaleshapes",
-        "split": split,
-        "images": count,
-        "start": start,
-        "scales": list(scales),
-        "merges": {
-            merge: {**confusions[merge].scores().as_dict(classes), "iou_by_size": by_size[merge].rows()} for merge in merges
-        },
-    }
-    if attention_by_size is not None:
-        report["attention_by_size"] = attention_by_size.rows()
-        report["attention_by_class"] = attention_by_size.class_rows()
-        report["dominant_scale_share"] = attention_by_size.dominant_share()
-    return report
+    return score_scaleshapes(predictor, split, count, scales, merges, start, on_image).to_report()
 
 
 def evaluate_pairs_report(predictor, pairs, count: int, scales, merges, on_image=None) -> dict:

@@ -1,4 +1,4 @@
-"""Segmentation metrics from a confusion matrix: IoU per class, mIoU, pixel accuracy.
+"""Segmentation metrics from a confusion matrix: IoU per class, mIoU, pixel accuracy; and the attention's entropy.
 
 IoU_c = TP_c / (TP_c + FP_c + FN_c), accumulated over a whole dataset before dividing (the
 PASCAL VOC convention), not averaged per image. mIoU averages the classes that occur in
@@ -7,6 +7,7 @@ the ground truth or the predictions; a class absent from both has no IoU.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,3 +70,27 @@ class ConfusionMatrix:
             pixel_accuracy=float(true_positive.sum() / total) if total else float("nan"),
             pixels=total,
         )
+
+
+def attention_entropy(weights: np.ndarray, unit: str = "bits", normalized: bool = False) -> np.ndarray:
+    """Per-pixel entropy of the weights over scales, H = -sum_s w^s log w^s, with 0 log 0 = 0.
+
+    (S, ...) weights summing to 1 over S -> (...) float64, in ``unit`` "bits" (log base 2) or
+    "nats" (natural log). 0 means all weight on one scale; log S means all scales equal.
+    ``normalized`` divides by log S, giving 0-1 for any number of scales (then the unit does
+    not matter). The one entropy of segscale: the page's entropy map, the prediction files and
+    the diagnostics' mean entropy all come from here.
+    """
+    if unit not in ("bits", "nats"):
+        raise ValueError(f"unit must be 'bits' or 'nats', got {unit!r}")
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim < 1:
+        raise ValueError("weights need the scale axis first, (S, ...); got a scalar")
+    log = np.log2 if unit == "bits" or normalized else np.log
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(weights > 0, weights * log(np.where(weights > 0, weights, 1.0)), 0.0)
+    entropy = np.clip(-terms.sum(axis=0), 0.0, None)
+    if normalized:
+        count = weights.shape[0]
+        entropy = entropy / math.log2(count) if count > 1 else np.zeros_like(entropy)
+    return entropy

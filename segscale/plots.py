@@ -1,25 +1,36 @@
-"""Figures of the diagnostics (:mod:`segscale.diagnostics`): pure functions, data in, matplotlib Figure out.
+"""Figures: pure functions, data in, matplotlib Figure out.
+
+Figures of the diagnostics (:mod:`segscale.diagnostics`)
+
+and of one prediction (:func:`side_by_side_figure`, the main view as one figure): every
+matplotlib figure of segscale is made here; :mod:`segscale.visualize` makes arrays only.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly, never through pyplot's
 global state, so a Streamlit page (``st.pyplot(figure)``) and the command line can build them
 from any thread, and nothing leaks between calls. :func:`figure_png` turns one into PNG bytes.
 
-Colours: every figure gives scale s the same colour (:func:`scale_colours`), so a reader
-who learns "blue is the finest scale" on one plot can read the next.
+Colours come from :mod:`segscale.palette`: scale k of a set has the colour it has on every
+page (:func:`segscale.palette.scale_colour`), so a reader who learns "blue is the first scale"
+on one plot can read the next, and the dominant-scale map too.
 """
 
 from __future__ import annotations
 
 import io
 import math
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
+from .formatting import format_percent, scale_label
+from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
+
+if TYPE_CHECKING:
+    from .visualize import PredictionView
+
 __all__ = [
-    "colorize_labels",
     "diagnostics_figures",
     "disagreement_image",
     "dominant_share_figure",
@@ -30,13 +41,12 @@ __all__ = [
     "merge_scores_figure",
     "model_diagram_figure",
     "pixel_zoom",
-    "scale_colours",
+    "side_by_side_figure",
     "weight_by_class_figure",
     "weight_by_extent_figure",
 ]
 
 MERGE_COLOURS = {"attention": "#4c72b0", "average": "#dd8452", "max": "#55a868"}
-VOID_COLOUR = (255, 255, 255)
 # Error and disagreement maps: one meaning per colour, the same in the figure and on the page.
 WRONG_COLOUR = (220, 30, 30)  # a wrong label / the merges disagree
 RIGHT_COLOUR = (235, 235, 235)  # a right label (light grey: the map's edge still shows on a white page)
@@ -44,22 +54,23 @@ IGNORED_COLOUR = (170, 170, 170)  # the ground truth says "ignore" (255)
 MARK_COLOUR = (255, 0, 220)  # the inspected pixel and its grid cell
 
 
-def scale_colours(count: int) -> list[tuple[float, float, float, float]]:
-    """One colour per scale, in the order of the S axis (viridis, finest scale first when listed first)."""
-    from matplotlib import colormaps
-
-    cmap = colormaps["viridis"]
-    return [cmap(0.1 + 0.75 * k / max(1, count - 1)) for k in range(count)]
+def _scale_colours(count: int) -> list[tuple[float, float, float]]:
+    """The page's colours of ``count`` scales (:mod:`segscale.palette`), as matplotlib takes them."""
+    return [unit_rgb(scale_colour(k)) for k in range(count)]
 
 
 def _scale_name(scale: float) -> str:
-    return f"s = {scale:g}"
+    return f"s = {scale_label(scale)}"
 
 
-def figure_png(figure: Figure, dpi: int = 100) -> bytes:
-    """PNG bytes of a figure."""
+def figure_png(figure: Figure, dpi: int = 100, *, tight: bool = True) -> bytes:
+    """PNG bytes of a figure, on white.
+
+    ``tight`` crops the page to what is drawn (the diagnostics' figures); a figure that lays
+    out its own margins, legends and colour bars (:func:`side_by_side_figure`) is saved whole.
+    """
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    figure.savefig(buffer, format="png", dpi=dpi, facecolor="white", bbox_inches="tight" if tight else None)
     return buffer.getvalue()
 
 
@@ -76,7 +87,7 @@ def weight_by_extent_figure(diagnostics, show_objects: bool = True, zoom: bool =
     scales = diagnostics.scales
     edges = np.asarray(diagnostics.bin_edges, dtype=float)
     centres = np.sqrt(edges[:-1] * edges[1:])
-    colours = scale_colours(len(scales))
+    colours = _scale_colours(len(scales))
     figure = Figure(figsize=(7.0, 4.2), layout="constrained")
     axes = figure.add_subplot()
     if show_objects and diagnostics.objects:
@@ -117,7 +128,7 @@ def weight_by_class_figure(diagnostics, title: str | None = None) -> Figure:
     labels = [f"{diagnostics.classes[c]}\n({int(diagnostics.objects_per_class[c])})" for c in present]
     values = diagnostics.weight_by_class[present] if present else np.zeros((0, len(diagnostics.scales)))
     figure = _grouped_bars(
-        labels, values, [_scale_name(s) for s in diagnostics.scales], scale_colours(len(diagnostics.scales)),
+        labels, values, [_scale_name(s) for s in diagnostics.scales], _scale_colours(len(diagnostics.scales)),
         ylabel="mean attention weight w^s", title=title or "Mean attention weight per scale, by class (objects)",
         reference=1 / len(diagnostics.scales),
     )  # fmt: skip
@@ -129,7 +140,7 @@ def image_weights_figure(image_set, title: str | None = None) -> Figure:
     labels = [_short(r.name) for r in image_set.images]
     values = np.array([r.mean_weights for r in image_set.images])
     return _grouped_bars(
-        labels, values, [_scale_name(s) for s in image_set.scales], scale_colours(len(image_set.scales)),
+        labels, values, [_scale_name(s) for s in image_set.scales], _scale_colours(len(image_set.scales)),
         ylabel="mean attention weight w^s", title=title or "Mean attention weight per scale, by image",
         reference=1 / len(image_set.scales),
     )  # fmt: skip
@@ -141,7 +152,7 @@ def dominant_share_figure(scales: Sequence[float], shares: Sequence[float], titl
     figure = Figure(figsize=(5.0, 3.6), layout="constrained")
     axes = figure.add_subplot()
     positions = np.arange(len(scales))
-    bars = axes.bar(positions, shares, color=scale_colours(len(scales)))
+    bars = axes.bar(positions, shares, color=_scale_colours(len(scales)))
     axes.bar_label(bars, labels=[f"{v:.0%}" for v in shares], padding=2, fontsize="small")
     axes.set_xticks(positions, [_scale_name(s) for s in scales])
     axes.set_ylim(0, max(1.0, float(shares.max(initial=0)) * 1.1))
@@ -281,7 +292,7 @@ def model_diagram_figure(scales: Sequence[float], head_kind: str | None = "share
 
     scales = list(scales)
     count = len(scales)
-    colours = scale_colours(count)
+    colours = _scale_colours(count)
     row_height = 1.15
     height = max(2.6, row_height * count + 0.4)
     figure = Figure(figsize=(11.5, 0.75 + 0.8 * height), layout="constrained")
@@ -331,10 +342,97 @@ def model_diagram_figure(scales: Sequence[float], head_kind: str | None = "share
     return figure
 
 
-def colorize_labels(labels: np.ndarray, palette) -> np.ndarray:
-    """(H, W) class indices -> (H, W, 3) uint8 colours; indices outside the palette (255, "ignore") white."""
-    table = np.array(list(palette) + [VOID_COLOUR] * (256 - len(palette)), dtype=np.uint8)
-    return table[np.clip(np.asarray(labels), 0, 255).astype(np.uint8)]
+# ----------------------------------------------------------------------------- one prediction, side by side
+
+
+def side_by_side_figure(view: PredictionView, prediction, classes, title: str = ""):
+    """The page's side-by-side view as one matplotlib Figure (no pyplot, so it is safe in threads).
+
+    Rows: the input per scale, its labels, the chosen class's map, its attention weights
+    (for attention and average), then the fused labels, the dominant scale and the entropy.
+    One column per scale. Colour bars use the same fixed ranges as the page.
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    scale_count = len(view.scales)
+    columns = max(scale_count, 3)
+    rows = [("input", "input at scale"), ("labels", "labels (argmax of $f^s$)")]
+    kind = "P(class)" if view.score_kind == "probability" else "score $f^s_c$"
+    class_name = classes[view.class_index]
+    rows.append(("class_map", f"{class_name}: {kind}"))
+    if any(column.attention is not None for column in view.scales):
+        rows.append(("attention", "attention weight $w^s$"))
+    height, width = view.size
+    panel = 3.0  # inches per image column
+    title_room, top_room, bottom_room, right_room = 0.3, (0.7 if title else 0.25), 0.65, 1.9
+    row_height = panel * 0.96 * height / width + title_room
+    figure_height = top_room + row_height * (len(rows) + 1) + bottom_room
+    figure = Figure(figsize=(panel * columns + right_room, figure_height), dpi=100)
+    grid = figure.add_gridspec(
+        len(rows) + 1, columns, hspace=title_room / row_height * 1.2, wspace=0.04,
+        left=0.1 / (panel * columns + right_room), right=panel * columns / (panel * columns + right_room),
+        top=1 - top_room / figure_height, bottom=bottom_room / figure_height,
+    )  # fmt: skip
+    if title:
+        figure.suptitle(title, fontsize=11, y=1 - 0.2 / figure_height, va="top")
+
+    for r, (field, name) in enumerate(rows):
+        for c, column in enumerate(view.scales):
+            axes = figure.add_subplot(grid[r, c])
+            axes.imshow(getattr(column, field), interpolation="nearest")
+            text = f"scale {scale_label(column.scale)}: {name}"
+            if field == "input":
+                text += f" ({column.input_size[1]}x{column.input_size[0]})"
+            axes.set_title(text, fontsize=8)
+            axes.axis("off")
+        if field in ("class_map", "attention"):
+            cmap, low_high = (SCORE_CMAP, view.score_range) if field == "class_map" else (ATTENTION_CMAP, (0.0, 1.0))
+            bar_axes = figure.add_axes(_bar_slot(grid, r, columns))
+            figure.colorbar(ScalarMappable(Normalize(*low_high), cmap), cax=bar_axes)
+            bar_axes.tick_params(labelsize=7)
+        if field == "labels":
+            figure.legend(
+                handles=[Patch(color=unit_rgb(colour), label=name) for name, colour in zip(classes, (s.colour for s in view.shares))],
+                loc="upper left", bbox_to_anchor=_legend_anchor(grid, r, columns), fontsize=7, frameon=False,
+            )  # fmt: skip
+
+    last = len(rows)
+    panels = [("fused labels", view.fused_labels)]
+    if view.dominant is not None:
+        panels.append(("dominant scale", view.dominant))
+    if view.entropy is not None:
+        panels.append(("attention entropy, normalised", view.entropy))
+    for c, (name, image) in enumerate(panels[:columns]):
+        axes = figure.add_subplot(grid[last, c])
+        axes.imshow(image, interpolation="nearest")
+        axes.set_title(f"{prediction.merge}: {name}", fontsize=8)
+        axes.axis("off")
+        if image is view.entropy:
+            bar_axes = axes.inset_axes([0.1, -0.07, 0.8, 0.03])
+            figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), ENTROPY_CMAP), cax=bar_axes, orientation="horizontal")
+            bar_axes.tick_params(labelsize=7)
+    legend = [Patch(color=unit_rgb(s.colour), label=f"{s.name} {format_percent(s.share)}") for s in view.shares]
+    if view.dominant is not None:
+        legend += [
+            Patch(color=unit_rgb(scale_colour(k)), label=f"dominant: scale {scale_label(s.scale)}")
+            for k, s in enumerate(view.scales)
+        ]
+    figure.legend(handles=legend, loc="upper left", bbox_to_anchor=_legend_anchor(grid, last, columns), fontsize=7, frameon=False)
+    return figure
+
+
+def _legend_anchor(grid, row: int, columns: int) -> tuple[float, float]:
+    box = grid[row, columns - 1].get_position(grid.figure)
+    return box.x1 + 0.005, box.y1
+
+
+def _bar_slot(grid, row: int, columns: int) -> list[float]:
+    """[left, bottom, width, height] in figure coordinates just right of a grid row."""
+    box = grid[row, columns - 1].get_position(grid.figure)
+    return [box.x1 + 0.01, box.y0, 0.012, box.height]
 
 
 # ----------------------------------------------------------------------------- helpers

@@ -3,12 +3,12 @@
 Everything the app's main view and ``python -m segscale predict`` show is made here, so the
 page and its command-line twin cannot drift apart:
 
-* building blocks: :func:`colorize_labels`, :func:`heat_map`, :func:`colorbar_image`,
-  :func:`overlay`, :func:`input_at_scale`, :func:`dominant_scale`, :func:`attention_entropy`,
-  :func:`class_shares`;
+* building blocks: :func:`heat_map`, :func:`colorbar_image`, :func:`overlay`,
+  :func:`input_at_scale`, :func:`dominant_scale`, :func:`class_shares` (colours and
+  ``colorize_labels`` come from :mod:`segscale.palette`, the entropy from :mod:`segscale.metrics`);
 * :func:`build_view`, every map of one prediction at one display size (a :class:`PredictionView`);
-* files: :func:`palette_png`, :func:`attention_png`, :func:`prediction_npz`, and the
-  side-by-side matplotlib figure (:func:`side_by_side_figure`, :func:`figure_png`).
+* files: :func:`palette_png`, :func:`attention_png`, :func:`prediction_npz`. The side-by-side
+  matplotlib figure of a view is :func:`segscale.plots.side_by_side_figure`.
 
 Conventions. Images are (H, W, 3) uint8 RGB. Maps on the model's grid are resized with aligned
 corners (:mod:`segscale.modeling.geometry`), the convention of the model itself, so every scale's
@@ -30,20 +30,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .formatting import format_scale_set, scale_label  # noqa: F401  compat: remove when the app package imports from formatting
+from .metrics import attention_entropy
 from .modeling.geometry import resize_bilinear, resize_labels, scaled_size
+from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCALE_COLOURS, SCORE_CMAP, colorize_labels, hex_colour
 
 DISPLAY_WIDTH = 400  # px; every map of the page is resampled to this width (height by aspect ratio)
-VOID_COLOUR = (255, 255, 255)  # label values outside the palette (VOC's 255 "void", say)
-
-# One colour map per quantity, each with its own colour bar; none of them looks like a class palette.
-ATTENTION_CMAP = "viridis"  # w^s, always on 0-1
-SCORE_CMAP = "inferno"  # a class's probability or raw score f^s_c
-ENTROPY_CMAP = "cividis"  # attention entropy, normalised to 0-1
-# Dominant-scale map: scale k of the set gets colour k (ordered largest scale first on the page).
-SCALE_COLOURS: tuple[tuple[int, int, int], ...] = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-)  # fmt: skip
 SCORE_KINDS = ("probability", "score")
 # The files of one prediction, named <stem><suffix>: the page's downloads and `segscale predict`'s output.
 OUTPUT_SUFFIXES = {
@@ -55,18 +47,6 @@ OUTPUT_SUFFIXES = {
 
 
 # ----------------------------------------------------------------------------- building blocks
-
-
-def colorize_labels(labels: np.ndarray, palette) -> np.ndarray:
-    """(H, W) class indices -> (H, W, 3) uint8 palette colours; values outside the palette white."""
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be (H, W), got shape {labels.shape}")
-    palette = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
-    lookup = np.vstack([palette, np.asarray([VOID_COLOUR], dtype=np.uint8)])  # the last row for outsiders
-    indices = labels.astype(np.int64)
-    indices = np.where((indices >= 0) & (indices < len(palette)), indices, len(palette))
-    return lookup[indices]
 
 
 @lru_cache(maxsize=16)
@@ -245,29 +225,6 @@ def winning_scale_for_max(score_maps: np.ndarray, fused_labels: np.ndarray) -> n
     return picked[:, 0].argmax(axis=0)
 
 
-def attention_entropy(weights: np.ndarray, unit: str = "bits", normalized: bool = False) -> np.ndarray:
-    """Per-pixel entropy of the weights over scales, H = -sum_s w^s log w^s.
-
-    (S, h, w) -> (h, w) float32, in ``unit`` "bits" (log base 2) or "nats" (natural log).
-    0 means all weight on one scale; log S means all scales equal. ``normalized`` divides by
-    log S, giving 0-1 for any number of scales (then the unit does not matter).
-    """
-    if unit not in ("bits", "nats"):
-        raise ValueError(f"unit must be 'bits' or 'nats', got {unit!r}")
-    weights = np.asarray(weights, dtype=np.float64)
-    if weights.ndim != 3:
-        raise ValueError(f"weights must be (S, h, w), got shape {weights.shape}")
-    with np.errstate(divide="ignore", invalid="ignore"):
-        terms = np.where(weights > 0, weights * np.log(weights), 0.0)
-    entropy = -terms.sum(axis=0)
-    count = weights.shape[0]
-    if normalized:
-        entropy = entropy / math.log(count) if count > 1 else np.zeros_like(entropy)
-    elif unit == "bits":
-        entropy = entropy / math.log(2)
-    return np.clip(entropy, 0.0, None).astype(np.float32)
-
-
 @dataclass(frozen=True)
 class ClassShare:
     """One row of a label legend: class index, name, palette colour and share of pixels (0-1)."""
@@ -279,7 +236,7 @@ class ClassShare:
 
     @property
     def hex_colour(self) -> str:
-        return "#{:02x}{:02x}{:02x}".format(*self.colour)
+        return hex_colour(self.colour)
 
 
 def class_shares(labels: np.ndarray, classes, palette) -> list[ClassShare]:
@@ -301,16 +258,6 @@ def default_class(labels: np.ndarray, num_classes: int) -> int:
         return 0
     counts = np.bincount(np.asarray(labels).reshape(-1).astype(np.int64), minlength=num_classes)[:num_classes]
     return int(counts[1:].argmax()) + 1
-
-
-def scale_label(scale: float) -> str:
-    """``1``, ``0.75``, ``0.5``: a scale as people write it."""
-    return f"{scale:g}"
-
-
-def format_scale_set(scales) -> str:
-    """``{1, 0.75, 0.5}``."""
-    return "{" + ", ".join(scale_label(s) for s in scales) + "}"
 
 
 # ----------------------------------------------------------------------------- one prediction, every map
@@ -475,7 +422,7 @@ def prediction_maps(prediction) -> dict[str, np.ndarray]:
         maps["attention_logits"] = prediction.attention_logits
     if prediction.attention is not None:
         maps["attention"] = prediction.attention
-        maps["attention_entropy_bits"] = attention_entropy(prediction.attention, unit="bits")
+        maps["attention_entropy_bits"] = attention_entropy(prediction.attention, unit="bits").astype(np.float32)
     if prediction.merge == "attention" and prediction.attention is not None:
         maps["dominant_scale"] = dominant_scale(prediction.attention)
     elif prediction.merge == "max":
@@ -506,101 +453,10 @@ def safe_file_stem(name: str | None, default: str = "image") -> str:
     return stem or default
 
 
-# ----------------------------------------------------------------------------- the side-by-side figure
+from .plots import side_by_side_figure  # noqa: E402,F401  compat: remove when the app package imports it from plots
 
 
-def side_by_side_figure(view: PredictionView, prediction, classes, title: str = ""):
-    """The page's side-by-side view as one matplotlib Figure (no pyplot, so it is safe in threads).
+def figure_png(figure, dpi: int = 100) -> bytes:  # compat: remove when the app package calls plots.figure_png(figure, tight=False)
+    from .plots import figure_png as whole_figure_png
 
-    Rows: the input per scale, its labels, the chosen class's map, its attention weights
-    (for attention and average), then the fused labels, the dominant scale and the entropy.
-    One column per scale. Colour bars use the same fixed ranges as the page.
-    """
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    scale_count = len(view.scales)
-    columns = max(scale_count, 3)
-    rows = [("input", "input at scale"), ("labels", "labels (argmax of $f^s$)")]
-    kind = "P(class)" if view.score_kind == "probability" else "score $f^s_c$"
-    class_name = classes[view.class_index]
-    rows.append(("class_map", f"{class_name}: {kind}"))
-    if any(column.attention is not None for column in view.scales):
-        rows.append(("attention", "attention weight $w^s$"))
-    height, width = view.size
-    panel = 3.0  # inches per image column
-    title_room, top_room, bottom_room, right_room = 0.3, (0.7 if title else 0.25), 0.65, 1.9
-    row_height = panel * 0.96 * height / width + title_room
-    figure_height = top_room + row_height * (len(rows) + 1) + bottom_room
-    figure = Figure(figsize=(panel * columns + right_room, figure_height), dpi=100)
-    grid = figure.add_gridspec(
-        len(rows) + 1, columns, hspace=title_room / row_height * 1.2, wspace=0.04,
-        left=0.1 / (panel * columns + right_room), right=panel * columns / (panel * columns + right_room),
-        top=1 - top_room / figure_height, bottom=bottom_room / figure_height,
-    )  # fmt: skip
-    if title:
-        figure.suptitle(title, fontsize=11, y=1 - 0.2 / figure_height, va="top")
-
-    for r, (field, name) in enumerate(rows):
-        for c, column in enumerate(view.scales):
-            axes = figure.add_subplot(grid[r, c])
-            axes.imshow(getattr(column, field), interpolation="nearest")
-            text = f"scale {scale_label(column.scale)}: {name}"
-            if field == "input":
-                text += f" ({column.input_size[1]}x{column.input_size[0]})"
-            axes.set_title(text, fontsize=8)
-            axes.axis("off")
-        if field in ("class_map", "attention"):
-            cmap, low_high = (SCORE_CMAP, view.score_range) if field == "class_map" else (ATTENTION_CMAP, (0.0, 1.0))
-            bar_axes = figure.add_axes(_bar_slot(grid, r, columns))
-            figure.colorbar(ScalarMappable(Normalize(*low_high), cmap), cax=bar_axes)
-            bar_axes.tick_params(labelsize=7)
-        if field == "labels":
-            figure.legend(
-                handles=[Patch(color=np.asarray(colour) / 255.0, label=name) for name, colour in zip(classes, (s.colour for s in view.shares))],
-                loc="upper left", bbox_to_anchor=_legend_anchor(grid, r, columns), fontsize=7, frameon=False,
-            )  # fmt: skip
-
-    last = len(rows)
-    panels = [("fused labels", view.fused_labels)]
-    if view.dominant is not None:
-        panels.append(("dominant scale", view.dominant))
-    if view.entropy is not None:
-        panels.append(("attention entropy, normalised", view.entropy))
-    for c, (name, image) in enumerate(panels[:columns]):
-        axes = figure.add_subplot(grid[last, c])
-        axes.imshow(image, interpolation="nearest")
-        axes.set_title(f"{prediction.merge}: {name}", fontsize=8)
-        axes.axis("off")
-        if image is view.entropy:
-            bar_axes = axes.inset_axes([0.1, -0.07, 0.8, 0.03])
-            figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), ENTROPY_CMAP), cax=bar_axes, orientation="horizontal")
-            bar_axes.tick_params(labelsize=7)
-    legend = [Patch(color=np.asarray(s.colour) / 255.0, label=f"{s.name} {100 * s.share:.1f}%") for s in view.shares]
-    if view.dominant is not None:
-        legend += [
-            Patch(color=np.asarray(SCALE_COLOURS[k % len(SCALE_COLOURS)]) / 255.0, label=f"dominant: scale {scale_label(s.scale)}")
-            for k, s in enumerate(view.scales)
-        ]
-    figure.legend(handles=legend, loc="upper left", bbox_to_anchor=_legend_anchor(grid, last, columns), fontsize=7, frameon=False)
-    return figure
-
-
-def _legend_anchor(grid, row: int, columns: int) -> tuple[float, float]:
-    box = grid[row, columns - 1].get_position(grid.figure)
-    return box.x1 + 0.005, box.y1
-
-
-def _bar_slot(grid, row: int, columns: int) -> list[float]:
-    """[left, bottom, width, height] in figure coordinates just right of a grid row."""
-    box = grid[row, columns - 1].get_position(grid.figure)
-    return [box.x1 + 0.01, box.y0, 0.012, box.height]
-
-
-def figure_png(figure, dpi: int = 100) -> bytes:
-    """A matplotlib Figure as PNG bytes."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi, facecolor="white")
-    return buffer.getvalue()
+    return whole_figure_png(figure, dpi, tight=False)

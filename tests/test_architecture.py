@@ -16,12 +16,11 @@ from segscale.architecture import (
     architecture_summary,
     checkpoint_card,
     list_checkpoints,
-    load_checkpoint_bytes,
     paper_model_summary,
     training_card,
     training_card_markdown,
 )
-from segscale.checkpoint import CheckpointError, model_from_checkpoint
+from segscale.checkpoint import CheckpointError, load_checkpoint_bytes, model_from_checkpoint
 from segscale.modeling import build_model
 
 from .conftest import tiny_config, tiny_metadata

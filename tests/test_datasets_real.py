@@ -15,8 +15,8 @@ from segscale.data.pascal import (
     VOC_PALETTE,
     PersonPartSegmentation,
     VOC2012Segmentation,
-    voc_color_map,
 )
+from segscale.palette import voc_color_map
 
 PNG_PALETTE = [channel for color in voc_color_map() for channel in color]
 

@@ -22,7 +22,6 @@ from segscale.diagnostics import (
     cell_footprint,
     cell_mean_colours,
     compare_merges,
-    entropy_bits,
     image_diagnostics,
     nearest_cell,
     nearest_cells,
@@ -31,9 +30,10 @@ from segscale.diagnostics import (
     salient_pixel,
     scale_diagnostics,
 )
-from segscale.evaluation import evaluate_scaleshapes, size_bin_index
+from segscale.evaluation import evaluate_scaleshapes, score_scaleshapes, size_bin_index
 from segscale.inference import FastPathOptions
 from segscale.modeling import build_model
+from segscale.palette import colorize_labels
 from segscale.predictor import Prediction, Predictor, StageTimings
 
 from .conftest import tiny_config, tiny_metadata
@@ -404,20 +404,47 @@ def test_object_table_matches_the_generator_and_the_aggregates_match_the_table(s
     assert d.dominant_share.sum() == pytest.approx(1.0)
 
 
-def test_scale_diagnostics_agree_with_evaluate_and_are_deterministic(shapes_predictor, two_images):
-    # The second image alone gives the same rows as in the two-image run ...
+def test_the_scoring_pass_is_per_image_and_deterministic(shapes_predictor, two_images):
+    """The second image alone gives the rows it has in the two-image run, and a rerun the same report."""
     merges = two_images.merges
-    alone = scale_diagnostics(shapes_predictor, "val", 1, merges=merges, start=FIRST + 1)
+    alone = score_scaleshapes(shapes_predictor, "val", 1, merges=merges, start=FIRST + 1)
     assert alone.objects == tuple(r for r in two_images.objects if r.image_index == FIRST + 1)
-    # ... and the same scores and attention by size as `segscale evaluate` on that image.
-    report = evaluate_scaleshapes(shapes_predictor, "val", 1, None, merges, start=FIRST + 1)
-    for merge in merges:
-        assert alone.miou(merge) == pytest.approx(report["merges"][merge]["miou"], rel=1e-12)
-    for row, ours in zip(report["attention_by_size"], alone.extent_rows()):
-        assert row["objects"] == ours["objects"]
-        for s in alone.scales:
-            theirs, mine = row["mean_weight"][str(s)], ours[f"weight_s{s:g}"]
-            assert (theirs is None and mine is None) or mine == pytest.approx(theirs)
+    assert (alone.split, alone.start, alone.count, alone.merges) == ("val", FIRST + 1, 1, merges)
+    assert evaluate_scaleshapes(shapes_predictor, "val", 1, None, merges, start=FIRST + 1) == alone.to_report()
+
+
+def test_the_scoring_pass_scores_each_merge_as_its_own_prediction_would(shapes_predictor):
+    """Scores from the one forward pass match each merge predicted on its own, counted here by hand."""
+    from segscale.data.scaleshapes import generate_sample
+
+    scoring = score_scaleshapes(shapes_predictor, "val", 1, merges=("max", "attention", "max"), start=FIRST)
+    assert scoring.merges == ("max", "attention")  # repeats dropped, order kept
+    sample = generate_sample("val", FIRST)
+    for merge, scores, by_size in zip(scoring.merges, scoring.scores(), scoring.by_size):
+        labels = shapes_predictor.predict(sample.image, merge=merge).labels
+        assert scores.pixel_accuracy == pytest.approx(np.mean(labels == sample.label), abs=2e-3)
+        assert scores.pixels == sample.label.size
+        assert sum(row["objects"] for row in by_size.rows()) == len(scoring.objects)
+    attention = scoring.attention_by_size
+    assert attention is not None and attention.dominant_pixels.sum() == sample.label.size
+    assert attention.counts.sum() == len(scoring.objects)
+    np.testing.assert_allclose(attention.sums.sum(axis=0), np.sum([r.weights for r in scoring.objects], axis=0), rtol=1e-9)
+
+
+def test_evaluate_and_diagnose_report_one_pass(shapes_predictor, two_images):
+    """Both reports are views of one ScaleShapesScoring, not two loops."""
+    from segscale.diagnostics.scales import ScaleDiagnostics
+
+    scoring = score_scaleshapes(shapes_predictor, "val", 2, merges=two_images.merges, start=FIRST)
+    report, tables = scoring.to_report(), ScaleDiagnostics.from_scoring(scoring)
+    assert tables.to_csv() == two_images.to_csv()
+    assert report["images"] == tables.count == 2 and report["scales"] == list(tables.scales)
+    for merge in tables.merges:
+        assert report["merges"][merge]["miou"] == tables.miou(merge)
+    assert [row["objects"] for row in report["attention_by_size"]] == tables.objects_per_bin.tolist()
+    without = score_scaleshapes(shapes_predictor, "val", 1, merges=("average",), start=FIRST)
+    assert without.attention_by_size is None and "attention_by_size" not in without.to_report()
+    assert all(r.weights is None and r.dominant_scale is None for r in without.objects)
 
 
 def test_csv_json_and_pickle(two_images):
@@ -478,14 +505,6 @@ def test_image_set_diagnostics(make_checkpoint, rgb):
         image_diagnostics(_predictor(make_checkpoint(merge="max")), [rgb])
 
 
-def test_entropy_bits_by_hand():
-    weights = np.array([[0.5, 1.0, 1 / 3], [0.5, 0.0, 1 / 3], [0.0, 0.0, 1 / 3]])
-    np.testing.assert_allclose(entropy_bits(weights), [1.0, 0.0, math.log2(3)])
-
-
-# ------------------------------------------------------------------ figures
-
-
 def test_figures(two_images, make_checkpoint, rgb):
     from segscale import plots
 
@@ -508,7 +527,7 @@ def test_figures(two_images, make_checkpoint, rgb):
     comparison = compare_merges(prediction, np.zeros(rgb.shape[:2], np.int64), predictor.classes)
     figure = plots.merge_comparison_figure(comparison, prediction.image, predictor.palette)
     assert len(figure.axes) == 10  # image, 3 labels, disagreement; truth, 3 error maps, a blank
-    colours = plots.colorize_labels(np.array([[0, 1], [2, 255]]), predictor.palette)
+    colours = colorize_labels(np.array([[0, 1], [2, 255]]), predictor.palette)
     assert colours[1, 1].tolist() == [255, 255, 255] and colours[0, 1].tolist() == list(predictor.palette[1])
     errors = plots.error_image(np.array([[True, False], [False, True]]), np.array([[1, 1], [0, 255]]))
     assert errors[0, 0].tolist() == list(plots.WRONG_COLOUR) and errors[0, 1].tolist() == list(plots.RIGHT_COLOUR)

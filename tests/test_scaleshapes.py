@@ -27,12 +27,10 @@ from segscale.data.scaleshapes import (
     TRIANGLE_ANGLE_RANGE,
     ScaleShapes,
     ScaleShapesConfig,
+    ShapeObject,
     covered_contrast,
     generate_sample,
-    load_voc_sample,
     polygon_vertices,
-    read_voc_ids,
-    shape_area,
     write_voc_layout,
 )
 
@@ -216,6 +214,26 @@ def test_every_class_keeps_its_geometric_ranges(small_pool):
     assert min(counts.values()) >= 40, f"too few objects of some class to check: {counts}"
 
 
+def shape_area(obj: ShapeObject) -> float:
+    """Exact area of the shape (px^2) from its metadata alone: the oracle the rasteriser is checked against."""
+    radius = obj.extent / 2.0
+    if obj.class_name == "circle":
+        return math.pi * radius**2
+    if obj.class_name == "ring":
+        return math.pi * radius**2 * (1.0 - obj.inner_ratio**2)
+    if obj.class_name == "triangle":
+        return 2.0 * radius**2 * float(np.prod(np.sin(np.radians(obj.angles_deg))))
+    if obj.class_name == "square":
+        return 2.0 * radius**2
+    if obj.class_name == "star":
+        return 10.0 * 0.5 * radius * (radius * obj.inner_ratio) * math.sin(math.radians(36.0))
+    if obj.class_name == "cross":
+        length = obj.extent / math.sqrt(1.0 + obj.bar_ratio**2)
+        bar = length * obj.bar_ratio
+        return 2.0 * length * bar - bar * bar
+    raise ValueError(f"unknown shape class {obj.class_name!r}; valid: {', '.join(CLASSES[1:])}")
+
+
 def test_pixels_match_the_shape_the_metadata_describes(small_pool, pool):
     """Unclipped objects of 30 px or more cover their exact area to within 3%."""
     checked = 0
@@ -327,23 +345,33 @@ def test_dataset_returns_numpy_uint8_pairs():
 
 
 def test_voc_layout_round_trip(tmp_path):
+    """The written folder reads back with the VOC reader's own functions: the same labels, instances and objects."""
+    import json
+
+    from segscale.data.pascal import read_index_label, read_pair_list, read_rgb
+
     progress = []
     root = write_voc_layout(tmp_path / "voc", "val", 3, SMALL, start=5, progress=lambda d, t: progress.append((d, t)))
     write_voc_layout(root, "train", 2, SMALL)
     assert progress == [(1, 3), (2, 3), (3, 3)]
-    assert read_voc_ids(root, "val") == ["val_000005", "val_000006", "val_000007"]
-    assert read_voc_ids(root, "train") == ["train_000000", "train_000001"]
-    for stem in read_voc_ids(root, "val"):
-        original = generate_sample("val", int(stem.split("_")[1]), SMALL)
-        with Image.open(root / "SegmentationClass" / f"{stem}.png") as png:
+    lists = root / "ImageSets" / "Segmentation"
+    assert (lists / "train.txt").read_text().split() == ["train_000000", "train_000001"]
+    pairs = read_pair_list(lists / "val.txt", root, image_dir="JPEGImages", label_dir="SegmentationClass")
+    assert [p.name for p in pairs] == ["val_000005", "val_000006", "val_000007"]
+    for pair in pairs:
+        original = generate_sample("val", int(pair.name.split("_")[1]), SMALL)
+        with Image.open(pair.label) as png:
             assert png.mode == "P"
             assert tuple(png.getpalette()[3 : 3 * len(PALETTE)]) == tuple(c for rgb in PALETTE[1:] for c in rgb)
-        loaded = load_voc_sample(root, stem)
-        assert np.array_equal(loaded.label, original.label)
-        assert np.array_equal(loaded.instances, original.instances)
-        assert loaded.objects == original.objects and loaded.split == "val"
-        error = np.abs(loaded.image.astype(int) - original.image.astype(int))
-        assert error.mean() < 3 and loaded.image.shape == original.image.shape
+        assert np.array_equal(read_index_label(pair.label, num_classes=len(CLASSES)), original.label)
+        with Image.open(root / "SegmentationObject" / f"{pair.name}.png") as png:
+            assert png.mode == "P" and np.array_equal(np.asarray(png), original.instances)
+            assert tuple(png.getpalette()[3:6]) == (128, 0, 0)  # VOC's colour of instance 1
+        objects = json.loads((root / "Objects" / f"{pair.name}.json").read_text())
+        assert objects == json.loads(json.dumps(original.metadata())) and objects["split"] == "val"
+        image = read_rgb(pair.image)
+        error = np.abs(image.astype(int) - original.image.astype(int))
+        assert error.mean() < 3 and image.shape == original.image.shape
     with pytest.raises(ValueError, match="another config"):
         write_voc_layout(root, "test", 1, DEFAULT)
 

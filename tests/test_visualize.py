@@ -1,4 +1,4 @@
-"""segscale.visualize: pure functions, checked on small arrays (shapes, ranges, palette, entropy, files)."""
+"""segscale.visualize: pure functions, checked on small arrays (shapes, ranges, views, files); its figure in segscale.plots."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from PIL import Image
 
 from segscale import Predictor
+from segscale import plots
 from segscale import visualize as viz
+from segscale.metrics import attention_entropy
 from segscale.modeling.geometry import scaled_size
 
 PALETTE = ((0, 0, 0), (200, 40, 40), (40, 200, 40))
@@ -31,18 +33,6 @@ def predictions(tmp_path_factory):
     predictor = Predictor.from_checkpoint(path, device="cpu")
     rgb = np.random.default_rng(0).integers(0, 256, size=(61, 83, 3), dtype=np.uint8)
     return {merge: predictor.predict(rgb, scales=(1.0, 0.75, 0.5), merge=merge) for merge in ("attention", "average", "max")}
-
-
-def test_colorize_labels_maps_each_index_to_its_palette_colour():
-    labels = np.array([[0, 1], [2, 1]])
-    rgb = viz.colorize_labels(labels, PALETTE)
-    assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
-    assert tuple(rgb[0, 1]) == PALETTE[1] and tuple(rgb[1, 0]) == PALETTE[2] and tuple(rgb[0, 0]) == PALETTE[0]
-
-
-def test_labels_outside_the_palette_are_white():
-    rgb = viz.colorize_labels(np.array([[3, 255, -1]]), PALETTE)
-    assert (rgb == 255).all()
 
 
 def test_heat_map_uses_the_fixed_range_and_clips():
@@ -107,25 +97,6 @@ def test_dominant_scale_is_the_argmax_over_scales():
     np.testing.assert_array_equal(viz.dominant_scale(weights), [[0, 1], [2, 2]])
 
 
-@pytest.mark.parametrize("count", [2, 3, 5])
-def test_entropy_of_uniform_weights_is_log_s(count):
-    uniform = np.full((count, 4, 4), 1.0 / count)
-    np.testing.assert_allclose(viz.attention_entropy(uniform, unit="nats"), math.log(count), rtol=1e-6)
-    np.testing.assert_allclose(viz.attention_entropy(uniform, unit="bits"), math.log2(count), rtol=1e-6)
-    np.testing.assert_allclose(viz.attention_entropy(uniform, normalized=True), 1.0, rtol=1e-6)
-
-
-def test_entropy_of_one_hot_weights_is_zero_and_matches_a_direct_sum():
-    one_hot = np.zeros((3, 2, 2))
-    one_hot[1] = 1.0
-    np.testing.assert_allclose(viz.attention_entropy(one_hot), 0.0, atol=1e-7)
-    weights = np.array([0.7, 0.2, 0.1]).reshape(3, 1, 1)
-    expected = -sum(w * math.log2(w) for w in (0.7, 0.2, 0.1))
-    np.testing.assert_allclose(viz.attention_entropy(weights)[0, 0], expected, rtol=1e-6)
-    with pytest.raises(ValueError):
-        viz.attention_entropy(weights, unit="dits")
-
-
 def test_class_shares_sum_to_one_and_list_every_class():
     labels = np.array([[0, 0, 1, 1], [1, 1, 1, 0]])
     shares = viz.class_shares(labels, CLASSES, PALETTE)
@@ -140,8 +111,7 @@ def test_default_class_prefers_an_object_class():
     assert viz.default_class(np.zeros((2, 2), int), 1) == 0
 
 
-def test_formatting_and_safe_stems():
-    assert viz.format_scale_set((1.0, 0.75, 0.5)) == "{1, 0.75, 0.5}"
+def test_safe_stems():
     assert viz.safe_file_stem("../My photo (1).JPG") == "My_photo_1"
     assert viz.safe_file_stem("<script>.png") == "script"
     assert viz.safe_file_stem(None) == viz.safe_file_stem("...") == "image"
@@ -197,13 +167,14 @@ def test_npz_holds_every_map_without_pickles(predictions, merge):
     assert data["dominant_scale"].shape == prediction.fused.shape[1:]
     assert ("attention" in data) == (merge == "attention")
     if merge == "attention":
-        np.testing.assert_allclose(data["attention_entropy_bits"], viz.attention_entropy(prediction.attention), rtol=1e-6)
+        np.testing.assert_allclose(data["attention_entropy_bits"], attention_entropy(prediction.attention), rtol=1e-6)
+        assert data["attention_entropy_bits"].dtype == np.float32
 
 
 def test_side_by_side_figure_renders(predictions):
     view = viz.build_view(predictions["attention"], CLASSES, PALETTE, width=80)
-    figure = viz.side_by_side_figure(view, predictions["attention"], CLASSES, title="test")
-    data = viz.figure_png(figure, dpi=40)
+    figure = plots.side_by_side_figure(view, predictions["attention"], CLASSES, title="test")
+    data = plots.figure_png(figure, dpi=40, tight=False)
     image = Image.open(io.BytesIO(data))
     assert image.format == "PNG" and image.size[0] > 100
     assert len(figure.axes) >= 3 * 4 + 3  # four rows of three scales, the fused row, colour bars

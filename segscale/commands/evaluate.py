@@ -66,8 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_report(report: dict, classes) -> str:
-    scales = ", ".join(f"{s:g}" for s in report["scales"])
-    lines = [f"{report['dataset']} {report['split']}, {report['images']} images, scales {{{scales}}}"]
+    from ..formatting import format_scale_set
+
+    lines = [f"{report['dataset']} {report['split']}, {report['images']} images, scales {format_scale_set(report['scales'])}"]
     header = f"{'merge':<10}{'mIoU':>8}{'pixel acc':>11}  " + " ".join(f"{c[:8]:>8}" for c in classes)
     lines += [header, "-" * len(header)]
     for merge, scores in report["merges"].items():

@@ -20,8 +20,10 @@ import argparse
 import time
 from pathlib import Path
 
-from ..config import MERGE_MODES
+from .. import plots
 from .. import visualize as viz
+from ..config import MERGE_MODES
+from ..formatting import format_scale_set
 from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
 
 DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     metadata = predictor.metadata
     scales, merge = predictor.check_request(args.scales, args.merge)
     class_index = _class_index(args.class_name, metadata.classes)
-    print(f"{metadata.name or args.checkpoint.name} on {predictor.device_name}: {merge} over {viz.format_scale_set(scales)}")
+    print(f"{metadata.name or args.checkpoint.name} on {predictor.device_name}: {merge} over {format_scale_set(scales)}")
 
     args.out.mkdir(parents=True, exist_ok=True)
     for path, stem in zip(args.images, stems):
@@ -96,8 +98,8 @@ def write_outputs(prediction, metadata, out: Path, stem: str, class_index: int |
         "attention": None if prediction.attention is None else viz.attention_png(prediction.attention, prediction.labels.shape),
         "maps": viz.prediction_npz(prediction, metadata.classes, metadata.palette),
     }
-    heading = f"{title} · {metadata.name} · {prediction.merge} over {viz.format_scale_set(prediction.scales)}"
-    files["figure"] = viz.figure_png(viz.side_by_side_figure(view, prediction, metadata.classes, title=heading))
+    heading = f"{title} · {metadata.name} · {prediction.merge} over {format_scale_set(prediction.scales)}"
+    files["figure"] = plots.figure_png(plots.side_by_side_figure(view, prediction, metadata.classes, title=heading), tight=False)
     written = []
     for kind, data in files.items():
         if data is None:

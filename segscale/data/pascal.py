@@ -37,6 +37,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..config import IGNORE_INDEX
+from ..palette import voc_color_map
 
 
 VOC_CLASSES = (
@@ -72,25 +73,6 @@ PERSON_PART_CLASSES = (
     "upper legs",
     "lower legs",
 )
-
-
-def voc_color_map(n: int = 256) -> tuple[tuple[int, int, int], ...]:
-    """The devkit's colour map: the bits of index i are dealt out to R, G, B, from the top bit down.
-
-    Entry 255 is VOC's void colour (224, 224, 192). ``voc_color_map()`` flattened is the
-    palette to save an index PNG with, so it opens in colour in any viewer.
-    """
-    colors = []
-    for index in range(n):
-        red = green = blue = 0
-        bits = index
-        for shift in range(7, -1, -1):
-            red |= (bits & 1) << shift
-            green |= ((bits >> 1) & 1) << shift
-            blue |= ((bits >> 2) & 1) << shift
-            bits >>= 3
-        colors.append((red, green, blue))
-    return tuple(colors)
 
 
 VOC_PALETTE = voc_color_map(len(VOC_CLASSES))

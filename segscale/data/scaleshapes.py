@@ -33,13 +33,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
+from ..palette import voc_color_map
 from .textures import draw_clutter, sample_background, sample_fill
 
 CLASSES: tuple[str, ...] = ("background", "circle", "triangle", "square", "star", "cross", "ring")
@@ -136,14 +137,6 @@ class ScaleShapesConfig:
     def to_dict(self) -> dict:
         return {name: list(value) if isinstance(value, tuple) else value for name, value in asdict(self).items()}
 
-    @classmethod
-    def from_dict(cls, data: dict) -> ScaleShapesConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"ScaleShapesConfig has no field(s) {unknown}; known: {sorted(known)}")
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
 
 @dataclass(frozen=True)
 class ShapeObject:
@@ -184,14 +177,6 @@ class ShapeObject:
         if self.angles_deg is not None:
             data["angles_deg"] = list(self.angles_deg)
         return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> ShapeObject:
-        values = dict(data)
-        values["center"] = tuple(values["center"])
-        if values.get("angles_deg") is not None:
-            values["angles_deg"] = tuple(values["angles_deg"])
-        return cls(**values)
 
 
 @dataclass(frozen=True, eq=False)
@@ -380,26 +365,6 @@ def _shape_mask(obj: ShapeObject, height: int, width: int) -> tuple[tuple[int, i
     return box, mask
 
 
-def shape_area(obj: ShapeObject) -> float:
-    """Exact area of the shape (px^2), for checking the rasteriser against the metadata."""
-    radius = obj.extent / 2.0
-    if obj.class_name == "circle":
-        return math.pi * radius**2
-    if obj.class_name == "ring":
-        return math.pi * radius**2 * (1.0 - obj.inner_ratio**2)
-    if obj.class_name == "triangle":
-        return 2.0 * radius**2 * float(np.prod(np.sin(np.radians(obj.angles_deg))))
-    if obj.class_name == "square":
-        return 2.0 * radius**2
-    if obj.class_name == "star":
-        return 10.0 * 0.5 * radius * (radius * obj.inner_ratio) * math.sin(math.radians(36.0))
-    if obj.class_name == "cross":
-        length = obj.extent / math.sqrt(1.0 + obj.bar_ratio**2)
-        bar = length * obj.bar_ratio
-        return 2.0 * length * bar - bar * bar
-    raise ValueError(f"unknown shape class {obj.class_name!r}; valid: {', '.join(CLASSES[1:])}")
-
-
 # ----------------------------------------------------------------------------- sampling
 
 
@@ -585,21 +550,6 @@ class ScaleShapes(torch.utils.data.Dataset):
 # ----------------------------------------------------------------------------- PASCAL VOC layout
 
 
-def _voc_instance_palette() -> list[int]:
-    """The PASCAL VOC colour map (bit-interleaved), used for SegmentationObject PNGs as VOC does."""
-    colours = []
-    for value in range(256):
-        r = g = b = 0
-        code = value
-        for bit in range(8):
-            r |= ((code >> 0) & 1) << (7 - bit)
-            g |= ((code >> 1) & 1) << (7 - bit)
-            b |= ((code >> 2) & 1) << (7 - bit)
-            code >>= 3
-        colours += [r, g, b]
-    return colours
-
-
 def _palette_png(array: np.ndarray, palette: list[int], path: Path) -> None:
     picture = Image.fromarray(array, mode="P")
     picture.putpalette(palette + [0] * (768 - len(palette)))
@@ -669,7 +619,8 @@ def write_voc_layout(
     except OSError as error:
         raise ValueError(f"cannot write into {root}: {error.strerror or error}") from error
 
-    class_colours, instance_colours = class_palette(), _voc_instance_palette()
+    class_colours = class_palette()
+    instance_colours = [channel for colour in voc_color_map() for channel in colour]
     ids = []
     for done, index in enumerate(range(start, start + count), start=1):
         sample = generate_sample(split, index, config)
@@ -687,44 +638,3 @@ def write_voc_layout(
     split_file.write_text("".join(f"{stem}\n" for stem in sorted(set(listed) | set(ids))))
     return root
 
-
-def read_voc_ids(root, split: str) -> list[str]:
-    """The ids listed in ``ImageSets/Segmentation/<split>.txt`` under ``root``."""
-    _check_split(split)
-    path = Path(root) / "ImageSets" / "Segmentation" / f"{split}.txt"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no split list {path}; write one with `python -m segscale shapes --split {split} --out {root}`"
-        )
-    return path.read_text().split()
-
-
-def load_voc_sample(root, image_id: str) -> ScaleShapesSample:
-    """Read one sample back from the VOC layout (the image as decoded from its JPEG)."""
-    root = Path(root)
-    paths = {
-        "image": root / "JPEGImages" / f"{image_id}.jpg",
-        "label": root / "SegmentationClass" / f"{image_id}.png",
-        "instances": root / "SegmentationObject" / f"{image_id}.png",
-        "objects": root / "Objects" / f"{image_id}.json",
-    }
-    missing = [str(path) for path in paths.values() if not path.exists()]
-    if missing:
-        raise FileNotFoundError(f"sample {image_id!r} is incomplete under {root}; missing: {', '.join(missing)}")
-    with Image.open(paths["image"]) as picture:
-        image = np.asarray(picture.convert("RGB"))
-    # Palette PNGs must not be converted: their pixel values are the indices themselves.
-    with Image.open(paths["label"]) as picture:
-        label = np.asarray(picture)
-    with Image.open(paths["instances"]) as picture:
-        instances = np.asarray(picture)
-    metadata = json.loads(paths["objects"].read_text())
-    return ScaleShapesSample(
-        image=image,
-        label=label,
-        instances=instances,
-        objects=tuple(ShapeObject.from_dict(obj) for obj in metadata["objects"]),
-        split=metadata["split"],
-        index=metadata["index"],
-        background=metadata.get("background", ""),
-    )
