@@ -15,12 +15,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .checkpoint import CheckpointMetadata, model_from_checkpoint
 from .config import MERGE_MODES
 from .images import DEFAULT_MAX_SIDE, as_rgb_array, cap_longest_side, check_min_size
 from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions, synchronize
+from .modeling import MultiScaleOutput
 
 __all__ = ["AUTOCAST_MIN_AGREEMENT", "Prediction", "Predictor", "StageTimings", "device_description", "select_device"]
 
@@ -216,6 +217,16 @@ class Predictor:
             timings=StageTimings(preprocessed - start, modelled - preprocessed, finished - modelled),
             **arrays,
         )
+
+    # Temporary (issue 12, bench branch): the lead adds these on main; keep main's version on merge.
+    @property
+    def autocast_agreement(self) -> float | None:
+        """Share of labels bf16 autocast agreed on with float32 when it was decided (None before, or when not checked)."""
+        return self.fast.autocast_agreement
+
+    def run_pixels(self, pixels, scales, merge: str) -> tuple[MultiScaleOutput, Tensor]:
+        """uint8 pixels (B, H, W, 3) -> (model output, labels (B, H, W) int64), both on the device."""
+        return self.fast.run(pixels, scales, merge)
 
     @property
     def precision(self) -> str:
