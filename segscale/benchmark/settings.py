@@ -52,6 +52,7 @@ class Settings:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The settings ``python -m segscale bench``'s arguments ask for; ValueError (one line) for a bad one."""
     device = select_device(args.device)
     if args.threads is not None:
         if args.threads < 1:

@@ -18,7 +18,7 @@ from .machine import linear_fit, machine_description, matmul_reference, resnet18
 from .measure import time_interleaved
 from .report import SCHEMA, bench_targets
 from .settings import FULL_CPU_SWEEP, NOMINAL_SIZE, SWEEP, Settings
-from .sweep import ablation_ladder, free_memory, largest_input, sweep
+from .sweep import ablation_ladder, free_memory, largest_input, sweep_model
 from .workloads import Workload, bench_image, fast_options, load_workloads
 
 def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, flush=True)) -> dict:
@@ -90,7 +90,7 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
         report["models"].append(model_entry)
 
         log(f"bench: {workload.name}: sizes {sizes}, scale sets {[list(x) for x in scale_sets]}, naive and fast interleaved")
-        model_runs = sweep(settings, workload, predictor, naive, sizes, scale_sets, merge, nominal, resnet)
+        model_runs = sweep_model(settings, workload, predictor, naive, sizes, scale_sets, merge, nominal, resnet)
         report["runs"] += model_runs
         model_entry["precision"] = predictor.precision
         model_entry["bf16_label_agreement_first_image"] = predictor.autocast_agreement

@@ -14,7 +14,8 @@ from .baseline import optimisation_ladder
 from .measure import Timing, multiscale_flops, paired_ratio, peak_memory_bytes, sum_of_squared_scales, time_interleaved
 from .workloads import bench_image
 
-def sweep(settings, workload, predictor, naive, sizes, scale_sets, merge, nominal, reference) -> list[dict]:
+
+def sweep_model(settings, workload, predictor, naive, sizes, scale_sets, merge, nominal, reference) -> list[dict]:
     """Every (size, scale set) of one model, naive and fast, in one interleaved loop.
 
     All points share the rounds, so a change of load during the sweep hits all of them and
@@ -118,6 +119,7 @@ def _timing_entry(timing: Timing, flops: int) -> dict:
 
 
 def ablation_ladder(settings, workload, image, scales, merge) -> dict:
+    """The fast path built up one optimisation at a time on one image, each step timed against the one before."""
     device = settings.device
     metadata = workload.metadata
     pixels = image[None]
@@ -152,6 +154,7 @@ def ablation_ladder(settings, workload, image, scales, merge) -> dict:
 
 
 def largest_input(settings, predictor, naive, image, scales, merge, name) -> dict:
+    """Peak memory and time of one call each of the fast and naive paths on a large image."""
     device = settings.device
     entry = {"model": name, "size": list(image.shape[:2]), "scales": list(scales)}
     for label, fn in (
@@ -168,6 +171,7 @@ def largest_input(settings, predictor, naive, image, scales, merge, name) -> dic
 
 
 def free_memory(device: torch.device) -> None:
+    """Release what the last model left behind, so the next one's memory is its own."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()

@@ -26,6 +26,7 @@ class Workload:
 
 
 def load_workloads(settings: Settings) -> list[Workload]:
+    """The models asked for; a demo checkpoint that cannot be read is noted in the report and skipped."""
     workloads = []
     for name in settings.models:
         if name == "vgg16_largefov":
@@ -70,6 +71,7 @@ def bench_image(size: int) -> np.ndarray:
 
 
 def fast_options(settings: Settings, workload: Workload) -> FastPathOptions:
+    """The Predictor's options for ``--precision``: random weights get bf16 only where it pays (their near-ties fail the label check)."""
     autocast = {"auto": "auto", "bf16": "bf16", "float32": "off"}[settings.precision]
     if settings.precision == "auto" and workload.random_weights:
         autocast = "bf16" if bf16_pays_off(settings.device) else "off"
