@@ -104,4 +104,3 @@ def machine_description(device: torch.device) -> dict:
             cudnn=torch.backends.cudnn.version(),
         )
     return info
-

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from ..inference import synchronize
 
+
 # ----------------------------------------------------------------------------- FLOPs
 
 
@@ -231,4 +232,3 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device) -> tuple[i
     """
     peak, result, _ = _timed_with_peak(fn, device)
     return peak, result
-

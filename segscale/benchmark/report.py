@@ -10,6 +10,7 @@ from ..config import PAPER_SCALES
 
 SCHEMA = "segscale-bench/1"
 
+
 # ----------------------------------------------------------------------------- targets
 
 

@@ -97,4 +97,3 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     if any(size < 16 for size in settings.sizes or ()):
         raise ValueError("input sizes must be at least 16 pixels")
     return settings
-

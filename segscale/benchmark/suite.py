@@ -148,7 +148,6 @@ def _sizes_for(settings: Settings, name: str, kind: str, nominal: int) -> list[i
     return sorted(set(sizes))
 
 
-
 def _jsonable_settings(settings: Settings) -> dict:
     return {
         "models": list(settings.models),
@@ -167,4 +166,3 @@ def _jsonable_settings(settings: Settings) -> dict:
         "full": settings.full,
         "quick": settings.quick,
     }
-

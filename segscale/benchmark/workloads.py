@@ -76,4 +76,3 @@ def fast_options(settings: Settings, workload: Workload) -> FastPathOptions:
     if settings.precision == "auto" and workload.random_weights:
         autocast = "bf16" if bf16_pays_off(settings.device) else "off"
     return FastPathOptions(**{**asdict(settings.options), "autocast": autocast})
-

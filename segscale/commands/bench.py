@@ -76,7 +76,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from-json", type=Path, help="run nothing: print (and --markdown) the tables of an earlier report")
 
 
-
 def run(args: argparse.Namespace) -> int:
     if args.from_json:
         report = read_report(args.from_json)
