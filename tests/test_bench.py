@@ -12,6 +12,7 @@ from torch import nn
 from segscale.benchmark import (
     NaiveMultiScale,
     Timing,
+    bench_targets,
     count_conv_flops,
     linear_fit,
     multiscale_flops,
@@ -22,6 +23,7 @@ from segscale.benchmark import (
 )
 from segscale.checkpoint import IMAGENET_MEAN, IMAGENET_STD
 from segscale.cli import main
+from segscale.config import PAPER_SCALES
 from segscale.inference import FastMultiScale, FastPathOptions
 from segscale.modeling import build_model
 
@@ -97,7 +99,12 @@ def test_quick_report_fits_and_largest_input(quick_report):
     assert quick_report["ablation"] and quick_report["largest_input"]
     largest = quick_report["largest_input"][0]
     assert largest["size"] == [96, 96] and "peak_memory_mb" in largest["fast"] and "peak_memory_mb" in largest["naive"]
-    assert all(t["target"] for t in quick_report["targets"])
+    # At 64x64 on a CPU no run is the demo at 512x512, so only the thresholdless rows are there:
+    # one latency fit per model and one peak-memory row per largest input, none judged.
+    targets = quick_report["targets"]
+    assert len(targets) == len(quick_report["fits"]) + len(quick_report["largest_input"]) == 3
+    assert [t["target"].split(":")[0] for t in targets] == ["vgg16_largefov", "demo", "demo"]
+    assert all(t["met"] is None and isinstance(t["value"], float) for t in targets)
 
 
 @pytest.mark.slow
@@ -126,9 +133,66 @@ def test_missing_checkpoint_is_reported_and_the_rest_benched(tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
 
 
-def test_bad_arguments_name_the_valid_choices():
-    with pytest.raises(SystemExit):
+def test_bad_arguments_name_the_valid_choices(capsys):
+    with pytest.raises(SystemExit) as exit_info:
         main(["bench", "--models", "resnet50"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "unknown model(s) ['resnet50']" in error and "valid: vgg16_largefov, demo" in error
+    assert "Traceback" not in error
+    with pytest.raises(SystemExit):
+        main(["bench", "--precision", "fp8"])
+    error = capsys.readouterr().err
+    assert "invalid choice: 'fp8'" in error and "'auto', 'bf16', 'float32'" in error
+
+
+def test_a_file_that_is_not_a_report_is_refused_with_a_message(tmp_path, capsys):
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"schema": "something-else/1"}))
+    with pytest.raises(SystemExit):
+        main(["bench", "--from-json", str(other)])
+    assert f"{other} is not a segscale-bench/1 report" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "--from-json", str(tmp_path / "missing.json")])
+    assert "cannot read the report" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- targets
+
+
+def _report_with(runs=(), references=()):
+    return {"runs": list(runs), "references": list(references), "fits": [], "largest_input": []}
+
+
+def _run(model, size, speedup, reference_ratio=None, throughput_tflops=None):
+    return {
+        "model": model, "size": [size, size], "scales": list(PAPER_SCALES), "speedup": speedup,
+        "reference": None if reference_ratio is None else {"fast_over_reference": reference_ratio},
+        "throughput": None if throughput_tflops is None else {"tflops": throughput_tflops, "batch": 32},
+    }
+
+
+@pytest.mark.parametrize(("speedup", "ratio", "met"), [(1.6, 2.5, True), (1.4, 3.5, False)])
+def test_cpu_targets_are_met_or_not_by_their_thresholds(speedup, ratio, met):
+    targets = bench_targets(_report_with([_run("demo", 512, speedup, reference_ratio=ratio)]), "cpu")
+    assert [(t["value"], t["met"]) for t in targets] == [(speedup, met), (ratio, met)]
+    assert [t["threshold"] for t in targets] == [">= 1.5", "<= 3"]
+
+
+@pytest.mark.parametrize(("speedup", "tflops", "met"), [(4.5, 50.0, True), (3.5, 30.0, False)])
+def test_gpu_targets_are_met_or_not_by_their_thresholds(speedup, tflops, met):
+    matmul = {"name": "matmul 8192x8192x8192, bfloat16", "tflops": 100.0}
+    report = _report_with([_run("vgg16_largefov", 513, speedup, throughput_tflops=tflops)], [matmul])
+    targets = bench_targets(report, "cuda")
+    assert [(t["value"], t["met"]) for t in targets] == [(speedup, met), (pytest.approx(tflops / 100), met)]
+    assert "of 100.0 TFLOP/s at batch 32" in targets[1]["detail"]
+
+
+def test_targets_need_their_run_at_the_paper_scales_and_nominal_size():
+    other_size = _run("demo", 256, 9.0, reference_ratio=0.1)
+    other_scales = {**_run("demo", 512, 9.0, reference_ratio=0.1), "scales": [1.0, 0.5]}
+    assert bench_targets(_report_with([other_size, other_scales]), "cpu") == []
+    assert bench_targets(_report_with([_run("demo", 512, 9.0, reference_ratio=0.1)]), "cuda") == []
 
 
 # ----------------------------------------------------------------------------- the parts

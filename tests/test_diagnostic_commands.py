@@ -134,6 +134,7 @@ def test_diagnose_scaleshapes_writes_table_aggregates_and_plots(make_checkpoint,
     captured = capsys.readouterr()
     assert "mean attention weight per scale, by object extent" in captured.out
     assert "diagnose val" in captured.err and "2/2" in captured.err  # the progress bar
+    assert "\r" not in captured.err  # stderr is no terminal here: whole lines, as in a log
     rows = list(csv.DictReader(io.StringIO((out / "objects.csv").read_text())))
     expected = [(k, o.instance_id) for k in (14, 15) for o in generate_sample("val", k).objects if o.visible_pixels]
     assert [(int(r["image_index"]), int(r["instance_id"])) for r in rows] == expected
@@ -152,7 +153,8 @@ def test_diagnose_image_files(make_checkpoint, image_file, tmp_path, capsys):
     checkpoint = str(make_checkpoint())
     argv = ["diagnose", "--images", str(image_file), str(second), "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu", "--quiet"]
     assert cli.main(argv) == 0
-    assert "entropy in bits" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "entropy in bits" in captured.out and "diagnose images" not in captured.err  # --quiet: no progress bar
     rows = list(csv.DictReader(io.StringIO((out / "images.csv").read_text())))
     assert [r["image"] for r in rows] == ["photo.png", "second.jpg"] and [r["height"] for r in rows] == ["40", "30"]
     for row in rows:

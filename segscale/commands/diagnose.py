@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 from ..config import MERGE_MODES
+from ..progress_bar import progress_bar
 from ._inputs import add_model_arguments, load_predictor, prepare_out, write_bytes
 
 
@@ -37,8 +38,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..progress import ProgressBar
-
     if args.images is None and args.count < 1:
         raise ValueError(f"--count must be at least 1, got {args.count}")
     if args.start < 0:
@@ -50,13 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from ..diagnostics import scale_diagnostics
 
     predictor = load_predictor(args)
-    bar = ProgressBar(args.count, f"diagnose {args.split}", unit="img", enabled=not args.quiet)
-    try:
+    with progress_bar(args.count, f"diagnose {args.split}", unit="img", enabled=not args.quiet) as bar:
         diagnostics = scale_diagnostics(
             predictor, args.split, args.count, args.scales, args.merge, start=args.start, on_image=lambda _: bar.update()
         )
-    finally:
-        bar.close()
     print(f"{predictor.metadata.name or args.checkpoint} on {predictor.device_name}")
     print(diagnostics.to_text())
     if args.out:
@@ -73,7 +69,6 @@ def _run_images(args: argparse.Namespace) -> int:
     from .. import plots
     from ..diagnostics import image_diagnostics
     from ..images import ImageError, load_image
-    from ..progress import ProgressBar
 
     names = [path.name for path in args.images]
     repeated = sorted({name for name in names if names.count(name) > 1})
@@ -91,11 +86,8 @@ def _run_images(args: argparse.Namespace) -> int:
             print(f"note: {path.name}: {notice}")
         images.append(loaded.rgb)
     predictor = load_predictor(args)
-    bar = ProgressBar(len(images), "diagnose images", unit="img", enabled=not args.quiet)
-    try:
+    with progress_bar(len(images), "diagnose images", unit="img", enabled=not args.quiet) as bar:
         result = image_diagnostics(predictor, images, names, args.scales, on_image=lambda _: bar.update())
-    finally:
-        bar.close()
     print(f"{predictor.metadata.name or args.checkpoint} on {predictor.device_name}")
     print(result.to_text())
     if args.out:

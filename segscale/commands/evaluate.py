@@ -35,15 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_pairs_report, evaluate_scaleshapes
     from ..predictor import Predictor
-    from ..progress import ProgressBar
+    from ..progress_bar import progress_bar
 
     if args.count < 1:
         raise ValueError("--count must be at least 1")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
     merges = tuple(dict.fromkeys(args.merge or [predictor.default_merge]))
-    bar = ProgressBar(args.count, "evaluate", unit="img", enabled=not args.quiet)
     if args.dataset == "scaleshapes":
-        report = evaluate_scaleshapes(predictor, args.split, args.count, args.scales, merges, args.start, on_image=lambda i: bar.update())
+        with progress_bar(args.count, "evaluate", unit="img", enabled=not args.quiet) as bar:
+            report = evaluate_scaleshapes(predictor, args.split, args.count, args.scales, merges, args.start, on_image=lambda i: bar.update())
     else:
         if not args.data_root:
             raise ValueError(f"--dataset {args.dataset} needs --data-root")
@@ -52,9 +52,10 @@ def run(args: argparse.Namespace) -> int:
         dataset = (pascal.VOC2012Segmentation if args.dataset == "voc" else pascal.PersonPartSegmentation)(args.data_root, args.split)
         if list(dataset.classes) != predictor.classes:
             raise ValueError(f"{args.checkpoint} predicts {predictor.classes}, not the classes of {args.dataset}")
-        report = evaluate_pairs_report(predictor, dataset, min(args.count, len(dataset)), args.scales, merges, on_image=lambda i: bar.update())
+        count = min(args.count, len(dataset))
+        with progress_bar(count, "evaluate", unit="img", enabled=not args.quiet) as bar:
+            report = evaluate_pairs_report(predictor, dataset, count, args.scales, merges, on_image=lambda i: bar.update())
         report["dataset"], report["split"] = args.dataset, args.split
-    bar.close()
     report["checkpoint"] = str(args.checkpoint)
     report["device"] = predictor.device_name
     print(format_report(report, predictor.classes))

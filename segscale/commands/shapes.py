@@ -11,13 +11,13 @@ extent, centre and visible pixels for the analyses by object size.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 from ..data.scaleshapes import CLASSES, PALETTE, SPLITS, ScaleShapesConfig, generate_sample, write_voc_layout
+from ..progress_bar import progress_bar
 
 TILE_HEIGHT = 200  # px of one image (and its label) on the contact sheet
 GAP = 6
@@ -64,24 +64,12 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         if args.out.exists() and not args.out.is_dir():
             raise ValueError(f"--out {args.out} exists and is not a folder")
-        progress = _progress_line(args.split)
-        root = write_voc_layout(args.out, args.split, args.count, config, start=args.start, progress=progress)
+        with progress_bar(args.count, args.split, unit="img") as bar:
+            root = write_voc_layout(
+                args.out, args.split, args.count, config, start=args.start, progress=lambda done, total: bar.update(done - bar.n)
+            )
         print(f"wrote {args.count} {args.split} images to {root} (PASCAL VOC layout)")
     return 0
-
-
-def _progress_line(split: str):
-    """A progress callback printing ``  val: 37/100 images``, rewritten in place, to stderr."""
-    interactive = sys.stderr.isatty()
-
-    def report(done: int, total: int) -> None:
-        line = f"  {split}: {done}/{total} images"
-        if interactive and (done == total or done % max(1, total // 100) == 0):
-            print("\r" + line, end="\n" if done == total else "", file=sys.stderr, flush=True)
-        elif not interactive and (done == total or done % max(1, total // 10) == 0):  # a log: a line per tenth
-            print(line, file=sys.stderr, flush=True)
-
-    return report
 
 
 def colour_labels(label: np.ndarray) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -165,7 +165,3 @@ def load_train_config(path: str | Path | None = None, **overrides: Any) -> Train
         raise ValueError(f"training config {path}: unknown setting(s) {unknown}; known: {', '.join(sorted(known))}")
     values.update({key: value for key, value in overrides.items() if value is not None})
     return TrainConfig(**{key: _coerce(value) for key, value in values.items()})
-
-
-def with_overrides(config: TrainConfig, **overrides: Any) -> TrainConfig:
-    return replace(config, **{key: _coerce(value) for key, value in overrides.items() if value is not None})

@@ -30,6 +30,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from ..checkpoint import (
     IMAGENET_MEAN,
@@ -45,7 +46,7 @@ from ..evaluation import evaluate_pairs
 from ..inference import bf16_pays_off
 from ..losses import extra_supervision_loss
 from ..modeling import MultiScaleNet, build_model
-from ..progress import ProgressBar, format_duration
+from ..progress_bar import progress_bar
 from .config import TrainConfig
 from .data import StepBatches, build_datasets, sample_scale_set
 
@@ -254,7 +255,10 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
     # 2.6x faster than in float32 (weights, loss and Eq. 1-2 stay float32).
     use_amp = config.amp and bf16_pays_off(device)
     class_weights = config.class_weights(len(classes))
-    bar = ProgressBar(config.iterations, "train", start=start_step, unit="step", enabled=is_main and progress)
+
+    def note(message: str) -> None:  # above the bar on a terminal; printed also when the bar is off
+        tqdm.write(message, file=sys.stderr)
+
     def save_state(step: int, elapsed: float) -> None:
         if not is_main:
             return
@@ -284,6 +288,7 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
             f"{config.head} head, merge {config.merge}, E-Supv {'on' if config.extra_supervision else 'off'}, "
             f"{world_size} process(es) on {device}{' with bf16 autocast' if use_amp else ''}, batch {config.batch_size} x {config.crop_size}px"
         )
+        bar = progress_bar(config.iterations, "train", initial=start_step, unit="step", enabled=is_main and progress)
         for step, (images, labels) in zip(range(start_step, config.iterations), loader):
             factor = _lr_factor(config, step)
             for group in optimizer.param_groups:
@@ -306,10 +311,12 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
                 raise FloatingPointError(f"the loss became {terms.total.item()} at step {step}; lower --lr")
             done = step + 1
             elapsed = elapsed_before + time.perf_counter() - started
-            bar.update(
-                1, loss=terms.total.item(), fused=terms.fused.item(), lr=optimizer.param_groups[0]["lr"],
-                img_s=f"{bar.rate() * config.batch_size * world_size:.1f}",
+            images_per_s = (done - start_step) * config.batch_size * world_size / (time.perf_counter() - started)
+            bar.set_postfix(
+                loss=terms.total.item(), fused=terms.fused.item(), lr=optimizer.param_groups[0]["lr"], img_s=f"{images_per_s:.1f}",
+                refresh=False,
             )
+            bar.update(1)
             stopping = stop.requested
             if world_size > 1:
                 flag = torch.tensor([1.0 if stopping else 0.0], device=device)
@@ -324,7 +331,7 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
                     history.append(record)
                     with open(out_dir / "history.jsonl", "a") as handle:
                         handle.write(json.dumps(record) + "\n")
-                    bar.write(f"step {done}: validation mIoU {miou:.4f} on {len(val_pairs)} images ({format_duration(elapsed)})")
+                    note(f"step {done}: validation mIoU {miou:.4f} on {len(val_pairs)} images ({tqdm.format_interval(elapsed)})")
                     metrics = {"val_miou": miou, "val_images": len(val_pairs), "step": done}
                     extra = {"steps": done, "wall_time_s": round(elapsed, 1), "machine": machine_description(), "processes": world_size}
                     save_checkpoint(out_dir / "model.pt", model, _metadata(config, model, classes, palette, extra, metrics))
@@ -339,7 +346,7 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
             if stopping:
                 interrupted = True
                 if is_main:
-                    bar.write(f"interrupted: state saved at step {done} in {state_path}; run the same command to continue")
+                    note(f"interrupted: state saved at step {done} in {state_path}; run the same command to continue")
                 break
     bar.close()
     wall = elapsed_before + time.perf_counter() - started
