@@ -69,3 +69,10 @@ class ConfusionMatrix:
             pixel_accuracy=float(true_positive.sum() / total) if total else float("nan"),
             pixels=total,
         )
+
+
+def segmentation_scores(labels: np.ndarray, predictions: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX) -> SegmentationScores:
+    """The scores of one prediction against its ground truth (one image, or any set of pixels at once)."""
+    matrix = ConfusionMatrix(num_classes, ignore_index)
+    matrix.update(labels, predictions)
+    return matrix.scores()
