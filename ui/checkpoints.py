@@ -7,14 +7,13 @@ with ``weights_only=True``, and kept in the session only.
 
 from __future__ import annotations
 
-import logging
-
 import streamlit as st
 
 from segscale import architecture as arch
 from segscale.checkpoint import CheckpointError, CheckpointMetadata
 from ui import widgets
 from ui.common import (
+    LOG,
     UPLOADED_PREFIX,
     bytes_digest,
     checkpoint_dir,
@@ -25,8 +24,6 @@ from ui.common import (
     uploaded_checkpoints,
     use_uploaded_checkpoint,
 )
-
-LOG = logging.getLogger("segscale.app")
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

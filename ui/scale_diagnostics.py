@@ -9,7 +9,6 @@ Widget keys: ``diagnose_source``, ``diagnose_count``, ``diagnose_split``, ``diag
 from __future__ import annotations
 
 import contextlib
-import logging
 import time
 
 import streamlit as st
@@ -22,9 +21,7 @@ from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.data.scaleshapes import SPLITS as SCALESHAPES_SPLITS
 from segscale.images import DEFAULT_MAX_SIDE, READABLE_DESCRIPTION, ImageError
 from ui import widgets
-from ui.common import LoadedModel, decode_upload, image_key, show_error
-
-LOG = logging.getLogger("segscale.app")
+from ui.common import LOG, LoadedModel, decode_upload, image_key, show_error
 
 DIAGNOSE_SOURCES = ("ScaleShapes images", "Uploaded images")
 DEFAULT_DIAGNOSE_COUNT, MAX_DIAGNOSE_COUNT = 20, 500
