@@ -2,30 +2,30 @@
 
     streamlit run app.py
 
-Layout only; the controls, the cached model and the sections live in app_helpers.py, the
-pictures in segscale/visualize.py.
+Layout only; the controls and the cached model live in ui/common.py, this page's sections in
+ui/main_view.py, the pictures in segscale/visualize.py.
 """
 
 import time
 
 import streamlit as st
 
-import app_helpers as helpers
+from ui import common, main_view
 
 started = time.perf_counter()
 st.set_page_config(page_title="segscale · Attention to Scale", page_icon=":material/layers:", layout="wide")
-helpers.keep_choices()
+common.keep_choices()
 
 with st.sidebar:
     st.header("Model")
-    model = helpers.checkpoint_picker()
-    merge = helpers.merge_picker(model) if model else None
-    scales = helpers.scale_set_picker(model, merge) if model else None
+    model = common.checkpoint_picker()
+    merge = common.merge_picker(model) if model else None
+    scales = common.scale_set_picker(model, merge) if model else None
     st.subheader("Where it runs")
     timings = st.empty()
     if model:
         with timings.container():
-            helpers.show_device(model)
+            main_view.show_device(model)
 
 st.title("Attention to Scale")
 st.caption(
@@ -34,30 +34,30 @@ st.caption(
 )
 image_column, class_column = st.columns([3, 2], gap="large")
 with image_column:
-    image = helpers.image_input()
+    image = common.image_input()
 if image is None or model is None or scales is None:
     st.stop()
 
-result = helpers.predict(model, image, scales, merge)
+result = common.predict(model, image, scales, merge)
 if result is None:
     st.stop()
 prediction, computed_now = result
 with image_column:
-    st.markdown(helpers.image_summary(image, prediction))
-    helpers.show_notices(image.notices)
+    st.markdown(main_view.image_summary(image, prediction))
+    common.show_notices(image.notices)
 
 view_started = time.perf_counter()
 with class_column:
-    class_index, score_kind = helpers.class_controls(model.metadata, prediction.labels)
-view = helpers.build_view(model.key, image.key, prediction.scales, prediction.merge, class_index, score_kind, prediction, model.metadata)
+    class_index, score_kind = main_view.class_controls(model.metadata, prediction.labels)
+view = main_view.build_view(model.key, image.key, prediction.scales, prediction.merge, class_index, score_kind, prediction, model.metadata)
 view_s = time.perf_counter() - view_started
 
 st.subheader("Each scale")
-helpers.per_scale_section(view, prediction, model.metadata)
+main_view.per_scale_section(view, prediction, model.metadata)
 st.subheader("Fused")
-helpers.fused_section(view, prediction, model.metadata, image)
+main_view.fused_section(view, prediction, model.metadata, image)
 st.subheader("Downloads")
-helpers.downloads_section(model, image, prediction, view)
+main_view.downloads_section(model, image, prediction, view)
 
 with timings.container():
-    helpers.show_timings(model, image, prediction, computed_now, view_s, time.perf_counter() - started)
+    main_view.show_timings(model, image, prediction, computed_now, view_s, time.perf_counter() - started)

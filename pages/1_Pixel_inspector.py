@@ -5,26 +5,26 @@ Command-line twin: ``python -m segscale inspect IMAGE --pixel ROW COL`` (or ``--
 
 import streamlit as st
 
-import app_helpers as helpers
+from ui import common, inspector
 
 st.set_page_config(page_title="Pixel inspector · segscale", page_icon=":material/my_location:", layout="wide")
-helpers.keep_choices()
-model, scales = helpers.model_sidebar(autocast="off")
+common.keep_choices()
+model, scales = common.model_sidebar(autocast="off")
 
 st.title("Pixel inspector")
 st.caption("Pick a pixel (click the grid, or type its row and column) and follow Eq. 2 and Eq. 1 with its numbers.")
 picker_column, numbers_column = st.columns([5, 8], gap="large")
 with picker_column:
-    image = helpers.image_input(max_side=helpers.INSPECTOR_MAX_SIDE)
+    image = common.image_input(max_side=inspector.INSPECTOR_MAX_SIDE)
     if image is not None:
-        helpers.show_notices(image.notices)
+        common.show_notices(image.notices)
 if image is None or model is None or scales is None:
     st.stop()
-result = helpers.predict(model, image, scales, model.predictor.inspection_merge)
+result = common.predict(model, image, scales, model.predictor.inspection_merge)
 if result is None:
     st.stop()
 prediction, _ = result
 with picker_column:
-    row, col = helpers.pixel_picker(model, prediction, image)
+    row, col = inspector.pixel_picker(model, prediction, image)
 with numbers_column:
-    helpers.pixel_equations(model, prediction, image, row, col)
+    inspector.pixel_equations(model, prediction, image, row, col)

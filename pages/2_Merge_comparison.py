@@ -5,22 +5,22 @@ Command-line twin: ``python -m segscale compare IMAGE`` (or ``--sample val:3`` f
 
 import streamlit as st
 
-import app_helpers as helpers
+from ui import common, comparison
 
 st.set_page_config(page_title="Merge comparison · segscale", page_icon=":material/compare:", layout="wide")
-helpers.keep_choices()
-model, scales = helpers.model_sidebar()
+common.keep_choices()
+model, scales = common.model_sidebar()
 
 st.title("Merge comparison")
 st.caption("The same score maps fˢ fused three ways: learned attention weights, average pooling (wˢ = 1/S), max pooling.")
 input_column, _ = st.columns([2, 3])
 with input_column:
-    image = helpers.image_input()
+    image = common.image_input()
     if image is not None:
-        helpers.show_notices(image.notices)
+        common.show_notices(image.notices)
 if image is None or model is None or scales is None:
     st.stop()
-result = helpers.predict(model, image, scales, model.predictor.inspection_merge)
+result = common.predict(model, image, scales, model.predictor.inspection_merge)
 if result is None:
     st.stop()
-helpers.comparison_section(model, image, result[0])
+comparison.comparison_section(model, image, result[0])

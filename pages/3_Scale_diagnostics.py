@@ -5,18 +5,18 @@ Command-line twin: ``python -m segscale diagnose --count 20 --out DIR`` (or ``--
 
 import streamlit as st
 
-import app_helpers as helpers
+from ui import common, scale_diagnostics
 
 st.set_page_config(page_title="Scale diagnostics · segscale", page_icon=":material/query_stats:", layout="wide")
-helpers.keep_choices()
-model, scales = helpers.model_sidebar()
+common.keep_choices()
+model, scales = common.model_sidebar()
 
 st.title("Scale diagnostics")
 st.caption("Run the checkpoint over many images: mean weight wˢ per scale against object size and class, the pixels each scale dominates, mIoU per merge.")
-source = helpers.diagnostics_source()
+source = scale_diagnostics.diagnostics_source()
 if model is None or scales is None:
     st.stop()
-if source == helpers.DIAGNOSE_SOURCES[0]:
-    helpers.scaleshapes_diagnostics(model, scales)
+if source == scale_diagnostics.DIAGNOSE_SOURCES[0]:
+    scale_diagnostics.scaleshapes_diagnostics(model, scales)
 else:
-    helpers.upload_diagnostics(model, scales)
+    scale_diagnostics.upload_diagnostics(model, scales)

@@ -5,18 +5,18 @@ Command-line twin: ``python -m segscale describe [--checkpoint FILE] [--all-laye
 
 import streamlit as st
 
-import app_helpers as helpers
+from ui import common, how_it_works
 
 st.set_page_config(page_title="How it works · segscale", page_icon=":material/school:", layout="wide")
-helpers.keep_choices()
-model, _ = helpers.model_sidebar(scale_set=False)
+common.keep_choices()
+model, _ = common.model_sidebar(scale_set=False)
 
 st.title("How it works")
 st.caption("Attention to Scale (Chen et al., CVPR 2016): one network at several scales, and a learned, per-pixel choice between them.")
 if model is None:
     st.stop()
-helpers.how_it_works_section(model)
+how_it_works.how_it_works_section(model)
 st.header("This checkpoint's architecture")
-helpers.architecture_section(model)
+how_it_works.architecture_section(model)
 st.header("This checkpoint's training card")
-helpers.training_card_section(model.metadata)
+how_it_works.training_card_section(model.metadata)

@@ -5,14 +5,14 @@ Command-line twin: ``python -m segscale checkpoints [FILE_OR_FOLDER ...]``.
 
 import streamlit as st
 
-import app_helpers as helpers
+from ui import checkpoints, common
 
 st.set_page_config(page_title="Checkpoints · segscale", page_icon=":material/inventory_2:", layout="wide")
-helpers.keep_choices()
+common.keep_choices()
 
 st.title("Checkpoints")
 st.caption("Every checkpoint carries its own card: architecture, trained scales, data, training run and scores.")
 st.header("Shipped")
-helpers.shipped_checkpoints_section()
+checkpoints.shipped_checkpoints_section()
 st.header("Your own")
-helpers.own_checkpoint_section()
+checkpoints.own_checkpoint_section()

@@ -36,7 +36,6 @@ from typing import Any
 from torch import nn
 
 from .checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
-from .checkpoint import load_checkpoint_bytes  # noqa: F401  compat: remove when the app package imports it from checkpoint
 from .formatting import format_scale_set
 
 __all__ = [
@@ -46,7 +45,6 @@ __all__ = [
     "architecture_summary",
     "checkpoint_card",
     "list_checkpoints",
-    "load_checkpoint_bytes",
     "paper_model_summary",
     "training_card",
     "training_card_markdown",

@@ -94,3 +94,10 @@ def attention_entropy(weights: np.ndarray, unit: str = "bits", normalized: bool 
         count = weights.shape[0]
         entropy = entropy / math.log2(count) if count > 1 else np.zeros_like(entropy)
     return entropy
+
+
+def segmentation_scores(labels: np.ndarray, predictions: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX) -> SegmentationScores:
+    """The scores of one prediction against its ground truth (one image, or any set of pixels at once)."""
+    matrix = ConfusionMatrix(num_classes, ignore_index)
+    matrix.update(labels, predictions)
+    return matrix.scores()

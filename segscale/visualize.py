@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .formatting import format_scale_set, scale_label  # noqa: F401  compat: remove when the app package imports from formatting
 from .metrics import attention_entropy
 from .modeling.geometry import resize_bilinear, resize_labels, scaled_size
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCALE_COLOURS, SCORE_CMAP, colorize_labels, hex_colour
@@ -452,11 +451,3 @@ def safe_file_stem(name: str | None, default: str = "image") -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:80]
     return stem or default
 
-
-from .plots import side_by_side_figure  # noqa: E402,F401  compat: remove when the app package imports it from plots
-
-
-def figure_png(figure, dpi: int = 100) -> bytes:  # compat: remove when the app package calls plots.figure_png(figure, tight=False)
-    from .plots import figure_png as whole_figure_png
-
-    return whole_figure_png(figure, dpi, tight=False)

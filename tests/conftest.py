@@ -1,4 +1,8 @@
-"""Shared fixtures: tiny models and checkpoints built on the spot (nothing is downloaded)."""
+"""Shared fixtures: tiny models and checkpoints built on the spot (nothing is downloaded).
+
+The app's tests (test_app.py, test_pages.py) also get a checkpoint folder the app finds
+(``checkpoint_dir``, ``shapes_dir``); their helpers for driving a page are in tests/app_support.py.
+"""
 
 from __future__ import annotations
 
@@ -51,3 +55,26 @@ def make_checkpoint(tmp_path):
         return save_checkpoint(tmp_path / name, model, tiny_metadata(config, classes, palette))
 
     return make
+
+
+def _point_the_app_to(folder, monkeypatch) -> None:
+    # Imported here, not at the top: the package's own tests need no Streamlit.
+    from ui.common import CHECKPOINT_DIR_ENV
+
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(folder))
+
+
+@pytest.fixture
+def checkpoint_dir(make_checkpoint, monkeypatch, tmp_path):
+    """A folder with one tiny shared-head checkpoint (three classes of its own), which the app lists."""
+    make_checkpoint("tiny.pt")
+    _point_the_app_to(tmp_path, monkeypatch)
+    return tmp_path
+
+
+@pytest.fixture
+def shapes_dir(make_checkpoint, monkeypatch, tmp_path):
+    """A folder with one tiny checkpoint for ScaleShapes' seven classes, which the pages list."""
+    make_checkpoint("shapes.pt", scaleshapes=True)
+    _point_the_app_to(tmp_path, monkeypatch)
+    return tmp_path

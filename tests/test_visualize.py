@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segscale import Predictor
-from segscale import plots
+from segscale import Predictor, plots
 from segscale import visualize as viz
 from segscale.metrics import attention_entropy
 from segscale.modeling.geometry import scaled_size
+from segscale.palette import ENTROPY_CMAP
 
 PALETTE = ((0, 0, 0), (200, 40, 40), (40, 200, 40))
 CLASSES = ("background", "disc", "bar")
@@ -22,10 +22,11 @@ CLASSES = ("background", "disc", "bar")
 @pytest.fixture(scope="module")
 def predictions(tmp_path_factory):
     """One tiny model's predictions of a 61x83 image with each merge mode."""
-    from tests.conftest import tiny_config, tiny_metadata
     import torch
+
     from segscale.checkpoint import save_checkpoint
     from segscale.modeling import build_model
+    from tests.conftest import tiny_config, tiny_metadata
 
     torch.manual_seed(0)
     config = tiny_config()
@@ -139,7 +140,7 @@ def test_build_view_gives_every_map_at_one_display_size(predictions, merge):
 
 def test_average_pooling_entropy_is_maximal(predictions):
     view = viz.build_view(predictions["average"], CLASSES, PALETTE, width=60)
-    top = tuple(viz._colormap_table(viz.ENTROPY_CMAP)[255])
+    top = tuple(viz._colormap_table(ENTROPY_CMAP)[255])
     assert (view.entropy.reshape(-1, 3) == top).all()
 
 

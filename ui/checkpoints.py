@@ -1,0 +1,112 @@
+"""The Checkpoints page's sections: a card per shipped checkpoint, and a checkpoint file of one's own.
+
+Widget keys: ``checkpoint_upload``, ``checkpoint_use``. The cards come from
+:mod:`segscale.architecture`, as in ``python -m segscale checkpoints``. An uploaded file is read
+with ``weights_only=True``, and kept in the session only.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from segscale import architecture as arch
+from segscale.checkpoint import (
+    CheckpointError,
+    CheckpointMetadata,
+    load_checkpoint_bytes,
+)
+from ui import widgets
+from ui.common import (
+    LOG,
+    UPLOADED_PREFIX,
+    bytes_digest,
+    checkpoint_dir,
+    file_key,
+    list_checkpoints,
+    plain,
+    show_error,
+    uploaded_checkpoints,
+    use_uploaded_checkpoint,
+)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _checkpoint_card(cache_key: str, path: str) -> arch.CheckpointCard:
+    return arch.checkpoint_card(path)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _read_uploaded_checkpoint(digest: str, name: str, _data: bytes) -> tuple[CheckpointMetadata, arch.ArchitectureSummary]:
+    """Metadata and architecture of an uploaded checkpoint; raises CheckpointError (not cached)."""
+    model, metadata = load_checkpoint_bytes(_data, name)
+    return metadata, arch.architecture_summary(model)
+
+
+CARD_FIELDS = ("trunk", "attention head", "trained scales", "scale range", "data", "steps", "wall time", "machine")
+
+
+def _card(metadata: CheckpointMetadata, caption: str, extra=()) -> None:
+    """A checkpoint's card: its name, a caption (file, size), what it is in short, the whole training card folded."""
+    full = arch.training_card(metadata)
+    fields = dict(full)
+    short = [(name, fields[name]) for name in CARD_FIELDS if name in fields]
+    short += [(name, value) for name, value in full if name.startswith("metric")] + list(extra)
+    with st.container(border=True):
+        st.markdown(f"**{plain(metadata.name or 'unnamed model')}**")
+        st.caption(plain(caption))
+        widgets.pairs_table(short)
+        with st.expander("Full training card"):
+            widgets.pairs_table(full)
+
+
+def shipped_checkpoints_section() -> None:
+    """A card per checkpoint in the checkpoint folder: trunk, head, scales, data, steps, metrics (or why it cannot be used)."""
+    folder = checkpoint_dir()
+    paths = list_checkpoints(folder)
+    if not paths:
+        show_error(f"No checkpoint (.pt file) in {folder}.", "No checkpoints.")
+        return
+    columns = st.columns(2, gap="medium")
+    for k, path in enumerate(paths):
+        card = _checkpoint_card(file_key(path), str(path))
+        with columns[k % 2]:
+            caption = f"{path.name} · {card.size_bytes / 1e6:.1f} MB"
+            if not card.ok:
+                with st.container(border=True):
+                    st.markdown(f"**{plain(path.name)}**")
+                    show_error(card.error or "unreadable", "Cannot be used.")
+                continue
+            _card(card.metadata, caption)
+
+
+def own_checkpoint_section() -> None:
+    """Upload a .pt: read with weights_only=True, its card shown, and on request used on every page of this session."""
+    uploaded = st.file_uploader(
+        "A checkpoint file of your own (.pt)", key="checkpoint_upload",
+        help="A segscale checkpoint (python -m segscale train writes them). It is read with torch.load(weights_only=True): "
+        "a file whose pickle would build arbitrary objects is refused, never run.",
+    )  # fmt: skip
+    if uploaded is None:
+        st.caption("Read with `weights_only=True`: only tensors and plain data are unpickled, never code. It stays in this session only.")
+        return
+    data = uploaded.getvalue()
+    try:
+        metadata, summary = _read_uploaded_checkpoint(bytes_digest(data), uploaded.name, data)
+    except CheckpointError as error:
+        show_error(str(error), "This file cannot be used as a checkpoint.")
+        return
+    except Exception as error:  # anything else a hostile or odd file provokes: a message, not a traceback
+        LOG.exception("reading an uploaded checkpoint failed")
+        show_error(f"{uploaded.name}: {type(error).__name__}: {error}", "This file cannot be used as a checkpoint.")
+        return
+    option = f"{UPLOADED_PREFIX}{uploaded.name}"
+    totals = [("parameters", f"{summary.total_parameters:,}"), ("output stride", str(summary.output_stride)), ("receptive field", f"{summary.receptive_field} px")]
+    _card(metadata, f"{uploaded.name} · {len(data) / 1e6:.1f} MB · uploaded, read with weights_only=True", totals)
+    if option in uploaded_checkpoints():
+        st.success(f"In use for this session: choose “{plain(option)}” in the Checkpoint box of any page.", icon=":material/check:")
+    else:
+        st.button(
+            "Use it in the app for this session", key="checkpoint_use", icon=":material/input:",
+            on_click=use_uploaded_checkpoint, args=(uploaded.name, data),
+        )  # fmt: skip
+

@@ -1,0 +1,475 @@
+"""What every page of segscale's app shares: the cached model, the pickers, ``predict``, session keys, text safety.
+
+The model is loaded once per process (:func:`load_predictor`, ``st.cache_resource``, used
+read-only); a prediction is cached on (checkpoint, image, scales, merge) (:func:`predict`), so
+moving a display slider never runs the model again. Each page's own sections live in a module
+of their own beside this one (``ui.main_view``, ``ui.inspector``, ...); the small drawing
+helpers in ``ui.widgets``. Nothing in ``segscale/`` imports Streamlit; what a model offers
+(merges, scale sets) is asked of its :class:`~segscale.predictor.Predictor`.
+
+Widget keys (for ``AppTest`` and for pages sharing state): ``checkpoint``, ``merge``,
+``scale_preset``, ``custom_scales``, ``image_source``, ``upload``, ``gallery_index``,
+``new_sample``. Pass ``key_prefix`` to use a control twice on one page.
+
+Across pages: :func:`keep_choices` carries the checkpoint, scale set and image choice from
+page to page, the latest uploaded image is remembered for the session (another page shows
+it without a new upload), and a checkpoint uploaded on the Checkpoints page can be used on
+every page of the session.
+
+Text safety: strings a person supplies (file names) go through :func:`plain` before they
+reach Markdown, and nothing is rendered with ``unsafe_allow_html``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import streamlit as st
+
+from segscale.checkpoint import (
+    CheckpointError,
+    CheckpointMetadata,
+    load_checkpoint_bytes,
+)
+from segscale.config import normalize_scales
+from segscale.data.scaleshapes import generate_sample
+from segscale.formatting import format_scale_set, scale_label
+from segscale.images import (
+    DEFAULT_MAX_SIDE,
+    MIN_SIDE,
+    READABLE_DESCRIPTION,
+    ImageError,
+    load_image,
+)
+from segscale.inference import FastPathOptions
+from segscale.predictor import Prediction, Predictor
+
+LOG = logging.getLogger("segscale.app")
+
+APP_DIR = Path(__file__).resolve().parent.parent  # the folder of app.py
+CHECKPOINT_DIR_ENV = "SEGSCALE_CHECKPOINT_DIR"
+DEFAULT_CHECKPOINT = "scaleshapes_demo.pt"
+# Scale sets offered besides "custom"; each is shown only when the checkpoint supports it.
+CUSTOM = "custom"
+CUSTOM_STEP = 0.05  # the grid of scales a custom set picks from, inside the checkpoint's range
+GALLERY_SPLIT, GALLERY_SIZE = "val", 12
+RANDOM_SPLIT = "test"  # "new random sample" draws from the test split, never seen in training
+IMAGE_SOURCES = ("Gallery", "Upload", "Random sample")
+MERGE_HELP = {
+    "attention": "attention: learned per-pixel weights wˢ (softmax over scales, Eq. 2)",
+    "average": "average: wˢ = 1/S everywhere",
+    "max": "max: per pixel and class, the largest score over scales",
+}
+LAST_PREDICTION_KEY = "segscale.last_prediction"  # session state: the latest Prediction shown, for other pages
+LAST_UPLOAD_KEY = "segscale.last_upload"  # session state: (name, bytes) of the latest usable image uploaded on any page
+UPLOADED_CHECKPOINTS_KEY = "segscale.uploaded_checkpoints"  # session state: {option: (file name, bytes)}
+UPLOADED_PREFIX = "uploaded: "  # how a checkpoint uploaded this session is named in the checkpoint box
+# Widgets whose choice follows the person from page to page (see keep_choices).
+SHARED_CHOICES = ("checkpoint", "merge", "scale_preset", "custom_scales", "image_source", "gallery_index")
+
+
+# ----------------------------------------------------------------------------- text
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:&])")
+
+
+def plain(text: object) -> str:
+    """``text`` escaped so that Markdown shows it literally: no links, images, HTML, LaTeX or icons."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text).replace("\n", " "))
+
+
+def show_error(message: str, title: str = "") -> None:
+    """A red message box: ``title`` in bold, then the message (as literal text), never a traceback."""
+    prefix = f"**{plain(title)}** " if title else ""
+    st.error(prefix + plain(message), icon=":material/error:")
+
+
+def show_notices(notices) -> None:
+    """One blue box listing what was changed about an input (image notices), if anything was."""
+    notices = list(notices)
+    if notices:
+        st.info("\n".join(f"- {plain(n)}" for n in notices), icon=":material/info:")
+
+
+def keep_choices(keys: Sequence[str] = SHARED_CHOICES) -> None:
+    """Carry the sidebar and image choices from page to page; call it at the top of every page.
+
+    Streamlit forgets a widget's value at the end of a run that does not draw it (any other
+    page). Writing the value back into the session state before the widgets are drawn keeps
+    it, Streamlit's documented way; a value the next page does not offer falls back to that
+    page's default.
+    """
+    for key in keys:
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
+
+
+# ----------------------------------------------------------------------------- checkpoints and model
+
+
+def checkpoint_dir() -> Path:
+    """``$SEGSCALE_CHECKPOINT_DIR``, else ``checkpoints/`` next to app.py."""
+    configured = os.environ.get(CHECKPOINT_DIR_ENV)
+    return Path(configured).expanduser() if configured else APP_DIR / "checkpoints"
+
+
+def list_checkpoints(folder: Path | None = None) -> list[Path]:
+    """Every ``.pt`` in the folder, the default checkpoint first, then by name."""
+    folder = checkpoint_dir() if folder is None else folder
+    if not folder.is_dir():
+        return []
+    found = sorted(path for path in folder.glob("*.pt") if path.is_file())
+    return sorted(found, key=lambda path: (path.name != DEFAULT_CHECKPOINT, path.name.lower()))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A predictor as cached for the whole process (shared by sessions, so only ever read)."""
+
+    predictor: Predictor
+    path: Path
+    key: str  # path, size and modification time: a replaced file is a new model
+    load_s: float
+
+    @property
+    def metadata(self) -> CheckpointMetadata:
+        return self.predictor.metadata
+
+
+def file_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _load_model(key: str, path: str, autocast: str = "auto") -> LoadedModel:
+    started = time.perf_counter()
+    predictor = Predictor.from_checkpoint(path, options=FastPathOptions(autocast=autocast))
+    return LoadedModel(predictor, Path(path), key, time.perf_counter() - started)
+
+
+def _precision_key(autocast: str) -> str:
+    return "" if autocast == "auto" else f"|autocast={autocast}"
+
+
+def load_predictor(path: Path, autocast: str = "auto") -> LoadedModel:
+    """The model of a checkpoint file, loaded once per process; raises CheckpointError.
+
+    Cached on the file's size and modification time, so a checkpoint replaced on disk (a
+    better model trained meanwhile) is read again. The predictor is shared by every session
+    and must be used read-only (``Predictor.predict`` is). ``autocast="off"`` gives a float32
+    copy (the pixel inspector's: its numbers are read digit by digit), a model of its own
+    with a cache key of its own.
+    """
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path.name}: no such file in {path.parent}")
+    return _load_model(file_key(path) + _precision_key(autocast), str(path), autocast)
+
+
+def bytes_digest(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _load_uploaded_model(key: str, name: str, autocast: str, _data: bytes) -> LoadedModel:
+    started = time.perf_counter()
+    model, metadata = load_checkpoint_bytes(_data, name)
+    predictor = Predictor(model, metadata, options=FastPathOptions(autocast=autocast))
+    return LoadedModel(predictor, Path(name), key, time.perf_counter() - started)
+
+
+def load_uploaded_predictor(name: str, data: bytes, autocast: str = "auto") -> LoadedModel:
+    """The model in an uploaded checkpoint's bytes (read with ``weights_only=True``); raises CheckpointError.
+
+    Cached on a digest of the bytes: only a session holding the file can ask for it.
+    """
+    return _load_uploaded_model(f"upload|{bytes_digest(data)}" + _precision_key(autocast), name, autocast, data)
+
+
+def uploaded_checkpoints() -> dict[str, tuple[str, bytes]]:
+    """The checkpoints this session chose to use from the Checkpoints page: {option: (file name, bytes)}."""
+    return st.session_state.get(UPLOADED_CHECKPOINTS_KEY, {})
+
+
+def use_uploaded_checkpoint(name: str, data: bytes) -> str:
+    """Offer an uploaded checkpoint in every checkpoint box of this session, and choose it; returns its option."""
+    option = f"{UPLOADED_PREFIX}{name}"
+    st.session_state[UPLOADED_CHECKPOINTS_KEY] = {**uploaded_checkpoints(), option: (name, data)}
+    st.session_state["checkpoint"] = option
+    return option
+
+
+def checkpoint_picker(key_prefix: str = "", autocast: str = "auto") -> LoadedModel | None:
+    """Checkpoint selector with the chosen model's card; None (and an error shown) if none loads.
+
+    Offers every ``.pt`` of the checkpoint folder, then the checkpoints this session uploaded
+    on the Checkpoints page. ``autocast="off"`` loads a float32 copy (see :func:`load_predictor`).
+    """
+    folder = checkpoint_dir()
+    paths = list_checkpoints(folder)
+    uploaded = uploaded_checkpoints()
+    if not paths and not uploaded:
+        show_error(
+            f"No checkpoint (.pt file) in {folder}. Put one there, or point the environment variable "
+            f"{CHECKPOINT_DIR_ENV} to a folder that has one.",
+            "No model.",
+        )
+        return None
+    names = [path.name for path in paths] + list(uploaded)
+    name = st.selectbox(
+        "Checkpoint",
+        names,
+        key=f"{key_prefix}checkpoint",
+        help=f"Every .pt file in {folder}" + (", and the checkpoints you uploaded in this session" if uploaded else ""),
+    )
+    try:
+        with st.spinner(f"Loading {name}…"):
+            if name in uploaded:
+                model = load_uploaded_predictor(*uploaded[name], autocast=autocast)
+            else:
+                model = load_predictor(folder / name, autocast)
+    except CheckpointError as error:
+        show_error(str(error), "This checkpoint cannot be used.")
+        return None
+    checkpoint_card(model.metadata)
+    return model
+
+
+def checkpoint_card(metadata: CheckpointMetadata) -> None:
+    """Name, classes, trained scale set, head and score of a checkpoint, as a few short lines."""
+    model = metadata.model
+    low, high = metadata.scale_range
+    lines = [
+        f"**{plain(metadata.name or 'unnamed model')}**",
+        f"Classes ({len(metadata.classes)}): {plain(', '.join(metadata.classes))}",
+        f"Trained scale set: {plain(format_scale_set(model.scales))}, merge {plain(model.merge)}",
+        f"Attention head: {plain(model.head.kind)}; scales supported: {plain(f'{low:g}')} to {plain(f'{high:g}')}",
+    ]
+    miou = metadata.metrics.get("val_miou") if isinstance(metadata.metrics, dict) else None
+    if isinstance(miou, (int, float)):
+        lines.append(f"Validation mIoU: {100 * miou:.1f}%")
+    st.caption("  \n".join(lines))
+
+
+def merge_picker(model: LoadedModel, key_prefix: str = "") -> str:
+    """Radio for attention / average / max; attention only when the model has an attention head."""
+    modes = list(model.predictor.offered_merges)
+    return st.radio(
+        "Merge over scales",
+        modes,
+        key=f"{key_prefix}merge",
+        horizontal=True,
+        help="  \n".join(MERGE_HELP[mode] for mode in modes),
+    )
+
+
+def scale_set_picker(model: LoadedModel, merge: str, key_prefix: str = "") -> tuple[float, ...] | None:
+    """Preset or custom scale set, validated by ``Predictor.check_request``; None (error shown) if invalid."""
+    metadata = model.metadata
+    presets = model.predictor.offered_scale_sets(merge)
+    trained = metadata.model.scales
+
+    def label(option) -> str:
+        if option == CUSTOM:
+            return "custom…"
+        text = format_scale_set(option)
+        return f"{text} (trained)" if tuple(option) == tuple(trained) else text
+
+    options: list = list(presets)
+    paper_attention = model.predictor.fixed_scale_set(merge)
+    if not paper_attention:
+        options.append(CUSTOM)
+    choice = st.radio("Scale set", options, key=f"{key_prefix}scale_preset", format_func=label, horizontal=True)
+    if paper_attention:
+        st.caption("This checkpoint's attention head is the paper's: it fuses only its trained scale set.")
+    if choice == CUSTOM:
+        grid = model.predictor.custom_scale_grid(CUSTOM_STEP)
+        state_key = f"{key_prefix}custom_scales"
+        if state_key in st.session_state:  # a carried choice: drop scales this checkpoint does not offer
+            st.session_state[state_key] = [s for s in st.session_state[state_key] if s in grid]
+        picked = st.multiselect(
+            "Custom scales",
+            grid,
+            default=None if state_key in st.session_state else [s for s in trained if s in grid],
+            key=state_key,
+            format_func=scale_label,
+            help=f"Any scales from {metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}, the range this model was trained on.",
+        )
+        if not picked:
+            show_error("Pick at least one scale for the custom set.", "No scales.")
+            return None
+        choice = tuple(sorted(picked, reverse=True))
+    try:
+        scales, _ = model.predictor.check_request(normalize_scales(choice), merge)
+    except ValueError as error:
+        show_error(str(error), "This scale set does not work with this checkpoint.")
+        return None
+    return scales
+
+
+# ----------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """The image a page works on.
+
+    rgb: (H, W, 3) uint8, upright and capped (see :func:`segscale.images.load_image`).
+    name: a file name or a sample's name (user-supplied: show it with :func:`plain`).
+    source: "upload", "gallery" or "random".
+    notices: what loading changed about the file, in sentences.
+    ground_truth: (H, W) class indices for ScaleShapes samples; None for uploads.
+    key: a digest of the pixels, the cache key of everything computed from them.
+    decode_s: seconds spent reading the file (0 for samples).
+    """
+
+    rgb: np.ndarray
+    name: str
+    source: str
+    notices: tuple[str, ...] = ()
+    ground_truth: np.ndarray | None = None
+    key: str = field(default="")
+    decode_s: float = 0.0
+
+
+def image_key(rgb: np.ndarray) -> str:
+    """A digest of an image's shape and pixels."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(str(rgb.shape).encode())
+    digest.update(np.ascontiguousarray(rgb).data)
+    return digest.hexdigest()
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def scaleshapes_sample(split: str, index: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(image, label, object count) of a ScaleShapes sample; generated once per process."""
+    sample = generate_sample(split, index)
+    return sample.image, sample.label, len(sample.objects)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def decode_upload(data: bytes, name: str, max_side: int) -> tuple[np.ndarray, tuple[str, ...], float]:
+    """:func:`load_image` on uploaded bytes, cached on them: (rgb, notices, seconds). Raises ImageError."""
+    started = time.perf_counter()
+    loaded = load_image(data, name, max_side=max_side)
+    return loaded.rgb, loaded.notices, time.perf_counter() - started
+
+
+def _sample_input(split: str, index: int, source: str) -> ImageInput:
+    image, label, _ = scaleshapes_sample(split, index)
+    return ImageInput(image, f"ScaleShapes {split} #{index}", source, ground_truth=label, key=image_key(image))
+
+
+def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) -> ImageInput | None:
+    """Image source chooser (gallery, upload, random sample) and its widget.
+
+    Returns the chosen image, or None with a message on the page (nothing uploaded yet, or an
+    unusable file); the page keeps working either way, and another source can be picked.
+    """
+    source = st.radio("Image", IMAGE_SOURCES, key=f"{key_prefix}image_source", horizontal=True, label_visibility="collapsed")
+    if source == "Upload":
+        upload_key = f"{key_prefix}upload"
+        uploaded = st.file_uploader(
+            "Upload an image",
+            key=upload_key,
+            on_change=_forget_removed_upload,
+            args=(upload_key,),
+            help=f"{READABLE_DESCRIPTION} (a GIF's first frame), at least {MIN_SIDE}x{MIN_SIDE} pixels. "
+            f"Larger than {max_side} px on a side is scaled down.",
+        )
+        if uploaded is not None:
+            name, data = uploaded.name, uploaded.getvalue()
+        elif LAST_UPLOAD_KEY in st.session_state:  # uploaded on another page of this session
+            name, data = st.session_state[LAST_UPLOAD_KEY]
+            st.caption(f"{plain(name)}, uploaded earlier in this session. Upload another file above to replace it.")
+        else:
+            st.info(f"Upload an image ({READABLE_DESCRIPTION}), or choose the gallery.", icon=":material/upload:")
+            return None
+        try:
+            rgb, notices, decode_s = decode_upload(data, name, max_side)
+        except ImageError as error:
+            show_error(str(error), "This file cannot be used.")
+            st.caption("Replace the file above (or remove it with ×), or pick the gallery.")
+            return None
+        st.session_state[LAST_UPLOAD_KEY] = (name, data)
+        return ImageInput(rgb, name, "upload", notices, None, image_key(rgb), decode_s)
+
+    if source == "Gallery":
+        index = st.selectbox(
+            "ScaleShapes sample",
+            list(range(GALLERY_SIZE)),
+            key=f"{key_prefix}gallery_index",
+            format_func=lambda i: _gallery_label(GALLERY_SPLIT, i),
+            help=f"Built-in images from the ScaleShapes {GALLERY_SPLIT} split; their ground truth is shown too.",
+        )
+        return _sample_input(GALLERY_SPLIT, int(index), "gallery")
+
+    state_key = f"{key_prefix}random_index"
+    if st.button("New random sample", key=f"{key_prefix}new_sample", icon=":material/casino:") or state_key not in st.session_state:
+        st.session_state[state_key] = int(np.random.default_rng().integers(0, 100_000))
+    return _sample_input(RANDOM_SPLIT, st.session_state[state_key], "random")
+
+
+def _forget_removed_upload(upload_key: str) -> None:
+    """The person removed the file (×): do not bring it back from the session's memory."""
+    if st.session_state.get(upload_key) is None:
+        st.session_state.pop(LAST_UPLOAD_KEY, None)
+
+
+def _gallery_label(split: str, index: int) -> str:
+    image, _, objects = scaleshapes_sample(split, index)
+    return f"{split} #{index}: {image.shape[1]}x{image.shape[0]} px, {objects} object{'s' if objects != 1 else ''}"
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _predict(model_key: str, pixels_key: str, scales: tuple[float, ...], merge: str, _model: LoadedModel, _rgb: np.ndarray, _misses: list) -> Prediction:
+    _misses.append(1)  # runs only on a cache miss: tells the caller the model really ran
+    return _model.predictor.predict(_rgb, scales=scales, merge=merge)
+
+
+def predict(model: LoadedModel, image: ImageInput, scales: tuple[float, ...], merge: str) -> tuple[Prediction, bool] | None:
+    """The prediction for (checkpoint, image, scales, merge), from the cache when it has it.
+
+    Returns (prediction, computed_now), or None with an error on the page. Also stored in
+    ``st.session_state[LAST_PREDICTION_KEY]`` for other pages.
+    """
+    misses: list = []
+    try:
+        with st.spinner(f"Running the model at {len(scales)} scale{'s' if len(scales) > 1 else ''} on {model.predictor.device_name}…", show_time=True):
+            prediction = _predict(model.key, image.key, tuple(scales), merge, model, image.rgb, misses)
+    except (ImageError, ValueError) as error:
+        show_error(str(error), "The model cannot take this image with these settings.")
+        return None
+    except Exception as error:  # the page must survive anything the model does; the log keeps the traceback
+        LOG.exception("prediction failed")
+        show_error(f"{type(error).__name__}: {error}", "The prediction failed.")
+        return None
+    st.session_state[LAST_PREDICTION_KEY] = prediction
+    return prediction, bool(misses)
+
+
+def model_sidebar(*, autocast: str = "auto", scale_set: bool = True) -> tuple[LoadedModel | None, tuple[float, ...] | None]:
+    """The sidebar of the pages beside the main view: checkpoint (with its card) and scale set.
+
+    The scale set is the one ``Predictor.inspection_merge`` allows (for a paper head, only its
+    trained set). Returns (model, scales); either is None when unusable (a message shows).
+    """
+    with st.sidebar:
+        st.header("Model")
+        model = checkpoint_picker(autocast=autocast)
+        scales = None
+        if model is not None and scale_set:
+            scales = scale_set_picker(model, model.predictor.inspection_merge)
+    return model, scales

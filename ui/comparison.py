@@ -1,0 +1,97 @@
+"""The Merge comparison page's section: attention, average and max pooling from one forward pass.
+
+Widget key: ``compare_download``. The numbers come from :func:`segscale.diagnostics.compare_merges`,
+the pictures from :mod:`segscale.plots`, as in ``python -m segscale compare``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from segscale import diagnostics as diag
+from segscale import plots
+from segscale import visualize as viz
+from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
+from segscale.formatting import format_scale_set
+from segscale.palette import colorize_labels
+from segscale.predictor import Prediction
+from ui import widgets
+from ui.common import ImageInput, LoadedModel, show_error
+
+COMPARE_WIDTH = 320  # px each picture is resampled to (nearest), so every column shows the same size
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _comparison(model_key: str, pixels_key: str, scales: tuple[float, ...], with_truth: bool, _prediction: Prediction, _truth, _classes: tuple[str, ...]) -> diag.MergeComparison:
+    return diag.compare_merges(_prediction, _truth if with_truth else None, _classes)
+
+
+def _shown(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return viz.resize_rgb(array, size, nearest=True)
+
+
+def comparison_section(model: LoadedModel, image: ImageInput, prediction: Prediction) -> None:
+    """Attention, average and max pooling from one pass: labels side by side, disagreement, IoU and errors."""
+    metadata = model.metadata
+    classes = tuple(metadata.classes)
+    with_truth = image.ground_truth is not None and classes == SCALESHAPES_CLASSES
+    try:
+        comparison = _comparison(model.key, image.key, prediction.scales, with_truth, prediction, image.ground_truth, classes)
+    except ValueError as error:
+        show_error(str(error), "The merges cannot be compared on this image.")
+        return
+    size = viz.display_size(tuple(prediction.labels.shape), COMPARE_WIDTH)
+    columns_spec = [1.0] * (len(comparison.results) + 2)
+    palette = metadata.palette
+    disagree = comparison.disagreement_share
+
+    st.subheader("Labels of each merge")
+    columns = st.columns(columns_spec, gap="small")
+    with columns[0]:
+        widgets.image(_shown(prediction.image, size), "Input (scale 1)", photo=True)
+    for column, result in zip(columns[1:], comparison.results):
+        with column:
+            score = "" if result.scores is None else f", mIoU {100 * result.scores.miou:.1f}%"
+            widgets.image(_shown(colorize_labels(result.labels, palette), size), f"Fused labels: {result.method}{score}")
+    with columns[-1]:
+        widgets.image(_shown(plots.disagreement_image(comparison.disagreement, prediction.image), size), f"Merges disagree: {100 * disagree:.1f}% of pixels (red)")
+    if with_truth:
+        columns = st.columns(columns_spec, gap="small")
+        with columns[0]:
+            widgets.image(_shown(colorize_labels(comparison.ground_truth, palette), size), "Ground truth (ScaleShapes)")
+        for column, result in zip(columns[1:], comparison.results):
+            with column:
+                widgets.image(_shown(plots.error_image(result.errors, comparison.ground_truth), size), f"Errors: {result.method}, {int(result.errors.sum())} px wrong (red)")
+        with columns[-1]:
+            widgets.colour_key(widgets.swatches(("wrong", "right", "ignored (void)"), (plots.WRONG_COLOUR, plots.RIGHT_COLOUR, plots.IGNORED_COLOUR)), alt="error colours")
+    legend_column, text_column = st.columns([1, 2])
+    with legend_column:
+        widgets.colour_key(widgets.class_swatches(classes, palette), alt="class colours")
+    with text_column:
+        st.markdown(
+            f"All merges come from **one forward pass**: the same score maps fˢ, fused three ways. They disagree on "
+            f"**{int(comparison.disagreement.sum())}** of {comparison.disagreement.size} pixels ({100 * disagree:.2f}%). "
+            + ("" if comparison.has_ground_truth else "No ground truth for this image: pick a ScaleShapes sample (gallery or random) "
+               "with a ScaleShapes checkpoint to score the merges.")
+        )  # fmt: skip
+    st.subheader("Scores" if with_truth else "Agreement")
+    if with_truth:
+        rows = []
+        for row in comparison.summary_rows():
+            row = dict(row)
+            for name in ("mIoU", "pixel accuracy", "right where merges disagree"):
+                row[name] = widgets.percent(row.get(name))
+            rows.append({k: (widgets.percent(v) if k.startswith("IoU ") else v) for k, v in row.items()})
+        widgets.table(rows)
+        st.caption(
+            "mIoU and pixel accuracy on this image; *right where merges disagree*: of the pixels where the merges "
+            "give different labels, the share this merge gets right. IoU per class, – where a class is neither present nor predicted."
+        )
+    widgets.table([{"merges": f"{a} · {b}", "pixels with the same label": widgets.percent(share)} for a, b, share in comparison.agreement])
+    title = f"{image.name} · {metadata.name} · merges over {format_scale_set(prediction.scales)}"
+    st.download_button(
+        "Comparison figure (PNG)", lambda: plots.figure_png(plots.merge_comparison_figure(comparison, prediction.image, palette, title)),
+        viz.safe_file_stem(image.name) + "_merges.png", "image/png", key="compare_download", icon=":material/download:", on_click="ignore",
+    )  # fmt: skip
+

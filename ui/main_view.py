@@ -1,0 +1,231 @@
+"""The main view's sections: per-scale maps, the fused result, downloads, device and timings (``app.py``).
+
+Widget keys: ``score_class``, ``score_kind``, ``overlay_alpha``, ``download_labels``,
+``download_attention``, ``download_maps``, ``download_figure``. The pictures come from
+:mod:`segscale.visualize`, the same functions ``python -m segscale predict`` uses.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from segscale import plots
+from segscale import visualize as viz
+from segscale.checkpoint import CheckpointMetadata
+from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
+from segscale.formatting import format_percent, format_scale_set, scale_label
+from segscale.metrics import segmentation_scores
+from segscale.palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels
+from segscale.predictor import Prediction
+from ui import widgets
+from ui.common import ImageInput, LoadedModel, plain
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def build_view(model_key: str, pixels_key: str, scales: tuple[float, ...], merge: str, class_index: int, score_kind: str, _prediction: Prediction, _metadata: CheckpointMetadata) -> viz.PredictionView:
+    """:func:`segscale.visualize.build_view`, cached on the prediction's own key and the display choices."""
+    return viz.build_view(_prediction, _metadata.classes, _metadata.palette, class_index, score_kind)
+
+
+def class_controls(metadata: CheckpointMetadata, labels: np.ndarray, key_prefix: str = "") -> tuple[int, str]:
+    """Selectors for the class whose score map is shown and how (probability or raw score)."""
+    default = viz.default_class(labels, len(metadata.classes))
+    class_index = st.selectbox(
+        "Class shown in the score maps",
+        list(range(len(metadata.classes))),
+        index=default,
+        key=f"{key_prefix}score_class",
+        format_func=lambda k: metadata.classes[k],
+        help="Its score at every scale is drawn as a heat map; the default is the most frequent predicted object class.",
+    )
+    score_kind = st.radio(
+        "Show the class as",
+        viz.SCORE_KINDS,
+        key=f"{key_prefix}score_kind",
+        horizontal=True,
+        format_func=lambda k: "probability (0-1)" if k == "probability" else "raw score fˢ (shared range)",
+    )
+    return int(class_index), str(score_kind)
+
+
+def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata: CheckpointMetadata) -> None:
+    """One column per scale, one row per quantity, each row with its colour bar on the right."""
+    count = len(view.scales)
+    spec = [1.0] * count + [1.0]
+    class_name = metadata.classes[view.class_index]
+    h, w = view.size
+
+    def row(title: str, explanation: str, images: list[tuple[np.ndarray, str, bool]], key_image: np.ndarray | None) -> None:
+        columns = st.columns(spec, gap="small")
+        for column, (array, caption, photo) in zip(columns, images):
+            with column:
+                widgets.image(array, caption, photo)
+        with columns[-1]:
+            st.markdown(f"**{title}**  \n{explanation}")
+            if key_image is not None:
+                widgets.colour_key(key_image)
+
+    row(
+        "Input per scale",
+        f"The image resized as the network sees it at each scale, all shown at {w}x{h}: coarser scales carry less detail.",
+        [(c.input, f"Scale {scale_label(c.scale)} · input resized to {c.input_size[1]}x{c.input_size[0]}", True) for c in view.scales],
+        None,
+    )
+    row(
+        "Score maps fˢ: labels",
+        "Argmax over classes of each scale's score map, in the checkpoint's palette.",
+        [(c.labels, f"Scale {scale_label(c.scale)} · labels of fˢ", False) for c in view.scales],
+        widgets.class_swatches(metadata.classes, metadata.palette),
+    )
+    if view.score_kind == "probability":
+        title, bar_label, note = f"Score maps fˢ: {class_name}", f"P({class_name}) per scale", "softmax over classes, 0 to 1"
+    else:
+        low, high = view.score_range
+        title, bar_label, note = f"Score maps fˢ: {class_name}", f"raw score of {class_name}", f"raw fˢ, one range for all scales ({low:.1f} to {high:.1f})"
+    row(
+        title,
+        f"The {class_name} class at each scale: {note}.",
+        [(c.class_map, f"Scale {scale_label(c.scale)} · {class_name} {'probability' if view.score_kind == 'probability' else 'score'}", False) for c in view.scales],
+        widgets.colorbar(*view.score_range, SCORE_CMAP, bar_label),
+    )
+    if prediction.merge == "max":
+        st.caption("Max pooling picks a scale per pixel *and class*, so it has no weight map wˢ shared by the classes.")
+    else:
+        explanation = (
+            "Softmax over scales of the attention logits (Eq. 2); at every pixel the weights sum to 1."
+            if prediction.merge == "attention"
+            else f"Average pooling: every scale weighs 1/{count} everywhere."
+        )
+        row(
+            "Attention weights wˢ",
+            explanation,
+            [(c.attention, f"Scale {scale_label(c.scale)} · weight wˢ ({prediction.merge})", False) for c in view.scales],
+            widgets.colorbar(0.0, 1.0, ATTENTION_CMAP, "weight wˢ (same scale for all)"),
+        )
+
+
+def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: CheckpointMetadata, image: ImageInput, key_prefix: str = "") -> None:
+    """Fused labels, overlay with an opacity slider, ground truth (samples), legend; dominant scale and entropy."""
+    merge = prediction.merge
+    spec = [1.0, 1.0, 1.0, 1.0]
+    # The slider sits above the row, so that the three images of the row stay aligned.
+    slider_column, _ = st.columns([1.0, 2.0])
+    with slider_column:
+        alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key_prefix}overlay_alpha")
+    columns = st.columns(spec, gap="small")
+    with columns[0]:
+        widgets.image(view.fused_labels, f"Fused labels ({merge})")
+    with columns[1]:
+        widgets.image(viz.overlay(view.image, view.fused_labels, alpha), f"Fused labels on the input, opacity {alpha:.2f}", photo=True)
+    with columns[2]:
+        if image.ground_truth is not None:
+            truth = viz.resize_rgb(colorize_labels(image.ground_truth, metadata.palette), view.size, nearest=True)
+            widgets.image(truth, "Ground truth (ScaleShapes)")
+            if tuple(metadata.classes) == SCALESHAPES_CLASSES:
+                st.caption(agreement_caption(image.ground_truth, prediction.labels, len(metadata.classes)))
+        else:
+            widgets.image(view.image, "Input (uploads have no ground truth)", photo=True)
+    with columns[3]:
+        st.markdown("**Fused labels**  \nClasses and their share of the pixels:")
+        shown = [s for s in view.shares if s.share > 0] or list(view.shares)
+        text = "; ".join(f"{s.name} {100 * s.share:.1f}%" for s in shown)
+        widgets.colour_key(widgets.swatches(tuple(f"{s.name}  {100 * s.share:.1f}%" for s in shown), tuple(s.colour for s in shown)), alt=text)
+        absent = [s.name for s in view.shares if s.share == 0]
+        if absent and len(shown) < len(view.shares):
+            st.caption(f"Not predicted: {plain(', '.join(absent))}")
+
+    columns = st.columns(spec, gap="small")
+    with columns[0]:
+        if view.dominant is not None:
+            what = "largest wˢ" if merge == "attention" else "max score of the fused class"
+            widgets.image(view.dominant, f"Dominant scale: {what}")
+        else:
+            st.caption("Dominant scale: none; average pooling weighs every scale equally.")
+    with columns[1]:
+        if view.entropy is not None:
+            widgets.image(view.entropy, f"Attention entropy ({merge}), 0-1")
+        else:
+            st.caption("Attention entropy: none; max pooling has no weight map.")
+    with columns[3]:
+        st.markdown(
+            "**Which scale decides**  \nThe dominant scale has the largest weight at each pixel. The entropy of the "
+            "weights, −Σ wˢ log wˢ / log S, is 0 where one scale takes all the weight and 1 where all weigh the same."
+        )
+        if view.dominant is not None:
+            widgets.colour_key(widgets.scale_swatches(prediction.scales))
+        if view.entropy is not None:
+            widgets.colour_key(widgets.colorbar(0.0, 1.0, ENTROPY_CMAP, "entropy: 0 one scale · 1 all equal"))
+
+
+def agreement_caption(truth: np.ndarray, labels: np.ndarray, num_classes: int) -> str:
+    """How well the labels match a sample's ground truth, as a sentence."""
+    scores = segmentation_scores(truth, labels, num_classes)
+    return f"On this image: pixel accuracy {format_percent(scores.pixel_accuracy)}, mIoU {format_percent(scores.miou)}"
+
+
+def figure_bytes(view: viz.PredictionView, prediction: Prediction, metadata: CheckpointMetadata, title: str) -> bytes:
+    """The side-by-side matplotlib figure as PNG (what ``segscale predict`` writes)."""
+    return plots.figure_png(plots.side_by_side_figure(view, prediction, metadata.classes, title=title), tight=False)
+
+
+def downloads_section(model: LoadedModel, image: ImageInput, prediction: Prediction, view: viz.PredictionView) -> None:
+    """Download buttons: fused labels (palette PNG), attention maps (PNG), every map (.npz), the figure (PNG).
+
+    The file names are those ``python -m segscale predict`` writes. Every file is made only
+    when its button is clicked (``data`` is a callable, run by Streamlit on the click), so the
+    page pays nothing for them while it renders.
+    """
+    stem = viz.safe_file_stem(image.name)
+    metadata = model.metadata
+    title = f"{image.name} · {metadata.name} · {prediction.merge} over {format_scale_set(prediction.scales)}"
+    files = [
+        ("labels", "Fused labels (palette PNG)", "image/png", lambda: viz.palette_png(prediction.labels, metadata.palette)),
+        (
+            "attention", "Attention maps (PNG)", "image/png",
+            None if prediction.attention is None else lambda: viz.attention_png(prediction.attention, prediction.labels.shape),
+        ),
+        ("maps", "Every map (.npz)", "application/octet-stream", lambda: viz.prediction_npz(prediction, metadata.classes, metadata.palette)),
+        ("figure", "Side-by-side figure (PNG)", "image/png", lambda: figure_bytes(view, prediction, metadata, title)),
+    ]  # fmt: skip
+    for column, (kind, label, mime, make) in zip(st.columns(len(files)), files):
+        with column:
+            if make is None:
+                st.caption("No attention maps: max pooling has no weights.")
+                continue
+            st.download_button(
+                label, make, stem + viz.OUTPUT_SUFFIXES[kind], mime,
+                key=f"download_{kind}", icon=":material/download:", on_click="ignore",
+            )  # fmt: skip
+
+
+def show_device(model: LoadedModel) -> None:
+    """Where the model runs, before any prediction (replaced by :func:`show_timings` after one)."""
+    st.caption(f"**Device:** {plain(model.predictor.device_name)}  \nCheckpoint load: {model.load_s:.2f} s (once per process)")
+
+
+def _precision(model: LoadedModel) -> str:
+    """", bf16 autocast" or ", float32" once the predictor has chosen (on its first image)."""
+    precision = getattr(model.predictor, "precision", "undecided")
+    return "" if precision == "undecided" else f", {precision}"
+
+
+def show_timings(model: LoadedModel, image: ImageInput, prediction: Prediction, computed_now: bool, view_s: float, run_s: float) -> None:
+    """Where the model ran and the seconds of each stage, as a few short lines."""
+    t = prediction.timings
+    lines = [f"**Device:** {plain(prediction.device + _precision(model))}", f"Checkpoint load: {model.load_s:.2f} s (once per process)"]
+    if image.source == "upload":
+        lines.append(f"Image decode: {image.decode_s:.2f} s")
+    if computed_now:
+        lines.append(f"Model: {t.model_s:.2f} s (preprocess {t.preprocess_s:.2f} s, postprocess {t.postprocess_s:.2f} s)")
+    else:
+        lines.append(f"Model: prediction cached (it took {t.model_s:.2f} s)")
+    lines += [f"Maps: {view_s:.2f} s", f"Whole page run: {run_s:.2f} s"]
+    st.caption("  \n".join(lines))
+
+
+def image_summary(image: ImageInput, prediction: Prediction) -> str:
+    """"photo.jpg: 640x480 px, scales {1, 0.75, 0.5}, attention" with the name made literal."""
+    height, width = image.rgb.shape[:2]
+    return f"{plain(image.name)}: {width}x{height} px · {format_scale_set(prediction.scales)} · {prediction.merge}"
+
