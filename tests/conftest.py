@@ -1,17 +1,30 @@
 """Shared fixtures: tiny models and checkpoints built on the spot (nothing is downloaded).
 
 The app's tests (test_app.py, test_pages.py) also get a checkpoint folder the app finds
-(``checkpoint_dir``, ``shapes_dir``); their helpers for driving a page are in tests/app_support.py.
+(``checkpoint_dir``, ``shapes_dir``) and, at the end of this file, the helpers that drive a
+page through Streamlit's AppTest: open a page, read what it shows, upload an image. Image URLs
+in AppTest are content hashes, which is how "the picture changed" is checked. Streamlit is a
+test requirement (requirements.txt), so it is imported plainly: a missing one fails the tests
+instead of skipping them.
 """
 
 from __future__ import annotations
 
+import io
+import re
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
 
 from segscale.checkpoint import CheckpointMetadata, save_checkpoint
 from segscale.config import HeadConfig, ModelConfig, TrunkConfig
 from segscale.modeling import build_model
+from segscale.predictor import Prediction
+from ui.common import CHECKPOINT_DIR_ENV, LAST_PREDICTION_KEY
 
 TINY_CLASSES = ("background", "disc", "bar")
 TINY_PALETTE = ((0, 0, 0), (200, 40, 40), (40, 200, 40))
@@ -58,9 +71,6 @@ def make_checkpoint(tmp_path):
 
 
 def _point_the_app_to(folder, monkeypatch) -> None:
-    # Imported here, not at the top: the package's own tests need no Streamlit.
-    from ui.common import CHECKPOINT_DIR_ENV
-
     monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(folder))
 
 
@@ -78,3 +88,97 @@ def shapes_dir(make_checkpoint, monkeypatch, tmp_path):
     make_checkpoint("shapes.pt", scaleshapes=True)
     _point_the_app_to(tmp_path, monkeypatch)
     return tmp_path
+
+
+# ----------------------------------------------------------------------------- driving the app
+
+TIMEOUT = 120  # seconds per run; the tiny model answers in well under one on two cores
+REPO = Path(__file__).resolve().parents[1]
+APP = "app.py"
+INSPECTOR, COMPARISON, DIAGNOSTICS, HOW, CHECKPOINTS = (
+    "pages/1_Pixel_inspector.py",
+    "pages/2_Merge_comparison.py",
+    "pages/3_Scale_diagnostics.py",
+    "pages/4_How_it_works.py",
+    "pages/5_Checkpoints.py",
+)
+
+
+def open_page(page: str = APP) -> AppTest:
+    """Run a page (a path relative to the repository) once, and check that it raised nothing."""
+    at = AppTest.from_file(str(REPO / page), default_timeout=TIMEOUT).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def captions(at: AppTest) -> list[str]:
+    return [caption for image in at.get("image") for caption in image.captions]
+
+
+def image_url(at: AppTest, caption_start: str) -> str:
+    """The URL (a content hash) of the first image whose caption starts with ``caption_start``."""
+    for image in at.get("image"):
+        for caption, url in zip(image.captions, image.value):
+            if caption.startswith(caption_start):
+                return url
+    raise AssertionError(f"no image captioned {caption_start!r}; captions: {captions(at)}")
+
+
+def unescaped(text: object) -> str:
+    """Text as a person reads it: the Markdown escapes of :func:`ui.common.plain` removed."""
+    return re.sub(r"\\(.)", r"\1", str(text))
+
+
+def errors(at: AppTest) -> list[str]:
+    return [unescaped(error.value) for error in at.error]
+
+
+def texts(elements) -> str:
+    return "\n".join(unescaped(e.value) for e in elements)
+
+
+def last_prediction(at: AppTest) -> Prediction:
+    return at.session_state[LAST_PREDICTION_KEY]
+
+
+def png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def noise(height: int, width: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+
+
+def upload_image(at: AppTest, name: str, data: bytes, mime: str = "image/png") -> AppTest:
+    """Choose "Upload" as the image source and upload one file."""
+    at.radio(key="image_source").set_value("Upload").run()
+    at.file_uploader(key="upload").upload(name, data, mime)
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, at.exception
+    assert not at.error, errors(at)
+
+
+def assert_every_map(at: AppTest, scales=(1.0, 0.75, 0.5), merge: str = "attention") -> None:
+    """The main view shows every map of every scale, the fused result, the downloads and the timings."""
+    assert_clean(at)
+    shown = captions(at)
+    for scale in scales:
+        label = f"Scale {scale:g} · "
+        for quantity in ("input resized to", "labels of fˢ", "probability"):
+            assert any(c.startswith(label) and quantity in c for c in shown), (scale, quantity, shown)
+        if merge != "max":
+            assert any(c.startswith(label) and f"weight wˢ ({merge})" in c for c in shown), (scale, shown)
+    assert any(c.startswith("Fused labels (") for c in shown)
+    assert any(c.startswith("Fused labels on the input") for c in shown)
+    if merge == "attention":
+        assert any(c.startswith("Dominant scale") for c in shown) and any(c.startswith("Attention entropy") for c in shown)
+    assert len(at.get("download_button")) == (3 if merge == "max" else 4)
+    prediction = last_prediction(at)
+    assert prediction.scales == tuple(scales) and prediction.merge == merge
+    timings = " ".join(c.value for c in at.sidebar.caption)
+    assert "CPU" in timings and "Model: " in timings

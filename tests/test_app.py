@@ -2,7 +2,7 @@
 
 Checkpoints are tiny ones built here (the ``checkpoint_dir`` fixture of tests/conftest.py), in a
 folder the app finds through SEGSCALE_CHECKPOINT_DIR, so nothing depends on the shipped model.
-The helpers that drive the page are in tests/app_support.py.
+The helpers that drive the page are in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.app_support import (
+from tests.conftest import (
     assert_every_map,
     captions,
     errors,
@@ -19,7 +19,7 @@ from tests.app_support import (
     open_page,
     png,
 )
-from tests.app_support import upload_image as upload
+from tests.conftest import upload_image as upload
 from ui.common import CHECKPOINT_DIR_ENV
 
 

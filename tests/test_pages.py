@@ -5,7 +5,7 @@ the pages find through SEGSCALE_CHECKPOINT_DIR; most predict ScaleShapes' classe
 diagnostics over ScaleShapes images apply. A page is opened on its own
 (``AppTest.from_file("pages/...")``), or reached from the main view with ``switch_page`` where
 what is tested is a choice carried across pages. The helpers that drive a page are in
-tests/app_support.py.
+tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
-from tests.app_support import (
+from tests.conftest import (
     CHECKPOINTS,
     COMPARISON,
     DIAGNOSTICS,
@@ -35,7 +35,6 @@ from tests.app_support import (
     upload_image,
 )
 from ui.common import CHECKPOINT_DIR_ENV, UPLOADED_CHECKPOINTS_KEY
-
 
 # ----------------------------------------------------------------------------- 1. pixel inspector
 
