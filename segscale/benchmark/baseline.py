@@ -28,7 +28,7 @@ class NaiveMultiScale:
     """
 
     def __init__(self, model: nn.Module, mean, std, device: torch.device) -> None:
-        self.model = model.eval().to(device)
+        self.network = model.eval().to(device)  # a plain MultiScaleNet, not a Predictor
         self.device = device
         self.mean = torch.tensor(mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
@@ -43,9 +43,9 @@ class NaiveMultiScale:
             features, full_scores = [], []
             for scale in scales:
                 resized = F.interpolate(images, size=scaled_size(size, scale), mode="bilinear", align_corners=True)
-                feature = self.model.trunk(resized)  # (B, F, h_s, w_s)
+                feature = self.network.trunk(resized)  # (B, F, h_s, w_s)
                 features.append(feature)
-                score = self.model.score_head(feature)  # (B, C, h_s, w_s)
+                score = self.network.score_head(feature)  # (B, C, h_s, w_s)
                 full_scores.append(F.interpolate(score, size=size, mode="bilinear", align_corners=True))
             score_maps = torch.stack(full_scores, dim=1)  # (B, S, C, H, W)
             if merge == "max":
@@ -54,7 +54,7 @@ class NaiveMultiScale:
                 if merge == "attention":
                     largest = max(range(len(scales)), key=lambda k: scales[k])
                     grid = tuple(features[largest].shape[-2:])
-                    logits = self.model.attention_head(features, scales, grid)  # (B, S, h, w)
+                    logits = self.network.attention_head(features, scales, grid)  # (B, S, h, w)
                     logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=True)  # (B, S, H, W)
                 else:
                     logits = score_maps.new_zeros(score_maps.shape[:2] + score_maps.shape[3:])
@@ -100,7 +100,7 @@ def optimisation_ladder(
             with torch.no_grad():
                 images = torch.as_tensor(pixels).to(device).permute(0, 3, 1, 2).contiguous().float() / 255.0
                 images = (images - naive.mean) / naive.std
-                fused = naive.model(images, scales=scales, merge=merge).fused  # Eq. 1-2 on the stride-8 grid
+                fused = naive.network(images, scales=scales, merge=merge).fused  # Eq. 1-2 on the stride-8 grid
                 return labels_fn(fused, tuple(images.shape[-2:]))
 
         return run
