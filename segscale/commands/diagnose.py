@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..config import MERGE_MODES
-from ._inputs import add_model_arguments, load_predictor, prepare_out, write_bytes
+from ._inputs import add_model_arguments, check_scaleshapes_request, load_predictor, prepare_out, write_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from ..diagnostics import scale_diagnostics
 
     predictor = load_predictor(args)
+    check_scaleshapes_request(predictor, args.scales, predictor.inspection_merge)
     bar = ProgressBar(args.count, f"diagnose {args.split}", unit="img", enabled=not args.quiet)
     try:
         diagnostics = scale_diagnostics(
@@ -72,25 +74,39 @@ def run(args: argparse.Namespace) -> int:
 def _run_images(args: argparse.Namespace) -> int:
     from .. import plots
     from ..diagnostics import image_diagnostics
-    from ..images import ImageError, load_image
+    from ..images import ImageError, check_min_size, load_image
     from ..progress import ProgressBar
 
     names = [path.name for path in args.images]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(f"several files are named {', '.join(repeated)}; the table could not tell them apart")
-    images = []
-    for path in args.images:  # every file is read before the model loads, so a bad one fails at once
-        if not path.is_file():
-            raise ValueError(f"{path}: no such file")
+    images, names, skipped = [], [], 0
+    for path in args.images:  # as the app's page: a file that cannot be used is left out with a warning
         try:
+            if not path.is_file():
+                raise ImageError("no such file" if not path.exists() else "not a file")
             loaded = load_image(path.read_bytes(), path.name)
-        except ImageError as error:
-            raise ImageError(f"{path}: {error}") from None
+            check_min_size(loaded.rgb)
+        except (ImageError, OSError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            print(f"warning: {path}: {reason}; left out", file=sys.stderr)
+            skipped += 1
+            continue
         for notice in loaded.notices:
             print(f"note: {path.name}: {notice}")
         images.append(loaded.rgb)
+        names.append(path.name)
+    if skipped:
+        print(f"warning: {skipped} of {len(args.images)} files left out (unreadable); {len(images)} remain", file=sys.stderr)
+    if not images:
+        raise ValueError(f"none of the {len(args.images)} files could be read as an image; nothing to diagnose")
     predictor = load_predictor(args)
+    for name, rgb in zip(names, images):  # the request and its pixel budget before the first forward pass
+        try:
+            predictor.check_request(args.scales, predictor.inspection_merge, image_size=rgb.shape[:2])
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
     bar = ProgressBar(len(images), "diagnose images", unit="img", enabled=not args.quiet)
     try:
         result = image_diagnostics(predictor, images, names, args.scales, on_image=lambda _: bar.update())
