@@ -27,13 +27,16 @@ from ._inputs import add_model_arguments, check_scaleshapes_request, load_predic
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--count", type=int, default=50, help="ScaleShapes images to run (default: 50)")
-    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="ScaleShapes split (default: val)")
-    parser.add_argument("--start", type=int, default=0, help="first ScaleShapes index (default: 0)")
-    parser.add_argument("--images", type=Path, nargs="+", metavar="FILE", help="image files instead of ScaleShapes (no ground truth)")
+    parser.add_argument("--count", type=int, default=50, metavar="N", help="ScaleShapes images to run (default: 50)")
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="ScaleShapes split to draw them from (default: val)")
+    parser.add_argument("--start", type=int, default=0, metavar="INDEX", help="index of the first ScaleShapes image (default: 0)")
+    parser.add_argument(
+        "--images", type=Path, nargs="+", metavar="FILE",
+        help="image files instead of ScaleShapes (no ground truth; unreadable ones are left out with a warning) (default: none)",
+    )  # fmt: skip
     add_model_arguments(parser, merge=False)
     parser.add_argument("--merge", nargs="+", choices=MERGE_MODES, help="merges to score (default: every one the model has)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="write the CSV, the JSON aggregates and the PNG plots here")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="write the CSV, the JSON aggregates and the PNG plots here (default: print only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
