@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     source = read_input(args)
     predictor = load_predictor(args, max_side=args.max_side, float32=True)  # the same digits as the page's
     merge = args.merge or predictor.inspection_merge
-    scales, merge = predictor.check_request(args.scales, merge)
+    scales, merge = predictor.check_request(args.scales, merge, image_size=source.original_size)
     if args.class_name is not None and args.class_name not in predictor.classes:
         raise ValueError(f"unknown class {args.class_name!r}; this checkpoint's classes: {', '.join(predictor.classes)}")
     prediction = predictor.predict(source.rgb, scales=scales, merge=merge)
