@@ -163,9 +163,13 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
                 "so it was not unpickled. segscale checkpoints hold only plain data and tensors; if you trust "
                 "the file, re-save its state dict and metadata as plain data." + _torch_text(error)
             ) from _cause(error)
-        raise CheckpointError(f"{what} {path}: {_what_the_file_is(path, head, size)}" + _torch_text(error)) from _cause(error)
+        raise CheckpointError(_unreadable(what, path, head, size, error)) from _cause(error)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, UnicodeDecodeError, AttributeError) as error:
-        raise CheckpointError(f"{what} {path}: {_what_the_file_is(path, head, size)}" + _torch_text(error)) from _cause(error)
+        raise CheckpointError(_unreadable(what, path, head, size, error)) from _cause(error)
+
+
+def _unreadable(what: str, path: Path, head: bytes, size: int, error: BaseException) -> str:
+    return f"{what} {path}: not a readable PyTorch file: {_what_the_file_is(path, head, size)}" + _torch_text(error)
 
 
 def _what_the_file_is(path: Path, head: bytes, size: int) -> str:
@@ -173,21 +177,21 @@ def _what_the_file_is(path: Path, head: bytes, size: int) -> str:
     if head.startswith(b"PK\x03\x04"):
         if not zipfile.is_zipfile(path):
             return (
-                f"a PyTorch file cut off before its end ({size:,} bytes; its table of contents is missing), "
+                f"it is cut off before its end ({size:,} bytes; its table of contents is missing), "
                 "as an interrupted download or copy leaves it; copy or download it again"
             )
-        return "a zip file, but not one torch.save wrote (or one damaged inside); it is not a checkpoint segscale can read"
+        return "it is a zip file, but not one torch.save wrote (or one damaged inside)"
     if head.startswith(b"version https://git-lfs"):
-        return "a Git LFS pointer, not the file itself; fetch the real file with `git lfs pull`"
+        return "it is a Git LFS pointer, not the file itself; fetch the real file with `git lfs pull`"
     if _looks_like_text(head):
         first_line = head.decode("utf-8", errors="replace").strip().splitlines()[0][:60] if head.strip() else ""
-        return f"a text file (it starts with {first_line!r}), not a PyTorch checkpoint"
+        return f"it holds text (starting {first_line!r}), not weights"
     if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
         return (
-            f"a plain Python pickle (protocol {head[1]}), not a file written by torch.save, or a damaged one; "
+            f"it is a plain Python pickle (protocol {head[1]}), not a file written by torch.save, or a damaged one; "
             "segscale reads only torch.save files (see segscale.checkpoint.save_checkpoint)"
         )
-    return "not a PyTorch file: its bytes match no format torch writes; it is corrupt or not a checkpoint at all"
+    return "its bytes match no format torch writes; it is corrupt or not a checkpoint at all"
 
 
 def _looks_like_text(head: bytes) -> bool:

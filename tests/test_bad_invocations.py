@@ -79,8 +79,8 @@ BAD_INVOCATIONS = [
     ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --device banana", 2, ["unknown device 'banana'", "this machine has: cpu"]),
     ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --device cuda:99", 2, ["device 'cuda:99'", "has: cpu"]),
     ("predict {photo} --out {tmp}/o --checkpoint {truncated_pt}", 2, ["truncated.pt", "cut off before its end"]),
-    ("predict {photo} --out {tmp}/o --checkpoint {noise_pt}", 2, ["noise.pt", "not a PyTorch file"]),
-    ("predict {photo} --out {tmp}/o --checkpoint {notes_pt}", 2, ["notes.pt", "a text file"]),
+    ("predict {photo} --out {tmp}/o --checkpoint {noise_pt}", 2, ["noise.pt", "not a readable PyTorch file: its bytes match no format"]),
+    ("predict {photo} --out {tmp}/o --checkpoint {notes_pt}", 2, ["notes.pt", "not a readable PyTorch file: it holds text"]),
     ("predict {photo} --out {tmp}/o --checkpoint {empty_pt}", 2, ["empty.pt", "empty (0 bytes)"]),
     ("predict {photo} --out {tmp}/o --checkpoint {folder_pt}", 2, ["a_folder.pt", "is a folder"]),
     ("predict {photo} --out {tmp}/o --checkpoint {foreign_pt}", 2, ["foreign.pt", "refused", "pathlib"]),
@@ -116,7 +116,7 @@ BAD_INVOCATIONS = [
     ("diagnose --count 1 --scales 100 --checkpoint {wide} --quiet", 2, ["ScaleShapes images reach 640x640", "over the budget"]),
     ("diagnose --images {words_png} {tmp}/absent.png --checkpoint {ckpt}", 2, ["none of the 2 files could be read"]),
     ("diagnose --images {photo} --scales 100 --checkpoint {wide}", 2, ["photo.png", "over the budget"]),
-    ("diagnose --count 1 --checkpoint {noise_pt}", 2, ["noise.pt", "not a PyTorch file"]),
+    ("diagnose --count 1 --checkpoint {noise_pt}", 2, ["noise.pt", "not a readable PyTorch file: its bytes match no format"]),
     # evaluate
     ("evaluate --count 0 --checkpoint {ckpt}", 2, ["--count must be at least 1"]),
     ("evaluate --dataset voc --checkpoint {ckpt}", 2, ["--dataset voc needs --data-root"]),
@@ -129,10 +129,10 @@ BAD_INVOCATIONS = [
     ("evaluate --json {tmp} --checkpoint {ckpt}", 2, ["is a folder; give a file name"]),
     ("evaluate --dataset imagenet", 2, ["argument --dataset: invalid choice: 'imagenet'"]),
     # describe, checkpoints
-    ("describe --checkpoint {noise_pt}", 2, ["noise.pt", "not a PyTorch file"]),
+    ("describe --checkpoint {noise_pt}", 2, ["noise.pt", "not a readable PyTorch file: its bytes match no format"]),
     ("describe --checkpoint {tmp}/absent.pt", 2, ["absent.pt: no such file"]),
     ("checkpoints {tmp}/absent", 2, ["absent: no such file or folder"]),
-    ("checkpoints {noise_pt}", 1, ["cannot be used", "not a PyTorch file"]),  # a listing: the bad file is named, exit 1
+    ("checkpoints {noise_pt}", 1, ["cannot be used", "not a readable PyTorch file: its bytes match no format"]),  # a listing: the bad file is named, exit 1
     # shapes
     ("shapes --count 3", 2, ["nothing to do"]),
     ("shapes --split banana --preview {tmp}/sheet.png", 2, ["unknown split 'banana'"]),

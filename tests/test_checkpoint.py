@@ -102,9 +102,9 @@ def test_truncated_file_names_the_file(make_checkpoint, tmp_path):
     "content, message",
     [
         (b"", "empty"),
-        (b"this is a text file, not a checkpoint\n", "a text file .*not a PyTorch checkpoint"),
-        (bytes(range(256)) * 8, "not a PyTorch file: its bytes match no format"),
-        (bytes(range(255, -1, -1)) * 8, "not a PyTorch file: its bytes match no format"),
+        (b"this is a text file, not a checkpoint\n", "not a readable PyTorch file: it holds text .starting 'this is a text file"),
+        (bytes(range(256)) * 8, "not a readable PyTorch file: its bytes match no format"),
+        (bytes(range(255, -1, -1)) * 8, "not a readable PyTorch file: its bytes match no format"),
         (b"\x80\x02garbage that no unpickler reads\xff\xfe", "plain Python pickle"),
         (b"version https://git-lfs.github.com/spec/v1\noid sha256:0\n", "Git LFS pointer"),
     ],
