@@ -1,5 +1,5 @@
 import sys
 
-from .cli import main
+from .cli import RUN_AS, main
 
-sys.exit(main())
+sys.exit(main(prog=RUN_AS))

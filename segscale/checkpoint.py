@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -124,34 +125,93 @@ def atomic_torch_save(payload: Any, path: str | os.PathLike) -> Path:
     return path
 
 
+def debug_enabled() -> bool:
+    """``SEGSCALE_DEBUG=1``: errors keep torch's own text and tracebacks (for reporting a bug)."""
+    return os.environ.get("SEGSCALE_DEBUG", "") not in ("", "0")
+
+
 def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
-    """``torch.load(weights_only=True)`` with errors that name the file and what is wrong with it."""
+    """``torch.load(weights_only=True)`` with errors that name the file and what is wrong with it.
+
+    The message says in plain words what the file is (cut off, a text file, a plain pickle,
+    random bytes); torch's own wording is added only with ``SEGSCALE_DEBUG=1``, since it
+    speaks of opcodes, miniz and central directories.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{what} {path}: no such file")
     if path.is_dir():
-        raise CheckpointError(f"{what} {path}: is a folder, not a file")
-    if path.stat().st_size == 0:
+        raise CheckpointError(f"{what} {path}: is a folder, not a file; give the .pt file inside it")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            head = handle.read(512)
+    except OSError as error:
+        raise CheckpointError(f"{what} {path}: cannot be read ({error.strerror or error})") from None
+    if size == 0:
         raise CheckpointError(f"{what} {path}: the file is empty (0 bytes); it was probably cut off while being written")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            if not debug_enabled():  # torch warns about pickle protocols in its own words; the error below says it plainly
+                warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         refused_global = _refused_global(str(error))
         if refused_global:
             raise CheckpointError(
                 f"{what} {path}: refused. Its pickle asks for {refused_global}, which could run code on load, "
                 "so it was not unpickled. segscale checkpoints hold only plain data and tensors; if you trust "
-                "the file, re-save its state dict and metadata as plain data."
-            ) from None
-        raise CheckpointError(
-            f"{what} {path}: not a readable PyTorch file (the safe loader stopped at: {_last_line(error)}); "
-            "it may be truncated, corrupt, or a plain pickle rather than a torch.save file"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, UnicodeDecodeError) as error:
-        raise CheckpointError(
-            f"{what} {path}: not a readable PyTorch file ({type(error).__name__}: {error}); "
-            "it may be truncated (an interrupted download or copy) or not a checkpoint at all"
-        ) from None
+                "the file, re-save its state dict and metadata as plain data." + _torch_text(error)
+            ) from _cause(error)
+        raise CheckpointError(_unreadable(what, path, head, size, error)) from _cause(error)
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, UnicodeDecodeError, AttributeError) as error:
+        raise CheckpointError(_unreadable(what, path, head, size, error)) from _cause(error)
+
+
+def _unreadable(what: str, path: Path, head: bytes, size: int, error: BaseException) -> str:
+    return f"{what} {path}: not a readable PyTorch file: {_what_the_file_is(path, head, size)}" + _torch_text(error)
+
+
+def _what_the_file_is(path: Path, head: bytes, size: int) -> str:
+    """Why torch could not read the file, guessed from its first bytes, in plain words."""
+    if head.startswith(b"PK\x03\x04"):
+        if not zipfile.is_zipfile(path):
+            return (
+                f"it is cut off before its end ({size:,} bytes; its table of contents is missing), "
+                "as an interrupted download or copy leaves it; copy or download it again"
+            )
+        return "it is a zip file, but not one torch.save wrote (or one damaged inside)"
+    if head.startswith(b"version https://git-lfs"):
+        return "it is a Git LFS pointer, not the file itself; fetch the real file with `git lfs pull`"
+    if _looks_like_text(head):
+        first_line = head.decode("utf-8", errors="replace").strip().splitlines()[0][:60] if head.strip() else ""
+        return f"it holds text (starting {first_line!r}), not weights"
+    if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
+        return (
+            f"it is a plain Python pickle (protocol {head[1]}), not a file written by torch.save, or a damaged one; "
+            "segscale reads only torch.save files (see segscale.checkpoint.save_checkpoint)"
+        )
+    return "its bytes match no format torch writes; it is corrupt or not a checkpoint at all"
+
+
+def _looks_like_text(head: bytes) -> bool:
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\n\r\t" for ch in text)
+
+
+def _torch_text(error: BaseException) -> str:
+    """torch's own message, only under SEGSCALE_DEBUG=1."""
+    if not debug_enabled():
+        return ""
+    return f" [torch: {type(error).__name__}: {' '.join(str(error).split())}]"
+
+
+def _cause(error: BaseException) -> BaseException | None:
+    """The chained cause shown in a traceback: the original error under SEGSCALE_DEBUG=1, else none."""
+    return error if debug_enabled() else None
 
 
 def _refused_global(message: str) -> str | None:
@@ -164,11 +224,6 @@ def _refused_global(message: str) -> str | None:
         if marker in message:
             return message.split(marker, 1)[1].split()[0]
     return None
-
-
-def _last_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip() and "Unsupported" in line]
-    return lines[0] if lines else type(error).__name__
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], CheckpointMetadata]:
@@ -184,10 +239,18 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], C
         raise CheckpointError(
             f"checkpoint {path}: format version {version!r}, but this segscale reads up to {FORMAT_VERSION}; upgrade segscale"
         )
+    raw_metadata = payload.get("metadata")
+    if not isinstance(raw_metadata, dict):
+        raise CheckpointError(f"checkpoint {path}: has no metadata (the classes, palette and model it describes)")
+    missing = [name for name in ("model", "classes", "palette") if name not in raw_metadata]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: its metadata lacks the field {missing[0]!r}")
     try:
-        metadata = CheckpointMetadata.from_dict(payload["metadata"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(f"checkpoint {path}: its metadata is incomplete or invalid ({error})") from None
+        metadata = CheckpointMetadata.from_dict(raw_metadata)
+    except KeyError as error:
+        raise CheckpointError(f"checkpoint {path}: its metadata lacks the field {error.args[0]!r}") from _cause(error)
+    except (TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(f"checkpoint {path}: its metadata is invalid ({_first_line(error)})") from _cause(error)
     state_dict = payload.get("state_dict")
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise CheckpointError(f"checkpoint {path}: has no state dict of tensors")
@@ -200,14 +263,39 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, Checkpoin
 
     state_dict, metadata = load_checkpoint(path)
     model = build_model(metadata.model)
+    mismatch = _weights_mismatch(model.state_dict(), state_dict)
+    if mismatch:
+        raise CheckpointError(f"checkpoint {path}: its weights do not fit the architecture its metadata describes ({mismatch})")
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:
-        first_line = str(error).splitlines()[0] if str(error) else "mismatch"
         raise CheckpointError(
-            f"checkpoint {path}: its weights do not fit the architecture its metadata describes ({first_line})"
-        ) from None
+            f"checkpoint {path}: its weights do not fit the architecture its metadata describes ({_first_line(error)})"
+        ) from _cause(error)
     return model.eval(), metadata
+
+
+def _weights_mismatch(expected: dict[str, torch.Tensor], found: dict[str, torch.Tensor]) -> str:
+    """What differs between the model's weights and the file's, in words ("" when they fit)."""
+    missing = [name for name in expected if name not in found]
+    unexpected = [name for name in found if name not in expected]
+    reshaped = [
+        f"{name} is {tuple(found[name].shape)} in the file, {tuple(tensor.shape)} in the model"
+        for name, tensor in expected.items()
+        if name in found and tuple(found[name].shape) != tuple(tensor.shape)
+    ]
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} weight{'s' if len(missing) > 1 else ''} missing, e.g. {missing[0]}")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected, e.g. {unexpected[0]}")
+    if reshaped:
+        parts.append(f"{len(reshaped)} of another shape, e.g. {reshaped[0]}")
+    return "; ".join(parts)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def load_checkpoint_bytes(data: bytes, name: str = "uploaded checkpoint") -> tuple[nn.Module, CheckpointMetadata]:

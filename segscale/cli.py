@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
 # name -> (module, one-line help). Order is the order of `--help`.
@@ -25,27 +24,45 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("segscale.commands.bench", "latency, throughput and memory of the fast path against the naive baseline"),
 }
 
-# Errors that mean "the input is wrong", shown as one line rather than a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+# Errors that mean "the input is wrong" (a bad flag value, file, image, checkpoint or device),
+# shown as one line and exit code 2 rather than a traceback. ImageError is a ValueError;
+# CheckpointError is added in main (imported late, so that --help needs no torch).
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, OSError)
+
+# What `--help` tells people to type: the README's first command installs the requirements,
+# not the package, so the `segscale` script may not exist; `python -m segscale` always does.
+RUN_AS = "python -m segscale"
 
 
-def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+def build_parser(prog: str = "segscale") -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
-        prog="segscale",
+        prog=prog,
         description="Attention to Scale (Chen et al., CVPR 2016): train, inspect and benchmark multi-scale segmentation.",
-        epilog="Run `segscale COMMAND --help` for a command's options. The app: `streamlit run app.py`.",
+        epilog=(
+            f"Run `{RUN_AS} COMMAND --help` for a command's options (`segscale COMMAND` works too after "
+            "`pip install -e .`). The app: `streamlit run app.py`. SEGSCALE_DEBUG=1 shows tracebacks and "
+            "torch's own error text."
+        ),
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
     commands = {name: subparsers.add_parser(name, help=text, description=text) for name, (_, text) in COMMANDS.items()}
     return parser, commands
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
+def user_error_message(error: BaseException) -> str:
+    """One line saying what is wrong: the error's own message, or for an OSError the file and the reason."""
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror}"
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text
 
+
+def main(argv: list[str] | None = None, prog: str = "segscale") -> int:
+    """Run one command; bad input ends in ``PROG COMMAND: error: ...`` on stderr and exit code 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((arg for arg in argv if not arg.startswith("-")), None)
-    parser, commands = build_parser()
+    parser, commands = build_parser(prog)
     module = None
     if chosen in COMMANDS:
         module = importlib.import_module(COMMANDS[chosen][0])
@@ -54,13 +71,15 @@ def main(argv: list[str] | None = None) -> int:
     if module is None:
         parser.print_help()
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    from .checkpoint import CheckpointError, debug_enabled
+
     try:
         return int(module.run(args) or 0)
     except (CheckpointError, *USER_ERRORS) as error:
-        if os.environ.get("SEGSCALE_DEBUG"):
+        if debug_enabled():
             raise
-        commands[chosen].exit(2, f"segscale {chosen}: error: {error}\n(set SEGSCALE_DEBUG=1 for the traceback)\n")
+        commands[chosen].exit(2, f"{prog} {chosen}: error: {user_error_message(error)}\n")
     except KeyboardInterrupt:
-        print(f"segscale {chosen}: interrupted", file=sys.stderr)
+        print(f"{prog} {chosen}: interrupted", file=sys.stderr)
         return 130
     return 0

@@ -27,3 +27,8 @@ def format_number(value: float, digits: int) -> str:
     if value != 0 and abs(value) < 0.5 * 10 ** (1 - digits):
         return f"{value:.2e}"
     return f"{value:.{digits}f}"
+
+
+def count_of(number: int, noun: str) -> str:
+    """A count with its noun in the right number: ``count_of(1, "image")`` is ``1 image``, else ``2 images``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -295,3 +295,74 @@ def _not_an_image_message(data: bytes, what: str) -> str:
     if looks_like_text:
         return f"{what} holds text, not an image. Choose a {READABLE_DESCRIPTION} file."
     return f"{what} is not an image segscale can read. Choose a {READABLE_DESCRIPTION} file."
+
+
+# ----------------------------------------------------------------------------- label images
+
+IGNORE_LABEL = 255  # a label image's "not annotated" value (PASCAL VOC's border), left out of every score
+LABEL_FORMATS = ("PNG", "BMP", "TIFF", "GIF")  # lossless only: JPEG would blur the class indices at every edge
+
+
+def load_label_image(
+    data: bytes, name: str, classes, palette, size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Read a ground-truth label image into (H, W) int64 class indices, or say plainly why not.
+
+    Accepted: a palette ("P" mode) PNG whose indices are the classes (as PASCAL VOC's and
+    segscale's own ``*_labels.png``); a greyscale PNG holding the class index in each pixel;
+    an RGB PNG painted in the checkpoint's class colours. 255 means "not annotated" and is
+    ignored. ``size`` (H, W) is the image's size as decoded; the labels must match it.
+    """
+    from PIL import UnidentifiedImageError
+
+    if not data:
+        raise ImageError(f"label image {name} is empty (0 bytes)")
+    try:
+        image = Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        detail = _not_an_image_message(data, "It") if isinstance(error, UnidentifiedImageError) else f"it cannot be decoded ({error})."
+        raise ImageError(f"label image {name}: {detail}") from None
+    if image.format not in LABEL_FORMATS:
+        raise ImageError(
+            f"label image {name} is a {_FORMAT_NAMES.get(image.format, image.format)}; its lossy compression changes "
+            "class indices along every edge. Save the labels as PNG (palette or greyscale class indices)."
+        )
+    classes, palette = tuple(classes), [tuple(int(v) for v in rgb) for rgb in palette]
+    if image.mode in ("P", "L", "I", "I;16", "I;16B", "I;16L"):
+        labels = np.asarray(image).astype(np.int64)
+    elif image.mode in ("RGB", "RGBA"):
+        labels = _labels_from_colours(np.asarray(image.convert("RGB")), palette, name)
+    else:
+        raise ImageError(
+            f"label image {name} is in mode {image.mode}; give a palette PNG or a greyscale PNG of class indices"
+        )
+    if size is not None and tuple(labels.shape) != tuple(size):
+        raise ImageError(
+            f"label image {name} is {labels.shape[1]}x{labels.shape[0]}, the image {size[1]}x{size[0]}; "
+            "the labels must have the image's size"
+        )
+    unknown = sorted(set(np.unique(labels).tolist()) - set(range(len(classes))) - {IGNORE_LABEL})
+    if unknown:
+        shown = ", ".join(str(v) for v in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise ImageError(
+            f"label image {name} holds the value{'s' if len(unknown) > 1 else ''} {shown}, but this checkpoint's classes are 0 to {len(classes) - 1} "
+            f"({', '.join(classes)}), with {IGNORE_LABEL} for pixels to ignore"
+        )
+    return labels
+
+
+def _labels_from_colours(rgb: np.ndarray, palette, name: str) -> np.ndarray:
+    """(H, W, 3) colours -> class indices by the checkpoint's palette; an unknown colour is an error."""
+    codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    lookup = {(r << 16) | (g << 8) | b: index for index, (r, g, b) in enumerate(palette)}
+    lookup.setdefault((255 << 16) | (255 << 8) | 255, IGNORE_LABEL)  # white: not annotated, unless a class is white
+    values, inverse = np.unique(codes, return_inverse=True)
+    missing = [int(v) for v in values if int(v) not in lookup]
+    if missing:
+        shown = ", ".join(f"({v >> 16}, {(v >> 8) & 255}, {v & 255})" for v in missing[:3])
+        raise ImageError(
+            f"label image {name} is in colour and uses {len(missing)} colour{'s' if len(missing) > 1 else ''} that are no "
+            f"class's (e.g. {shown}); paint it in the checkpoint's class colours or save class indices as a palette PNG"
+        )
+    return np.array([lookup[int(v)] for v in values], dtype=np.int64)[inverse].reshape(codes.shape)

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -154,6 +156,13 @@ class FastMultiScale:
         options: which optimisations to apply.
 
     Call :meth:`run` with uint8 pixels (B, H, W, 3); its outputs live on ``device``.
+
+    Thread safety: several threads may call :meth:`run` at once (the app shares one Predictor
+    between sessions). The first-call decision (bf16 autocast or not, and casting the weights
+    to bf16) happens once, under a lock, before any call runs with it: a thread that arrives
+    while it is open waits, so none sees weights cast halfway. CUDA graph capture and replay
+    run under a second lock, and each replay's outputs are copied for their caller, since the
+    graph's buffers are shared by every caller of that shape.
     """
 
     def __init__(self, model: nn.Module, mean, std, device=None, options: FastPathOptions = FastPathOptions()) -> None:
@@ -181,6 +190,8 @@ class FastMultiScale:
         self._graphs: dict[tuple, _CapturedRun] = {}
         self._graphs_failed = False
         self._weights_in_bf16 = False
+        self._decision_lock = threading.Lock()  # the autocast decision and the bf16 cast, once
+        self._graph_lock = threading.Lock()  # capture and replay of CUDA graphs, one caller at a time
         if self.use_autocast:
             self._store_bf16_weights()
 
@@ -226,24 +237,37 @@ class FastMultiScale:
     def run(self, pixels, scales=None, merge: str | None = None) -> tuple[MultiScaleOutput, Tensor]:
         """uint8 pixels (B, H, W, 3) -> (model output, labels (B, H, W) int64), both on the device.
 
-        With CUDA graphs on, the returned tensors are the graph's own buffers: read or copy
-        them before the next call with the same shape.
+        Safe to call from several threads (see the class docstring). With CUDA graphs on, the
+        returned tensors are copies of the graph's buffers, made before the next replay.
         """
         scales = self.check_scales(scales, merge)
         merge = self.model.config.merge if merge is None else merge
         with torch.inference_mode():
             images = self.images_from_pixels(pixels)
             if self.use_autocast is None:
-                self.use_autocast = self._decide_autocast(images, scales, merge)
-                if self.use_autocast:
-                    self._store_bf16_weights()
+                self._decide_autocast_once(images, scales, merge)
             size = tuple(images.shape[-2:])
             if self.options.cuda_graphs and self.device.type == "cuda" and not self._graphs_failed:
-                captured = self._captured(images, scales, merge)
-                if captured is not None:
-                    return captured(images)
+                with self._graph_lock:  # a capture must not overlap other work; a replay overwrites shared buffers
+                    captured = self._captured(images, scales, merge)
+                    if captured is not None:
+                        return captured(images)
             output = self.forward(images, scales, merge, self.use_autocast)
             return output, labels_from_fused(output.fused, size)
+
+    def _decide_autocast_once(self, images: Tensor, scales, merge: str) -> None:
+        """Decide autocast on this image unless another thread did meanwhile; publish the decision last.
+
+        ``use_autocast`` stays None until the weights are in their final dtype, so a thread that
+        reads a decision also finds the weights that go with it.
+        """
+        with self._decision_lock:
+            if self.use_autocast is not None:
+                return
+            decided = self._decide_autocast(images, scales, merge)
+            if decided:
+                self._store_bf16_weights()
+            self.use_autocast = decided
 
     def _call_model(self, images: Tensor, scales, merge: str) -> MultiScaleOutput:
         if self._forward is self.model:
@@ -307,9 +331,30 @@ class _CapturedRun:
             self.static_output = step()
 
     def __call__(self, images: Tensor) -> tuple[MultiScaleOutput, Tensor]:
+        """Replay on ``images``; returns copies of the outputs, so the next replay cannot overwrite them.
+
+        The caller holds FastMultiScale's graph lock; the copies are queued on the same stream
+        as the replay, before the next caller's input copy."""
         self.static_images.copy_(images)
         self.graph.replay()
-        return self.static_output
+        output, labels = self.static_output
+        return _cloned_output(output), labels.clone()
+
+
+def _cloned_output(output: MultiScaleOutput) -> MultiScaleOutput:
+    """The same MultiScaleOutput with every tensor copied (scales and merge kept)."""
+
+    def clone(value):
+        return None if value is None else value.clone()
+
+    return dataclasses.replace(
+        output,
+        native_score_maps=tuple(clone(t) for t in output.native_score_maps),
+        score_maps=clone(output.score_maps),
+        attention_logits=clone(output.attention_logits),
+        attention=clone(output.attention),
+        fused=clone(output.fused),
+    )
 
 
 @contextlib.contextmanager

@@ -30,6 +30,7 @@ __all__ = [
     "Prediction",
     "Predictor",
     "StageTimings",
+    "available_devices",
     "device_description",
     "select_device",
 ]
@@ -43,16 +44,67 @@ DEFAULT_PIXEL_BUDGET = 4096 * 4096
 _SCALE_TOLERANCE = 1e-6
 
 
-def select_device(device: str | torch.device | None = None) -> torch.device:
-    """The given device, or the best available: CUDA, then Apple's MPS, then the CPU."""
-    if device is not None:
-        return torch.device(device)
+def available_devices() -> list[str]:
+    """The devices this machine can run on, as ``--device`` takes them: "cpu", then "cuda:0", ..., "mps"."""
+    devices = ["cpu"]
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        devices += [f"cuda:{index}" for index in range(torch.cuda.device_count())]
     mps = getattr(torch.backends, "mps", None)
     if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+        devices.append("mps")
+    return devices
+
+
+def _describe_available() -> str:
+    names = []
+    for name in available_devices():
+        if name.startswith("cuda:"):
+            names.append(f"{name} ({torch.cuda.get_device_name(int(name[5:]))})")
+        else:
+            names.append(name)
+    return ", ".join(names)
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """The given device, or the best available: CUDA, then Apple's MPS, then the CPU.
+
+    A device this machine does not have (``"cuda"`` without a GPU, ``"cuda:3"`` with two,
+    ``"banana"``) raises ValueError naming what it has, before anything is allocated: this is
+    the one place every command's ``--device`` and the Predictor go through.
+    """
+    if device is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if isinstance(device, torch.device):
+        chosen = device
+    else:
+        try:
+            chosen = torch.device(str(device).strip().lower())
+        except RuntimeError:
+            raise ValueError(
+                f"unknown device {str(device)!r}; this machine has: {_describe_available()}"
+            ) from None
+    if chosen.type == "cpu":
+        return chosen
+    if chosen.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ValueError(f"device {str(device)!r}: this machine has no CUDA GPU; it has: {_describe_available()}")
+        if chosen.index is not None and chosen.index >= count:
+            raise ValueError(
+                f"device {str(device)!r}: this machine has {count} CUDA GPU{'s' if count > 1 else ''} "
+                f"(cuda:0 to cuda:{count - 1}); it has: {_describe_available()}"
+            )
+        return chosen
+    if chosen.type == "mps":
+        if "mps" not in available_devices():
+            raise ValueError(f"device {str(device)!r}: Apple's MPS is not available here; this machine has: {_describe_available()}")
+        return chosen
+    raise ValueError(f"device {str(device)!r} is not one segscale runs on; this machine has: {_describe_available()}")
 
 
 def device_description(device: torch.device) -> str:
@@ -166,7 +218,11 @@ class Predictor:
         options: FastPathOptions = FastPathOptions(),
         pixel_budget: int = DEFAULT_PIXEL_BUDGET,
     ) -> "Predictor":
-        """Load a ``.pt`` checkpoint (read with ``weights_only=True``). Raises CheckpointError."""
+        """Load a ``.pt`` checkpoint (read with ``weights_only=True``). Raises CheckpointError.
+
+        The device is checked first, so ``device="cuda"`` on a machine without one fails
+        before the file is read."""
+        device = select_device(device)
         model, metadata = model_from_checkpoint(path)
         return cls(model, metadata, device=device, max_side=max_side, options=options, pixel_budget=pixel_budget)
 

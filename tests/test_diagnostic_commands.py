@@ -190,3 +190,75 @@ def test_checkpoints_listing(make_checkpoint, tmp_path, capsys):
     assert "zz_truncated.pt" in text and "cannot be used" in text
     with pytest.raises(ValueError, match="no such file"):
         run_command("checkpoints", [str(tmp_path / "missing")])
+
+
+def test_diagnose_images_leaves_unreadable_files_out_and_counts_them(make_checkpoint, image_file, tmp_path, capsys):
+    notes = tmp_path / "notes.png"
+    notes.write_text("not an image")
+    tiny = tmp_path / "tiny.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tiny)
+    argv = ["diagnose", "--images", str(notes), str(image_file), str(tmp_path / "absent.jpg"), str(tiny),
+            "--checkpoint", str(make_checkpoint()), "--device", "cpu", "--quiet", "--out", str(tmp_path / "diag")]  # fmt: skip
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
+    assert any("notes.png" in w and "holds text" in w for w in warnings)
+    assert any("absent.jpg" in w and "no such file" in w for w in warnings)
+    assert any("tiny.png" in w and "at least 16 pixels" in w for w in warnings)
+    assert "3 of 4 files left out (unreadable); 1 remain" in captured.err
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "diag" / "images.csv").read_text())))
+    assert [r["image"] for r in rows] == ["photo.png"]
+
+
+def _label_files(tmp_path, truth: np.ndarray, palette) -> dict:
+    """The same ground truth as a palette PNG, a greyscale index PNG and an RGB PNG in the class colours."""
+    paths = {kind: tmp_path / f"labels_{kind}.png" for kind in ("palette", "index", "colour")}
+    indexed = Image.fromarray(truth.astype(np.uint8), mode="P")
+    indexed.putpalette([v for rgb in palette for v in rgb] + [255, 255, 255] * (256 - len(palette)))
+    indexed.save(paths["palette"])
+    Image.fromarray(truth.astype(np.uint8), mode="L").save(paths["index"])
+    lookup = np.full((256, 3), 255, np.uint8)
+    lookup[: len(palette)] = palette
+    Image.fromarray(lookup[truth]).save(paths["colour"])
+    return paths
+
+
+@pytest.mark.parametrize("kind", ["palette", "index", "colour"])
+def test_compare_with_a_label_file_gives_iou_and_error_maps(make_checkpoint, tmp_path, capsys, kind):
+    from segscale.data.scaleshapes import PALETTE, generate_sample
+
+    sample = generate_sample("val", 8)
+    image = tmp_path / "shapes.png"
+    Image.fromarray(sample.image).save(image)
+    truth = sample.label.astype(np.int64)
+    truth[:3] = 255  # a band left unannotated: ignored by every score
+    labels = _label_files(tmp_path, truth, PALETTE)[kind]
+    out = tmp_path / "out"
+    checkpoint = str(make_checkpoint(scaleshapes=True))
+    argv = ["compare", str(image), "--labels", str(labels), "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu", "--json"]
+    assert cli.main(argv) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ground_truth"] is True
+    for method in ("attention", "average", "max"):
+        predicted = _png(out / f"shapes_labels_{method}.png")
+        errors = _png(out / f"shapes_errors_{method}.png") > 0
+        np.testing.assert_array_equal(errors, (truth != 255) & (predicted != truth))
+        assert report["results"][method]["wrong_pixels"] == int(errors.sum())
+        assert report["results"][method]["miou"] is not None
+
+
+def test_compare_labels_follow_the_image_when_max_side_scales_it(make_checkpoint, tmp_path, capsys):
+    truth = np.zeros((40, 80), np.int64)
+    truth[:, 40:] = 1
+    image = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, size=(40, 80, 3), dtype=np.uint8)).save(image)
+    from .conftest import TINY_PALETTE
+
+    labels = _label_files(tmp_path, truth, TINY_PALETTE)["index"]
+    out = tmp_path / "out"
+    argv = ["compare", str(image), "--labels", str(labels), "--max-side", "40", "--out", str(out), "--checkpoint", str(make_checkpoint()), "--device", "cpu"]
+    assert cli.main(argv) == 0
+    errors = _png(out / "wide_errors_attention.png") > 0
+    predicted = _png(out / "wide_labels_attention.png")
+    assert errors.shape == predicted.shape == (20, 40)
+    np.testing.assert_array_equal(errors, predicted != np.repeat([[0] * 20 + [1] * 20], 20, axis=0))

@@ -37,3 +37,17 @@ def test_requirements_pin_a_torch_torchvision_pair():
     assert re.search(r"^torch==\d", requirements, flags=re.M) and re.search(r"^torchvision==\d", requirements, flags=re.M)
     for package in ("streamlit", "matplotlib", "numpy", "pillow"):
         assert re.search(rf"^{package}\b", requirements, flags=re.M), package
+
+
+def test_readme_and_pyproject_agree_on_the_python_version():
+    readme = re.search(r"Python (3\.\d+) or newer", (ROOT / "README.md").read_text())
+    pyproject = re.search(r'requires-python = ">=(3\.\d+)"', (ROOT / "pyproject.toml").read_text())
+    assert readme and pyproject and readme.group(1) == pyproject.group(1)
+
+
+def test_requirements_comments_name_only_the_pinned_torch():
+    text = (ROOT / "requirements.txt").read_text()
+    pinned = re.search(r"^torch==([\d.]+)", text, flags=re.M).group(1)
+    comments = " ".join(line for line in text.splitlines() if line.startswith("#"))
+    for version in re.findall(r"torch (\d+\.\d+(?:\.\d+)?)", comments):
+        assert pinned.startswith(version), f"requirements.txt comments on torch {version}, but pins {pinned}"

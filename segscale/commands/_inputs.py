@@ -21,23 +21,31 @@ DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
 
 def add_model_arguments(parser: argparse.ArgumentParser, merge: bool = True) -> None:
     parser.add_argument(
-        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"a segscale .pt checkpoint (default: {DEFAULT_CHECKPOINT})"
-    )
-    parser.add_argument("--scales", type=float, nargs="+", metavar="S", help="scale set (default: the checkpoint's trained set)")
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="FILE",
+        help=f"the segscale .pt checkpoint to predict with (default: {DEFAULT_CHECKPOINT})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scales", type=float, nargs="+", metavar="S",
+        help="the scale set to resize the image to, e.g. 1 0.75 0.5; within the checkpoint's range (default: its trained set)",
+    )  # fmt: skip
     if merge:
         parser.add_argument(
             "--merge", choices=MERGE_MODES,
             help="the merge the prediction itself uses (default: attention when the model has a head, else its own)",
         )  # fmt: skip
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    parser.add_argument("--device", help="where to run: cpu, cuda, cuda:1, mps (default: the best available)")
 
 
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", nargs="?", type=Path, metavar="IMAGE", help="an image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
     parser.add_argument(
-        "--sample", metavar="SPLIT:INDEX", help="a ScaleShapes sample instead of IMAGE, with its ground truth (e.g. val:3)"
-    )
-    parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help=f"scale longer sides down to this (default: {DEFAULT_MAX_SIDE})")
+        "--sample", metavar="SPLIT:INDEX",
+        help="a generated ScaleShapes sample instead of IMAGE, with its ground truth, e.g. val:3 (default: none; give IMAGE or --sample)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-side", type=int, default=DEFAULT_MAX_SIDE, metavar="PX",
+        help=f"images with a longer side are scaled down to this many pixels first (default: {DEFAULT_MAX_SIDE})",
+    )  # fmt: skip
 
 
 def parse_sample(text: str) -> tuple[str, int]:
@@ -59,6 +67,7 @@ class InputImage:
     stem: str
     ground_truth: np.ndarray | None
     notices: tuple[str, ...]
+    original_size: tuple[int, int] = (0, 0)  # (H, W) as decoded, before any --max-side scaling
 
 
 def read_input(args: argparse.Namespace) -> InputImage:
@@ -76,7 +85,7 @@ def read_input(args: argparse.Namespace) -> InputImage:
         notices: tuple[str, ...] = ()
         if max(label.shape) > args.max_side:
             raise ValueError(f"ScaleShapes sample {split}:{index} is larger than --max-side {args.max_side}; raise --max-side")
-        return InputImage(sample.image, f"ScaleShapes {split}:{index}", sample.image_id, label, notices)
+        return InputImage(sample.image, f"ScaleShapes {split}:{index}", sample.image_id, label, notices, label.shape)
     path: Path = args.image
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
@@ -85,7 +94,7 @@ def read_input(args: argparse.Namespace) -> InputImage:
     except ImageError as error:
         raise ImageError(f"{path}: {error}") from None
     stem = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in path.stem) or "image"
-    return InputImage(loaded.rgb, path.name, stem, None, loaded.notices)
+    return InputImage(loaded.rgb, path.name, stem, None, loaded.notices, loaded.original_size)
 
 
 def load_predictor(args: argparse.Namespace, max_side: int | None = DEFAULT_MAX_SIDE, float32: bool = False):
@@ -111,3 +120,17 @@ def prepare_out(out: Path | None) -> None:
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
+
+
+def check_scaleshapes_request(predictor, scales, merge: str) -> None:
+    """Refuse a scale set before the first ScaleShapes image: the checkpoint's range, and the pixel
+    budget for the largest image ScaleShapes generates (a square of its ``max_side``)."""
+    from ..data.scaleshapes import ScaleShapesConfig
+
+    largest = ScaleShapesConfig().max_side
+    try:
+        predictor.check_request(scales, merge, image_size=(largest, largest))
+    except ValueError as error:
+        if "budget" not in str(error):
+            raise
+        raise ValueError(f"ScaleShapes images reach {largest}x{largest} px: {error}") from None

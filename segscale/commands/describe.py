@@ -19,7 +19,9 @@ from ._inputs import DEFAULT_CHECKPOINT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help=f"a segscale .pt checkpoint (default: {DEFAULT_CHECKPOINT})")
+    parser.add_argument(
+        "--checkpoint", default=str(DEFAULT_CHECKPOINT), metavar="FILE", help=f"the segscale .pt checkpoint to describe (default: {DEFAULT_CHECKPOINT})"
+    )
     parser.add_argument("--all-layers", action="store_true", help="also list ReLU, normalisation and dropout layers")
     parser.add_argument("--paper", action="store_true", help="also show the totals of the paper's full-width model")
     parser.add_argument("--json", action="store_true", help="print everything as JSON instead of text")

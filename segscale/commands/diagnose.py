@@ -19,21 +19,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from ..config import MERGE_MODES
 from ..progress_bar import progress_bar
-from ._inputs import add_model_arguments, load_predictor, prepare_out, write_bytes
+from ._inputs import add_model_arguments, check_scaleshapes_request, load_predictor, prepare_out, write_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--count", type=int, default=50, help="ScaleShapes images to run (default: 50)")
-    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="ScaleShapes split (default: val)")
-    parser.add_argument("--start", type=int, default=0, help="first ScaleShapes index (default: 0)")
-    parser.add_argument("--images", type=Path, nargs="+", metavar="FILE", help="image files instead of ScaleShapes (no ground truth)")
+    parser.add_argument("--count", type=int, default=50, metavar="N", help="ScaleShapes images to run (default: 50)")
+    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="ScaleShapes split to draw them from (default: val)")
+    parser.add_argument("--start", type=int, default=0, metavar="INDEX", help="index of the first ScaleShapes image (default: 0)")
+    parser.add_argument(
+        "--images", type=Path, nargs="+", metavar="FILE",
+        help="image files instead of ScaleShapes (no ground truth; unreadable ones are left out with a warning) (default: none)",
+    )  # fmt: skip
     add_model_arguments(parser, merge=False)
     parser.add_argument("--merge", nargs="+", choices=MERGE_MODES, help="merges to score (default: every one the model has)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="write the CSV, the JSON aggregates and the PNG plots here")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="write the CSV, the JSON aggregates and the PNG plots here (default: print only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -49,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ..diagnostics import scale_diagnostics
 
     predictor = load_predictor(args)
+    check_scaleshapes_request(predictor, args.scales, predictor.inspection_merge)
     with progress_bar(args.count, f"diagnose {args.split}", unit="img", enabled=not args.quiet) as bar:
         diagnostics = scale_diagnostics(
             predictor, args.split, args.count, args.scales, args.merge, start=args.start, on_image=lambda _: bar.update()
@@ -68,24 +73,38 @@ def run(args: argparse.Namespace) -> int:
 def _run_images(args: argparse.Namespace) -> int:
     from .. import plots
     from ..diagnostics import image_diagnostics
-    from ..images import ImageError, load_image
+    from ..images import ImageError, check_min_size, load_image
 
     names = [path.name for path in args.images]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(f"several files are named {', '.join(repeated)}; the table could not tell them apart")
-    images = []
-    for path in args.images:  # every file is read before the model loads, so a bad one fails at once
-        if not path.is_file():
-            raise ValueError(f"{path}: no such file")
+    images, names, skipped = [], [], 0
+    for path in args.images:  # as the app's page: a file that cannot be used is left out with a warning
         try:
+            if not path.is_file():
+                raise ImageError("no such file" if not path.exists() else "not a file")
             loaded = load_image(path.read_bytes(), path.name)
-        except ImageError as error:
-            raise ImageError(f"{path}: {error}") from None
+            check_min_size(loaded.rgb)
+        except (ImageError, OSError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            print(f"warning: {path}: {reason}; left out", file=sys.stderr)
+            skipped += 1
+            continue
         for notice in loaded.notices:
             print(f"note: {path.name}: {notice}")
         images.append(loaded.rgb)
+        names.append(path.name)
+    if skipped:
+        print(f"warning: {skipped} of {len(args.images)} files left out (unreadable); {len(images)} remain", file=sys.stderr)
+    if not images:
+        raise ValueError(f"none of the {len(args.images)} files could be read as an image; nothing to diagnose")
     predictor = load_predictor(args)
+    for name, rgb in zip(names, images):  # the request and its pixel budget before the first forward pass
+        try:
+            predictor.check_request(args.scales, predictor.inspection_merge, image_size=rgb.shape[:2])
+        except ValueError as error:
+            raise ValueError(f"{name}: {error}") from None
     with progress_bar(len(images), "diagnose images", unit="img", enabled=not args.quiet) as bar:
         result = image_diagnostics(predictor, images, names, args.scales, on_image=lambda _: bar.update())
     print(f"{predictor.metadata.name or args.checkpoint} on {predictor.device_name}")

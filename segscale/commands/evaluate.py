@@ -17,18 +17,27 @@ from pathlib import Path
 DEFAULT_CHECKPOINT = "checkpoints/scaleshapes_demo.pt"
 
 
+DATASETS = ("scaleshapes", "voc", "person_part")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"a segscale .pt file (default: {DEFAULT_CHECKPOINT})")
-    parser.add_argument("--dataset", default="scaleshapes", choices=("scaleshapes", "voc", "person_part"))
-    parser.add_argument("--data-root", help="folder holding VOC (with VOCdevkit/) or PASCAL-Person-Part")
-    parser.add_argument("--split", default="val", help="scaleshapes: train/val/test; voc and person_part: val/train")
-    parser.add_argument("--count", type=int, default=500, help="images to evaluate (ScaleShapes: generated; others: the first N)")
-    parser.add_argument("--start", type=int, default=0, help="first ScaleShapes index")
-    parser.add_argument("--scales", type=float, nargs="+", help="scale set (default: the checkpoint's)")
-    parser.add_argument("--merge", nargs="+", default=None, choices=("attention", "average", "max"),
-                        help="merge modes, all scored from one forward pass (default: the checkpoint's own)")
-    parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--json", type=Path, help="write the full report here")
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"the segscale .pt checkpoint to score (default: {DEFAULT_CHECKPOINT})")
+    parser.add_argument(
+        "--dataset", default="scaleshapes", choices=DATASETS,
+        help="what to score on: scaleshapes (generated, no download), voc (PASCAL VOC 2012) or person_part "
+        "(PASCAL-Person-Part); the last two need --data-root (default: scaleshapes)",
+    )  # fmt: skip
+    parser.add_argument("--data-root", help="folder holding VOC (with VOCdevkit/) or PASCAL-Person-Part (default: none; needed for voc and person_part)")
+    parser.add_argument("--split", default="val", help="scaleshapes: train, val or test; voc and person_part: val or train (default: val)")
+    parser.add_argument("--count", type=int, default=500, help="images to score; ScaleShapes generates them, the others take the first N (default: 500)")
+    parser.add_argument("--start", type=int, default=0, help="index of the first ScaleShapes image (default: 0)")
+    parser.add_argument("--scales", type=float, nargs="+", metavar="S", help="the scale set to predict with (default: the checkpoint's trained set)")
+    parser.add_argument(
+        "--merge", nargs="+", default=None, choices=("attention", "average", "max"),
+        help="merge modes to score, all from one forward pass (default: the checkpoint's own)",
+    )  # fmt: skip
+    parser.add_argument("--device", help="where to run: cpu, cuda, cuda:1, mps (default: the best available)")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the full report to this JSON file (default: print only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -36,17 +45,32 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_pairs_report, evaluate_scaleshapes
     from ..predictor import Predictor
     from ..progress_bar import progress_bar
+    from ._inputs import check_scaleshapes_request
 
     if args.count < 1:
-        raise ValueError("--count must be at least 1")
+        raise ValueError(f"--count must be at least 1, got {args.count}")
+    if args.start < 0:
+        raise ValueError(f"--start must be 0 or more, got {args.start}")
+    if args.dataset == "scaleshapes":
+        from ..data.scaleshapes import SPLITS
+
+        if args.split not in SPLITS:
+            raise ValueError(f"unknown ScaleShapes split {args.split!r}; valid: {', '.join(SPLITS)}")
+    elif not args.data_root:
+        raise ValueError(f"--dataset {args.dataset} needs --data-root (the folder holding the dataset)")
+    if args.json is not None and args.json.is_dir():
+        raise ValueError(f"--json {args.json} is a folder; give a file name such as {args.json / 'report.json'}")
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
     merges = tuple(dict.fromkeys(args.merge or [predictor.default_merge]))
+    for merge in merges:  # every merge and the scale set, before the first image
+        if args.dataset == "scaleshapes":
+            check_scaleshapes_request(predictor, args.scales, merge)
+        else:
+            predictor.check_request(args.scales, merge)
     if args.dataset == "scaleshapes":
         with progress_bar(args.count, "evaluate", unit="img", enabled=not args.quiet) as bar:
             report = evaluate_scaleshapes(predictor, args.split, args.count, args.scales, merges, args.start, on_image=lambda i: bar.update())
     else:
-        if not args.data_root:
-            raise ValueError(f"--dataset {args.dataset} needs --data-root")
         from ..data import pascal
 
         dataset = (pascal.VOC2012Segmentation if args.dataset == "voc" else pascal.PersonPartSegmentation)(args.data_root, args.split)
@@ -67,9 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def format_report(report: dict, classes) -> str:
-    from ..formatting import format_scale_set
+    from ..formatting import count_of, format_scale_set
 
-    lines = [f"{report['dataset']} {report['split']}, {report['images']} images, scales {format_scale_set(report['scales'])}"]
+    lines = [f"{report['dataset']} {report['split']}, {count_of(report['images'], 'image')}, scales {format_scale_set(report['scales'])}"]
     header = f"{'merge':<10}{'mIoU':>8}{'pixel acc':>11}  " + " ".join(f"{c[:8]:>8}" for c in classes)
     lines += [header, "-" * len(header)]
     for merge, scores in report["merges"].items():
@@ -88,5 +112,5 @@ def format_report(report: dict, classes) -> str:
         lines.append(f"{'extent':<12}" + "".join(f"{'s=' + s:>9}" for s in report["attention_by_size"][0]["mean_weight"]))
         for row in report["attention_by_size"]:
             weights = "".join(f"{w:9.3f}" if w is not None else f"{'-':>9}" for w in row["mean_weight"].values())
-            lines.append(f"{int(row['extent_low']):>4}-{int(row['extent_high']):<7}{weights}   ({row['objects']} objects)")
+            lines.append(f"{int(row['extent_low']):>4}-{int(row['extent_high']):<7}{weights}   ({count_of(row['objects'], 'object')})")
     return "\n".join(lines)

@@ -20,10 +20,12 @@ from ._inputs import add_image_arguments, add_model_arguments, load_predictor, r
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_image_arguments(parser)
-    parser.add_argument("--pixel", type=int, nargs=2, required=True, metavar=("ROW", "COL"), help="the pixel (row, column), from 0")
+    parser.add_argument("--pixel", type=int, nargs=2, required=True, metavar=("ROW", "COL"), help="the pixel to explain: row and column from the top left, from 0 (required)")
     add_model_arguments(parser)
-    parser.add_argument("--top-k", type=int, default=3, help="classes to show, highest fused score first (default: 3)")
-    parser.add_argument("--class", dest="class_name", metavar="NAME", help="a class to show as well, if not among the top-k")
+    parser.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to show, highest fused score first (default: 3)")
+    parser.add_argument(
+        "--class", dest="class_name", metavar="NAME", help="a class to show as well, if not among the top-k (default: none)"
+    )
     parser.add_argument("--json", action="store_true", help="print the breakdown as JSON instead of text")
 
 
@@ -35,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     source = read_input(args)
     predictor = load_predictor(args, max_side=args.max_side, float32=True)  # the same digits as the page's
     merge = args.merge or predictor.inspection_merge
-    scales, merge = predictor.check_request(args.scales, merge)
+    scales, merge = predictor.check_request(args.scales, merge, image_size=source.original_size)
     if args.class_name is not None and args.class_name not in predictor.classes:
         raise ValueError(f"unknown class {args.class_name!r}; this checkpoint's classes: {', '.join(predictor.classes)}")
     prediction = predictor.predict(source.rgb, scales=scales, merge=merge)

@@ -31,11 +31,15 @@ DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (PNG, JPEG, WebP, BMP, TIFF, GIF)")
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the maps and figures")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the maps and figures (required; created if missing)")
     parser.add_argument(
-        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"a segscale .pt checkpoint (default: {DEFAULT_CHECKPOINT})"
-    )
-    parser.add_argument("--scales", type=float, nargs="+", metavar="S", help="scale set (default: the checkpoint's trained set)")
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="FILE",
+        help=f"the segscale .pt checkpoint to predict with (default: {DEFAULT_CHECKPOINT})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--scales", type=float, nargs="+", metavar="S",
+        help="the scale set to resize each image to, e.g. 1 0.75 0.5; within the checkpoint's range (default: its trained set)",
+    )  # fmt: skip
     parser.add_argument("--merge", choices=MERGE_MODES, help="how to merge the scales (default: the checkpoint's own)")
     parser.add_argument(
         "--class", dest="class_name", metavar="NAME",
@@ -45,8 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--score", choices=viz.SCORE_KINDS, default="probability",
         help="show that class as a probability (0-1) or as the raw score f^s_c (default: probability)",
     )  # fmt: skip
-    parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help=f"scale longer sides down to this (default: {DEFAULT_MAX_SIDE})")
-    parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    parser.add_argument(
+        "--max-side", type=int, default=DEFAULT_MAX_SIDE, metavar="PX",
+        help=f"images with a longer side are scaled down to this many pixels first (default: {DEFAULT_MAX_SIDE})",
+    )  # fmt: skip
+    parser.add_argument("--device", help="where to run: cpu, cuda, cuda:1, mps (default: the best available)")
 
 
 def run(args: argparse.Namespace) -> int:

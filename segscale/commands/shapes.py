@@ -25,15 +25,22 @@ TEXT_ROW = 14
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--split", default="val", help=f"one of {', '.join(SPLITS)} (default: val)")
-    parser.add_argument("--count", type=int, default=12, help="number of images (default: 12)")
-    parser.add_argument("--start", type=int, default=0, help="index of the first image (default: 0)")
-    parser.add_argument("--out", type=Path, help="write the VOC layout into this folder")
-    parser.add_argument("--preview", type=Path, help="write a contact sheet (image | label pairs) to this PNG")
-    parser.add_argument("--columns", type=int, default=3, help="image/label pairs per row of the sheet (default: 3)")
-    parser.add_argument("--min-side", type=int, default=ScaleShapesConfig.min_side, help="smallest image side (px)")
-    parser.add_argument("--max-side", type=int, default=ScaleShapesConfig.max_side, help="largest image side (px)")
-    parser.add_argument("--max-objects", type=int, default=ScaleShapesConfig.max_objects, help="most objects per image")
+    defaults = ScaleShapesConfig()
+    parser.add_argument("--split", default="val", help=f"which split to generate: {', '.join(SPLITS)} (default: val)")
+    parser.add_argument("--count", type=int, default=12, metavar="N", help="number of images (default: 12)")
+    parser.add_argument("--start", type=int, default=0, metavar="INDEX", help="index of the first image (default: 0)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="write the split into this folder in the PASCAL VOC layout (default: none)")
+    parser.add_argument("--preview", type=Path, metavar="PNG", help="write a contact sheet (image | label pairs) to this PNG (default: none)")
+    parser.add_argument("--columns", type=int, default=3, metavar="N", help="image/label pairs per row of the sheet (default: 3)")
+    parser.add_argument(
+        "--min-side", type=int, default=defaults.min_side, metavar="PX", help=f"smallest image width or height in pixels (default: {defaults.min_side})"
+    )
+    parser.add_argument(
+        "--max-side", type=int, default=defaults.max_side, metavar="PX", help=f"largest image width or height in pixels (default: {defaults.max_side})"
+    )
+    parser.add_argument(
+        "--max-objects", type=int, default=defaults.max_objects, metavar="N", help=f"most objects in one image (default: {defaults.max_objects})"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

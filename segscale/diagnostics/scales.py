@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..evaluation import SIZE_BIN_EDGES, ObjectRecord, ScaleShapesScoring, score_scaleshapes, size_bin_index
-from ..formatting import format_scale_set, scale_label
+from ..formatting import count_of, format_scale_set, scale_label
 from ..metrics import SegmentationScores, attention_entropy
 from ..modeling.geometry import resize_bilinear
 from .formatting import floats, rows_to_csv
@@ -162,7 +162,7 @@ class ScaleDiagnostics:
         """The aggregates as aligned tables for a terminal."""
         scale_heads = "".join(f"{'s=' + scale_label(s):>9}" for s in self.scales)
         lines = [
-            f"ScaleShapes {self.split} {self.start}..{self.start + self.count - 1}: {self.count} images, "
+            f"ScaleShapes {self.split} {self.start}..{self.start + self.count - 1}: {count_of(self.count, 'image')}, "
             f"{len(self.objects)} visible objects, scales {format_scale_set(self.scales)}, {self.seconds:.1f} s",
             "",
             f"{'merge':<11}{'mIoU':>8}{'pix acc':>9}",
@@ -279,7 +279,7 @@ class ImageSetDiagnostics:
         dominant_heads = "".join(f"{'dom s=' + scale_label(s):>11}" for s in self.scales)
         width = max(12, *(len(r.name[:30]) + 2 for r in self.images))
         lines = [
-            f"{len(self.images)} images, scales {format_scale_set(self.scales)}, {self.seconds:.1f} s",
+            f"{count_of(len(self.images), 'image')}, scales {format_scale_set(self.scales)}, {self.seconds:.1f} s",
             f"{'image':<{width}}{scale_heads}{dominant_heads}{'entropy':>9}",
         ]
         for r in self.images:
