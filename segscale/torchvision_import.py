@@ -234,7 +234,7 @@ def imported_card_rows(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
         return []
     training = metadata.training or {}
     source = training.get("source") or {}
-    rows = [("dataset", training.get("dataset", PHOTO_DATASET))]
+    rows = [] if training.get("config") else [("data", training.get("dataset", PHOTO_DATASET))]
     if source:
         origin = "published" if source.get("published") else "a local file (not the published one)"
         rows.append(("source weights", f"{source.get('weights', '?')}, {origin}: {source.get('file', '?')} (from {source.get('url', '?')})"))
