@@ -266,3 +266,63 @@ def test_hub_entry_points_return_ready_predictors(cached_small_kinds):
     assert isinstance(photo, Predictor) and len(photo.classes) == 21
     result = photo.predict(np.zeros((33, 47, 3), dtype=np.uint8), scales=(1.0, 0.5))
     assert result.labels.shape == (33, 47)
+
+
+# ---------------------------------------------------------------------------------------- point 5
+
+
+def test_a_frozen_share_net_step_changes_the_attention_head_and_nothing_else(cached_small_kinds, tmp_path):
+    from segscale.training.config import TrainConfig
+    from segscale.training.loop import train
+
+    from .test_datasets_real import make_voc
+
+    kind = "lraspp_mobilenet_v3_large"
+    imported = tmp_path / "imported.pt"
+    assert main(["import-torchvision", kind, "--out", str(imported), "--quiet", "--offline"]) == 0
+    make_voc(tmp_path / "voc")
+    config = TrainConfig(
+        trunk=kind, head="shared", head_hidden_channels=8, merge="attention", extra_supervision=False,
+        train_head_only=True, init_from=str(imported), dataset="voc", data_root=str(tmp_path / "voc"),
+        batch_size=2, crop_size=33, val_images=1, workers=0, threads=1, iterations=1, lr=0.1, head_lr_multiplier=1.0,
+        out_dir=str(tmp_path / "run"),
+    )  # fmt: skip
+    torch.manual_seed(0)
+    result = train(config, progress=False, log=lambda message: None)
+    assert result.steps == 1
+
+    before, _ = load_checkpoint(imported)
+    after, metadata = load_checkpoint(tmp_path / "run" / "model.pt")
+    head_keys = {key for key in after if key.startswith("attention_head.")}
+    assert head_keys and set(after) - head_keys == set(before)
+    for key, value in before.items():  # weights and batch-norm statistics alike
+        assert torch.equal(after[key], value), f"{key} changed although the share-net is frozen"
+
+    # The head was trained: its weights differ from a fresh head built with the same seed.
+    torch.manual_seed(0)
+    from segscale.training.loop import _frozen_share_net_model
+    from segscale.data.pascal import VOC_CLASSES
+
+    fresh, _ = _frozen_share_net_model(config, VOC_CLASSES)
+    changed = [key for key in head_keys if not torch.equal(after[key], fresh.state_dict()[key])]
+    assert changed, "one step left the attention head as initialised"
+    assert metadata.model.merge == "attention" and metadata.training["source"]["kind"] == kind
+    assert metadata.training["share_net_from"] == str(imported)
+
+
+def test_head_only_training_refuses_what_it_cannot_do(tmp_path):
+    from segscale.training.config import TrainConfig
+
+    with pytest.raises(ValueError, match="extra_supervision = false"):
+        TrainConfig(train_head_only=True, init_from="x.pt")
+    with pytest.raises(ValueError, match="needs --init-from"):
+        TrainConfig(train_head_only=True, extra_supervision=False)
+    with pytest.raises(ValueError, match="import-torchvision fcn_resnet50"):
+        TrainConfig(trunk="fcn_resnet50")
+
+
+def test_the_shipped_head_config_loads():
+    from segscale.training.config import load_train_config
+
+    config = load_train_config(REPO / "configs" / "torchvision_head.toml", data_root="data")
+    assert config.train_head_only and not config.extra_supervision and config.trunk in TORCHVISION_TRUNKS
