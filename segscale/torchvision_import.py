@@ -161,6 +161,15 @@ def imported_model(kind: str, state_dict: dict[str, torch.Tensor], *, scales=PAP
     return model.eval()
 
 
+def class_names(kind: str) -> tuple[str, ...]:
+    """The weights' class names, with PASCAL VOC's "background" for torchvision's "__background__" placeholder.
+
+    So the imported checkpoint's classes are exactly the VOC dataset's, and ``segscale evaluate
+    --dataset voc`` and head training on VOC accept it.
+    """
+    return tuple("background" if name == "__background__" else name for name in kind_weights(kind).meta["categories"])
+
+
 def imported_metadata(kind: str, source: dict[str, Any], scales=PAPER_SCALES) -> CheckpointMetadata:
     """Classes, normalisation and published metrics from the weights enum; PASCAL VOC's palette."""
     from .data.pascal import voc_color_map
@@ -175,7 +184,7 @@ def imported_metadata(kind: str, source: dict[str, Any], scales=PAPER_SCALES) ->
     kind_info = torchvision_kind(kind)
     return CheckpointMetadata(
         model=imported_model_config(kind, scales),
-        classes=tuple(meta["categories"]),
+        classes=class_names(kind),
         palette=voc_color_map(len(meta["categories"])),
         mean=tuple(preprocessing.mean),
         std=tuple(preprocessing.std),

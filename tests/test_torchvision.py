@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from segscale.checkpoint import CheckpointError, load_checkpoint
 from segscale.cli import main
 from segscale.config import PAPER_SCALES, TORCHVISION_TRUNKS, HeadConfig, ModelConfig, TrunkConfig
-from segscale.data.pascal import voc_color_map
+from segscale.data.pascal import VOC_CLASSES, voc_color_map
 from segscale.modeling import build_model
 from segscale.modeling.geometry import scaled_size
 from segscale.modeling.torchvision_trunks import KINDS, build_torchvision_model
@@ -147,7 +147,8 @@ def test_import_reads_the_cache_without_network_and_round_trips(cached_small_kin
     assert payload["format"] == "segscale-checkpoint"
     state, metadata = load_checkpoint(out)
     weights = kind_weights(kind)
-    assert metadata.classes == tuple(weights.meta["categories"]) and len(metadata.classes) == 21
+    assert metadata.classes[1:] == tuple(weights.meta["categories"])[1:] and len(metadata.classes) == 21
+    assert metadata.classes == VOC_CLASSES  # "__background__" named as VOC does, so VOC evaluation accepts it
     assert metadata.palette == voc_color_map(21)
     assert metadata.mean == pytest.approx(weights.transforms().mean) and metadata.std == pytest.approx(weights.transforms().std)
     assert metadata.model.trunk.name == kind and metadata.model.merge == "average"
@@ -301,8 +302,6 @@ def test_a_frozen_share_net_step_changes_the_attention_head_and_nothing_else(cac
     # The head was trained: its weights differ from a fresh head built with the same seed.
     torch.manual_seed(0)
     from segscale.training.loop import _frozen_share_net_model
-    from segscale.data.pascal import VOC_CLASSES
-
     fresh, _ = _frozen_share_net_model(config, VOC_CLASSES)
     changed = [key for key in head_keys if not torch.equal(after[key], fresh.state_dict()[key])]
     assert changed, "one step left the attention head as initialised"
