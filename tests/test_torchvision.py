@@ -187,6 +187,15 @@ def test_predictor_on_an_imported_checkpoint_average_and_max_at_odd_sizes(cached
         else:
             assert result.attention is None
 
+    # The fast path (batch norm folded into torchvision's convolutions, channels_last) computes
+    # what the plain model does on the same normalised image.
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (predictor.metadata.mean, predictor.metadata.std))
+    images = (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255 - mean) / std
+    with torch.no_grad():
+        plain = predictor.model(images, scales=PAPER_SCALES, merge="average").fused[0].numpy()
+    fast = predictor.predict(image, scales=PAPER_SCALES, merge="average").fused
+    np.testing.assert_allclose(fast, plain, rtol=1e-3, atol=1e-3 * np.abs(plain).max())
+
     # Each scale's own score map has the stride of torchvision's network at that scale.
     with torch.no_grad():
         output = predictor.model(torch.randn(1, 3, *ODD_SIZE), scales=PAPER_SCALES)
