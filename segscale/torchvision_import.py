@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import zipfile
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -106,9 +108,10 @@ def _state_from_torchvision_loader(kind: str, *, download: bool, progress: bool)
         return kind_weights(kind).get_state_dict(progress=progress, check_hash=True, weights_only=True)
     except (URLError, TimeoutError, ConnectionError) as error:
         raise MissingWeightsError(missing_weights_message(kind, f"the download failed ({error})")) from None
-    except RuntimeError as error:
-        if path.is_file():
-            raise CheckpointError(f"weights file {path}: not readable ({error}); delete it and run `{fetch_command(kind)}`") from None
+    except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as error:
+        if path.is_file():  # a cut-off or foreign file in the cache (torchvision checks hashes only when downloading)
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise CheckpointError(f"weights file {path}: not readable ({reason}); delete it and run `{fetch_command(kind)}`") from None
         raise MissingWeightsError(missing_weights_message(kind, f"the download failed ({error})")) from None
 
 

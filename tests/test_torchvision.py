@@ -226,6 +226,14 @@ def test_offline_import_never_tries_to_download(torch_home, no_download):
         import_torchvision("fcn_resnet50", download=False)
 
 
+def test_a_damaged_cached_file_says_to_delete_and_fetch_again(torch_home, no_download):
+    path = cached_weights_path("lraspp_mobilenet_v3_large")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"PK\x03\x04 cut off")
+    with pytest.raises(CheckpointError, match=f"{path.name}: not readable .*delete it and run `python -m segscale fetch-weights"):
+        import_torchvision("lraspp_mobilenet_v3_large")
+
+
 def test_fetch_weights_uses_torchvisions_loader_and_then_the_cache(torch_home, monkeypatch, capsys):
     kind = "lraspp_mobilenet_v3_large"
     model = random_torchvision(kind)
