@@ -41,9 +41,9 @@ from ..checkpoint import (
     read_torch_file,
     save_checkpoint,
 )
+from ..config import HeadConfig
 from ..evaluation import evaluate_pairs
 from ..inference import bf16_pays_off
-from ..config import HeadConfig
 from ..losses import extra_supervision_loss
 from ..modeling import MultiScaleNet, build_model
 from ..progress import ProgressBar, format_duration
