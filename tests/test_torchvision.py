@@ -9,7 +9,9 @@ one that fails the test.
 from __future__ import annotations
 
 import math
+import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +21,9 @@ import torch.nn.functional as F
 
 from segscale.checkpoint import CheckpointError, load_checkpoint
 from segscale.cli import main
-from segscale.config import PAPER_SCALES, TORCHVISION_TRUNKS, HeadConfig, ModelConfig, TrunkConfig
+from segscale.config import PAPER_SCALES, TORCHVISION_TRUNKS, HeadConfig, TrunkConfig
 from segscale.data.pascal import VOC_CLASSES, voc_color_map
-from segscale.modeling import build_model
+from segscale.modeling import MultiScaleNet, PaperAttentionHead, SharedAttentionHead
 from segscale.modeling.geometry import scaled_size
 from segscale.modeling.torchvision_trunks import KINDS, build_torchvision_model
 from segscale.predictor import Predictor
@@ -84,10 +86,23 @@ def cache_random_weights(kind: str, seed: int = 0):
 # ---------------------------------------------------------------------------------------- point 1 and 2
 
 
+@pytest.fixture(scope="module")
+def share_nets():
+    """kind -> (torchvision's model with random weights, the share-net imported from it); built once per module."""
+    built = {}
+
+    def get(kind: str):
+        if kind not in built:
+            reference = random_torchvision(kind)
+            built[kind] = reference, imported_model(kind, reference.state_dict())
+        return built[kind]
+
+    return get
+
+
 @pytest.mark.parametrize("kind", [kind_param(k) for k in TORCHVISION_TRUNKS])
-def test_single_scale_equals_torchvision(kind):
-    reference = random_torchvision(kind)
-    model = imported_model(kind, reference.state_dict())
+def test_single_scale_equals_torchvision(kind, share_nets):
+    reference, model = share_nets(kind)
     images = torch.randn(1, 3, *ODD_SIZE)
     with torch.no_grad():
         expected = reference(images)["out"]  # (1, 21, H, W)
@@ -108,13 +123,16 @@ def test_single_scale_equals_torchvision(kind):
 # 2048 channels at stride 8; 960 at stride 16; LR-ASPP's "high" of its two features.
 @pytest.mark.parametrize("kind", ["fcn_resnet50", *SMALL_KINDS])
 @pytest.mark.parametrize("head", ["paper", "shared"])
-def test_attention_heads_read_the_backbones_last_feature_map(kind, head):
-    torch.manual_seed(0)
-    config = ModelConfig(num_classes=21, trunk=TrunkConfig(name=kind), head=HeadConfig(kind=head, hidden_channels=8), merge="attention")
-    model = build_model(config).eval()
+def test_attention_heads_read_the_backbones_last_feature_map(kind, head, share_nets):
+    share_net = share_nets(kind)[1]
+    channels = share_net.trunk.out_channels
+    attention_head = PaperAttentionHead(channels, 8, PAPER_SCALES) if head == "paper" else SharedAttentionHead(channels, 8)
+    config = replace(share_net.config, head=HeadConfig(kind=head, hidden_channels=8), merge="attention")
+    model = MultiScaleNet(share_net.trunk, share_net.score_head, attention_head, config).eval()
+    size = (33, 45)  # small and odd: the largest scale's grid is still more than one cell
     with torch.no_grad():
-        output = model(torch.randn(1, 3, *ODD_SIZE), scales=PAPER_SCALES)
-    grid = tuple(math.ceil(side / score_stride(kind)) for side in ODD_SIZE)
+        output = model(torch.randn(1, 3, *size), scales=PAPER_SCALES)
+    grid = tuple(math.ceil(side / score_stride(kind)) for side in size)
     assert output.attention.shape == (1, 3, *grid) and output.fused.shape == (1, 21, *grid)
     torch.testing.assert_close(output.attention.sum(dim=1), torch.ones(1, *grid))
 
