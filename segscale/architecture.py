@@ -37,6 +37,7 @@ from torch import nn
 
 from .checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
 from .formatting import format_scale_set
+from .torchvision_import import imported_card_rows, is_imported
 
 __all__ = [
     "ArchitectureSummary",
@@ -328,14 +329,16 @@ def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = [
         ("name", metadata.name or "(unnamed)"),
         ("trunk", f"{trunk.name}, width {_fraction(trunk.width)}, norm {trunk.norm}, dropout {trunk.dropout:g}"),
-        ("attention head", _head_description(model)),
+        ("attention head", _head_description(model, imported=is_imported(metadata))),
         ("trained scales", format_scale_set(model.scales)),
         ("scale range", f"{metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}"),
         ("default merge", model.merge),
         ("classes", f"{len(metadata.classes)}: {', '.join(metadata.classes)}"),
         ("normalisation", f"mean {_triple(metadata.mean)}, std {_triple(metadata.std)} (RGB in 0-1)"),
     ]
-    pairs += _recipe(config, model) if config else [("data", "not recorded")]
+    imported = imported_card_rows(metadata)  # a torchvision network: where its weights came from
+    pairs += _recipe(config, model) if config else ([] if imported else [("data", "not recorded")])
+    pairs += imported
     steps, planned = training.get("steps"), config.get("iterations")
     if steps is None:
         pairs.append(("steps", "not recorded"))
@@ -356,7 +359,9 @@ def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     return pairs
 
 
-def _head_description(model) -> str:
+def _head_description(model, imported: bool = False) -> str:
+    if model.merge != "attention" and imported:
+        return f"none yet: an imported network merges by {model.merge} until an attention head is trained on it"
     if model.merge != "attention":
         return f"none: trained with {model.merge} pooling over scales"
     head = model.head

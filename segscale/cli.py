@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "shapes": ("segscale.commands.shapes", "generate ScaleShapes images, or write a split in the PASCAL VOC layout"),
     "train": ("segscale.commands.train", "train a model (ScaleShapes, PASCAL VOC, PASCAL-Person-Part)"),
     "evaluate": ("segscale.commands.evaluate", "mIoU, per-class IoU, pixel accuracy and IoU by object size"),
+    "fetch-weights": ("segscale.commands.fetch_weights", "download a torchvision model's weights into the torch hub cache"),
+    "import-torchvision": ("segscale.commands.import_torchvision", "a torchvision segmentation model as a segscale checkpoint"),
     "bench": ("segscale.commands.bench", "latency, throughput and memory of the fast path against the naive baseline"),
 }
 

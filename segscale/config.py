@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-TRUNK_NAMES = ("vgg16_largefov",)
+# torchvision's semantic segmentation models, imported as share-nets (segscale.modeling.torchvision_trunks).
+TORCHVISION_TRUNKS = (
+    "deeplabv3_resnet50",
+    "deeplabv3_resnet101",
+    "deeplabv3_mobilenet_v3_large",
+    "fcn_resnet50",
+    "fcn_resnet101",
+    "lraspp_mobilenet_v3_large",
+)
+TRUNK_NAMES = ("vgg16_largefov",) + TORCHVISION_TRUNKS
 NORM_KINDS = ("none", "batch", "group")
 HEAD_KINDS = ("paper", "shared")
 MERGE_MODES = ("attention", "average", "max")
@@ -48,7 +57,10 @@ def normalize_scales(scales) -> tuple[float, ...]:
 
 @dataclass(frozen=True)
 class TrunkConfig:
-    """The share-net trunk: DeepLab-LargeFOV up to fc7.
+    """The share-net trunk: DeepLab-LargeFOV up to fc7, or a torchvision segmentation model's backbone.
+
+    name: "vgg16_largefov" or one of ``TORCHVISION_TRUNKS`` (built by torchvision as published:
+        width must be 1; norm and dropout are those of the torchvision model and are not read).
 
     width: channel multiplier on every layer (1.0 is the paper's VGG-16; 1/8 trains on a CPU).
     norm: normalisation after each convolution. The paper has none ("none"); "batch" or
@@ -66,6 +78,8 @@ class TrunkConfig:
         _check_choice("norm", self.norm, NORM_KINDS)
         if not 0 < self.width <= 4:
             raise ValueError(f"trunk width must be in (0, 4], got {self.width}")
+        if self.name in TORCHVISION_TRUNKS and self.width != 1:
+            raise ValueError(f"trunk {self.name} is torchvision's model as published; its width must be 1, got {self.width}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 

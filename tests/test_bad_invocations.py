@@ -152,6 +152,12 @@ BAD_INVOCATIONS = [
     ("bench --precision banana", 2, ["argument --precision: invalid choice: 'banana'"]),
     ("bench --repeats many", 2, ["argument --repeats: invalid int value: 'many'"]),
     ("bench --device banana", 2, ["unknown device 'banana'", "this machine has: cpu"]),
+    # fetch-weights, import-torchvision (nothing here depends on what the torch hub cache holds)
+    ("fetch-weights banana", 2, ["argument KIND: invalid choice: 'banana'"]),
+    ("import-torchvision banana --out {tmp}/tv.pt", 2, ["argument KIND: invalid choice: 'banana'"]),
+    ("import-torchvision lraspp_mobilenet_v3_large", 2, ["the following arguments are required: --out"]),
+    ("import-torchvision lraspp_mobilenet_v3_large --weights {tmp}/absent.pth --out {tmp}/tv.pt", 2, ["absent.pth: no such file"]),
+    ("import-torchvision lraspp_mobilenet_v3_large --weights {notes_pt} --out {tmp}/tv.pt", 2, ["notes.pt: not a readable PyTorch file", "text"]),
     # no command, an unknown one
     ("frobnicate", 2, ["invalid choice: 'frobnicate'"]),
 ]

@@ -67,11 +67,12 @@ def test_eight_first_predictions_at_once_equal_their_sequential_results(make_che
     predictor = _fresh_predictor(checkpoint, "auto")
     assert predictor.precision == "undecided", "the test needs the autocast decision open"
 
-    decisions = []
+    decisions, fast_paths = [], []
     decide = inference.FastMultiScale._decide_autocast
 
     def counted(self, *args, **kwargs):
         decisions.append(threading.get_ident())
+        fast_paths.append(self)  # the fast path inside the Predictor, to read its weights' dtypes below
         return decide(self, *args, **kwargs)
 
     monkeypatch.setattr(inference.FastMultiScale, "_decide_autocast", counted)
@@ -82,7 +83,7 @@ def test_eight_first_predictions_at_once_equal_their_sequential_results(make_che
     assert len(decisions) == 1, f"autocast was decided {len(decisions)} times"
     assert predictor.precision in ("bf16 autocast", "float32")
     if predictor.precision == "bf16 autocast":  # weights went to bf16 in one piece
-        dtypes = {m.weight.dtype for m in predictor.fast.model.modules() if isinstance(m, torch.nn.Conv2d)}
+        dtypes = {m.weight.dtype for m in fast_paths[0].model.modules() if isinstance(m, torch.nn.Conv2d)}
         assert dtypes == {torch.bfloat16}
 
     # The sequential twin: a fresh Predictor that makes the same decision, one image after another.

@@ -42,6 +42,7 @@ HELP = {
     "freeze_norm_statistics": "batch norm keeps its running statistics while training (for fine-tuning a trained trunk)",
     "imagenet_init": "start the trunk from torchvision's ImageNet VGG-16 (needs the weights cached or internet)",
     "init_from": "a segscale checkpoint whose matching weights start this run",
+    "train_head_only": "keep the --init-from checkpoint's network (trunk and score head) fixed, under no_grad; train only the attention head",
     # Data
     "dataset": f"what to train on: {', '.join(DATASETS)} (scaleshapes is generated; voc_aug adds SBD's train_aug)",
     "data_root": "folder holding the dataset (VOC: the folder with VOCdevkit/); not needed for scaleshapes",

@@ -2,7 +2,8 @@
 
 :func:`build_model` wires them from a :class:`~segscale.config.ModelConfig`; ``TRUNKS`` is
 the registry of trunk builders (a new trunk only has to map images to features and say
-its ``out_channels`` and ``output_stride``).
+its ``out_channels`` and ``output_stride``). torchvision's segmentation models come in through
+:mod:`.torchvision_trunks`, which splits each into a trunk and its own score head.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from typing import Callable
 
 from torch import nn
 
-from ..config import ModelConfig, TrunkConfig
+from ..config import TORCHVISION_TRUNKS, ModelConfig, TrunkConfig
 from .attention_heads import PaperAttentionHead, ScaleSetError, SharedAttentionHead
 from .fusion import merge_score_maps, scale_attention_weights, weighted_sum_over_scales
 from .multiscale import MultiScaleNet, MultiScaleOutput
+from .torchvision_trunks import build_torchvision_parts
 from .vgg_largefov import VGG16LargeFOV, build_score_head
 
 TRUNKS: dict[str, Callable[[TrunkConfig], nn.Module]] = {
@@ -36,8 +38,12 @@ def build_model(config: ModelConfig) -> MultiScaleNet:
     The attention head is built only for models whose merge mode is "attention"; a model
     trained with average or max pooling has none.
     """
-    trunk = build_trunk(config.trunk)
-    score_head = build_score_head(trunk.out_channels, config.num_classes, config.trunk.dropout)
+    if config.trunk.name in TORCHVISION_TRUNKS:
+        # torchvision's model brings its own score head (its classifier).
+        trunk, score_head = build_torchvision_parts(config)
+    else:
+        trunk = build_trunk(config.trunk)
+        score_head = build_score_head(trunk.out_channels, config.num_classes, config.trunk.dropout)
     attention_head: nn.Module | None = None
     if config.merge == "attention":
         if config.head.kind == "paper":

@@ -11,6 +11,7 @@ its ``forward`` only loops over scales and fuses.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import torch
@@ -58,7 +59,10 @@ class MultiScaleNet(nn.Module):
 
     Args:
         trunk: images (B, 3, H, W) -> features (B, F, h, w); has ``out_channels`` and ``output_stride``.
-        score_head: features -> score map (B, C, h, w).
+            A trunk may instead return a dict of named feature maps (torchvision's backbones):
+            then the score head gets the whole dict, and the attention head the map named by
+            the trunk's ``last_feature``.
+        score_head: the trunk's output -> score map (B, C, h, w).
         attention_head: per-scale features -> logits (B, S, h, w); None for a model that only
             averages or max-pools.
         config: the :class:`ModelConfig` the parts were built from (default scales and merge).
@@ -70,6 +74,26 @@ class MultiScaleNet(nn.Module):
         self.score_head = score_head
         self.attention_head = attention_head
         self.config = config
+        self.share_net_frozen = False
+
+    def freeze_share_net(self) -> "MultiScaleNet":
+        """Fix the trunk and the score head: no gradients, eval mode (batch norm, dropout) even in ``train()``.
+
+        For training only the attention head on a trained network: its score maps are then
+        the network's inference-time ones, and the trunk costs what inference costs.
+        """
+        for part in (self.trunk, self.score_head):
+            for parameter in part.parameters():
+                parameter.requires_grad_(False)
+        self.share_net_frozen = True
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "MultiScaleNet":
+        super().train(mode)
+        if self.share_net_frozen:
+            self.trunk.eval()
+            self.score_head.eval()
+        return self
 
     def check_scales(self, scales, merge: str | None = None) -> tuple[float, ...]:
         """The scale set as a normalized tuple, or an error saying which sets this model fuses."""
@@ -93,11 +117,16 @@ class MultiScaleNet(nn.Module):
         input_size = tuple(images.shape[-2:])
 
         features, native_scores = [], []
-        for scale in scales:
-            resized = resize_bilinear(images, scaled_size(input_size, scale))  # (B, 3, H_s, W_s)
-            feature = self.trunk(resized)  # (B, F, h_s, w_s)
-            features.append(feature)
-            native_scores.append(self.score_head(feature))  # (B, C, h_s, w_s)
+        # A frozen share-net runs without autograd: memory and time of inference, plus the head.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.share_net_frozen):
+            for scale in scales:
+                resized = resize_bilinear(images, scaled_size(input_size, scale))  # (B, 3, H_s, W_s)
+                trunk_output = self.trunk(resized)
+                if isinstance(trunk_output, Mapping):  # named feature maps: the last one is the attention head's
+                    features.append(trunk_output[self.trunk.last_feature])  # (B, F, h'_s, w'_s)
+                else:
+                    features.append(trunk_output)  # (B, F, h_s, w_s)
+                native_scores.append(self.score_head(trunk_output))  # (B, C, h_s, w_s)
 
         largest = max(range(len(scales)), key=lambda k: scales[k])
         grid = tuple(native_scores[largest].shape[-2:])

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import HEAD_KINDS, MERGE_MODES, NORM_KINDS, TRUNK_NAMES, HeadConfig, ModelConfig, TrunkConfig, normalize_scales
+from ..config import HEAD_KINDS, MERGE_MODES, NORM_KINDS, TORCHVISION_TRUNKS, TRUNK_NAMES, HeadConfig, ModelConfig, TrunkConfig, normalize_scales
 
 DATASETS = ("scaleshapes", "voc", "voc_aug", "person_part")
 OPTIMIZERS = ("sgd", "adamw")
@@ -46,6 +46,7 @@ class TrainConfig:
     freeze_norm_statistics: bool = False  # batch norm uses (and keeps) its running statistics while training
     imagenet_init: bool = False
     init_from: str | None = None  # a segscale checkpoint whose matching weights start this run
+    train_head_only: bool = False  # the share-net (trunk and score head) of init_from stays fixed; only the attention head learns
 
     # Data
     dataset: str = "scaleshapes"
@@ -108,6 +109,22 @@ class TrainConfig:
             raise ValueError(f"dataset {self.dataset!r} needs --data-root (the folder holding it)")
         if self.foreground_weight <= 0 or not 0 < self.hard_pixel_fraction <= 1:
             raise ValueError("foreground_weight must be positive and hard_pixel_fraction in (0, 1]")
+        if self.train_head_only:
+            if self.merge != "attention":
+                raise ValueError("train_head_only trains an attention head: set merge = 'attention'")
+            if self.extra_supervision:
+                raise ValueError(
+                    "train_head_only keeps the score maps fixed, so E-Supv (a loss on each scale's own scores) has "
+                    "nothing to train: set extra_supervision = false (--no-extra-supervision)"
+                )
+            if not self.init_from:
+                raise ValueError("train_head_only needs --init-from: the checkpoint whose network the head is trained on")
+        elif self.trunk in TORCHVISION_TRUNKS:
+            raise ValueError(
+                f"trunk {self.trunk} is trained here only with its share-net frozen: import it "
+                f"(python -m segscale import-torchvision {self.trunk} --out FILE.pt), then train with "
+                "--train-head-only --init-from FILE.pt (see configs/torchvision_head.toml)"
+            )
         for name in ("iterations", "batch_size", "crop_size", "val_every", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

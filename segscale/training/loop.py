@@ -23,7 +23,7 @@ import platform
 import signal
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -42,6 +42,7 @@ from ..checkpoint import (
     read_torch_file,
     save_checkpoint,
 )
+from ..config import HeadConfig
 from ..evaluation import evaluate_pairs
 from ..inference import bf16_pays_off
 from ..losses import extra_supervision_loss
@@ -127,6 +128,8 @@ def _parameter_groups(model: MultiScaleNet, config: TrainConfig):
     """Trunk at the base rate, new layers (fc8, attention head) faster; no weight decay on biases and norms."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue  # a frozen share-net
         is_new = not name.startswith("trunk.")
         decays = parameter.dim() > 1
         groups.setdefault((is_new, decays), []).append(parameter)
@@ -164,7 +167,7 @@ def _initialise(model: MultiScaleNet, config: TrainConfig, log) -> None:
 
         initialize_from_imagenet(model.trunk)
         log("trunk initialised from torchvision's ImageNet VGG-16 (converted as DeepLab did)")
-    if config.init_from:
+    if config.init_from and not config.train_head_only:  # a frozen share-net was loaded when it was built
         state, _ = load_checkpoint(config.init_from)
         own = model.state_dict()
         matching = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
@@ -173,18 +176,59 @@ def _initialise(model: MultiScaleNet, config: TrainConfig, log) -> None:
         log(f"initialised {len(matching)} tensors from {config.init_from}" + (f"; fresh: {skipped}" if skipped else ""))
 
 
-def _metadata(config: TrainConfig, model: MultiScaleNet, classes, palette, extra_training: dict, metrics: dict) -> CheckpointMetadata:
+def _metadata(
+    config: TrainConfig, model: MultiScaleNet, classes, palette, extra_training: dict, metrics: dict, share_net: CheckpointMetadata | None = None
+) -> CheckpointMetadata:
+    name = f"{config.dataset} {config.trunk} x{config.width:g} {config.head} head, {config.merge}"
+    if share_net is not None:  # the network is the init checkpoint's; say where it came from
+        name = f"{model.config.trunk.name} + {config.head} attention head trained on {config.dataset}"
+        extra_training = {"share_net_from": config.init_from, **_share_net_origin(share_net), **extra_training}
     return CheckpointMetadata(
         model=model.config,
         classes=classes,
         palette=palette,
-        mean=IMAGENET_MEAN,
-        std=IMAGENET_STD,
+        mean=share_net.mean if share_net is not None else IMAGENET_MEAN,
+        std=share_net.std if share_net is not None else IMAGENET_STD,
         scale_range=config.scale_range(),
-        name=f"{config.dataset} {config.trunk} x{config.width:g} {config.head} head, {config.merge}",
+        name=name,
         training={"config": config.to_dict(), **extra_training},
         metrics=metrics,
     )
+
+
+def _share_net_origin(share_net: CheckpointMetadata) -> dict:
+    """What an imported network's metadata says about its source, carried into the trained checkpoint."""
+    keys = ("imported_from", "photo_model", "dataset", "source", "output_stride")
+    return {key: share_net.training[key] for key in keys if key in (share_net.training or {})}
+
+
+def _frozen_share_net_model(config: TrainConfig, classes) -> tuple[MultiScaleNet, CheckpointMetadata]:
+    """``init_from``'s network (trunk and score head, frozen) with a fresh attention head of ``config``'s kind."""
+    state, share_net = load_checkpoint(config.init_from)
+    if share_net.model.trunk.name != config.trunk:
+        raise ValueError(
+            f"--init-from {config.init_from} holds a {share_net.model.trunk.name} network; set --trunk {share_net.model.trunk.name}"
+        )
+    if len(share_net.classes) != len(classes):
+        raise ValueError(
+            f"--init-from {config.init_from} predicts {len(share_net.classes)} classes, the dataset {config.dataset} has "
+            f"{len(classes)}; a frozen score head cannot change its classes"
+        )
+    model_config = replace(
+        share_net.model,
+        head=HeadConfig(kind=config.head, hidden_channels=config.head_hidden_channels, dropout=config.dropout),
+        scales=config.scales,
+        merge="attention",
+    )
+    model = build_model(model_config)
+    shared = {key: value for key, value in state.items() if not key.startswith("attention_head.")}
+    missing, unexpected = model.load_state_dict(shared, strict=False)
+    not_loaded = [key for key in missing if not key.startswith("attention_head.")]
+    if not_loaded or unexpected:
+        raise CheckpointError(
+            f"--init-from {config.init_from}: its weights do not fit its own network ({(not_loaded or unexpected)[:3]})"
+        )
+    return model.freeze_share_net(), share_net
 
 
 def machine_description() -> str:
@@ -208,7 +252,11 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
 
     train_pairs, val_pairs, classes, palette = build_datasets(config)
     torch.manual_seed(config.seed)
-    model = build_model(config.model_config(len(classes)))
+    share_net = None
+    if config.train_head_only:
+        model, share_net = _frozen_share_net_model(config, classes)
+    else:
+        model = build_model(config.model_config(len(classes)))
     optimizer = _build_optimizer(model, config)
     start_step, history, elapsed_before, best_miou = 0, [], 0.0, None
 
@@ -237,7 +285,7 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
         # On the CPU the oneDNN convolutions run faster on channels-last tensors.
         model.to(memory_format=torch.channels_last)
     net: nn.Module = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) if world_size > 1 else model
-    mean, std = IMAGENET_MEAN, IMAGENET_STD
+    mean, std = (share_net.mean, share_net.std) if share_net is not None else (IMAGENET_MEAN, IMAGENET_STD)
     batches = StepBatches(train_pairs, config, mean, std, rank, world_size)
     loader = torch.utils.data.DataLoader(
         batches,
@@ -285,7 +333,7 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
         # Said once the stop handler is in place: from here on, Ctrl-C or SIGTERM saves the state.
         say(
             f"training {model.config.trunk.name} x{model.config.trunk.width:g} ({sum(p.numel() for p in model.parameters()):,} parameters), "
-            f"{config.head} head, merge {config.merge}, E-Supv {'on' if config.extra_supervision else 'off'}, "
+            f"{config.head} head{' only (share-net frozen)' if config.train_head_only else ''}, merge {config.merge}, E-Supv {'on' if config.extra_supervision else 'off'}, "
             f"{world_size} process(es) on {device}{' with bf16 autocast' if use_amp else ''}, batch {config.batch_size} x {config.crop_size}px"
         )
         bar = progress_bar(config.iterations, "train", initial=start_step, unit="step", enabled=is_main and progress)
@@ -334,10 +382,10 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
                     note(f"step {done}: validation mIoU {miou:.4f} on {len(val_pairs)} images ({tqdm.format_interval(elapsed)})")
                     metrics = {"val_miou": miou, "val_images": len(val_pairs), "step": done}
                     extra = {"steps": done, "wall_time_s": round(elapsed, 1), "machine": machine_description(), "processes": world_size}
-                    save_checkpoint(out_dir / "model.pt", model, _metadata(config, model, classes, palette, extra, metrics))
+                    save_checkpoint(out_dir / "model.pt", model, _metadata(config, model, classes, palette, extra, metrics, share_net))
                     if best_miou is None or miou > best_miou:
                         best_miou = miou
-                        save_checkpoint(out_dir / "best.pt", model, _metadata(config, model, classes, palette, extra, metrics))
+                        save_checkpoint(out_dir / "best.pt", model, _metadata(config, model, classes, palette, extra, metrics, share_net))
                     _set_training_mode(model, config.freeze_norm_statistics)  # validation left it in eval mode
                 if world_size > 1:
                     dist.barrier()
