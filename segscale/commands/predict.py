@@ -23,12 +23,17 @@ from pathlib import Path
 from ..config import MERGE_MODES
 from .. import visualize as viz
 from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
+from ..batch.inputs import is_batch_input
+from .predict_folder import add_arguments as add_folder_arguments, run as run_folder_job
 
 DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    parser.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE",
+        help="image files (PNG, JPEG, WebP, BMP, TIFF, GIF), or one folder, quoted glob or list file (.txt) of them",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the maps and figures")
     parser.add_argument(
         "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"a segscale .pt checkpoint (default: {DEFAULT_CHECKPOINT})"
@@ -45,11 +50,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--max-side", type=int, default=DEFAULT_MAX_SIDE, help=f"scale longer sides down to this (default: {DEFAULT_MAX_SIDE})")
     parser.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
+    add_folder_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..predictor import Predictor
 
+    if any(is_batch_input(path) for path in args.images):  # a folder job: segscale/commands/predict_folder.py
+        if len(args.images) > 1:
+            raise ValueError("give one folder, glob pattern or list file, or any number of image files, not both")
+        return run_folder_job(args)
     if args.max_side < 16:
         raise ValueError(f"--max-side must be at least 16, got {args.max_side}")
     stems = [viz.safe_file_stem(path.name) for path in args.images]
