@@ -21,6 +21,7 @@ from segscale.checkpoint import model_from_checkpoint
 def float32_only(monkeypatch):
     """Predict in float32 even on CPUs where bf16 pays: the autocast check would run every first image three times."""
     monkeypatch.setattr("segscale.inference.bf16_pays_off", lambda device: False)
+    monkeypatch.setattr("segscale.inference.bf16_worth_probing", lambda device: False)
 
 
 def run_command(name: str, argv: list[str]) -> int:
