@@ -179,3 +179,14 @@ def test_two_gloo_processes_write_each_output_once_as_one_process_does(make_chec
     assert len(done) == len(set(done)) == 10, "an image was predicted by both ranks, or by none"
     assert {row["rank"] for row in summary["rows"]} == {0, 1}
     assert _labels_files(tmp_path / "two") == _labels_files(tmp_path / "one")
+
+
+def test_resuming_with_other_settings_is_refused(make_checkpoint, tmp_path, capsys):
+    checkpoint = make_checkpoint()
+    _write_images(tmp_path / "in", 2)
+    args = ["predict", str(tmp_path / "in"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--workers", "0"]
+    assert main([*args, "--scales", "1", "0.5"]) == 0
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--scales", "1", "0.75"])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "holds outputs made with other settings (scales: [1.0, 0.5])" in error

@@ -221,5 +221,37 @@ def summary(rows: list[dict], settings: BatchSettings, predictor, context: distr
     }
 
 
+JOB_NAME = ".segscale-job.json"  # what a folder's outputs were made with, checked before resuming into it
+
+
+def job_record(settings: BatchSettings, predictor) -> dict:
+    """The settings that change the outputs: a resumed job must use the same ones."""
+    return {
+        "checkpoint": predictor.metadata.name,
+        "classes": list(predictor.metadata.classes),
+        "scales": list(settings.scales),
+        "merge": settings.merge,
+        "max_side": settings.max_side,
+        "tiles": None if settings.tile is None else [settings.tile, settings.tile_overlap],
+    }
+
+
+def check_resumable(out: Path, record: dict) -> None:
+    """Raise ValueError when ``out`` holds outputs of a job with other settings (resuming would mix them)."""
+    path = out / JOB_NAME
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # unreadable record: the new one replaces it
+    changed = [key for key in record if previous.get(key) != record[key]]
+    if changed:
+        raise ValueError(
+            f"--out {out} holds outputs made with other settings ({', '.join(f'{k}: {previous.get(k)}' for k in changed)}); "
+            "choose a new --out folder, or delete it to start again"
+        )
+
+
 def write_summary(path: Path, data: dict) -> None:
     write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())

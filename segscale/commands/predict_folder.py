@@ -47,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
 
     from .. import distributed
     from ..batch.inputs import enumerate_inputs
-    from ..batch.runner import DEFAULT_OUTPUTS, SUMMARY_NAME, BatchSettings, run_folder, summary, write_summary
+    from ..batch.runner import (
+        DEFAULT_OUTPUTS, JOB_NAME, SUMMARY_NAME, BatchSettings, check_resumable, job_record, run_folder, summary, write_summary,
+    )  # fmt: skip
     from ..inference import FastPathOptions
     from ..predictor import Predictor
 
@@ -81,7 +83,11 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(items)} images, {context.world_size} process(es) on {predictor.device_name}",
                 file=sys.stderr,
             )
-        args.out.mkdir(parents=True, exist_ok=True)
+        record = job_record(settings, predictor)
+        check_resumable(args.out, record)
+        distributed.barrier()  # every rank has checked before rank 0 writes the new record
+        if context.is_main:
+            write_summary(args.out / JOB_NAME, record)
         share = len(distributed.shard(items, context.rank, context.world_size))
         with tqdm(total=share, unit="img", desc=f"rank 0 of {context.world_size}" if context.is_distributed else "predict",
                   disable=not context.is_main, file=sys.stderr, dynamic_ncols=True) as progress:  # fmt: skip
