@@ -187,8 +187,14 @@ def _predict_batch(predictor, batch: list[DecodedImage], out: Path, settings: Ba
     return rows
 
 
-def summary(rows: list[dict], settings: BatchSettings, predictor, context: distributed.DistributedContext, seconds: float) -> dict:
-    """The job's summary: counts, unreadable files with reasons, per-image rows and the settings."""
+def summary(
+    rows: list[dict], settings: BatchSettings, predictor, context: distributed.DistributedContext, seconds: float, precisions=None
+) -> dict:
+    """The job's summary: counts, unreadable files with reasons, per-image rows and the settings.
+
+    ``precisions``: each rank's ``Predictor.precision`` in rank order (each process decides its own).
+    """
+    precisions = list(precisions or [predictor.precision])
     rows = sorted(rows, key=lambda row: row["input"])
     counts = {status: sum(row["status"] == status for row in rows) for status in ("done", "skipped", "unreadable")}
     return {
@@ -213,7 +219,7 @@ def summary(rows: list[dict], settings: BatchSettings, predictor, context: distr
             "tiles": None if settings.tile is None else {"tile": settings.tile, "overlap": settings.tile_overlap},
             "workers_per_process": settings.workers,
             "device": predictor.device_name,
-            "precision": predictor.precision,
+            "precision": precisions[0] if len(set(precisions)) == 1 else precisions,
             "torch": torch.__version__,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         },

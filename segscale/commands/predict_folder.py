@@ -94,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
             result = run_folder(predictor, items, args.out, settings, context, progress)
         rows = distributed.gather_rows(result.rows)
         seconds = max(distributed.gather_rows([result.seconds]))
+        precisions = distributed.gather_rows([predictor.precision])
         if context.is_main:
-            report = summary(rows, settings, predictor, context, seconds)
+            report = summary(rows, settings, predictor, context, seconds, precisions)
             write_summary(args.out / SUMMARY_NAME, report)
             _print_report(report, args.out / SUMMARY_NAME)
         distributed.barrier()
