@@ -1,30 +1,40 @@
 #!/usr/bin/env bash
-# Throughput of `python -m segscale predict FOLDER` over ScaleShapes images, with 1 process and
-# with 2 under torchrun (gloo on the CPU), on the demo checkpoint. Usage:
-#   bash scripts/measure_folder_throughput.sh [COUNT] [WORKDIR]
-# Writes WORKDIR/one/summary.json and WORKDIR/two/summary.json; prints images/s of each
-# (prediction loop, from the summary) and the whole command's wall time (model load included).
+# Throughput of `python -m segscale predict FOLDER` over ScaleShapes images on the demo checkpoint:
+# 1 process (torch's default threads), 1 process with one thread, and 2 processes under torchrun
+# (gloo on the CPU, one thread each, as torchrun sets). Usage:
+#   bash scripts/measure_folder_throughput.sh [COUNT] [WORKDIR] [PRECISION]
+# PRECISION (float32, bf16, auto; default bf16) is fixed for every run, so that the runs differ
+# only in processes and threads (with auto each process decides on its own first image).
+# Prints images/s of each run's prediction loop (from its summary.json) and the whole command's
+# wall time (start-up and model load included).
 set -euo pipefail
 count=${1:-200}
 work=${2:-/tmp/segscale-throughput}
+precision=${3:-bf16}
 rm -rf "$work" && mkdir -p "$work"
-python -m segscale shapes --split val --count "$count" --out "$work/shapes" > /dev/null
+python -m segscale shapes --split val --count "$count" --out "$work/shapes" > /dev/null 2>&1
 images="$work/shapes/JPEGImages"
-echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-start=$(date +%s.%N)
-python -m segscale predict "$images" --out "$work/one" --workers 1 2> "$work/one.log"
-one_wall=$(echo "$(date +%s.%N) - $start" | bc)
-start=$(date +%s.%N)
-torchrun --standalone --nproc_per_node 2 -m segscale predict "$images" --out "$work/two" --workers 1 2> "$work/two.log"
-two_wall=$(echo "$(date +%s.%N) - $start" | bc)
-echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-for run in one two; do
-  python - "$work/$run/summary.json" <<'PY'
+options=(--workers 1 --precision "$precision")
+run() {  # name, command...
+  local name=$1; shift
+  local start; start=$(date +%s.%N)
+  "$@" "$images" --out "$work/$name" "${options[@]}" 2> "$work/$name.log" > /dev/null
+  python - "$work/$name/summary.json" "$name" "$(echo "$(date +%s.%N) - $start" | bc)" "$(cut -d' ' -f1-3 /proc/loadavg)" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[1]))
-print(f"{s['processes']} process(es): {s['done']} images in {s['seconds']:.1f} s of prediction = {s['images_per_second']:.2f} images/s; {s['settings']['precision']}, {s['settings']['device']}")
+print(f"{sys.argv[2]}: {s['processes']} process(es), {s['settings']['device']}, {s['settings']['precision']}: "
+      f"{s['done']} images in {s['seconds']:.1f} s = {s['images_per_second']:.2f} images/s; "
+      f"command {float(sys.argv[3]):.1f} s; load average after {sys.argv[4]}")
 PY
-done
-echo "wall time of the whole command: 1 process ${one_wall} s, 2 processes ${two_wall} s"
-cmp -s <(cd "$work/one" && find . -name '*_labels.png' | sort | xargs md5sum) <(cd "$work/two" && find . -name '*_labels.png' | sort | xargs md5sum) \
-  && echo "labels identical between the two runs" || echo "labels differ between the two runs (bf16 decided per process?)"
+}
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+run one python -m segscale predict
+OMP_NUM_THREADS=1 run one-thread python -m segscale predict
+run two torchrun --standalone --nproc_per_node 2 -m segscale predict
+labels() { (cd "$1" && find . -name '*_labels.png' | sort | xargs md5sum); }
+# Same threads per process, so the same arithmetic: the labels must be byte-for-byte equal.
+if diff <(labels "$work/one-thread") <(labels "$work/two") > /dev/null; then
+  echo "labels identical between the 1-process (one thread) and 2-process runs"
+else
+  echo "labels differ between the 1-process (one thread) and 2-process runs"
+fi
