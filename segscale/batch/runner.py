@@ -110,11 +110,16 @@ def output_files(prediction, metadata, kinds, title: str) -> dict[str, bytes]:
     if "maps" in kinds:
         files["maps"] = viz.prediction_npz(prediction, metadata.classes, metadata.palette)
     if "figure" in kinds:
-        class_index = viz.default_class(prediction.labels, len(metadata.classes))
-        view = viz.build_view(prediction, metadata.classes, metadata.palette, class_index, "probability")
-        heading = f"{title} · {metadata.name} · {prediction.merge} over {viz.format_scale_set(prediction.scales)}"
-        files["figure"] = viz.figure_png(viz.side_by_side_figure(view, prediction, metadata.classes, title=heading))
+        files["figure"] = _figure_png(prediction, metadata, title)
     return files
+
+
+def _figure_png(prediction, metadata, title: str) -> bytes:
+    """The single-image command's side-by-side figure (the one place naming the figure functions)."""
+    class_index = viz.default_class(prediction.labels, len(metadata.classes))
+    view = viz.build_view(prediction, metadata.classes, metadata.palette, class_index, "probability")
+    heading = f"{title} · {metadata.name} · {prediction.merge} over {viz.format_scale_set(prediction.scales)}"
+    return viz.figure_png(viz.side_by_side_figure(view, prediction, metadata.classes, title=heading))
 
 
 def expected_kinds(kinds, merge: str) -> tuple[str, ...]:

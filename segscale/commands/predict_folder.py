@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--workers", type=int, default=2, help="decoding processes per rank; 0 decodes in-process (default: 2)")
     group.add_argument(
         "--tile", type=int, metavar="PX",
-        help="sliding-window inference with PX x PX tiles (a multiple of 64) for images too large for memory at the scales",
+        help="sliding-window inference with PX x PX tiles (a multiple of 64) for images too large for memory at the scales (default: none, whole images)",
     )  # fmt: skip
     group.add_argument("--tile-overlap", type=int, default=128, metavar="PX", help="overlap of neighbouring tiles (default: 128)")
     group.add_argument(
@@ -121,9 +121,7 @@ def _rank_device(device: str | None, context) -> str | None:
 
 
 def _format_scales(scales) -> str:
-    from ..visualize import format_scale_set
-
-    return format_scale_set(scales)
+    return "{" + ", ".join(f"{scale:g}" for scale in scales) + "}"
 
 
 def _print_report(report: dict, path: Path) -> None:
