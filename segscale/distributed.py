@@ -7,7 +7,8 @@ share these few primitives rather than each reading the environment on its own:
   starts the process group: gloo on the CPU, NCCL with this process's local GPU on CUDA;
   a plain ``python`` run is rank 0 of 1 and starts nothing.
 * :func:`shard` gives each rank its part of a sorted list: no overlap, no gap.
-* :func:`all_reduce_sum` adds a tensor (a confusion matrix, per-size counts) over ranks.
+* :func:`all_reduce_sum` adds a tensor (a confusion matrix, per-size counts) over ranks;
+  :func:`all_reduce_attributes` does it for an accumulator's numpy arrays, in place.
 * :func:`gather_rows` collects picklable rows (per-object records, per-image results) from
   every rank, in rank order.
 
@@ -91,6 +92,25 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     reduced = tensor.detach().to(backend_device, copy=True)
     dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
     return reduced.to(tensor.device)
+
+
+def all_reduce_attributes(accumulator, names: Sequence[str]) -> None:
+    """Sum the numpy-array attributes ``names`` of ``accumulator`` over all ranks, in place.
+
+    For the scoring passes' accumulators, which keep their sums as numpy arrays:
+    ``ConfusionMatrix`` ("counts"), ``SizeBinnedIoU`` ("true_positive", "false_negative",
+    "false_positive", "objects"), ``AttentionBySize`` ("sums", "counts", "class_sums",
+    "class_counts", "dominant_pixels"). Integer counts add exactly; float sums up to the order
+    of addition. A no-op with one process.
+    """
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    import numpy as np
+
+    for name in names:
+        value = getattr(accumulator, name)
+        reduced = all_reduce_sum(torch.from_numpy(np.ascontiguousarray(value)))
+        setattr(accumulator, name, reduced.numpy().astype(value.dtype, copy=False))
 
 
 def gather_rows(rows: list) -> list:

@@ -10,6 +10,7 @@ import torch
 import torch.multiprocessing as mp
 
 from segscale import distributed
+from segscale.metrics import ConfusionMatrix
 
 
 @pytest.mark.parametrize("count", [0, 1, 7, 10, 1449])
@@ -53,7 +54,11 @@ def _worker(rank: int, world_size: int, port: int, results) -> None:
         matrix = sum((_confusion(labels, predicted) for _, labels, predicted in mine), torch.zeros(3, 3, dtype=torch.long))
         total = distributed.all_reduce_sum(matrix)
         rows = distributed.gather_rows([{"image": index, "rank": context.rank} for index, _, _ in mine])
-        results[rank] = (total.tolist(), rows)
+        confusion = ConfusionMatrix(3)
+        for _, labels, predicted in mine:
+            confusion.update(labels.numpy(), predicted.numpy())
+        distributed.all_reduce_attributes(confusion, ("counts",))
+        results[rank] = (total.tolist(), rows, confusion.counts.tolist(), str(confusion.counts.dtype))
     finally:
         distributed.shutdown()
 
@@ -66,7 +71,8 @@ def test_two_gloo_processes_sum_and_gather_what_one_process_computes():
     mp.spawn(_worker, args=(2, port, results), nprocs=2, join=True)
     expected = sum((_confusion(labels, predicted) for _, labels, predicted in _images()), torch.zeros(3, 3, dtype=torch.long))
     for rank in (0, 1):
-        total, rows = results[rank]
+        total, rows, counts, dtype = results[rank]
         assert total == expected.tolist()
+        assert counts == expected.tolist() and dtype == "int64"  # the evaluation's own accumulator, summed in place
         assert sorted(row["image"] for row in rows) == list(range(7))
         assert [row["rank"] for row in rows] == [0, 0, 0, 0, 1, 1, 1]  # rank order: rank 0's rows first
