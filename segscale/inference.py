@@ -15,9 +15,10 @@ on its own in docs/PERFORMANCE.md:
 * channels_last (NHWC) weights and inputs, which the oneDNN and cuDNN kernels prefer; the
   uint8 (H, W, 3) image already is NHWC, so normalising it in place of a permute costs nothing;
 * bf16 autocast for the trunk and heads, with Eq. 1-2 still in float32 (the model does
-  that): on CUDA, and on CPUs with AMX bf16 tiles, where it measured faster; in both cases
-  kept only when its labels agree with float32 on at least 99.5% of the first image's
-  pixels; once kept, the convolution weights are stored in bf16 rather than cast per call;
+  that): tried on CUDA and on CPUs with native bf16 (AMX or AVX512-BF16), and decided on the
+  first image by measurement on the machine itself: kept only when it ran faster than float32
+  there and its labels agree with float32 on at least 99.5% of the image's pixels; once kept,
+  the convolution weights are stored in bf16 rather than cast per call;
 * optional ``torch.compile`` and, on CUDA, optional CUDA graphs per fixed input shape; each
   falls back to eager execution, with a warning, when it is unavailable or fails.
 
@@ -31,6 +32,7 @@ import contextlib
 import copy
 import dataclasses
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -45,6 +47,8 @@ from .modeling.multiscale import MultiScaleOutput
 # bf16 labels must agree with float32 on at least this share of pixels for autocast to be kept.
 AUTOCAST_MIN_AGREEMENT = 0.995
 AUTOCAST_CHOICES = ("auto", "bf16", "off")
+# ... and run at most this share of float32's time on the first image (the timing probe), or it is not worth it.
+AUTOCAST_MAX_TIME_RATIO = 0.9
 
 
 @dataclass(frozen=True)
@@ -53,8 +57,9 @@ class FastPathOptions:
 
     channels_last: NHWC weights and activations.
     fold_batchnorm: fold eval-mode batch norm into the convolution before it.
-    autocast: "auto" (bf16 where it pays: CUDA, and CPUs with AMX; kept only if the first
-        image's labels agree with float32), "bf16" (always, unchecked) or "off" (float32).
+    autocast: "auto" (bf16 where the first image runs faster with it and its labels agree
+        with float32; tried on CUDA and CPUs with AMX or AVX512-BF16), "bf16" (always,
+        unchecked) or "off" (float32).
     compile: ``torch.compile`` the model (one compilation per input shape; minutes on a CPU).
     cuda_graphs: on CUDA, capture one CUDA graph per input shape, scale set and merge and
         replay it (removes the per-kernel launch cost at small batches). Ignored elsewhere.
@@ -130,6 +135,22 @@ def bf16_pays_off(device: torch.device) -> bool:
     return False
 
 
+def bf16_worth_probing(device: torch.device) -> bool:
+    """Whether "auto" tries bf16 at all: CUDA with bf16, or a CPU with native bf16 (AMX or AVX512-BF16).
+
+    Where it is tried, the first image decides (:meth:`FastMultiScale._decide_autocast`): timed
+    both ways on this machine, kept only if faster and its labels agree. Elsewhere bf16 is
+    emulated and slower, so it is not even tried.
+    """
+    if device.type == "cpu":
+        native = getattr(getattr(torch, "cpu", None), "_is_avx512_bf16_supported", None)
+        try:
+            return cpu_has_amx() or bool(native and native())
+        except Exception:  # a private probe; any failure means "don't know", so no
+            return False
+    return bf16_pays_off(device)
+
+
 def labels_from_fused(fused: Tensor, size: tuple[int, int]) -> Tensor:
     """(B, C, h, w) fused scores -> (B, *size) int64 labels: one bilinear upsample, then the argmax.
 
@@ -180,9 +201,10 @@ class FastMultiScale:
         self.use_autocast: bool | None = {
             "off": False,
             "bf16": True,
-            "auto": None if bf16_pays_off(self.device) else False,
+            "auto": None if bf16_worth_probing(self.device) else False,
         }[options.autocast]
         self.autocast_agreement: float | None = None
+        self.autocast_seconds: tuple[float, float] | None = None  # (float32, bf16) on the first image
         self._forward = self.model
         if options.compile:
             compiled = _compiled_or_none(self.model)
@@ -280,12 +302,19 @@ class FastMultiScale:
             return self.model(images, scales=scales, merge=merge)
 
     def _decide_autocast(self, images: Tensor, scales, merge: str) -> bool:
-        """Run the first image in float32 and in bf16; keep bf16 only if the labels agree."""
+        """Run the first image in float32 and in bf16, twice each (the first call of each warms up)
+        and timed the second time; keep bf16 only if its labels agree and it is faster by the
+        measure (AUTOCAST_MAX_TIME_RATIO) on this machine."""
         size = tuple(images.shape[-2:])
-        reference = labels_from_fused(self.forward(images, scales, merge, autocast=False).fused, size)
-        candidate = labels_from_fused(self.forward(images, scales, merge, autocast=True).fused, size)
-        self.autocast_agreement = (reference == candidate).float().mean().item()
-        return self.autocast_agreement >= AUTOCAST_MIN_AGREEMENT
+        labels, seconds = {}, {}
+        for autocast in (False, True, False, True):
+            started = time.perf_counter()
+            labels[autocast] = labels_from_fused(self.forward(images, scales, merge, autocast=autocast).fused, size)
+            synchronize(self.device)
+            seconds[autocast] = time.perf_counter() - started
+        self.autocast_agreement = (labels[False] == labels[True]).float().mean().item()
+        self.autocast_seconds = (seconds[False], seconds[True])
+        return self.autocast_agreement >= AUTOCAST_MIN_AGREEMENT and seconds[True] <= AUTOCAST_MAX_TIME_RATIO * seconds[False]
 
     def _store_bf16_weights(self) -> None:
         """Cast convolution weights and biases to bf16 once (autocast would do it on every call)."""

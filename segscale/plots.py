@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
-from .formatting import format_percent, scale_label
+from .formatting import format_percent, format_scale_set, scale_label
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
 
 if TYPE_CHECKING:
@@ -343,6 +343,16 @@ def model_diagram_figure(scales: Sequence[float], head_kind: str | None = "share
 
 
 # ----------------------------------------------------------------------------- one prediction, side by side
+
+
+def prediction_figure_png(view: PredictionView, prediction, metadata, image_name: str) -> bytes:
+    """The side-by-side figure of one prediction as PNG, titled "image · model · merge over {scales}".
+
+    What the main view's download, ``segscale predict`` and folder jobs all write; saved whole
+    (not cropped tight), so the panels keep the layout :func:`side_by_side_figure` gives them.
+    """
+    title = f"{image_name} · {metadata.name} · {prediction.merge} over {format_scale_set(prediction.scales)}"
+    return figure_png(side_by_side_figure(view, prediction, metadata.classes, title=title), tight=False)
 
 
 def side_by_side_figure(view: PredictionView, prediction, classes, title: str = ""):

@@ -36,6 +36,7 @@ def _fresh_predictor(checkpoint, autocast: str) -> Predictor:
 def bf16_looks_worth_trying(monkeypatch):
     """As on CUDA or an AMX CPU: autocast="auto" stays undecided until the first image."""
     monkeypatch.setattr(inference, "bf16_pays_off", lambda device: True)
+    monkeypatch.setattr(inference, "bf16_worth_probing", lambda device: True)
     monkeypatch.setattr(inference, "cpu_has_amx", lambda: True)
 
 

@@ -17,12 +17,6 @@ from segscale.architecture import architecture_summary
 from segscale.checkpoint import model_from_checkpoint
 
 
-@pytest.fixture(autouse=True)
-def float32_only(monkeypatch):
-    """Predict in float32 even on CPUs where bf16 pays: the autocast check would run every first image three times."""
-    monkeypatch.setattr("segscale.inference.bf16_pays_off", lambda device: False)
-
-
 def run_command(name: str, argv: list[str]) -> int:
     """Run segscale.commands.<name> in-process, as cli.main would (works for commands not yet registered)."""
     module = importlib.import_module(f"segscale.commands.{name}")

@@ -58,6 +58,7 @@ def demo_checkpoint():
 
 
 @pytest.mark.slow
+@pytest.mark.real_autocast
 @pytest.mark.parametrize("which", ["demo checkpoint", "seeded random width-1/8 model"])
 def test_fast_path_labels_agree_with_float32_reference(which):
     """The Predictor's path (bf16 where the CPU has AMX, else float32) vs float32, pooled over ScaleShapes images."""

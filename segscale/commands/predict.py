@@ -25,12 +25,17 @@ from .. import visualize as viz
 from ..config import MERGE_MODES
 from ..formatting import format_scale_set
 from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
+from ..batch.inputs import is_batch_input
+from .predict_folder import add_arguments as add_folder_arguments, run as run_folder_job
 
 DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (PNG, JPEG, WebP, BMP, TIFF, GIF)")
+    parser.add_argument(
+        "images", nargs="+", type=Path, metavar="IMAGE",
+        help="image files (PNG, JPEG, WebP, BMP, TIFF, GIF), or one folder, quoted glob or list file (.txt) of them",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the maps and figures (required; created if missing)")
     parser.add_argument(
         "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="FILE",
@@ -54,11 +59,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"images with a longer side are scaled down to this many pixels first (default: {DEFAULT_MAX_SIDE})",
     )  # fmt: skip
     parser.add_argument("--device", help="where to run: cpu, cuda, cuda:1, mps (default: the best available)")
+    add_folder_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..predictor import Predictor
 
+    if any(is_batch_input(path) for path in args.images):  # a folder job: segscale/commands/predict_folder.py
+        if len(args.images) > 1:
+            raise ValueError("give one folder, glob pattern or list file, or any number of image files, not both")
+        return run_folder_job(args)
     if args.max_side < 16:
         raise ValueError(f"--max-side must be at least 16, got {args.max_side}")
     stems = [viz.safe_file_stem(path.name) for path in args.images]
@@ -105,8 +115,7 @@ def write_outputs(prediction, metadata, out: Path, stem: str, class_index: int |
         "attention": None if prediction.attention is None else viz.attention_png(prediction.attention, prediction.labels.shape),
         "maps": viz.prediction_npz(prediction, metadata.classes, metadata.palette),
     }
-    heading = f"{title} · {metadata.name} · {prediction.merge} over {format_scale_set(prediction.scales)}"
-    files["figure"] = plots.figure_png(plots.side_by_side_figure(view, prediction, metadata.classes, title=heading), tight=False)
+    files["figure"] = plots.prediction_figure_png(view, prediction, metadata, title)
     written = []
     for kind, data in files.items():
         if data is None:

@@ -43,6 +43,7 @@ from ..checkpoint import (
     save_checkpoint,
 )
 from ..config import HeadConfig
+from ..distributed import distributed_context
 from ..evaluation import evaluate_pairs
 from ..inference import bf16_pays_off
 from ..losses import extra_supervision_loss
@@ -116,12 +117,8 @@ def _set_training_mode(model: nn.Module, freeze_norm_statistics: bool) -> None:
 
 def _distributed_context():
     """(rank, world size, local rank), initialising the process group when started by torchrun."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if world_size == 1:
-        return 0, 1, 0
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return dist.get_rank(), world_size, int(os.environ.get("LOCAL_RANK", "0"))
+    context = distributed_context()
+    return context.rank, context.world_size, context.local_rank
 
 
 def _parameter_groups(model: MultiScaleNet, config: TrainConfig):

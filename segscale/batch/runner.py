@@ -1,0 +1,262 @@
+"""A folder job: predict every image of a folder, glob or list, resumably, on one process or several.
+
+Steps, each in one place:
+
+1. :func:`~segscale.batch.inputs.enumerate_inputs` lists the images, sorted; under ``torchrun``
+   each rank takes its :func:`~segscale.distributed.shard` of that list.
+2. Images whose outputs all exist are skipped (resume). Outputs are written to a temporary
+   name beside the final one and moved into place with ``os.replace``, so a file under its
+   final name is always complete, even after a kill.
+3. The rest are decoded in worker processes and grouped into same-size batches
+   (:mod:`segscale.batch.loading`); each batch is one ``Predictor.run_pixels`` call (or, with a
+   tile size, tiles through :func:`segscale.sliding_window.predict_tiled`).
+4. Every rank's per-image rows are gathered and rank 0 writes ``summary.json``: counts,
+   unreadable files with the reason, and the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import distributed, plots
+from .. import visualize as viz
+from ..inference import synchronize
+from .inputs import BatchItem
+from .loading import DecodedImage, decoding_loader, same_size_batches
+
+SUMMARY_NAME = "summary.json"
+PARTIAL_SUFFIX = ".partial"
+DEFAULT_OUTPUTS = ("labels",)
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """What a folder job was asked to do (recorded in the summary as given)."""
+
+    scales: tuple[float, ...]
+    merge: str
+    outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    batch_size: int = 4
+    workers: int = 2
+    max_side: int | None = None
+    tile: int | None = None
+    tile_overlap: int = 0
+
+
+@dataclass
+class BatchResult:
+    """Per-image rows of one rank: {"input", "status" (done, skipped, unreadable), "rank", "reason"?}."""
+
+    rows: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def is_complete(item: BatchItem, out: Path, kinds) -> bool:
+    """Whether every requested output of ``item`` exists (a file under its final name is always whole)."""
+    return all(path.is_file() for path in item.output_paths(out, kinds).values())
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + PARTIAL_SUFFIX)
+    try:
+        with open(partial, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except OSError as error:
+        raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
+
+
+def prediction_for(output, labels, index: int, decoded: DecodedImage, device_name: str, seconds: float):
+    """Image ``index`` of a batch's (MultiScaleOutput, labels) as a numpy :class:`~segscale.predictor.Prediction`."""
+    from ..predictor import Prediction, StageTimings
+
+    def numpy_of(value):
+        return None if value is None else value[index].float().cpu().numpy()
+
+    return Prediction(
+        scales=tuple(output.scales),
+        merge=output.merge,
+        image=decoded.rgb,
+        score_maps=numpy_of(output.score_maps),
+        attention_logits=numpy_of(output.attention_logits),
+        attention=numpy_of(output.attention),
+        fused=numpy_of(output.fused),
+        labels=labels[index].cpu().numpy(),
+        original_size=decoded.original_size,
+        device=device_name,
+        timings=StageTimings(0.0, seconds, 0.0),
+    )
+
+
+def output_files(prediction, metadata, kinds, title: str) -> dict[str, bytes]:
+    """kind -> file bytes, made by the same functions as the single-image command and the app's downloads."""
+    files: dict[str, bytes] = {}
+    if "labels" in kinds:
+        files["labels"] = viz.palette_png(prediction.labels, metadata.palette)
+    if "attention" in kinds and prediction.attention is not None:
+        files["attention"] = viz.attention_png(prediction.attention, prediction.labels.shape)
+    if "maps" in kinds:
+        files["maps"] = viz.prediction_npz(prediction, metadata.classes, metadata.palette)
+    if "figure" in kinds:
+        class_index = viz.default_class(prediction.labels, len(metadata.classes))
+        view = viz.build_view(prediction, metadata.classes, metadata.palette, class_index, "probability")
+        files["figure"] = plots.prediction_figure_png(view, prediction, metadata, title)
+    return files
+
+
+def expected_kinds(kinds, merge: str) -> tuple[str, ...]:
+    """The outputs a job writes: max pooling has no attention maps to write."""
+    return tuple(kind for kind in kinds if not (kind == "attention" and merge == "max"))
+
+
+def run_folder(predictor, items: list[BatchItem], out: Path, settings: BatchSettings, context: distributed.DistributedContext, progress=None) -> BatchResult:
+    """Predict this rank's share of ``items`` into ``out``; returns its rows (not gathered)."""
+    kinds = expected_kinds(settings.outputs, settings.merge)
+    mine = distributed.shard(items, context.rank, context.world_size)
+    result = BatchResult()
+    todo = []
+    for item in mine:
+        if is_complete(item, out, kinds):
+            result.rows.append({"input": item.relative, "status": "skipped", "rank": context.rank})
+        else:
+            todo.append(item)
+    if progress is not None:
+        progress.update(len(mine) - len(todo))
+    started = time.perf_counter()
+    if todo:
+        loader = decoding_loader(todo, settings.max_side, settings.workers)
+        for batch in same_size_batches(loader, settings.batch_size):
+            result.rows.extend(_predict_batch(predictor, batch, out, settings, kinds, context.rank))
+            if progress is not None:
+                progress.update(len(batch))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _predict_batch(predictor, batch: list[DecodedImage], out: Path, settings: BatchSettings, kinds, rank: int) -> list[dict]:
+    if batch[0].rgb is None:
+        return [{"input": batch[0].item.relative, "status": "unreadable", "rank": rank, "reason": batch[0].error}]
+    rows, runnable = [], []
+    for decoded in batch:
+        try:  # the pixel budget, on the size as read (tiles have their own, smaller, size)
+            if settings.tile is None:
+                predictor.check_request(settings.scales, settings.merge, image_size=decoded.original_size)
+            runnable.append(decoded)
+        except ValueError as error:
+            rows.append({"input": decoded.item.relative, "status": "unreadable", "rank": rank, "reason": str(error)})
+    if not runnable:
+        return rows
+    started = time.perf_counter()
+    if settings.tile is not None:
+        from ..sliding_window import predict_tiled
+
+        results = [
+            predict_tiled(predictor, decoded.rgb, settings.scales, settings.merge, settings.tile, settings.tile_overlap)
+            for decoded in runnable
+        ]
+        pairs = [(output, labels, 0) for output, labels in results]
+    else:
+        pixels = torch.from_numpy(np.stack([decoded.rgb for decoded in runnable]))  # (B, H, W, 3) uint8
+        output, labels = predictor.run_pixels(pixels, settings.scales, settings.merge)
+        pairs = [(output, labels, index) for index in range(len(runnable))]
+    synchronize(predictor.device)
+    seconds = (time.perf_counter() - started) / len(runnable)
+    for decoded, (output, labels, index) in zip(runnable, pairs):
+        prediction = prediction_for(output, labels, index, decoded, predictor.device_name, seconds)
+        paths = decoded.item.output_paths(out, kinds)
+        missing = [kind for kind in kinds if not paths[kind].is_file()]  # a killed run may have written some
+        for kind, data in output_files(prediction, predictor.metadata, missing, decoded.item.relative).items():
+            write_atomically(paths[kind], data)
+        row = {"input": decoded.item.relative, "status": "done", "rank": rank}
+        if decoded.notices:
+            row["notices"] = list(decoded.notices)
+        rows.append(row)
+    return rows
+
+
+def summary(
+    rows: list[dict], settings: BatchSettings, predictor, context: distributed.DistributedContext, seconds: float, precisions=None
+) -> dict:
+    """The job's summary: counts, unreadable files with reasons, per-image rows and the settings.
+
+    ``precisions``: each rank's ``Predictor.precision`` in rank order (each process decides its own).
+    """
+    precisions = list(precisions or [predictor.precision])
+    rows = sorted(rows, key=lambda row: row["input"])
+    counts = {status: sum(row["status"] == status for row in rows) for status in ("done", "skipped", "unreadable")}
+    return {
+        "images": len(rows),
+        "done": counts["done"],
+        "skipped_complete": counts["skipped"],
+        "unreadable": [{"input": row["input"], "reason": row["reason"]} for row in rows if row["status"] == "unreadable"],
+        "unreadable_count": counts["unreadable"],
+        "processes": context.world_size,
+        "seconds": round(seconds, 3),
+        "images_per_second": round(counts["done"] / seconds, 3) if seconds > 0 and counts["done"] else None,
+        "settings": {
+            "checkpoint": predictor.metadata.name,
+            "scales": list(settings.scales),
+            "merge": settings.merge,
+            "outputs": list(expected_kinds(settings.outputs, settings.merge)),
+            "batching": (
+                f"same-size batches of up to {settings.batch_size} images; images of different sizes run in "
+                "separate batches and nothing is resized to fit"
+            ),
+            "max_side": settings.max_side,
+            "tiles": None if settings.tile is None else {"tile": settings.tile, "overlap": settings.tile_overlap},
+            "workers_per_process": settings.workers,
+            "device": predictor.device_name,
+            "precision": precisions[0] if len(set(precisions)) == 1 else precisions,
+            "torch": torch.__version__,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        },
+        "rows": rows,
+    }
+
+
+JOB_NAME = ".segscale-job.json"  # what a folder's outputs were made with, checked before resuming into it
+
+
+def job_record(settings: BatchSettings, predictor) -> dict:
+    """The settings that change the outputs: a resumed job must use the same ones."""
+    return {
+        "checkpoint": predictor.metadata.name,
+        "classes": list(predictor.metadata.classes),
+        "scales": list(settings.scales),
+        "merge": settings.merge,
+        "max_side": settings.max_side,
+        "tiles": None if settings.tile is None else [settings.tile, settings.tile_overlap],
+    }
+
+
+def check_resumable(out: Path, record: dict) -> None:
+    """Raise ValueError when ``out`` holds outputs of a job with other settings (resuming would mix them)."""
+    path = out / JOB_NAME
+    if not path.is_file():
+        return
+    try:
+        previous = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return  # unreadable record: the new one replaces it
+    changed = [key for key in record if previous.get(key) != record[key]]
+    if changed:
+        raise ValueError(
+            f"--out {out} holds outputs made with other settings ({', '.join(f'{k}: {previous.get(k)}' for k in changed)}); "
+            "choose a new --out folder, or delete it to start again"
+        )
+
+
+def write_summary(path: Path, data: dict) -> None:
+    write_atomically(path, (json.dumps(data, indent=2) + "\n").encode())
