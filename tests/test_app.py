@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from segscale import visualize as viz
+from segscale.data.scaleshapes import generate_sample
 from tests.conftest import (
+    TINY_CLASSES,
     assert_every_map,
     captions,
     errors,
@@ -109,6 +112,48 @@ def test_the_class_selector_and_raw_scores_change_the_score_maps(checkpoint_dir)
     at.radio(key="score_kind").set_value("score").run()
     assert not at.exception
     assert any("background score" in c for c in captions(at))
+
+
+def shown_class(at) -> tuple[int, set[str]]:
+    """The class box's value, and the class names the score-map row's title and captions use."""
+    names = {m.value.split("**")[1].removeprefix("Score maps fˢ: ") for m in at.markdown if m.value.startswith("**Score maps fˢ: ")}
+    names.discard("labels")  # the row of argmax labels, not of one class
+    names |= {c.split(" · ")[1].removesuffix(" probability") for c in captions(at) if c.endswith(" probability")}
+    return at.selectbox(key="score_class").value, names
+
+
+def check_class_follows_the_image(at, defaults: list) -> None:
+    """The box names the new image's default class, and the maps are drawn and titled for it."""
+    assert not at.exception and not at.error
+    value, names = shown_class(at)
+    default = viz.default_class(last_prediction(at).labels, len(TINY_CLASSES))
+    assert value == default and names == {TINY_CLASSES[default]}, (value, names, default)
+    defaults.append(default)
+
+
+def test_each_new_image_sets_the_class_box_and_the_maps_to_its_default_class(checkpoint_dir):
+    # With the tiny model (seed 0), gallery val #0 and #3 have different defaults (disc, bar):
+    # before the fix the box kept the first image's class on the server, and the second
+    # image's maps and title followed it while the browser showed the new default.
+    at = open_page()
+    defaults: list = []
+    check_class_follows_the_image(at, defaults)
+    for index in (3, 0):
+        at.selectbox(key="gallery_index").set_value(index).run()
+        check_class_follows_the_image(at, defaults)
+    for index in (3, 0):
+        upload(at, f"val{index}.png", png(generate_sample("val", index).image))
+        check_class_follows_the_image(at, defaults)
+    assert defaults == [1, 2, 1, 2, 1], defaults  # the two images really differ, so every step was a change
+
+
+def test_a_chosen_class_stays_while_the_image_stays(checkpoint_dir):
+    at = open_page()
+    at.selectbox(key="score_class").set_value(0).run()
+    at.radio(key="scale_preset").set_value((1.0, 0.5)).run()
+    assert shown_class(at) == (0, {"background"})
+    at.selectbox(key="gallery_index").set_value(3).run()  # a new image: its own default again
+    assert shown_class(at) == (2, {"bar"})
 
 
 def test_display_sliders_do_not_run_the_model_again(checkpoint_dir):

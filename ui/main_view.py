@@ -28,16 +28,25 @@ def build_view(model_key: str, pixels_key: str, scales: tuple[float, ...], merge
     return viz.build_view(_prediction, _metadata.classes, _metadata.palette, class_index, score_kind)
 
 
-def class_controls(metadata: CheckpointMetadata, labels: np.ndarray, key_prefix: str = "") -> tuple[int, str]:
-    """Selectors for the class whose score map is shown and how (probability or raw score)."""
-    default = viz.default_class(labels, len(metadata.classes))
+def class_controls(metadata: CheckpointMetadata, labels: np.ndarray, image_identity: str, key_prefix: str = "") -> tuple[int, str]:
+    """Selectors for the class whose score map is shown and how (probability or raw score).
+
+    ``image_identity`` names the image and model the labels come from (their cache keys). A new
+    one sets the class box to that image's default class before the box is drawn. Passing the
+    default as the box's ``index`` is not enough: once the key is in the session state, Streamlit
+    keeps the old value on the server (the maps follow it) while the browser shows the new
+    ``index``, so box and maps named different classes after every new image.
+    """
+    class_key, owner_key = f"{key_prefix}score_class", f"{key_prefix}score_class_of"
+    if st.session_state.get(owner_key) != image_identity or class_key not in st.session_state:
+        st.session_state[class_key] = viz.default_class(labels, len(metadata.classes))
+        st.session_state[owner_key] = image_identity
     class_index = st.selectbox(
         "Class shown in the score maps",
         list(range(len(metadata.classes))),
-        index=default,
-        key=f"{key_prefix}score_class",
+        key=class_key,
         format_func=lambda k: metadata.classes[k],
-        help="Its score at every scale is drawn as a heat map; the default is the most frequent predicted object class.",
+        help="Its score at every scale is drawn as a heat map; a new image starts on its most frequent predicted object class.",
     )
     score_kind = st.radio(
         "Show the class as",
