@@ -160,7 +160,19 @@ def test_display_sliders_do_not_run_the_model_again(checkpoint_dir):
     at = open_page()
     at.slider(key="overlay_alpha").set_value(0.9).run()
     assert not at.exception
-    assert "Fused labels on the input, opacity 0.90" in captions(at)
+    assert "Fused labels on the input, opacity 0.90, background clear" in captions(at)
+    assert "prediction cached" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_the_overlay_leaves_the_background_clear_unless_asked(checkpoint_dir):
+    at = open_page()
+    at.slider(key="overlay_alpha").set_value(1.0).run()
+    clear = image_url(at, "Fused labels on the input")
+    at.toggle(key="overlay_background").set_value(True).run()
+    assert not at.exception
+    assert "Fused labels on the input, opacity 1.00" in captions(at)
+    # The tiny model labels most pixels background: painting them (black, at opacity 1) changes the picture.
+    assert image_url(at, "Fused labels on the input") != clear
     assert "prediction cached" in " ".join(c.value for c in at.sidebar.caption)
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 from segscale import Predictor, plots
 from segscale import visualize as viz
 from segscale.metrics import attention_entropy
+from segscale.palette import colorize_labels
 from segscale.modeling.geometry import scaled_size
 from segscale.palette import ENTROPY_CMAP
 
@@ -72,6 +73,16 @@ def test_overlay_blends_by_alpha():
         viz.overlay(image, colours, 1.5)
 
 
+def test_overlay_leaves_clear_pixels_unpainted():
+    image = np.full((2, 3, 3), 50, np.uint8)
+    colours = np.full((2, 3, 3), 250, np.uint8)
+    clear = np.array([[True, False, False], [False, False, True]])
+    blended = viz.overlay(image, colours, 0.5, clear=clear)
+    assert (blended[clear] == 50).all() and (blended[~clear] == 150).all()
+    with pytest.raises(ValueError, match="differ in size"):
+        viz.overlay(image, colours, 0.5, clear=clear[:, :2])
+
+
 @pytest.mark.parametrize("scale", [1.0, 0.75, 0.5, 1.5])
 def test_input_at_scale_has_the_models_size(scale):
     image = np.random.default_rng(0).integers(0, 256, size=(61, 83, 3), dtype=np.uint8)
@@ -118,6 +129,12 @@ def test_safe_stems():
     assert viz.safe_file_stem(None) == viz.safe_file_stem("...") == "image"
 
 
+def test_output_stems_name_the_image_the_merge_and_the_scale_set():
+    assert viz.output_stem("../My photo.JPG", "attention", (1.0, 0.75, 0.5)) == "My_photo_attention_1-0.75-0.5"
+    stems = {viz.output_stem("a.png", merge, scales) for merge in ("attention", "max") for scales in ((1.0,), (1.0, 0.5), (2.0, 1.0))}
+    assert len(stems) == 6  # no two settings write the same files
+
+
 @pytest.mark.parametrize("merge", ["attention", "average", "max"])
 def test_build_view_gives_every_map_at_one_display_size(predictions, merge):
     prediction = predictions[merge]
@@ -130,6 +147,7 @@ def test_build_view_gives_every_map_at_one_display_size(predictions, merge):
         assert all(a.shape == (*size, 3) and a.dtype == np.uint8 for a in arrays)
         assert (column.attention is None) == (merge == "max")
     assert view.fused_labels.shape == (*size, 3) and view.score_range == (0.0, 1.0)
+    np.testing.assert_array_equal(view.fused_labels, colorize_labels(view.fused_label_indices, PALETTE))
     assert (view.dominant is None) == (merge == "average")
     assert (view.entropy is None) == (merge == "max")
     assert math.isclose(sum(s.share for s in view.shares), 1.0)

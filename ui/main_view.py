@@ -1,6 +1,6 @@
 """The main view's sections: per-scale maps, the fused result, downloads, device and timings (``app.py``).
 
-Widget keys: ``score_class``, ``score_kind``, ``overlay_alpha``, ``download_labels``,
+Widget keys: ``score_class``, ``score_kind``, ``overlay_alpha``, ``overlay_background``, ``download_labels``,
 ``download_attention``, ``download_maps``, ``download_figure``. The pictures come from
 :mod:`segscale.visualize`, the same functions ``python -m segscale predict`` uses.
 """
@@ -119,14 +119,22 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
     merge = prediction.merge
     spec = [1.0, 1.0, 1.0, 1.0]
     # The slider sits above the row, so that the three images of the row stay aligned.
-    slider_column, _ = st.columns([1.0, 2.0])
+    slider_column, background_column, _ = st.columns([1.0, 1.0, 1.0])
     with slider_column:
         alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key_prefix}overlay_alpha")
+    background = metadata.classes[0]
+    with background_column:
+        paint_background = st.toggle(
+            f"Paint {background} too", False, key=f"{key_prefix}overlay_background",
+            help=f"Off: the overlay leaves the {background} class (class 0) clear, so the photo is not dimmed where nothing was found.",
+        )  # fmt: skip
+    clear = None if paint_background else view.fused_label_indices == 0
     columns = st.columns(spec, gap="small")
     with columns[0]:
         widgets.image(view.fused_labels, f"Fused labels ({merge})")
     with columns[1]:
-        widgets.image(viz.overlay(view.image, view.fused_labels, alpha), f"Fused labels on the input, opacity {alpha:.2f}", photo=True)
+        shown = "" if paint_background else f", {background} clear"
+        widgets.image(viz.overlay(view.image, view.fused_labels, alpha, clear), f"Fused labels on the input, opacity {alpha:.2f}{shown}", photo=True)
     with columns[2]:
         if image.ground_truth is not None:
             truth = viz.resize_rgb(colorize_labels(image.ground_truth, metadata.palette), view.size, nearest=True)
@@ -181,11 +189,12 @@ def figure_bytes(view: viz.PredictionView, prediction: Prediction, metadata: Che
 def downloads_section(model: LoadedModel, image: ImageInput, prediction: Prediction, view: viz.PredictionView) -> None:
     """Download buttons: fused labels (palette PNG), attention maps (PNG), every map (.npz), the figure (PNG).
 
-    The file names are those ``python -m segscale predict`` writes. Every file is made only
+    The file names are those ``python -m segscale predict`` writes: image, merge and scale set
+    (:func:`segscale.visualize.output_stem`), so saving other settings never overwrites a file. Every file is made only
     when its button is clicked (``data`` is a callable, run by Streamlit on the click), so the
     page pays nothing for them while it renders.
     """
-    stem = viz.safe_file_stem(image.name)
+    stem = viz.output_stem(image.name, prediction.merge, prediction.scales)
     metadata = model.metadata
     title = f"{image.name} · {metadata.name} · {prediction.merge} over {format_scale_set(prediction.scales)}"
     files = [
