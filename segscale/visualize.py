@@ -37,6 +37,11 @@ from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCALE_COLOURS, SCORE_CMAP, co
 
 DISPLAY_WIDTH = 400  # px; every map of the page is resampled to this width (height by aspect ratio)
 SCORE_KINDS = ("probability", "score")
+# Shown where a single scale's weight, dominant-scale and entropy maps would be (all 1, one colour, all 0).
+SINGLE_SCALE_NOTE = (
+    "One scale has nothing to fuse: its weight wˢ is 1 at every pixel, so there is no weight map, "
+    "no dominant scale and no entropy to show. Pick two or more scales to see the attention at work."
+)
 # The files of one prediction, named <stem><suffix> with the stem of output_stem (photo_attention_1-0.75-0.5):
 # the page's downloads and `segscale predict`'s output.
 OUTPUT_SUFFIXES = {

@@ -21,9 +21,10 @@ from tests.conftest import (
     last_prediction,
     open_page,
     png,
+    unescaped,
 )
 from tests.conftest import upload_image as upload
-from ui.common import CHECKPOINT_DIR_ENV
+from ui.common import CHECKPOINT_DIR_ENV, MAX_CUSTOM_SCALES
 
 
 def test_a_gallery_sample_gives_every_map_and_its_ground_truth(checkpoint_dir):
@@ -80,6 +81,42 @@ def test_a_custom_scale_set_within_the_checkpoint_range(checkpoint_dir):
     assert_every_map(at, scales=(1.0, 0.6))
     at.multiselect(key="custom_scales").set_value([]).run()
     assert not at.exception and "Pick at least one scale" in errors(at)[0]
+
+
+def per_scale_lines(at) -> list[tuple[int, int]]:
+    """Each line of per-scale maps on the main view: (maps on it, columns it has, the title's column included)."""
+    lines = []
+    for block in at.main.children.values():
+        if getattr(block, "type", None) == "flex_container":
+            maps = sum(1 for image in block.get("image") for caption in image.captions if caption.startswith("Scale "))
+            if maps:
+                lines.append((maps, len(block.children)))
+    return lines
+
+
+def test_a_long_custom_set_wraps_into_lines_of_at_most_six_maps_and_stops_at_eight(checkpoint_dir):
+    at = open_page()
+    assert per_scale_lines(at) == [(3, 4)] * 4  # input, labels, class map, weights: one line each
+    at.radio(key="scale_preset").set_value("custom").run()
+    custom = at.multiselect(key="custom_scales")
+    assert custom.proto.max_selections == MAX_CUSTOM_SCALES == 8
+    eight = (2.0, 1.75, 1.5, 1.25, 1.0, 0.75, 0.5, 0.25)
+    custom.set_value(list(eight)).run()
+    assert_every_map(at, scales=eight)
+    # Two lines of four per quantity, each with the same five columns, so every map has the same width.
+    assert per_scale_lines(at) == [(4, 5)] * 8
+    assert any("8 scales is the most a custom set takes" in c.value for c in at.caption)
+
+
+def test_a_single_scale_says_it_has_nothing_to_fuse_instead_of_flat_maps(checkpoint_dir):
+    at = open_page()
+    at.radio(key="scale_preset").set_value((1.0,)).run()
+    assert not at.exception and not at.error
+    assert per_scale_lines(at) == [(1, 2)] * 3  # input, labels, class map: no all-1 weight map
+    shown = captions(at)
+    assert not any("weight wˢ" in c or c.startswith(("Dominant scale", "Attention entropy")) for c in shown), shown
+    notes = [unescaped(m.value) for m in at.markdown] + [unescaped(c.value) for c in at.caption]
+    assert sum(viz.SINGLE_SCALE_NOTE in text for text in notes) == 2  # where the weights and where dominant scale and entropy would be
 
 
 @pytest.mark.parametrize("merge", ["average", "max"])

@@ -7,6 +7,8 @@ Widget keys: ``score_class``, ``score_kind``, ``overlay_alpha``, ``overlay_backg
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import streamlit as st
 
@@ -20,6 +22,8 @@ from segscale.palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_
 from segscale.predictor import Prediction
 from ui import widgets
 from ui.common import ImageInput, LoadedModel, plain
+
+MAX_MAPS_PER_LINE = 6  # more scales wrap onto another line (ui.common caps a custom set at MAX_CUSTOM_SCALES)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -59,21 +63,30 @@ def class_controls(metadata: CheckpointMetadata, labels: np.ndarray, image_ident
 
 
 def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata: CheckpointMetadata) -> None:
-    """One column per scale, one row per quantity, each row with its colour bar on the right."""
+    """One column per scale, one row per quantity, each row with its colour bar on the right.
+
+    More than :data:`MAX_MAPS_PER_LINE` scales wrap onto several lines of equal length (8 scales:
+    two lines of 4), so the maps stay large enough to read and their captions never wrap a
+    character per line.
+    """
     count = len(view.scales)
-    spec = [1.0] * count + [1.0]
+    lines = math.ceil(count / MAX_MAPS_PER_LINE)
+    per_line = math.ceil(count / lines)
+    spec = [1.0] * per_line + [1.0]
     class_name = metadata.classes[view.class_index]
     h, w = view.size
 
     def row(title: str, explanation: str, images: list[tuple[np.ndarray, str, bool]], key_image: np.ndarray | None) -> None:
-        columns = st.columns(spec, gap="small")
-        for column, (array, caption, photo) in zip(columns, images):
-            with column:
-                widgets.image(array, caption, photo)
-        with columns[-1]:
-            st.markdown(f"**{title}**  \n{explanation}")
-            if key_image is not None:
-                widgets.colour_key(key_image)
+        for start in range(0, len(images), per_line):
+            columns = st.columns(spec, gap="small")
+            for column, (array, caption, photo) in zip(columns, images[start : start + per_line]):
+                with column:
+                    widgets.image(array, caption, photo)
+            if start == 0:  # the title and key once, beside the first line
+                with columns[-1]:
+                    st.markdown(f"**{title}**  \n{explanation}")
+                    if key_image is not None:
+                        widgets.colour_key(key_image)
 
     row(
         "Input per scale",
@@ -100,6 +113,8 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
     )
     if prediction.merge == "max":
         st.caption("Max pooling picks a scale per pixel *and class*, so it has no weight map wˢ shared by the classes.")
+    elif count == 1:
+        st.markdown(f"**Attention weights wˢ**  \n{viz.SINGLE_SCALE_NOTE}")
     else:
         explanation = (
             "Softmax over scales of the attention logits (Eq. 2); at every pixel the weights sum to 1."
@@ -152,6 +167,9 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
         if absent and len(shown) < len(view.shares):
             st.caption(f"Not predicted: {plain(', '.join(absent))}")
 
+    if len(view.scales) == 1:
+        st.caption(f"Dominant scale and attention entropy: none. {viz.SINGLE_SCALE_NOTE}")
+        return
     columns = st.columns(spec, gap="small")
     with columns[0]:
         if view.dominant is not None:
