@@ -26,8 +26,15 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from .formatting import format_percent, scale_label
+from .palette import (
+    ATTENTION_CMAP,
+    ENTROPY_CMAP,
+    SCORE_CMAP,
+    colorize_labels,
+    scale_colour,
+    unit_rgb,
+)
 from .visualize import SINGLE_SCALE_NOTE
-from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
 
 if TYPE_CHECKING:
     from .visualize import PredictionView
