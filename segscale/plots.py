@@ -26,14 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedLocator, NullLocator
 
 from .formatting import format_percent, scale_label
-from .palette import (
-    ATTENTION_CMAP,
-    ENTROPY_CMAP,
-    SCORE_CMAP,
-    colorize_labels,
-    scale_colour,
-    unit_rgb,
-)
+from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
 from .visualize import SINGLE_SCALE_NOTE
 
 if TYPE_CHECKING:
