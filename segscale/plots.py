@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -26,6 +27,7 @@ from matplotlib.ticker import FixedLocator, NullLocator
 
 from .formatting import format_percent, format_scale_set, scale_label
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
+from .visualize import SINGLE_SCALE_NOTE
 
 if TYPE_CHECKING:
     from .visualize import PredictionView
@@ -113,7 +115,7 @@ def weight_by_extent_figure(diagnostics, show_objects: bool = True, zoom: bool =
     else:
         axes.set_ylim(0, 1)
     axes.set_xlabel("object extent (circumscribed diameter, px; log scale)")
-    axes.set_ylabel("mean attention weight w^s")
+    axes.set_ylabel("mean attention weight $w^s$")
     axes.grid(True, which="major", alpha=0.3)
     counts = ", ".join(str(int(n)) for n in diagnostics.objects_per_bin)
     axes.set_title(title or f"Which scale the attention trusts, by object size\n({len(diagnostics.objects)} objects; per bin: {counts})")
@@ -129,7 +131,7 @@ def weight_by_class_figure(diagnostics, title: str | None = None) -> Figure:
     values = diagnostics.weight_by_class[present] if present else np.zeros((0, len(diagnostics.scales)))
     figure = _grouped_bars(
         labels, values, [_scale_name(s) for s in diagnostics.scales], _scale_colours(len(diagnostics.scales)),
-        ylabel="mean attention weight w^s", title=title or "Mean attention weight per scale, by class (objects)",
+        ylabel="mean attention weight $w^s$", title=title or "Mean attention weight per scale, by class (objects)",
         reference=1 / len(diagnostics.scales),
     )  # fmt: skip
     return figure
@@ -141,7 +143,7 @@ def image_weights_figure(image_set, title: str | None = None) -> Figure:
     values = np.array([r.mean_weights for r in image_set.images])
     return _grouped_bars(
         labels, values, [_scale_name(s) for s in image_set.scales], _scale_colours(len(image_set.scales)),
-        ylabel="mean attention weight w^s", title=title or "Mean attention weight per scale, by image",
+        ylabel="mean attention weight $w^s$", title=title or "Mean attention weight per scale, by image",
         reference=1 / len(image_set.scales),
     )  # fmt: skip
 
@@ -157,7 +159,7 @@ def dominant_share_figure(scales: Sequence[float], shares: Sequence[float], titl
     axes.set_xticks(positions, [_scale_name(s) for s in scales])
     axes.set_ylim(0, max(1.0, float(shares.max(initial=0)) * 1.1))
     axes.set_ylabel("share of pixels")
-    axes.set_title(title or "Pixels each scale dominates (largest w^s)")
+    axes.set_title(title or "Pixels each scale dominates (largest $w^s$)")
     axes.grid(True, axis="y", alpha=0.3)
     return figure
 
@@ -320,7 +322,7 @@ def model_diagram_figure(scales: Sequence[float], head_kind: str | None = "share
         box(1.65, y - 0.3, 1.1, 0.6, f"resize\ns = {scale:g}", face="#ffffff", edge=colour)
         arrow(2.75, y, 3.0, y, colour)
         arrow(4.7, y + 0.17, 5.25, y + 0.17, colour)
-        box(5.25, y + 0.0, 1.45, 0.36, f"score map f$^{{{k + 1}}}$", face="#ffffff", edge=colour, size=9)
+        box(5.25, y + 0.0, 1.45, 0.36, f"score map $f^{{{k + 1}}}$", face="#ffffff", edge=colour, size=9)
         if head_kind is not None:
             arrow(4.7, y - 0.22, 5.25, y - 0.22, colour)
             box(5.25, y - 0.4, 1.45, 0.34, "fc7 features", face="#ffffff", edge=colour, size=8.5)
@@ -328,13 +330,13 @@ def model_diagram_figure(scales: Sequence[float], head_kind: str | None = "share
         arrow(6.7, y + 0.18, 10.75, middle + 0.55, "0.6", connectionstyle="arc3,rad=-0.1", linestyle="--")
     if head_kind is not None:
         across = "applied to\neach scale" if head_kind == "shared" else "over all scales'\nfeatures at once"
-        box(7.0, trunk_bottom, 1.5, trunk_top - trunk_bottom, f"attention head\n(3x3 conv, ReLU,\n1x1 conv)\n{across}\n\nlogits h$^s$", face="#fdf0e2")
+        box(7.0, trunk_bottom, 1.5, trunk_top - trunk_bottom, f"attention head\n(3x3 conv, ReLU,\n1x1 conv)\n{across}\n\nlogits $h^s$", face="#fdf0e2")
         for y in centres:
             arrow(6.7, y - 0.23, 7.0, y - 0.23)
-        box(8.75, middle - 0.55, 1.15, 1.1, "softmax\nover scales\n(Eq. 2)\n$\\to$ w$^s$", face="#fdf0e2")
+        box(8.75, middle - 0.55, 1.15, 1.1, "softmax\nover scales\n(Eq. 2)\n$\\to w^s$", face="#fdf0e2")
         arrow(8.5, middle, 8.75, middle)
         arrow(9.9, middle, 10.1, middle)
-        fuse_text = "g = $\\sum_s$ w$^s$ f$^s$\n(Eq. 1)"
+        fuse_text = "$g = \\sum_s w^s f^s$\n(Eq. 1)"
     else:
         fuse_text = "g = mean or\nmax over s"
     box(10.1, middle - 0.55, 1.3, 1.1, fuse_text, face="#e6f2e6", weight="bold")
@@ -373,7 +375,8 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
     kind = "P(class)" if view.score_kind == "probability" else "score $f^s_c$"
     class_name = classes[view.class_index]
     rows.append(("class_map", f"{class_name}: {kind}"))
-    if any(column.attention is not None for column in view.scales):
+    fusing = scale_count > 1  # one scale has nothing to fuse: its weight map is all 1, its entropy all 0
+    if fusing and any(column.attention is not None for column in view.scales):
         rows.append(("attention", "attention weight $w^s$"))
     height, width = view.size
     panel = 3.0  # inches per image column
@@ -411,10 +414,14 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
 
     last = len(rows)
     panels = [("fused labels", view.fused_labels)]
-    if view.dominant is not None:
+    if fusing and view.dominant is not None:
         panels.append(("dominant scale", view.dominant))
-    if view.entropy is not None:
+    if fusing and view.entropy is not None:
         panels.append(("attention entropy, normalised", view.entropy))
+    if not fusing:
+        note = figure.add_subplot(grid[last, 1:])
+        note.axis("off")
+        note.text(0.02, 0.5, textwrap.fill(SINGLE_SCALE_NOTE, 48), fontsize=9, va="center", ha="left", wrap=True)
     for c, (name, image) in enumerate(panels[:columns]):
         axes = figure.add_subplot(grid[last, c])
         axes.imshow(image, interpolation="nearest")
@@ -425,7 +432,7 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
             figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), ENTROPY_CMAP), cax=bar_axes, orientation="horizontal")
             bar_axes.tick_params(labelsize=7)
     legend = [Patch(color=unit_rgb(s.colour), label=f"{s.name} {format_percent(s.share)}") for s in view.shares]
-    if view.dominant is not None:
+    if fusing and view.dominant is not None:
         legend += [
             Patch(color=unit_rgb(scale_colour(k)), label=f"dominant: scale {scale_label(s.scale)}")
             for k, s in enumerate(view.scales)

@@ -30,13 +30,20 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .formatting import scale_label
 from .metrics import attention_entropy
 from .modeling.geometry import resize_bilinear, resize_labels, scaled_size
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCALE_COLOURS, SCORE_CMAP, colorize_labels, hex_colour
 
 DISPLAY_WIDTH = 400  # px; every map of the page is resampled to this width (height by aspect ratio)
 SCORE_KINDS = ("probability", "score")
-# The files of one prediction, named <stem><suffix>: the page's downloads and `segscale predict`'s output.
+# Shown where a single scale's weight, dominant-scale and entropy maps would be (all 1, one colour, all 0).
+SINGLE_SCALE_NOTE = (
+    "One scale has nothing to fuse: its weight wˢ is 1 at every pixel, so there is no weight map, "
+    "no dominant scale and no entropy to show. Pick two or more scales to see the attention at work."
+)
+# The files of one prediction, named <stem><suffix> with the stem of output_stem (photo_attention_1-0.75-0.5):
+# the page's downloads and `segscale predict`'s output.
 OUTPUT_SUFFIXES = {
     "labels": "_labels.png",  # palette PNG of the fused labels
     "attention": "_attention.png",  # the weight maps w^s side by side
@@ -153,13 +160,23 @@ def swatch_legend_image(names, colours, *, width: int = 400, font_size: int = 13
     return np.asarray(canvas)
 
 
-def overlay(image: np.ndarray, colours: np.ndarray, alpha: float) -> np.ndarray:
-    """Blend ``colours`` over ``image`` with opacity ``alpha`` in [0, 1]: (H, W, 3) uint8 both."""
+def overlay(image: np.ndarray, colours: np.ndarray, alpha: float, clear: np.ndarray | None = None) -> np.ndarray:
+    """Blend ``colours`` over ``image`` with opacity ``alpha`` in [0, 1]: (H, W, 3) uint8 both.
+
+    ``clear``: an optional (H, W) bool mask of pixels left as the image, unpainted (the
+    background class, whose colour would only dim the photo).
+    """
     if image.shape != colours.shape:
         raise ValueError(f"image {image.shape} and colours {colours.shape} differ in shape")
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-    blended = (1.0 - alpha) * image.astype(np.float32) + alpha * colours.astype(np.float32)
+    opacity = np.full(image.shape[:2], alpha, dtype=np.float32)
+    if clear is not None:
+        if clear.shape != image.shape[:2]:
+            raise ValueError(f"the clear mask {clear.shape} and the image {image.shape[:2]} differ in size")
+        opacity[clear] = 0.0
+    opacity = opacity[..., None]
+    blended = (1.0 - opacity) * image.astype(np.float32) + opacity * colours.astype(np.float32)
     return np.clip(blended + 0.5, 0, 255).astype(np.uint8)
 
 
@@ -288,7 +305,9 @@ class PredictionView:
     class_index, score_kind, score_range: what the ``class_map`` of every scale shows, and on
         which fixed range (0-1 for probabilities; for raw scores the class's range over all scales).
     image: the input at the display size, for overlays.
-    fused_labels: the prediction's labels (full resolution) in the palette.
+    fused_labels: the prediction's labels in the palette, at the display size.
+    fused_label_indices: (H_d, W_d) int64, the class indices behind ``fused_labels`` (for overlays
+        that leave a class clear).
     dominant: which scale has the largest weight, in :data:`SCALE_COLOURS`; for max pooling
         which scale won the fused class; None for average pooling (no scale dominates).
     entropy: attention entropy normalised to 0-1 (0 = one scale, 1 = all equal); None for max.
@@ -302,6 +321,7 @@ class PredictionView:
     score_range: tuple[float, float]
     image: np.ndarray
     fused_labels: np.ndarray
+    fused_label_indices: np.ndarray
     dominant: np.ndarray | None
     entropy: np.ndarray | None
     shares: tuple[ClassShare, ...]
@@ -363,6 +383,7 @@ def build_view(
         score_range=score_range,
         image=resize_rgb(prediction.image, size),
         fused_labels=colorize_labels(fused_labels, palette),
+        fused_label_indices=fused_labels.astype(np.int64),
         dominant=dominant,
         entropy=entropy,
         shares=tuple(class_shares(prediction.labels, classes, palette)),
@@ -451,3 +472,14 @@ def safe_file_stem(name: str | None, default: str = "image") -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:80]
     return stem or default
 
+
+
+def output_stem(image_name: str | None, merge: str, scales) -> str:
+    """The stem of every file saved from one prediction: the image, the merge and the scale set.
+
+    ``output_stem("My photo.jpg", "attention", (1, 0.75, 0.5))`` is ``My_photo_attention_1-0.75-0.5``,
+    so files of one image saved with different merges or scale sets never overwrite each other.
+    The page's downloads and ``segscale predict`` both name their files with it.
+    """
+    scale_set = "-".join(scale_label(s) for s in scales)
+    return f"{safe_file_stem(image_name)}_{safe_file_stem(merge, 'merge')}_{scale_set}"

@@ -10,7 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from segscale import visualize as viz
+from segscale.data.scaleshapes import generate_sample
 from tests.conftest import (
+    TINY_CLASSES,
     assert_every_map,
     captions,
     errors,
@@ -18,9 +21,10 @@ from tests.conftest import (
     last_prediction,
     open_page,
     png,
+    unescaped,
 )
 from tests.conftest import upload_image as upload
-from ui.common import CHECKPOINT_DIR_ENV
+from ui.common import CHECKPOINT_DIR_ENV, MAX_CUSTOM_SCALES
 
 
 def test_a_gallery_sample_gives_every_map_and_its_ground_truth(checkpoint_dir):
@@ -79,6 +83,42 @@ def test_a_custom_scale_set_within_the_checkpoint_range(checkpoint_dir):
     assert not at.exception and "Pick at least one scale" in errors(at)[0]
 
 
+def per_scale_lines(at) -> list[tuple[int, int]]:
+    """Each line of per-scale maps on the main view: (maps on it, columns it has, the title's column included)."""
+    lines = []
+    for block in at.main.children.values():
+        if getattr(block, "type", None) == "flex_container":
+            maps = sum(1 for image in block.get("image") for caption in image.captions if caption.startswith("Scale "))
+            if maps:
+                lines.append((maps, len(block.children)))
+    return lines
+
+
+def test_a_long_custom_set_wraps_into_lines_of_at_most_six_maps_and_stops_at_eight(checkpoint_dir):
+    at = open_page()
+    assert per_scale_lines(at) == [(3, 4)] * 4  # input, labels, class map, weights: one line each
+    at.radio(key="scale_preset").set_value("custom").run()
+    custom = at.multiselect(key="custom_scales")
+    assert custom.proto.max_selections == MAX_CUSTOM_SCALES == 8
+    eight = (2.0, 1.75, 1.5, 1.25, 1.0, 0.75, 0.5, 0.25)
+    custom.set_value(list(eight)).run()
+    assert_every_map(at, scales=eight)
+    # Two lines of four per quantity, each with the same five columns, so every map has the same width.
+    assert per_scale_lines(at) == [(4, 5)] * 8
+    assert any("8 scales is the most a custom set takes" in c.value for c in at.caption)
+
+
+def test_a_single_scale_says_it_has_nothing_to_fuse_instead_of_flat_maps(checkpoint_dir):
+    at = open_page()
+    at.radio(key="scale_preset").set_value((1.0,)).run()
+    assert not at.exception and not at.error
+    assert per_scale_lines(at) == [(1, 2)] * 3  # input, labels, class map: no all-1 weight map
+    shown = captions(at)
+    assert not any("weight wˢ" in c or c.startswith(("Dominant scale", "Attention entropy")) for c in shown), shown
+    notes = [unescaped(m.value) for m in at.markdown] + [unescaped(c.value) for c in at.caption]
+    assert sum(viz.SINGLE_SCALE_NOTE in text for text in notes) == 2  # where the weights and where dominant scale and entropy would be
+
+
 @pytest.mark.parametrize("merge", ["average", "max"])
 def test_changing_the_merge_method_changes_the_result(checkpoint_dir, merge):
     at = open_page()
@@ -111,11 +151,65 @@ def test_the_class_selector_and_raw_scores_change_the_score_maps(checkpoint_dir)
     assert any("background score" in c for c in captions(at))
 
 
+def shown_class(at) -> tuple[int, set[str]]:
+    """The class box's value, and the class names the score-map row's title and captions use."""
+    names = {m.value.split("**")[1].removeprefix("Score maps fˢ: ") for m in at.markdown if m.value.startswith("**Score maps fˢ: ")}
+    names.discard("labels")  # the row of argmax labels, not of one class
+    names |= {c.split(" · ")[1].removesuffix(" probability") for c in captions(at) if c.endswith(" probability")}
+    return at.selectbox(key="score_class").value, names
+
+
+def check_class_follows_the_image(at, defaults: list) -> None:
+    """The box names the new image's default class, and the maps are drawn and titled for it."""
+    assert not at.exception and not at.error
+    value, names = shown_class(at)
+    default = viz.default_class(last_prediction(at).labels, len(TINY_CLASSES))
+    assert value == default and names == {TINY_CLASSES[default]}, (value, names, default)
+    defaults.append(default)
+
+
+def test_each_new_image_sets_the_class_box_and_the_maps_to_its_default_class(checkpoint_dir):
+    # With the tiny model (seed 0), gallery val #0 and #3 have different defaults (disc, bar):
+    # before the fix the box kept the first image's class on the server, and the second
+    # image's maps and title followed it while the browser showed the new default.
+    at = open_page()
+    defaults: list = []
+    check_class_follows_the_image(at, defaults)
+    for index in (3, 0):
+        at.selectbox(key="gallery_index").set_value(index).run()
+        check_class_follows_the_image(at, defaults)
+    for index in (3, 0):
+        upload(at, f"val{index}.png", png(generate_sample("val", index).image))
+        check_class_follows_the_image(at, defaults)
+    assert defaults == [1, 2, 1, 2, 1], defaults  # the two images really differ, so every step was a change
+
+
+def test_a_chosen_class_stays_while_the_image_stays(checkpoint_dir):
+    at = open_page()
+    at.selectbox(key="score_class").set_value(0).run()
+    at.radio(key="scale_preset").set_value((1.0, 0.5)).run()
+    assert shown_class(at) == (0, {"background"})
+    at.selectbox(key="gallery_index").set_value(3).run()  # a new image: its own default again
+    assert shown_class(at) == (2, {"bar"})
+
+
 def test_display_sliders_do_not_run_the_model_again(checkpoint_dir):
     at = open_page()
     at.slider(key="overlay_alpha").set_value(0.9).run()
     assert not at.exception
-    assert "Fused labels on the input, opacity 0.90" in captions(at)
+    assert "Fused labels on the input, opacity 0.90, background clear" in captions(at)
+    assert "prediction cached" in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_the_overlay_leaves_the_background_clear_unless_asked(checkpoint_dir):
+    at = open_page()
+    at.slider(key="overlay_alpha").set_value(1.0).run()
+    clear = image_url(at, "Fused labels on the input")
+    at.toggle(key="overlay_background").set_value(True).run()
+    assert not at.exception
+    assert "Fused labels on the input, opacity 1.00" in captions(at)
+    # The tiny model labels most pixels background: painting them (black, at opacity 1) changes the picture.
+    assert image_url(at, "Fused labels on the input") != clear
     assert "prediction cached" in " ".join(c.value for c in at.sidebar.caption)
 
 

@@ -1,4 +1,4 @@
-"""The whole flow in a real browser: `streamlit run app.py`, Chromium, an upload, a new scale set.
+"""The whole flow in a real browser: `streamlit run app.py`, Chromium, two uploads, a new scale set.
 
 It checks what AppTest cannot: that the page's images really load in a browser
 (``naturalWidth > 0``), that the upload widget takes a file, and that no exception element
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from segscale.data.scaleshapes import generate_sample
 from tests import browser_support as browser
 
 pytestmark = pytest.mark.browser
@@ -24,6 +25,9 @@ def test_upload_and_change_the_scale_set_in_chromium(make_checkpoint, tmp_path):
     photo = tmp_path / "upload me.png"
     rgb = np.random.default_rng(0).integers(0, 256, size=(160, 200, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(photo)
+    # Gallery val #3: the tiny model's default class for it (bar) differs from the noise's (disc).
+    second = tmp_path / "second.png"
+    Image.fromarray(generate_sample("val", 3).image).save(second)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"this is text, not a picture")
 
@@ -35,6 +39,7 @@ def test_upload_and_change_the_scale_set_in_chromium(make_checkpoint, tmp_path):
             browser.after_rerun(page, lambda: browser.upload(page, photo), expect_text="upload me.png: 200x160 px")
             assert page.get_by_text("Scale 0.75 · input resized to 150x120").count() == 1
             check_page(page)
+            first_class = class_box_and_maps_agree(page)
 
             summary = "upload me.png: 200x160 px · {1, 0.5} · attention"
             browser.after_rerun(page, lambda: browser.choose_radio(page, "{1, 0.5}"), expect_text=summary)
@@ -42,6 +47,9 @@ def test_upload_and_change_the_scale_set_in_chromium(make_checkpoint, tmp_path):
             assert page.get_by_text("Scale 0.5 · input resized to 100x80").count() == 1
             check_page(page)
             check_downloads(page, tmp_path / "downloads", scales=(1.0, 0.5))
+
+            browser.after_rerun(page, lambda: browser.upload(page, second), expect_text="second.png: ")
+            assert class_box_and_maps_agree(page) != first_class  # the new image's own default class
 
             browser.after_rerun(page, lambda: browser.upload(page, broken), images=False, expect_text="not an image")
             error = page.locator('[data-testid="stAlertContentError"]')
@@ -54,18 +62,30 @@ def test_upload_and_change_the_scale_set_in_chromium(make_checkpoint, tmp_path):
             raise
 
 
+def class_box_and_maps_agree(page) -> str:
+    """The class the box shows (what the browser displays, not the server's value) is the class
+    the score-map row is titled for; returns it."""
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Class shown in the score maps").first
+    shown = box.locator("input").first.input_value()
+    titles = [t for t in page.locator("strong").all_inner_texts() if t.startswith("Score maps fˢ: ") and t != "Score maps fˢ: labels"]
+    assert titles == [f"Score maps fˢ: {shown}"], (shown, titles)
+    return shown
+
+
 def check_downloads(page, folder, scales) -> None:
-    """The .npz and figure buttons give files (made only on the click) that hold this prediction."""
+    """The .npz and figure buttons give files (made only on the click) that hold this prediction,
+    named after the image, the merge and the scale set."""
     folder.mkdir()
-    for label, name in (("Every map (.npz)", "upload_me_maps.npz"), ("Side-by-side figure (PNG)", "upload_me_figure.png")):
+    stem = f"upload_me_attention_{'-'.join(f'{s:g}' for s in scales)}"
+    for label, name in (("Every map (.npz)", f"{stem}_maps.npz"), ("Side-by-side figure (PNG)", f"{stem}_figure.png")):
         with page.expect_download(timeout=60_000) as download_info:
             page.get_by_role("button", name=label).click()
         download = download_info.value
         assert download.suggested_filename == name
         download.save_as(folder / name)
-    maps = np.load(folder / "upload_me_maps.npz", allow_pickle=False)
+    maps = np.load(folder / f"{stem}_maps.npz", allow_pickle=False)
     assert tuple(maps["scales"]) == scales and maps["labels"].shape == (160, 200)
-    assert Image.open(folder / "upload_me_figure.png").format == "PNG"
+    assert Image.open(folder / f"{stem}_figure.png").format == "PNG"
     assert not browser.exceptions_on_page(page)
 
 
@@ -124,6 +144,11 @@ def click_the_grid(page) -> None:
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     chart.locator("canvas, svg").first.wait_for()
     box = chart.bounding_box()
+    chart.hover()  # its toolbar (table, download, full screen) shows above it, and must leave the options above free
+    toolbar = page.locator('[data-testid="stElementToolbar"]').first
+    toolbar.wait_for()
+    options = page.locator('[data-testid="stRadio"]').filter(has_text="Colour the grid by").first.bounding_box()
+    assert toolbar.bounding_box()["y"] >= options["y"] + options["height"], (toolbar.bounding_box(), options)
     browser.after_rerun(page, lambda: page.mouse.click(box["x"] + 0.2 * box["width"], box["y"] + 0.25 * box["height"]))
     after = pixel_inputs(page)
     assert after != before and all(value.isdigit() for value in after), (before, after)

@@ -506,6 +506,8 @@ def test_image_set_diagnostics(make_checkpoint, rgb):
 
 
 def test_figures(two_images, make_checkpoint, rgb):
+    from matplotlib.text import Text
+
     from segscale import plots
 
     figures = plots.diagnostics_figures(two_images)
@@ -521,6 +523,8 @@ def test_figures(two_images, make_checkpoint, rgb):
     bars = figures["miou_by_merge"].axes[0].patches
     assert [b.get_height() for b in bars[:3]] == pytest.approx([s.miou for s in two_images.scores])
     assert plots.figure_png(figures["dominant_share"]).startswith(b"\x89PNG")
+    texts = [text.get_text() for figure in figures.values() for text in figure.findobj(Text)]
+    assert not [text for text in texts if "^" in "".join(text.split("$")[::2])]  # w^s as mathtext, never a literal caret
 
     predictor = _predictor(make_checkpoint())
     prediction = predictor.predict(rgb)

@@ -10,10 +10,12 @@ tests/conftest.py.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -34,6 +36,7 @@ from tests.conftest import (
     texts,
     upload_image,
 )
+from ui import widgets
 from ui.common import CHECKPOINT_DIR_ENV, UPLOADED_CHECKPOINTS_KEY
 
 # ----------------------------------------------------------------------------- 1. pixel inspector
@@ -66,6 +69,35 @@ def test_inspector_numbers_follow_the_pixel(shapes_dir):
     assert "**Pixel (row 10, col 20)**" in at.markdown[0].value
     at.number_input(key="inspect_col").set_value(400).run()
     assert "col 400" in at.markdown[0].value and [latex.value for latex in at.latex] != before
+
+
+def test_inspector_tables_size_text_columns_for_their_longest_cell(shapes_dir):
+    # Left to itself, a table kept the column widths of its first run: a winner column sized
+    # for "circle" showed "backgrou" once another pixel's winner was the background.
+    at = open_page(INSPECTOR)
+    for row, col in ((2, 2), (300, 200)):
+        at.number_input(key="inspect_row").set_value(row)
+        at.number_input(key="inspect_col").set_value(col).run()
+        checked = []
+        for frame in at.dataframe:
+            config = json.loads(frame.proto.columns)
+            for name in frame.value.columns:
+                if pd.api.types.is_string_dtype(frame.value[name]):
+                    longest = max(len(str(value)) for value in [name, *frame.value[name]])
+                    assert config[name].get("width", 0) >= widgets.TABLE_CHAR_PX * longest, (name, config[name])
+                    checked.append(name)
+        assert sorted(checked) == ["merge", "scale", "winner", "winner"]
+
+
+def test_inspector_writes_every_size_width_x_height(shapes_dir):
+    at = open_page(INSPECTOR)
+    prediction = last_prediction(at)
+    (height, width), (rows, cols) = prediction.labels.shape, prediction.grid
+    assert rows != cols  # a square grid would not tell the two orders apart
+    line = at.markdown[0].value
+    assert f"of the {width}x{height} px image" in line and f"of the {cols}x{rows}-cell stride-8 grid" in line, line
+    assert "Sizes are width x height, positions (row, col)" in line
+    assert f"the {cols}x{rows}-cell stride-8 grid" in texts(at.caption)
 
 
 def test_inspector_writes_out_average_and_max_pooling(shapes_dir):

@@ -24,14 +24,14 @@ def test_writes_every_map_and_the_figure(make_checkpoint, photo, tmp_path, capsy
                  "--merge", "attention", "--out", str(out)])  # fmt: skip
     assert code == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"photo_one{suffix}" for suffix in OUTPUT_SUFFIXES.values())
-    labels = Image.open(out / "photo_one_labels.png")
+    assert names == sorted(f"photo_one_attention_1-0.75-0.5{suffix}" for suffix in OUTPUT_SUFFIXES.values())
+    labels = Image.open(out / "photo_one_attention_1-0.75-0.5_labels.png")
     assert labels.mode == "P" and labels.size == (70, 50)
-    maps = np.load(out / "photo_one_maps.npz", allow_pickle=False)
+    maps = np.load(out / "photo_one_attention_1-0.75-0.5_maps.npz", allow_pickle=False)
     assert maps["score_maps"].shape[:2] == (3, 3) and tuple(maps["scales"]) == (1.0, 0.75, 0.5)
     np.testing.assert_array_equal(np.asarray(labels), maps["labels"])
-    assert Image.open(out / "photo_one_figure.png").format == "PNG"
-    assert Image.open(out / "photo_one_attention.png").size == (3 * 70 + 2 * 8, 50)
+    assert Image.open(out / "photo_one_attention_1-0.75-0.5_figure.png").format == "PNG"
+    assert Image.open(out / "photo_one_attention_1-0.75-0.5_attention.png").size == (3 * 70 + 2 * 8, 50)
     assert "photo one.jpg: 70x50" in capsys.readouterr().out
 
 
@@ -39,8 +39,8 @@ def test_max_pooling_writes_no_attention_file(make_checkpoint, photo, tmp_path):
     out = tmp_path / "out"
     assert main(["predict", str(photo), "--checkpoint", str(make_checkpoint()), "--merge", "max",
                  "--scales", "1", "0.5", "--class", "bar", "--out", str(out)]) == 0  # fmt: skip
-    assert not (out / "photo_one_attention.png").exists()
-    assert str(np.load(out / "photo_one_maps.npz")["merge"]) == "max"
+    assert not (out / "photo_one_attention_1-0.75-0.5_attention.png").exists()
+    assert str(np.load(out / "photo_one_max_1-0.5_maps.npz")["merge"]) == "max"
 
 
 @pytest.mark.parametrize(
@@ -84,4 +84,5 @@ def test_exif_rotation_reaches_the_cli(make_checkpoint, tmp_path):
     path = tmp_path / "turned.jpg"
     Image.new("RGB", (40, 24), (10, 120, 200)).save(path, exif=exif)
     assert main(["predict", str(path), "--checkpoint", str(make_checkpoint()), "--out", str(tmp_path / "out")]) == 0
-    assert Image.open(tmp_path / "out" / "turned_labels.png").size == (24, 40)  # upright: width and height swapped
+    labels = next((tmp_path / "out").glob("turned_*_labels.png"))  # the checkpoint's own merge and scales
+    assert Image.open(labels).size == (24, 40)  # upright: width and height swapped

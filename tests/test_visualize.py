@@ -13,7 +13,7 @@ from segscale import Predictor, plots
 from segscale import visualize as viz
 from segscale.metrics import attention_entropy
 from segscale.modeling.geometry import scaled_size
-from segscale.palette import ENTROPY_CMAP
+from segscale.palette import ENTROPY_CMAP, colorize_labels
 
 PALETTE = ((0, 0, 0), (200, 40, 40), (40, 200, 40))
 CLASSES = ("background", "disc", "bar")
@@ -21,7 +21,7 @@ CLASSES = ("background", "disc", "bar")
 
 @pytest.fixture(scope="module")
 def predictions(tmp_path_factory):
-    """One tiny model's predictions of a 61x83 image with each merge mode."""
+    """One tiny model's predictions of a 61x83 image with each merge mode, and ("single") at the scale set {1}."""
     import torch
 
     from segscale.checkpoint import save_checkpoint
@@ -33,7 +33,8 @@ def predictions(tmp_path_factory):
     path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", build_model(config), tiny_metadata(config))
     predictor = Predictor.from_checkpoint(path, device="cpu")
     rgb = np.random.default_rng(0).integers(0, 256, size=(61, 83, 3), dtype=np.uint8)
-    return {merge: predictor.predict(rgb, scales=(1.0, 0.75, 0.5), merge=merge) for merge in ("attention", "average", "max")}
+    results = {merge: predictor.predict(rgb, scales=(1.0, 0.75, 0.5), merge=merge) for merge in ("attention", "average", "max")}
+    return {**results, "single": predictor.predict(rgb, scales=(1.0,), merge="attention")}
 
 
 def test_heat_map_uses_the_fixed_range_and_clips():
@@ -70,6 +71,16 @@ def test_overlay_blends_by_alpha():
     assert (viz.overlay(image, colours, 0.5) == 100).all()
     with pytest.raises(ValueError):
         viz.overlay(image, colours, 1.5)
+
+
+def test_overlay_leaves_clear_pixels_unpainted():
+    image = np.full((2, 3, 3), 50, np.uint8)
+    colours = np.full((2, 3, 3), 250, np.uint8)
+    clear = np.array([[True, False, False], [False, False, True]])
+    blended = viz.overlay(image, colours, 0.5, clear=clear)
+    assert (blended[clear] == 50).all() and (blended[~clear] == 150).all()
+    with pytest.raises(ValueError, match="differ in size"):
+        viz.overlay(image, colours, 0.5, clear=clear[:, :2])
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.75, 0.5, 1.5])
@@ -118,6 +129,12 @@ def test_safe_stems():
     assert viz.safe_file_stem(None) == viz.safe_file_stem("...") == "image"
 
 
+def test_output_stems_name_the_image_the_merge_and_the_scale_set():
+    assert viz.output_stem("../My photo.JPG", "attention", (1.0, 0.75, 0.5)) == "My_photo_attention_1-0.75-0.5"
+    stems = {viz.output_stem("a.png", merge, scales) for merge in ("attention", "max") for scales in ((1.0,), (1.0, 0.5), (2.0, 1.0))}
+    assert len(stems) == 6  # no two settings write the same files
+
+
 @pytest.mark.parametrize("merge", ["attention", "average", "max"])
 def test_build_view_gives_every_map_at_one_display_size(predictions, merge):
     prediction = predictions[merge]
@@ -130,6 +147,7 @@ def test_build_view_gives_every_map_at_one_display_size(predictions, merge):
         assert all(a.shape == (*size, 3) and a.dtype == np.uint8 for a in arrays)
         assert (column.attention is None) == (merge == "max")
     assert view.fused_labels.shape == (*size, 3) and view.score_range == (0.0, 1.0)
+    np.testing.assert_array_equal(view.fused_labels, colorize_labels(view.fused_label_indices, PALETTE))
     assert (view.dominant is None) == (merge == "average")
     assert (view.entropy is None) == (merge == "max")
     assert math.isclose(sum(s.share for s in view.shares), 1.0)
@@ -179,3 +197,34 @@ def test_side_by_side_figure_renders(predictions):
     image = Image.open(io.BytesIO(data))
     assert image.format == "PNG" and image.size[0] > 100
     assert len(figure.axes) >= 3 * 4 + 3  # four rows of three scales, the fused row, colour bars
+
+
+def figure_texts(figure) -> list[str]:
+    from matplotlib.text import Text
+
+    return [text.get_text() for text in figure.findobj(Text) if text.get_text()]
+
+
+def literal_carets(figure) -> list[str]:
+    """Texts with a ``^`` outside mathtext ($...$): shown to the reader as a literal caret."""
+    return [text for text in figure_texts(figure) if "^" in "".join(text.split("$")[::2])]
+
+
+def test_figures_write_superscripts_as_mathtext(predictions):
+    view = viz.build_view(predictions["attention"], CLASSES, PALETTE, width=80)
+    figures = [
+        plots.side_by_side_figure(view, predictions["attention"], CLASSES),
+        plots.dominant_share_figure((1.0, 0.5), (0.6, 0.4)),
+        plots.model_diagram_figure((1.0, 0.5), "shared"),
+    ]
+    assert any("$w^s$" in text for text in figure_texts(figures[1]))
+    assert [literal_carets(figure) for figure in figures] == [[], [], []]
+
+
+def test_a_single_scale_figure_explains_why_it_has_no_weight_map(predictions):
+    single = predictions["single"]
+    view = viz.build_view(single, CLASSES, PALETTE, width=80)
+    texts = [" ".join(text.split()) for text in figure_texts(plots.side_by_side_figure(view, single, CLASSES))]
+    assert viz.SINGLE_SCALE_NOTE in texts  # where the weight, dominant-scale and entropy maps would be
+    others = [text for text in texts if text != viz.SINGLE_SCALE_NOTE]
+    assert not [text for text in others if "weight" in text or "entropy" in text or "dominant" in text], others

@@ -60,6 +60,7 @@ DEFAULT_CHECKPOINT = "scaleshapes_demo.pt"
 # Scale sets offered besides "custom"; each is shown only when the checkpoint supports it.
 CUSTOM = "custom"
 CUSTOM_STEP = 0.05  # the grid of scales a custom set picks from, inside the checkpoint's range
+MAX_CUSTOM_SCALES = 8  # more maps per row than a page can show legibly, and each scale is another forward pass
 GALLERY_SPLIT, GALLERY_SIZE = "val", 12
 RANDOM_SPLIT = "test"  # "new random sample" draws from the test split, never seen in training
 IMAGE_SOURCES = ("Gallery", "Upload", "Random sample")
@@ -295,15 +296,18 @@ def scale_set_picker(model: LoadedModel, merge: str, key_prefix: str = "") -> tu
         grid = model.predictor.custom_scale_grid(CUSTOM_STEP)
         state_key = f"{key_prefix}custom_scales"
         if state_key in st.session_state:  # a carried choice: drop scales this checkpoint does not offer
-            st.session_state[state_key] = [s for s in st.session_state[state_key] if s in grid]
+            st.session_state[state_key] = [s for s in st.session_state[state_key] if s in grid][:MAX_CUSTOM_SCALES]
         picked = st.multiselect(
             "Custom scales",
             grid,
-            default=None if state_key in st.session_state else [s for s in trained if s in grid],
+            default=None if state_key in st.session_state else [s for s in trained if s in grid][:MAX_CUSTOM_SCALES],
             key=state_key,
             format_func=scale_label,
-            help=f"Any scales from {metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}, the range this model was trained on.",
+            max_selections=MAX_CUSTOM_SCALES,
+            help=f"Up to {MAX_CUSTOM_SCALES} scales from {metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}, the range this model was trained on.",
         )
+        if len(picked) == MAX_CUSTOM_SCALES:
+            st.caption(f"{MAX_CUSTOM_SCALES} scales is the most a custom set takes: more maps would not fit a row legibly, and each scale costs another pass of the network.")
         if not picked:
             show_error("Pick at least one scale for the custom set.", "No scales.")
             return None

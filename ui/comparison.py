@@ -92,6 +92,6 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
     title = f"{image.name} · {metadata.name} · merges over {format_scale_set(prediction.scales)}"
     st.download_button(
         "Comparison figure (PNG)", lambda: plots.figure_png(plots.merge_comparison_figure(comparison, prediction.image, palette, title)),
-        viz.safe_file_stem(image.name) + "_merges.png", "image/png", key="compare_download", icon=":material/download:", on_click="ignore",
+        viz.output_stem(image.name, "merges", prediction.scales) + ".png", "image/png", key="compare_download", icon=":material/download:", on_click="ignore",
     )  # fmt: skip
 

@@ -30,6 +30,15 @@ GRID_COLOURINGS = {
 }
 EQUATION_SIZE = "\\small "  # KaTeX size switch: Eq. 1 with three scales' terms fits the numbers column
 GRID_CHART_WIDTH = 380  # px: the picker column's width at 1500 px; the chart stretches to the column
+# px above the grid chart: Streamlit shows the chart's toolbar (table, download, full screen) over the element
+# above it on hover, which hid the last option of "Colour the grid by".
+CHART_TOOLBAR_ROOM = 24
+
+
+def grid_size(grid: tuple[int, int]) -> str:
+    """A (rows, cols) grid as the page writes every size, width x height: ``60x77-cell``."""
+    rows, cols = grid
+    return f"{cols}x{rows}-cell"
 
 
 def precision_note(model: LoadedModel) -> str:
@@ -110,6 +119,7 @@ def pixel_picker(model: LoadedModel, prediction: Prediction, image: ImageInput, 
     colouring = st.radio(
         "Colour the grid by", colourings, key=f"{key_prefix}grid_colour", horizontal=True, format_func=lambda k: GRID_COLOURINGS[k]
     )
+    st.space(CHART_TOOLBAR_ROOM)
     frame = _grid_frame(model.key, image.key, prediction.scales, prediction.merge, colouring, prediction, tuple(metadata.classes), tuple(metadata.palette))
     chart_key = f"{key_prefix}grid_{cell[0]}_{cell[1]}"  # a new chart after each pick: clicking the same cell again works
     st.altair_chart(
@@ -120,7 +130,7 @@ def pixel_picker(model: LoadedModel, prediction: Prediction, image: ImageInput, 
         width="stretch",
     )
     st.caption(
-        f"Click a cell: the {grid[0]} x {grid[1]} stride-8 grid of the largest scale, coloured by "
+        f"Click a cell: the {grid_size(grid)} stride-8 grid of the largest scale, coloured by "
         f"{GRID_COLOURINGS[colouring]}; the pink outline is the cell inspected."
     )
     if colouring == "labels":
@@ -188,11 +198,12 @@ def pixel_equations(model: LoadedModel, prediction: Prediction, image: ImageInpu
         return
     height, width = breakdown.image_size
     i, j = breakdown.cell
+    centre_row, centre_col = breakdown.cell_center
     st.markdown(
-        f"**Pixel (row {row}, col {col})** of the {width}x{height} image → **grid cell ({i}, {j})** of the "
-        f"{breakdown.grid[0]} x {breakdown.grid[1]} stride-8 grid, which sits on pixel "
-        f"({breakdown.cell_center[0]:.1f}, {breakdown.cell_center[1]:.1f}). Eq. 1 and 2 hold exactly on this grid; "
-        f"the label of the pixel is g interpolated from its four nearest cells."
+        f"**Pixel (row {row}, col {col})** of the {width}x{height} px image → **grid cell (row {i}, col {j})** of the "
+        f"{grid_size(breakdown.grid)} stride-8 grid, which sits on pixel (row {centre_row:.1f}, col {centre_col:.1f}). "
+        f"Eq. 1 and 2 hold exactly on this grid; the label of the pixel is g interpolated from its four nearest cells. "
+        f"Sizes are width x height, positions (row, col)."
     )
     st.caption(precision_note(model) + f" Scales {format_scale_set(breakdown.scales)}.")
 

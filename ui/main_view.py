@@ -1,11 +1,13 @@
 """The main view's sections: per-scale maps, the fused result, downloads, device and timings (``app.py``).
 
-Widget keys: ``score_class``, ``score_kind``, ``overlay_alpha``, ``download_labels``,
+Widget keys: ``score_class``, ``score_kind``, ``overlay_alpha``, ``overlay_background``, ``download_labels``,
 ``download_attention``, ``download_maps``, ``download_figure``. The pictures come from
 :mod:`segscale.visualize`, the same functions ``python -m segscale predict`` uses.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import streamlit as st
@@ -21,6 +23,8 @@ from segscale.predictor import Prediction
 from ui import widgets
 from ui.common import ImageInput, LoadedModel, plain
 
+MAX_MAPS_PER_LINE = 6  # more scales wrap onto another line (ui.common caps a custom set at MAX_CUSTOM_SCALES)
+
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def build_view(model_key: str, pixels_key: str, scales: tuple[float, ...], merge: str, class_index: int, score_kind: str, _prediction: Prediction, _metadata: CheckpointMetadata) -> viz.PredictionView:
@@ -28,16 +32,25 @@ def build_view(model_key: str, pixels_key: str, scales: tuple[float, ...], merge
     return viz.build_view(_prediction, _metadata.classes, _metadata.palette, class_index, score_kind)
 
 
-def class_controls(metadata: CheckpointMetadata, labels: np.ndarray, key_prefix: str = "") -> tuple[int, str]:
-    """Selectors for the class whose score map is shown and how (probability or raw score)."""
-    default = viz.default_class(labels, len(metadata.classes))
+def class_controls(metadata: CheckpointMetadata, labels: np.ndarray, image_identity: str, key_prefix: str = "") -> tuple[int, str]:
+    """Selectors for the class whose score map is shown and how (probability or raw score).
+
+    ``image_identity`` names the image and model the labels come from (their cache keys). A new
+    one sets the class box to that image's default class before the box is drawn. Passing the
+    default as the box's ``index`` is not enough: once the key is in the session state, Streamlit
+    keeps the old value on the server (the maps follow it) while the browser shows the new
+    ``index``, so box and maps named different classes after every new image.
+    """
+    class_key, owner_key = f"{key_prefix}score_class", f"{key_prefix}score_class_of"
+    if st.session_state.get(owner_key) != image_identity or class_key not in st.session_state:
+        st.session_state[class_key] = viz.default_class(labels, len(metadata.classes))
+        st.session_state[owner_key] = image_identity
     class_index = st.selectbox(
         "Class shown in the score maps",
         list(range(len(metadata.classes))),
-        index=default,
-        key=f"{key_prefix}score_class",
+        key=class_key,
         format_func=lambda k: metadata.classes[k],
-        help="Its score at every scale is drawn as a heat map; the default is the most frequent predicted object class.",
+        help="Its score at every scale is drawn as a heat map; a new image starts on its most frequent predicted object class.",
     )
     score_kind = st.radio(
         "Show the class as",
@@ -50,21 +63,30 @@ def class_controls(metadata: CheckpointMetadata, labels: np.ndarray, key_prefix:
 
 
 def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata: CheckpointMetadata) -> None:
-    """One column per scale, one row per quantity, each row with its colour bar on the right."""
+    """One column per scale, one row per quantity, each row with its colour bar on the right.
+
+    More than :data:`MAX_MAPS_PER_LINE` scales wrap onto several lines of equal length (8 scales:
+    two lines of 4), so the maps stay large enough to read and their captions never wrap a
+    character per line.
+    """
     count = len(view.scales)
-    spec = [1.0] * count + [1.0]
+    lines = math.ceil(count / MAX_MAPS_PER_LINE)
+    per_line = math.ceil(count / lines)
+    spec = [1.0] * per_line + [1.0]
     class_name = metadata.classes[view.class_index]
     h, w = view.size
 
     def row(title: str, explanation: str, images: list[tuple[np.ndarray, str, bool]], key_image: np.ndarray | None) -> None:
-        columns = st.columns(spec, gap="small")
-        for column, (array, caption, photo) in zip(columns, images):
-            with column:
-                widgets.image(array, caption, photo)
-        with columns[-1]:
-            st.markdown(f"**{title}**  \n{explanation}")
-            if key_image is not None:
-                widgets.colour_key(key_image)
+        for start in range(0, len(images), per_line):
+            columns = st.columns(spec, gap="small")
+            for column, (array, caption, photo) in zip(columns, images[start : start + per_line]):
+                with column:
+                    widgets.image(array, caption, photo)
+            if start == 0:  # the title and key once, beside the first line
+                with columns[-1]:
+                    st.markdown(f"**{title}**  \n{explanation}")
+                    if key_image is not None:
+                        widgets.colour_key(key_image)
 
     row(
         "Input per scale",
@@ -91,6 +113,8 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
     )
     if prediction.merge == "max":
         st.caption("Max pooling picks a scale per pixel *and class*, so it has no weight map wˢ shared by the classes.")
+    elif count == 1:
+        st.markdown(f"**Attention weights wˢ**  \n{viz.SINGLE_SCALE_NOTE}")
     else:
         explanation = (
             "Softmax over scales of the attention logits (Eq. 2); at every pixel the weights sum to 1."
@@ -110,14 +134,22 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
     merge = prediction.merge
     spec = [1.0, 1.0, 1.0, 1.0]
     # The slider sits above the row, so that the three images of the row stay aligned.
-    slider_column, _ = st.columns([1.0, 2.0])
+    slider_column, background_column, _ = st.columns([1.0, 1.0, 1.0])
     with slider_column:
         alpha = st.slider("Overlay opacity", 0.0, 1.0, 0.5, 0.05, key=f"{key_prefix}overlay_alpha")
+    background = metadata.classes[0]
+    with background_column:
+        paint_background = st.toggle(
+            f"Paint {background} too", False, key=f"{key_prefix}overlay_background",
+            help=f"Off: the overlay leaves the {background} class (class 0) clear, so the photo is not dimmed where nothing was found.",
+        )  # fmt: skip
+    clear = None if paint_background else view.fused_label_indices == 0
     columns = st.columns(spec, gap="small")
     with columns[0]:
         widgets.image(view.fused_labels, f"Fused labels ({merge})")
     with columns[1]:
-        widgets.image(viz.overlay(view.image, view.fused_labels, alpha), f"Fused labels on the input, opacity {alpha:.2f}", photo=True)
+        shown = "" if paint_background else f", {background} clear"
+        widgets.image(viz.overlay(view.image, view.fused_labels, alpha, clear), f"Fused labels on the input, opacity {alpha:.2f}{shown}", photo=True)
     with columns[2]:
         if image.ground_truth is not None:
             truth = viz.resize_rgb(colorize_labels(image.ground_truth, metadata.palette), view.size, nearest=True)
@@ -135,6 +167,9 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
         if absent and len(shown) < len(view.shares):
             st.caption(f"Not predicted: {plain(', '.join(absent))}")
 
+    if len(view.scales) == 1:
+        st.caption(f"Dominant scale and attention entropy: none. {viz.SINGLE_SCALE_NOTE}")
+        return
     columns = st.columns(spec, gap="small")
     with columns[0]:
         if view.dominant is not None:
@@ -172,11 +207,12 @@ def figure_bytes(view: viz.PredictionView, prediction: Prediction, metadata: Che
 def downloads_section(model: LoadedModel, image: ImageInput, prediction: Prediction, view: viz.PredictionView) -> None:
     """Download buttons: fused labels (palette PNG), attention maps (PNG), every map (.npz), the figure (PNG).
 
-    The file names are those ``python -m segscale predict`` writes. Every file is made only
+    The file names are those ``python -m segscale predict`` writes: image, merge and scale set
+    (:func:`segscale.visualize.output_stem`), so saving other settings never overwrites a file. Every file is made only
     when its button is clicked (``data`` is a callable, run by Streamlit on the click), so the
     page pays nothing for them while it renders.
     """
-    stem = viz.safe_file_stem(image.name)
+    stem = viz.output_stem(image.name, prediction.merge, prediction.scales)
     metadata = model.metadata
     title = f"{image.name} · {metadata.name} · {prediction.merge} over {format_scale_set(prediction.scales)}"
     files = [

@@ -19,6 +19,7 @@ from segscale.palette import scale_colour
 from ui.common import plain
 
 KEY_WIDTH = 240  # px of colour bars and legends, drawn at the size they are shown (a column at 1500 px)
+TABLE_CHAR_PX, TABLE_CELL_PADDING = 7, 18  # px per character of a table's text (14 px font) and a cell's margins
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -66,7 +67,19 @@ def table(rows: list[dict], digits: int = 4, height: int | str = "auto", key: st
         for column in frame.columns
         if pd.api.types.is_float_dtype(frame[column])
     }
+    config.update({
+        column: st.column_config.TextColumn(width=text_column_width(column, frame[column]))
+        for column in frame.columns
+        if pd.api.types.is_string_dtype(frame[column])
+    })
     st.dataframe(frame, hide_index=True, column_config=config, height=height, key=key)
+
+
+def text_column_width(header: str, values) -> int:
+    """px a text column needs for its longest cell. Set on every run: left to itself, the table
+    keeps the widths of its first run, which cut a later, longer class name ("backgrou")."""
+    longest = max([len(str(header)), *(len(str(v)) for v in values)])
+    return TABLE_CHAR_PX * longest + TABLE_CELL_PADDING
 
 
 def pairs_table(pairs) -> None:

@@ -2,7 +2,7 @@
 
     python -m segscale predict photo.jpg --scales 1 0.75 0.5 --merge attention --out results/
 
-For every image it writes what the page offers for download, with the same names:
+For every image it writes what the page offers for download, with the same names (``<stem>``: image, merge, scale set):
 
 * ``<stem>_labels.png``    the fused labels as an indexed (palette) PNG;
 * ``<stem>_attention.png`` the weight maps w^s side by side (not for ``--merge max``);
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{metadata.name or args.checkpoint.name} on {predictor.device_name}: {merge} over {format_scale_set(scales)}")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    for path, stem in zip(args.images, stems):
+    for path in args.images:
         try:
             loaded = load_image(path.read_bytes(), path.name, max_side=args.max_side)
         except ImageError as error:
@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {path.name}: {notice}")
         started = time.perf_counter()
         prediction = predictor.predict(loaded.rgb, scales=scales, merge=merge)
-        written = write_outputs(prediction, metadata, args.out, stem, class_index, args.score, title=path.name)
+        written = write_outputs(prediction, metadata, args.out, viz.output_stem(path.name, merge, scales), class_index, args.score, title=path.name)
         print(
             f"{path.name}: {loaded.rgb.shape[1]}x{loaded.rgb.shape[0]}, model {prediction.timings.model_s:.2f} s, "
             f"total {time.perf_counter() - started:.2f} s -> {', '.join(p.name for p in written)}"
