@@ -199,11 +199,6 @@ def agreement_caption(truth: np.ndarray, labels: np.ndarray, num_classes: int) -
     return f"On this image: pixel accuracy {format_percent(scores.pixel_accuracy)}, mIoU {format_percent(scores.miou)}"
 
 
-def figure_bytes(view: viz.PredictionView, prediction: Prediction, metadata: CheckpointMetadata, title: str) -> bytes:
-    """The side-by-side matplotlib figure as PNG (what ``segscale predict`` writes)."""
-    return plots.figure_png(plots.side_by_side_figure(view, prediction, metadata.classes, title=title), tight=False)
-
-
 def downloads_section(model: LoadedModel, image: ImageInput, prediction: Prediction, view: viz.PredictionView) -> None:
     """Download buttons: fused labels (palette PNG), attention maps (PNG), every map (.npz), the figure (PNG).
 
@@ -214,7 +209,6 @@ def downloads_section(model: LoadedModel, image: ImageInput, prediction: Predict
     """
     stem = viz.output_stem(image.name, prediction.merge, prediction.scales)
     metadata = model.metadata
-    title = f"{image.name} · {metadata.name} · {prediction.merge} over {format_scale_set(prediction.scales)}"
     files = [
         ("labels", "Fused labels (palette PNG)", "image/png", lambda: viz.palette_png(prediction.labels, metadata.palette)),
         (
@@ -222,7 +216,7 @@ def downloads_section(model: LoadedModel, image: ImageInput, prediction: Predict
             None if prediction.attention is None else lambda: viz.attention_png(prediction.attention, prediction.labels.shape),
         ),
         ("maps", "Every map (.npz)", "application/octet-stream", lambda: viz.prediction_npz(prediction, metadata.classes, metadata.palette)),
-        ("figure", "Side-by-side figure (PNG)", "image/png", lambda: figure_bytes(view, prediction, metadata, title)),
+        ("figure", "Side-by-side figure (PNG)", "image/png", lambda: plots.prediction_figure_png(view, prediction, metadata, image.name)),
     ]  # fmt: skip
     for column, (kind, label, mime, make) in zip(st.columns(len(files)), files):
         with column:
