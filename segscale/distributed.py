@@ -6,7 +6,8 @@ share these few primitives rather than each reading the environment on its own:
 * :func:`distributed_context` reads RANK / WORLD_SIZE / LOCAL_RANK (set by ``torchrun``) and
   starts the process group: gloo on the CPU, NCCL with this process's local GPU on CUDA;
   a plain ``python`` run is rank 0 of 1 and starts nothing.
-* :func:`shard` gives each rank its part of a sorted list: no overlap, no gap.
+* :func:`shard` (or ``context.share(items)``) gives each rank its part of a sorted list:
+  no overlap, no gap.
 * :func:`all_reduce_sum` adds a tensor (a confusion matrix, per-size counts) over ranks;
   :func:`all_reduce_attributes` does it for an accumulator's numpy arrays, in place.
 * :func:`gather_rows` collects picklable rows (per-object records, per-image results) from
@@ -44,6 +45,10 @@ class DistributedContext:
     def is_distributed(self) -> bool:
         return self.world_size > 1
 
+    def share(self, items: Sequence[T]) -> list[T]:
+        """This process's :func:`shard` of ``items`` (all of them with one process)."""
+        return shard(items, self.rank, self.world_size)
+
 
 def distributed_context(device_type: str | None = None) -> DistributedContext:
     """This process's rank, world size and local rank, starting the process group when under torchrun.
@@ -66,6 +71,20 @@ def distributed_context(device_type: str | None = None) -> DistributedContext:
         else:
             dist.init_process_group(backend="gloo")
     return DistributedContext(dist.get_rank(), dist.get_world_size(), local_rank)
+
+
+def device_type(device: str | None) -> str:
+    """"cuda" or "cpu": the backend family a ``--device`` flag asks for (None: CUDA when available)."""
+    if device is not None:
+        return "cuda" if device.startswith("cuda") else "cpu"
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def rank_device(device: str | None, context: DistributedContext) -> str | None:
+    """The device this rank computes on: its local GPU under torchrun on CUDA, otherwise ``device`` as given."""
+    if context.is_distributed and device_type(device) == "cuda":
+        return f"cuda:{context.local_rank}"
+    return device
 
 
 def shard(items: Sequence[T], rank: int, world_size: int) -> list[T]:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import distributed
 from .data.transforms import image_to_tensor
 from .metrics import ConfusionMatrix, SegmentationScores
 from .modeling.geometry import resize_bilinear
@@ -222,7 +223,7 @@ class ScaleShapesScoring:
         attention_by_size: the mean weights by size and class, or None when "attention" is
             not among the merges.
         objects: one :class:`ObjectRecord` per visible object, in image and instance order.
-        seconds: wall time of the pass.
+        seconds: wall time of the pass (of its slowest process under torchrun).
     """
 
     split: str
@@ -269,6 +270,7 @@ def score_scaleshapes(
     merges: Sequence[str] | None = None,
     start: int = 0,
     on_image: Callable[[int], None] | None = None,
+    context: distributed.DistributedContext | None = None,
 ) -> ScaleShapesScoring:
     """Run a checkpoint over ScaleShapes images ``start .. start + count - 1`` of ``split`` and score every merge.
 
@@ -280,7 +282,12 @@ def score_scaleshapes(
         predictor: a :class:`~segscale.predictor.Predictor` for ScaleShapes' classes.
         scales: the scale set (None: the checkpoint's).
         merges: the merges to score (None: every one the model has; attention needs a head).
-        on_image: called with 0, 1, ... after each image (a progress bar).
+        on_image: called with 0, 1, ... after each of this process's images (a progress bar).
+        context: under torchrun, this process's place (:func:`segscale.distributed.distributed_context`):
+            each rank scores its :func:`~segscale.distributed.shard` of the images, then the
+            counts are summed and the object records gathered, so every rank returns what one
+            process scoring all the images would (counts exactly; float sums up to the order
+            of addition). None: one process scores every image.
     """
     from .config import MERGE_MODES
     from .data.scaleshapes import CLASSES, generate_sample
@@ -298,14 +305,17 @@ def score_scaleshapes(
             raise ValueError(f"unknown merge mode {merge!r}; valid: {', '.join(MERGE_MODES)}")
     base_merge = "attention" if "attention" in merges else "average"
     scales, _ = predictor.check_request(scales, base_merge)
+    context = context or distributed.DistributedContext()
 
     started = time.perf_counter()
     confusions = tuple(ConfusionMatrix(len(classes)) for _ in merges)
     by_size = tuple(SizeBinnedIoU(SIZE_BIN_EDGES) for _ in merges)
     attention_by_size = AttentionBySize(scales, classes, SIZE_BIN_EDGES) if base_merge == "attention" else None
-    records: list[ObjectRecord] = []
-    for position, index in enumerate(range(start, start + int(count))):
+    records_by_image: list[tuple[int, list[ObjectRecord]]] = []
+    for position, index in enumerate(context.share(range(start, start + int(count)))):
         sample = generate_sample(split, index)
+        records: list[ObjectRecord] = []
+        records_by_image.append((index, records))
         prediction = predictor.predict(sample.image, scales=scales, merge=base_merge)
         size = sample.label.shape
         predicted = [labels_for_merge(prediction.score_maps, prediction.attention_logits, m, size) for m in merges]
@@ -337,6 +347,13 @@ def score_scaleshapes(
             )
         if on_image is not None:
             on_image(position)
+    seconds = time.perf_counter() - started
+    if context.is_distributed:
+        for accumulator in (*confusions, *by_size, attention_by_size):
+            if accumulator is not None:
+                distributed.all_reduce_attributes(accumulator, _SUMMED_ARRAYS[type(accumulator)])
+        records_by_image = distributed.gather_rows(records_by_image)
+        seconds = max(distributed.gather_rows([seconds]))  # the pass lasts as long as its slowest rank
     return ScaleShapesScoring(
         split=split,
         start=int(start),
@@ -347,33 +364,51 @@ def score_scaleshapes(
         confusions=confusions,
         by_size=by_size,
         attention_by_size=attention_by_size,
-        objects=tuple(records),
-        seconds=time.perf_counter() - started,
+        objects=tuple(record for _, records in sorted(records_by_image, key=lambda item: item[0]) for record in records),
+        seconds=seconds,
     )
 
 
-def evaluate_scaleshapes(predictor, split: str, count: int, scales, merges, start: int = 0, on_image=None) -> dict:
+# The numpy arrays of each scoring accumulator that add up over images (and so over ranks).
+_SUMMED_ARRAYS = {
+    ConfusionMatrix: ("counts",),
+    SizeBinnedIoU: ("true_positive", "false_negative", "false_positive", "objects"),
+    AttentionBySize: ("sums", "counts", "class_sums", "class_counts", "dominant_pixels"),
+}
+
+
+
+def evaluate_scaleshapes(predictor, split: str, count: int, scales, merges, start: int = 0, on_image=None, context=None) -> dict:
     """mIoU, per-class IoU, pixel accuracy and IoU by size per merge mode; attention by size.
 
     The report of ``segscale evaluate`` on ScaleShapes images ``start .. start + count - 1``
-    of ``split``: :meth:`ScaleShapesScoring.to_report` of one :func:`score_scaleshapes` pass.
+    of ``split``: :meth:`ScaleShapesScoring.to_report` of one :func:`score_scaleshapes` pass
+    (``context``: that function's, for torchrun).
     """
-    return score_scaleshapes(predictor, split, count, scales, merges, start, on_image).to_report()
+    return score_scaleshapes(predictor, split, count, scales, merges, start, on_image, context).to_report()
 
 
-def evaluate_pairs_report(predictor, pairs, count: int, scales, merges, on_image=None) -> dict:
-    """mIoU, per-class IoU and pixel accuracy per merge mode over (image, label) pairs (any dataset)."""
+def evaluate_pairs_report(predictor, pairs, count: int, scales, merges, on_image=None, context=None) -> dict:
+    """mIoU, per-class IoU and pixel accuracy per merge mode over the first ``count`` (image, label) pairs (any dataset).
+
+    ``context``: under torchrun each rank scores its shard of the pairs and the confusion
+    matrices are summed, as in :func:`score_scaleshapes`.
+    """
     classes = predictor.classes
     base_merge = "attention" if "attention" in merges else "average"
     scales, _ = predictor.check_request(scales, base_merge)
     confusions = {merge: ConfusionMatrix(len(classes)) for merge in merges}
-    for index in range(count):
+    context = context or distributed.DistributedContext()
+    for position, index in enumerate(context.share(range(count))):
         image, label = pairs[index]
         prediction = predictor.predict(image, scales=scales, merge=base_merge)
         for merge in merges:
             confusions[merge].update(label, labels_for_merge(prediction.score_maps, prediction.attention_logits, merge, label.shape))
         if on_image is not None:
-            on_image(index)
+            on_image(position)
+    if context.is_distributed:
+        for confusion in confusions.values():
+            distributed.all_reduce_attributes(confusion, _SUMMED_ARRAYS[ConfusionMatrix])
     return {
         "images": count,
         "scales": list(scales),

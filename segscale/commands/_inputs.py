@@ -97,12 +97,25 @@ def read_input(args: argparse.Namespace) -> InputImage:
     return InputImage(loaded.rgb, path.name, stem, None, loaded.notices, loaded.original_size)
 
 
+# --precision -> FastPathOptions.autocast (predict's folder jobs, evaluate, diagnose)
+PRECISIONS = {"auto": "auto", "float32": "off", "bf16": "bf16"}
+
+
+def add_precision_argument(parser, default: str, why_default: str) -> None:
+    parser.add_argument(
+        "--precision", choices=tuple(PRECISIONS), default=default,
+        help=f"auto: bf16 where a timing probe finds it faster and its labels agree with float32; float32; bf16 (default: {default}, {why_default})",
+    )  # fmt: skip
+
+
 def load_predictor(args: argparse.Namespace, max_side: int | None = DEFAULT_MAX_SIDE, float32: bool = False):
-    """The checkpoint's Predictor; ``float32`` turns bf16 autocast off (numbers read digit by digit, as the pixel inspector's)."""
+    """The checkpoint's Predictor; ``float32`` turns bf16 autocast off (numbers read digit by digit, as the pixel inspector's),
+    as does ``args.precision`` where the command has that flag."""
     from ..inference import FastPathOptions
     from ..predictor import Predictor
 
-    options = FastPathOptions(autocast="off") if float32 else FastPathOptions()
+    precision = "float32" if float32 else getattr(args, "precision", "auto")
+    options = FastPathOptions(autocast=PRECISIONS[precision])
     return Predictor.from_checkpoint(args.checkpoint, device=args.device, max_side=max_side, options=options)
 
 

@@ -2,6 +2,7 @@
 
     python -m segscale diagnose --count 50 --split val --out diagnostics/
     python -m segscale diagnose --images a.jpg b.png --out diagnostics/
+    torchrun --nproc_per_node 2 -m segscale diagnose --count 500 --out diagnostics/
 
 Over ScaleShapes images (generated, with ground truth) it tabulates every visible object --
 image, class, extent, visible pixels, mean attention weight per scale, dominant scale, recall
@@ -13,6 +14,9 @@ scale and the attention entropy. With ``--out`` it writes:
 * ScaleShapes: ``objects.csv`` (the per-object table), ``aggregates.json``, ``weight_by_extent.png``,
   ``weight_by_class.png``, ``dominant_share.png``, ``miou_by_merge.png``;
 * image files: ``images.csv``, ``aggregates.json``, ``image_weights.png``, ``dominant_share.png``.
+
+Under ``torchrun`` each process runs its share of the images; the per-object (or per-image)
+rows are gathered and the counts summed, and rank 0 prints and writes what one process would.
 """
 
 from __future__ import annotations
@@ -24,40 +28,56 @@ from pathlib import Path
 
 from ..config import MERGE_MODES
 from ..progress_bar import progress_bar
-from ._inputs import add_model_arguments, check_scaleshapes_request, load_predictor, prepare_out, write_bytes
+from ._inputs import add_model_arguments, add_precision_argument, check_scaleshapes_request, load_predictor, prepare_out, write_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=50, metavar="N", help="ScaleShapes images to run (default: 50)")
     parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="ScaleShapes split to draw them from (default: val)")
-    parser.add_argument("--start", type=int, default=0, metavar="INDEX", help="index of the first ScaleShapes image (default: 0)")
+    parser.add_argument(
+        "--start", "--first", dest="start", type=int, default=0, metavar="INDEX",
+        help="index of the first ScaleShapes image; under torchrun write --first, as torchrun takes --start for its --start-method (default: 0)",
+    )  # fmt: skip
     parser.add_argument(
         "--images", type=Path, nargs="+", metavar="FILE",
         help="image files instead of ScaleShapes (no ground truth; unreadable ones are left out with a warning) (default: none)",
     )  # fmt: skip
     add_model_arguments(parser, merge=False)
+    add_precision_argument(parser, "float32", "so that the tables depend on no timing and every torchrun process computes alike")
     parser.add_argument("--merge", nargs="+", choices=MERGE_MODES, help="merges to score (default: every one the model has)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="write the CSV, the JSON aggregates and the PNG plots here (default: print only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
+    from .. import distributed
+
     if args.images is None and args.count < 1:
         raise ValueError(f"--count must be at least 1, got {args.count}")
     if args.start < 0:
         raise ValueError(f"--start must be 0 or more, got {args.start}")
     prepare_out(args.out)
-    if args.images is not None:
-        return _run_images(args)
+    context = distributed.distributed_context(distributed.device_type(args.device))
+    try:  # under torchrun each rank runs its share; rank 0 prints and writes what one process would
+        args = argparse.Namespace(**{**vars(args), "device": distributed.rank_device(args.device, context)})
+        return _run_images(args, context) if args.images is not None else _run_scaleshapes(args, context)
+    finally:
+        distributed.shutdown()
+
+
+def _run_scaleshapes(args: argparse.Namespace, context) -> int:
     from .. import plots
     from ..diagnostics import scale_diagnostics
 
     predictor = load_predictor(args)
     check_scaleshapes_request(predictor, args.scales, predictor.inspection_merge)
-    with progress_bar(args.count, f"diagnose {args.split}", unit="img", enabled=not args.quiet) as bar:
+    share = len(context.share(range(args.count)))
+    with progress_bar(share, _bar_title(f"diagnose {args.split}", context), unit="img", enabled=not args.quiet and context.is_main) as bar:
         diagnostics = scale_diagnostics(
-            predictor, args.split, args.count, args.scales, args.merge, start=args.start, on_image=lambda _: bar.update()
+            predictor, args.split, args.count, args.scales, args.merge, start=args.start, on_image=lambda _: bar.update(), context=context
         )
+    if not context.is_main:
+        return 0
     print(f"{predictor.metadata.name or args.checkpoint} on {predictor.device_name}")
     print(diagnostics.to_text())
     if args.out:
@@ -70,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_images(args: argparse.Namespace) -> int:
+def _run_images(args: argparse.Namespace, context) -> int:
     from .. import plots
     from ..diagnostics import image_diagnostics
     from ..images import ImageError, check_min_size, load_image
@@ -79,6 +99,7 @@ def _run_images(args: argparse.Namespace) -> int:
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
         raise ValueError(f"several files are named {', '.join(repeated)}; the table could not tell them apart")
+    say = print if context.is_main else lambda *_, **__: None  # every rank reads every file; rank 0 speaks
     images, names, skipped = [], [], 0
     for path in args.images:  # as the app's page: a file that cannot be used is left out with a warning
         try:
@@ -88,15 +109,15 @@ def _run_images(args: argparse.Namespace) -> int:
             check_min_size(loaded.rgb)
         except (ImageError, OSError) as error:
             reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            print(f"warning: {path}: {reason}; left out", file=sys.stderr)
+            say(f"warning: {path}: {reason}; left out", file=sys.stderr)
             skipped += 1
             continue
         for notice in loaded.notices:
-            print(f"note: {path.name}: {notice}")
+            say(f"note: {path.name}: {notice}")
         images.append(loaded.rgb)
         names.append(path.name)
     if skipped:
-        print(f"warning: {skipped} of {len(args.images)} files left out (unreadable); {len(images)} remain", file=sys.stderr)
+        say(f"warning: {skipped} of {len(args.images)} files left out (unreadable); {len(images)} remain", file=sys.stderr)
     if not images:
         raise ValueError(f"none of the {len(args.images)} files could be read as an image; nothing to diagnose")
     predictor = load_predictor(args)
@@ -105,8 +126,11 @@ def _run_images(args: argparse.Namespace) -> int:
             predictor.check_request(args.scales, predictor.inspection_merge, image_size=rgb.shape[:2])
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
-    with progress_bar(len(images), "diagnose images", unit="img", enabled=not args.quiet) as bar:
-        result = image_diagnostics(predictor, images, names, args.scales, on_image=lambda _: bar.update())
+    share = len(context.share(range(len(images))))
+    with progress_bar(share, _bar_title("diagnose images", context), unit="img", enabled=not args.quiet and context.is_main) as bar:
+        result = image_diagnostics(predictor, images, names, args.scales, on_image=lambda _: bar.update(), context=context)
+    if not context.is_main:
+        return 0
     print(f"{predictor.metadata.name or args.checkpoint} on {predictor.device_name}")
     print(result.to_text())
     if args.out:
@@ -117,6 +141,10 @@ def _run_images(args: argparse.Namespace) -> int:
             "dominant_share.png": plots.figure_png(plots.dominant_share_figure(result.scales, result.dominant_share)),
         })  # fmt: skip
     return 0
+
+
+def _bar_title(title: str, context) -> str:
+    return f"{title}, rank 0 of {context.world_size}" if context.is_distributed else title
 
 
 def _write(out: Path, files: dict[str, bytes]) -> None:

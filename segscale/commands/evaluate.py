@@ -3,9 +3,12 @@
     python -m segscale evaluate --checkpoint checkpoints/scaleshapes_demo.pt --split test --count 500 \
         --scales 1 0.75 0.5 --merge attention average max --json results.json
     python -m segscale evaluate --checkpoint voc.pt --dataset voc --data-root ~/data --split val
+    torchrun --nproc_per_node 2 -m segscale evaluate --count 500 --json results.json
 
 Prints mIoU, pixel accuracy and per-class IoU per merge mode; for ScaleShapes also IoU by
 object size and the mean attention weight per scale by object size. ``--json`` writes all of it.
+Under ``torchrun`` each process scores its share of the images and the counts are summed, so
+rank 0 prints and writes the report one process would (means up to float rounding).
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+
+from ._inputs import add_precision_argument
 
 DEFAULT_CHECKPOINT = "checkpoints/scaleshapes_demo.pt"
 
@@ -30,22 +35,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-root", help="folder holding VOC (with VOCdevkit/) or PASCAL-Person-Part (default: none; needed for voc and person_part)")
     parser.add_argument("--split", default="val", help="scaleshapes: train, val or test; voc and person_part: val or train (default: val)")
     parser.add_argument("--count", type=int, default=500, help="images to score; ScaleShapes generates them, the others take the first N (default: 500)")
-    parser.add_argument("--start", type=int, default=0, help="index of the first ScaleShapes image (default: 0)")
+    parser.add_argument(
+        "--start", "--first", dest="start", type=int, default=0, metavar="INDEX",
+        help="index of the first ScaleShapes image; under torchrun write --first, as torchrun takes --start for its --start-method (default: 0)",
+    )  # fmt: skip
     parser.add_argument("--scales", type=float, nargs="+", metavar="S", help="the scale set to predict with (default: the checkpoint's trained set)")
     parser.add_argument(
         "--merge", nargs="+", default=None, choices=("attention", "average", "max"),
         help="merge modes to score, all from one forward pass (default: the checkpoint's own)",
     )  # fmt: skip
     parser.add_argument("--device", help="where to run: cpu, cuda, cuda:1, mps (default: the best available)")
+    add_precision_argument(parser, "float32", "so that a score depends on no timing and every torchrun process computes alike")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the full report to this JSON file (default: print only)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate_pairs_report, evaluate_scaleshapes
-    from ..predictor import Predictor
-    from ..progress_bar import progress_bar
-    from ._inputs import check_scaleshapes_request
+    from .. import distributed
 
     if args.count < 1:
         raise ValueError(f"--count must be at least 1, got {args.count}")
@@ -60,16 +66,44 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--dataset {args.dataset} needs --data-root (the folder holding the dataset)")
     if args.json is not None and args.json.is_dir():
         raise ValueError(f"--json {args.json} is a folder; give a file name such as {args.json / 'report.json'}")
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device)
+    context = distributed.distributed_context(distributed.device_type(args.device))
+    try:
+        report, classes = _score(args, context)
+        if context.is_main:  # every rank holds the summed report; one prints and writes it
+            print(format_report(report, classes))
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(report, indent=2) + "\n")
+                print(f"wrote {args.json}")
+    finally:
+        distributed.shutdown()
+    return 0
+
+
+def _score(args: argparse.Namespace, context) -> tuple[dict, list[str]]:
+    """(the report, the class names): this rank's share of the images, summed over every rank."""
+    from .. import distributed
+    from ..evaluation import evaluate_pairs_report, evaluate_scaleshapes
+    from ..inference import FastPathOptions
+    from ..predictor import Predictor
+    from ..progress_bar import progress_bar
+    from ._inputs import PRECISIONS, check_scaleshapes_request
+
+    options = FastPathOptions(autocast=PRECISIONS[args.precision])
+    predictor = Predictor.from_checkpoint(args.checkpoint, device=distributed.rank_device(args.device, context), options=options)
     merges = tuple(dict.fromkeys(args.merge or [predictor.default_merge]))
     for merge in merges:  # every merge and the scale set, before the first image
         if args.dataset == "scaleshapes":
             check_scaleshapes_request(predictor, args.scales, merge)
         else:
             predictor.check_request(args.scales, merge)
+    enabled = not args.quiet and context.is_main  # rank 0's bar stands for every rank's
     if args.dataset == "scaleshapes":
-        with progress_bar(args.count, "evaluate", unit="img", enabled=not args.quiet) as bar:
-            report = evaluate_scaleshapes(predictor, args.split, args.count, args.scales, merges, args.start, on_image=lambda i: bar.update())
+        share = len(context.share(range(args.count)))
+        with progress_bar(share, _bar_title(context), unit="img", enabled=enabled) as bar:
+            report = evaluate_scaleshapes(
+                predictor, args.split, args.count, args.scales, merges, args.start, on_image=lambda i: bar.update(), context=context
+            )
     else:
         from ..data import pascal
 
@@ -77,17 +111,16 @@ def run(args: argparse.Namespace) -> int:
         if list(dataset.classes) != predictor.classes:
             raise ValueError(f"{args.checkpoint} predicts {predictor.classes}, not the classes of {args.dataset}")
         count = min(args.count, len(dataset))
-        with progress_bar(count, "evaluate", unit="img", enabled=not args.quiet) as bar:
-            report = evaluate_pairs_report(predictor, dataset, count, args.scales, merges, on_image=lambda i: bar.update())
+        with progress_bar(len(context.share(range(count))), _bar_title(context), unit="img", enabled=enabled) as bar:
+            report = evaluate_pairs_report(predictor, dataset, count, args.scales, merges, on_image=lambda i: bar.update(), context=context)
         report["dataset"], report["split"] = args.dataset, args.split
     report["checkpoint"] = str(args.checkpoint)
     report["device"] = predictor.device_name
-    print(format_report(report, predictor.classes))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        print(f"wrote {args.json}")
-    return 0
+    return report, predictor.classes
+
+
+def _bar_title(context) -> str:
+    return f"evaluate, rank 0 of {context.world_size}" if context.is_distributed else "evaluate"
 
 
 def format_report(report: dict, classes) -> str:

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 from ..visualize import OUTPUT_SUFFIXES
+from ._inputs import PRECISIONS
 
-PRECISIONS = {"auto": "auto", "float32": "off", "bf16": "bf16"}  # --precision -> FastPathOptions.autocast
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,9 +67,9 @@ def run(args: argparse.Namespace) -> int:
         tile_spans(args.tile + 1, args.tile, args.tile_overlap, 1.0)  # checks the tile size and overlap
     items = enumerate_inputs(args.images[0])  # before the model loads, so a typo fails at once
 
-    context = distributed.distributed_context(_device_type(args.device))
+    context = distributed.distributed_context(distributed.device_type(args.device))
     try:
-        device = _rank_device(args.device, context)
+        device = distributed.rank_device(args.device, context)
         options = FastPathOptions(autocast=PRECISIONS[args.precision])
         predictor = Predictor.from_checkpoint(args.checkpoint, device=device, max_side=args.max_side, options=options)
         scales, merge = predictor.check_request(args.scales, args.merge)
@@ -103,21 +103,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         distributed.shutdown()
     return 0
-
-
-def _device_type(device: str | None) -> str:
-    import torch
-
-    if device is not None:
-        return "cuda" if device.startswith("cuda") else "cpu"
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _rank_device(device: str | None, context) -> str | None:
-    """Under torchrun on CUDA each rank takes its local GPU; otherwise the device as given."""
-    if context.is_distributed and _device_type(device) == "cuda":
-        return f"cuda:{context.local_rank}"
-    return device
 
 
 def _format_scales(scales) -> str:

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from .. import distributed
 from ..evaluation import SIZE_BIN_EDGES, ObjectRecord, ScaleShapesScoring, score_scaleshapes, size_bin_index
 from ..formatting import count_of, format_scale_set, scale_label
 from ..metrics import SegmentationScores, attention_entropy
@@ -212,13 +213,15 @@ def scale_diagnostics(
     merges: Sequence[str] | None = None,
     start: int = 0,
     on_image: Callable[[int], None] | None = None,
+    context: distributed.DistributedContext | None = None,
 ) -> ScaleDiagnostics:
     """Run a checkpoint over ScaleShapes images ``start .. start + count - 1`` of ``split`` and tabulate its scales.
 
     The tables of one :func:`~segscale.evaluation.score_scaleshapes` pass (the pass that
-    ``segscale evaluate`` reports too); its arguments are that function's.
+    ``segscale evaluate`` reports too); its arguments are that function's (``context``:
+    under torchrun, each rank scores its shard and every rank gets the whole tables).
     """
-    return ScaleDiagnostics.from_scoring(score_scaleshapes(predictor, split, count, scales, merges, start, on_image))
+    return ScaleDiagnostics.from_scoring(score_scaleshapes(predictor, split, count, scales, merges, start, on_image, context))
 
 
 @dataclass(frozen=True)
@@ -313,6 +316,7 @@ def image_diagnostics(
     names: Sequence[str] | None = None,
     scales=None,
     on_image: Callable[[int], None] | None = None,
+    context: distributed.DistributedContext | None = None,
 ) -> ImageSetDiagnostics:
     """The attention over images without ground truth: weight, dominance and entropy per scale.
 
@@ -321,6 +325,9 @@ def image_diagnostics(
         images: (H, W, 3) uint8 RGB arrays (e.g. ``load_image(...).rgb``).
         names: one name per image (default "image 1", ...).
         scales: the scale set (None: the checkpoint's).
+        on_image: called with 0, 1, ... after each of this process's images.
+        context: under torchrun, each rank runs its shard of the images and every rank gets
+            the records of all of them, in the order given.
     """
     if not predictor.has_attention_head:
         raise ValueError("this checkpoint has no attention head, so there are no attention weights to summarise")
@@ -330,26 +337,31 @@ def image_diagnostics(
     if len(names) != len(images):
         raise ValueError(f"{len(names)} names for {len(images)} images")
     scales, _ = predictor.check_request(scales, "attention")
+    context = context or distributed.DistributedContext()
     started = time.perf_counter()
-    records = []
-    dominant_pixels = np.zeros(len(scales), np.int64)
-    for k, (name, image) in enumerate(zip(names, images)):
+    rows = []  # (position, record, dominant pixel counts (S,)), for this process's images
+    for k, position in enumerate(context.share(range(len(images)))):
+        name, image = names[position], images[position]
         prediction = predictor.predict(image, scales=scales, merge="attention")
         size = tuple(prediction.labels.shape)
         attention = resize_bilinear(torch.from_numpy(prediction.attention)[None], size)[0].numpy()  # (S, H, W)
         counts = np.bincount(attention.argmax(axis=0).ravel(), minlength=len(scales))
-        dominant_pixels += counts
-        records.append(
-            ImageAttentionRecord(
-                name=str(name),
-                size=size,  # type: ignore[arg-type]
-                mean_weights=floats(attention.reshape(len(scales), -1).mean(axis=1, dtype=np.float64)),
-                dominant_share=floats(counts / counts.sum()),
-                mean_entropy_bits=float(attention_entropy(attention, unit="bits").mean()),
-            )
+        record = ImageAttentionRecord(
+            name=str(name),
+            size=size,  # type: ignore[arg-type]
+            mean_weights=floats(attention.reshape(len(scales), -1).mean(axis=1, dtype=np.float64)),
+            dominant_share=floats(counts / counts.sum()),
+            mean_entropy_bits=float(attention_entropy(attention, unit="bits").mean()),
         )
+        rows.append((position, record, counts))
         if on_image is not None:
             on_image(k)
+    seconds = time.perf_counter() - started
+    if context.is_distributed:
+        rows = sorted(distributed.gather_rows(rows), key=lambda row: row[0])
+        seconds = max(distributed.gather_rows([seconds]))
+    records = [record for _, record, _ in rows]
+    dominant_pixels = np.sum([counts for _, _, counts in rows], axis=0)
     return ImageSetDiagnostics(
         scales=tuple(scales),
         images=tuple(records),
@@ -357,7 +369,7 @@ def image_diagnostics(
         dominant_share=floats(dominant_pixels / dominant_pixels.sum()),
         mean_entropy_bits=float(np.mean([r.mean_entropy_bits for r in records])),
         max_entropy_bits=math.log2(len(scales)),
-        seconds=time.perf_counter() - started,
+        seconds=seconds,
     )
 
 
