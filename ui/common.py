@@ -81,8 +81,8 @@ SHARED_CHOICES = ("checkpoint", "merge", "scale_preset", "custom_scales", "image
 # idle server gives its memory back. Sizes per entry, measured with the demo checkpoint at three
 # scales (docs/APP.md): a Prediction is 3.4 MB for 512x512 and 41 MB at load_image's 2048 px cap
 # (2048x1536; its int64 labels dominate), a display view about 6-8 MB whatever the image, a
-# decoded upload at most 9.4 MB. Worst case: 16 x 41 + 16 x 8 + 8 x 9.4, about 0.85 GB, within
-# server.maxCacheDataSize (.streamlit/config.toml), the byte budget over all caches together.
+# decoded upload at most 9.4 MB: at worst 16 x 41 + 16 x 8 + 8 x 9.4, about 0.85 GB for these three.
+# server.maxCacheDataSize (.streamlit/config.toml, 1 GB) bounds every cache together, whatever each holds.
 CACHE_TTL_S = 3600  # an hour: long enough for a person's visit, short enough to free an idle server
 PREDICTION_CACHE_ENTRIES = 16  # eight people at once, each with the image they look at and the one before
 VIEW_CACHE_ENTRIES = 16  # display maps, inspector grids, merge comparisons: one or two per prediction
