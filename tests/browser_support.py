@@ -59,7 +59,14 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def streamlit_server(env: dict[str, str] | None = None, timeout_s: float = 120.0, app: str = "app.py"):
-    """`streamlit run app.py` on a free localhost port; yields its URL and always stops it.
+    """`streamlit run app.py` on a free localhost port; yields its URL and always stops it."""
+    with streamlit_process(env, timeout_s, app) as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def streamlit_process(env: dict[str, str] | None = None, timeout_s: float = 120.0, app: str = "app.py"):
+    """As :func:`streamlit_server`, yielding (URL, the server's Popen): its pid is the app's process.
 
     The server runs in its own process group, which is what is ended afterwards (and only it).
     Its output goes to a temporary log, quoted in the error if it never answers.
@@ -89,7 +96,7 @@ def streamlit_server(env: dict[str, str] | None = None, timeout_s: float = 120.0
             if time.monotonic() > deadline:
                 raise RuntimeError(f"streamlit did not answer within {timeout_s:.0f} s:\n{Path(log.name).read_text()[-3000:]}")
             time.sleep(0.3)
-        yield url
+        yield url, process
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
@@ -105,6 +112,14 @@ def streamlit_server(env: dict[str, str] | None = None, timeout_s: float = 120.0
 @contextlib.contextmanager
 def chromium_page(width: int = 1500, height: int = 1000):
     """A Playwright page in Debian's Chromium; raises RuntimeError naming the package if it is missing."""
+    with chromium_browser() as browser:
+        yield browser.new_page(viewport={"width": width, "height": height})
+
+
+@contextlib.contextmanager
+def chromium_browser():
+    """Debian's Chromium under Playwright, for several sessions at once: each
+    ``browser.new_context().new_page()`` is a browser of its own to the app (its own Streamlit session)."""
     if not Path(CHROMIUM).exists():
         raise RuntimeError(MISSING_CHROMIUM)
     from playwright.sync_api import sync_playwright
@@ -112,8 +127,7 @@ def chromium_page(width: int = 1500, height: int = 1000):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-            yield page
+            yield browser
         finally:
             browser.close()
 
@@ -128,6 +142,14 @@ def open_app(page, url: str, timeout_s: float = 120.0) -> None:
 
 def start_counting_runs(page) -> int:
     return page.evaluate(_COUNT_RUNS)
+
+
+def wait_for_rerun(page, before: int, timeout_s: float = 120.0, images: bool = True, expect_text: str | None = None) -> None:
+    """Wait for a script run that started after ``before`` (a :func:`start_counting_runs` count) to finish,
+    as :func:`after_rerun` does; for actions fired on several pages before waiting on any."""
+    page.wait_for_function(_RUN_FINISHED, arg=[before, expect_text], timeout=timeout_s * 1000)
+    if images:
+        page.wait_for_function(_IMAGES_LOADED, timeout=timeout_s * 1000)
 
 
 def after_rerun(page, action, timeout_s: float = 120.0, images: bool = True, expect_text: str | None = None) -> None:

@@ -162,3 +162,64 @@ def run_diagnostics(page, count: int) -> None:
     browser.after_rerun(page, lambda: field.press("Enter"), images=False)
     browser.after_rerun(page, lambda: page.get_by_role("button", name="Run diagnostics").click(), expect_text=f"images 0 to {count - 1}")
     check_every_image(page, at_least=4)
+
+
+def test_four_sessions_upload_at_once_and_each_sees_its_own_result(make_checkpoint, tmp_path):
+    """Four browser contexts (four Streamlit sessions of one server, one shared cached Predictor) set their
+    files back to back, without waiting for one another, so their script runs overlap. Each page must
+    name its own file and size, hold no other session's, show no error or exception, and its maps
+    download (.npz) must hold its own image and the labels the model gives that image alone."""
+    from segscale.predictor import Predictor
+
+    checkpoint = make_checkpoint("tiny.pt")
+    sizes = ((200, 160), (184, 144), (168, 128), (216, 152))  # (width, height): each page's summary names its own
+    photos = []
+    for number, (width, height) in enumerate(sizes, start=1):
+        path = tmp_path / f"person_{number}.png"
+        Image.fromarray(np.random.default_rng(number).integers(0, 256, size=(height, width, 3), dtype=np.uint8)).save(path)
+        photos.append(path)
+    summaries = [f"{photo.name}: {width}x{height} px" for photo, (width, height) in zip(photos, sizes)]
+
+    with browser.chromium_browser() as chromium, browser.streamlit_server(env={"SEGSCALE_CHECKPOINT_DIR": str(tmp_path)}) as url:
+        pages = [chromium.new_context(viewport={"width": 1500, "height": 1000}).new_page() for _ in photos]
+        try:
+            for page in pages:
+                browser.open_app(page, url)
+                browser.after_rerun(page, lambda page=page: browser.choose_radio(page, "Upload"), images=False)
+            runs_before = [browser.start_counting_runs(page) for page in pages]
+            for page, photo in zip(pages, photos):  # all four, then wait: the server runs them at once
+                browser.upload(page, photo)
+            for page, before, summary in zip(pages, runs_before, summaries):
+                browser.wait_for_rerun(page, before, expect_text=summary)
+
+            predictor = Predictor.from_checkpoint(checkpoint)
+            for number, (page, photo, summary) in enumerate(zip(pages, photos, summaries), start=1):
+                text = page.locator('[data-testid="stMain"]').inner_text()
+                assert summary in text, (number, text[:500])
+                assert not [other for other in summaries if other != summary and other in text], (number, text[:500])
+                assert not browser.exceptions_on_page(page)
+                assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+                assert not browser.all_images_loaded(page)
+                check_own_maps(page, photo, predictor, tmp_path / f"downloads_{number}")
+        except Exception:
+            for number, page in enumerate(pages, start=1):
+                browser.full_page_screenshot(page, tmp_path / f"failure_{number}.png")
+            print(f"screenshots of the pages: {tmp_path}/failure_N.png")
+            raise
+
+
+def check_own_maps(page, photo, predictor, folder) -> None:
+    """The page's .npz holds this session's image and, at 99% of pixels or more, the labels the model gives
+    it when asked alone (not all: the server's thread count may differ from this process's, and a pixel
+    whose two best classes tie can fall either way)."""
+    folder.mkdir()
+    with page.expect_download(timeout=60_000) as download_info:
+        page.get_by_role("button", name="Every map (.npz)").click()
+    saved = folder / "maps.npz"
+    download_info.value.save_as(saved)
+    maps = np.load(saved, allow_pickle=False)
+    rgb = np.asarray(Image.open(photo).convert("RGB"))
+    np.testing.assert_array_equal(maps["image"], rgb)
+    alone = predictor.predict(rgb, scales=tuple(maps["scales"]), merge=str(maps["merge"]))
+    assert maps["labels"].shape == alone.labels.shape
+    assert (maps["labels"] == alone.labels).mean() >= 0.99

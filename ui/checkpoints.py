@@ -15,7 +15,7 @@ from segscale.checkpoint import (
     CheckpointMetadata,
     load_checkpoint_bytes,
 )
-from ui import widgets
+from ui import common, widgets
 from ui.common import (
     LOG,
     UPLOADED_PREFIX,
@@ -84,7 +84,7 @@ def own_checkpoint_section() -> None:
     uploaded = st.file_uploader(
         "A checkpoint file of your own (.pt)", key="checkpoint_upload",
         help="A segscale checkpoint (python -m segscale train writes them). It is read with torch.load(weights_only=True): "
-        "a file whose pickle would build arbitrary objects is refused, never run.",
+        f"a file whose pickle would build arbitrary objects is refused, never run. {common.upload_limit_text()}",
     )  # fmt: skip
     if uploaded is None:
         st.caption("Read with `weights_only=True`: only tensors and plain data are unpickled, never code. It stays in this session only.")

@@ -76,6 +76,21 @@ UPLOADED_PREFIX = "uploaded: "  # how a checkpoint uploaded this session is name
 # Widgets whose choice follows the person from page to page (see keep_choices).
 SHARED_CHOICES = ("checkpoint", "merge", "scale_preset", "custom_scales", "image_source", "gallery_index")
 
+# What the app may keep in memory (issue 13, point 7). st.cache_data keeps each entry pickled,
+# once per process, shared by every session; each cached function keeps at most its number of
+# entries (least recently used out first) and drops an entry CACHE_TTL_S after computing it, so an
+# idle server gives its memory back. Sizes per entry, measured with the demo checkpoint at three
+# scales (docs/APP.md): a Prediction is 3.4 MB for 512x512 and 41 MB at load_image's 2048 px cap
+# (2048x1536; its int64 labels dominate), a display view about 6-8 MB whatever the image, a
+# decoded upload at most 9.4 MB: at worst 16 x 41 + 16 x 8 + 8 x 9.4, about 0.85 GB for these three.
+# server.maxCacheDataSize (.streamlit/config.toml, 1 GB) bounds every cache together, whatever each holds.
+CACHE_TTL_S = 3600  # an hour: long enough for a person's visit, short enough to free an idle server
+PREDICTION_CACHE_ENTRIES = 16  # eight people at once, each with the image they look at and the one before
+VIEW_CACHE_ENTRIES = 16  # display maps, inspector grids, merge comparisons: one or two per prediction
+DECODED_UPLOAD_CACHE_ENTRIES = 8  # a file is decoded once per visit; only re-runs of the same page hit it
+DIAGNOSTICS_CACHE_ENTRIES = 8  # scale-diagnostics runs and their figures: few people ask for them
+UPLOADED_CHECKPOINTS_PER_SESSION = 3  # checkpoint bytes a session keeps to choose from (oldest dropped)
+
 
 # ----------------------------------------------------------------------------- text
 
@@ -202,9 +217,14 @@ def uploaded_checkpoints() -> dict[str, tuple[str, bytes]]:
 
 
 def use_uploaded_checkpoint(name: str, data: bytes) -> str:
-    """Offer an uploaded checkpoint in every checkpoint box of this session, and choose it; returns its option."""
+    """Offer an uploaded checkpoint in every checkpoint box of this session, and choose it; returns its option.
+
+    The session keeps the last :data:`UPLOADED_CHECKPOINTS_PER_SESSION` of them (their bytes stay in memory).
+    """
     option = f"{UPLOADED_PREFIX}{name}"
-    st.session_state[UPLOADED_CHECKPOINTS_KEY] = {**uploaded_checkpoints(), option: (name, data)}
+    kept = {key: value for key, value in uploaded_checkpoints().items() if key != option}
+    kept[option] = (name, data)  # the newest last; the oldest go, so a session holds a bounded number of files
+    st.session_state[UPLOADED_CHECKPOINTS_KEY] = dict(list(kept.items())[-UPLOADED_CHECKPOINTS_PER_SESSION:])
     st.session_state["checkpoint"] = option
     return option
 
@@ -360,7 +380,7 @@ def scaleshapes_sample(split: str, index: int) -> tuple[np.ndarray, np.ndarray, 
     return sample.image, sample.label, len(sample.objects)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(max_entries=DECODED_UPLOAD_CACHE_ENTRIES, ttl=CACHE_TTL_S, show_spinner=False)
 def decode_upload(data: bytes, name: str, max_side: int) -> tuple[np.ndarray, tuple[str, ...], float]:
     """:func:`load_image` on uploaded bytes, cached on them: (rgb, notices, seconds). Raises ImageError."""
     started = time.perf_counter()
@@ -388,7 +408,7 @@ def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) -> Image
             on_change=_forget_removed_upload,
             args=(upload_key,),
             help=f"{READABLE_DESCRIPTION} (a GIF's first frame), at least {MIN_SIDE}x{MIN_SIDE} pixels. "
-            f"Larger than {max_side} px on a side is scaled down.",
+            f"Larger than {max_side} px on a side is scaled down. {upload_limit_text()}",
         )
         if uploaded is not None:
             name, data = uploaded.name, uploaded.getvalue()
@@ -423,6 +443,16 @@ def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) -> Image
     return _sample_input(RANDOM_SPLIT, st.session_state[state_key], "random")
 
 
+def upload_limit_mb() -> int:
+    """The largest file the uploaders take, in MB: ``server.maxUploadSize`` as the server runs with it."""
+    return int(st.get_option("server.maxUploadSize"))
+
+
+def upload_limit_text() -> str:
+    """The upload limit in plain words, for every uploader's help (Streamlit's own note says only "per file")."""
+    return f"Files up to {upload_limit_mb()} MB each; the uploader refuses a larger one before sending it."
+
+
 def _forget_removed_upload(upload_key: str) -> None:
     """The person removed the file (×): do not bring it back from the session's memory."""
     if st.session_state.get(upload_key) is None:
@@ -437,7 +467,7 @@ def _gallery_label(split: str, index: int) -> str:
 # ----------------------------------------------------------------------------- prediction
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=PREDICTION_CACHE_ENTRIES, ttl=CACHE_TTL_S, show_spinner=False)
 def _predict(model_key: str, pixels_key: str, scales: tuple[float, ...], merge: str, _model: LoadedModel, _rgb: np.ndarray, _misses: list) -> Prediction:
     _misses.append(1)  # runs only on a cache miss: tells the caller the model really ran
     return _model.predictor.predict(_rgb, scales=scales, merge=merge)

@@ -16,13 +16,13 @@ from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.formatting import format_scale_set
 from segscale.palette import colorize_labels
 from segscale.predictor import Prediction
-from ui import widgets
+from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, show_error
 
 COMPARE_WIDTH = 320  # px each picture is resampled to (nearest), so every column shows the same size
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
 def _comparison(model_key: str, pixels_key: str, scales: tuple[float, ...], with_truth: bool, _prediction: Prediction, _truth, _classes: tuple[str, ...]) -> diag.MergeComparison:
     return diag.compare_merges(_prediction, _truth if with_truth else None, _classes)
 

@@ -18,7 +18,7 @@ from segscale import inspection_grid, plots
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.formatting import format_scale_set, scale_label
 from segscale.predictor import Prediction
-from ui import widgets
+from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, plain, show_error
 
 INSPECTOR_MAX_SIDE = 640  # px: uploads are scaled to this, so the clickable grid stays under ~6 500 cells
@@ -51,7 +51,7 @@ def precision_note(model: LoadedModel) -> str:
     return "Numbers in float32."
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
 def _grid_frame(model_key: str, pixels_key: str, scales: tuple[float, ...], merge: str, colouring: str, _prediction: Prediction, _classes: tuple[str, ...], _palette):
     """One row per grid cell: its rectangle, colour and tooltip (the clickable heat map's data)."""
     import pandas as pd

@@ -20,13 +20,13 @@ from segscale.formatting import format_percent, format_scale_set, scale_label
 from segscale.metrics import segmentation_scores
 from segscale.palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels
 from segscale.predictor import Prediction
-from ui import widgets
+from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, plain
 
 MAX_MAPS_PER_LINE = 6  # more scales wrap onto another line (ui.common caps a custom set at MAX_CUSTOM_SCALES)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
 def build_view(model_key: str, pixels_key: str, scales: tuple[float, ...], merge: str, class_index: int, score_kind: str, _prediction: Prediction, _metadata: CheckpointMetadata) -> viz.PredictionView:
     """:func:`segscale.visualize.build_view`, cached on the prediction's own key and the display choices."""
     return viz.build_view(_prediction, _metadata.classes, _metadata.palette, class_index, score_kind)

@@ -20,7 +20,7 @@ from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.data.scaleshapes import SPLITS as SCALESHAPES_SPLITS
 from segscale.formatting import format_scale_set
 from segscale.images import DEFAULT_MAX_SIDE, READABLE_DESCRIPTION, ImageError
-from ui import widgets
+from ui import common, widgets
 from ui.common import LOG, LoadedModel, decode_upload, image_key, show_error
 
 DIAGNOSE_SOURCES = ("ScaleShapes images", "Uploaded images")
@@ -34,19 +34,19 @@ DIAGNOSE_UPLOAD_RUN_KEY = "segscale.diagnose_upload_run"  # session state: the s
 # the bar's replay ends with its removal, so nothing shows: the bar appears on the first run only.
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(max_entries=common.DIAGNOSTICS_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
 def _scale_diagnostics(model_key: str, count: int, split: str, scales: tuple[float, ...], merges: tuple[str, ...], _model: LoadedModel) -> diag.ScaleDiagnostics:
     with _progress(count, f"ScaleShapes {split}") as on_image:
         return diag.scale_diagnostics(_model.predictor, split, count, scales, merges, on_image=on_image)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_data(max_entries=common.DIAGNOSTICS_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
 def _image_diagnostics(model_key: str, pixels_keys: tuple[str, ...], names: tuple[str, ...], scales: tuple[float, ...], _model: LoadedModel, _images) -> diag.ImageSetDiagnostics:
     with _progress(len(_images), "Uploaded images") as on_image:
         return diag.image_diagnostics(_model.predictor, _images, names, scales, on_image=on_image)
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=common.DIAGNOSTICS_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
 def _diagnostics_pngs(run_key: tuple, zoom: bool, _diagnostics: diag.ScaleDiagnostics) -> dict[str, bytes]:
     """The four figures of a run as PNG, drawn once per run (and zoom choice)."""
     d = _diagnostics
@@ -58,7 +58,7 @@ def _diagnostics_pngs(run_key: tuple, zoom: bool, _diagnostics: diag.ScaleDiagno
     return {name: plots.figure_png(figure) for name, figure in figures.items()}
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
+@st.cache_data(max_entries=common.DIAGNOSTICS_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
 def _image_set_pngs(run_key: tuple, _result: diag.ImageSetDiagnostics) -> dict[str, bytes]:
     return {
         "image_weights": plots.figure_png(plots.image_weights_figure(_result)),
@@ -214,7 +214,8 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
         return
     files = st.file_uploader(
         "Upload images", accept_multiple_files=True, key="diagnose_uploads",
-        help=f"{READABLE_DESCRIPTION}; several at once. Without ground truth, the page shows the attention only.",
+        help=f"{READABLE_DESCRIPTION}; several at once. Without ground truth, the page shows the attention only. "
+        f"{common.upload_limit_text()}",
     )  # fmt: skip
     images, names, keys = [], [], []
     for file in files or []:
