@@ -31,6 +31,8 @@ from torch import nn
 
 from .config import ModelConfig, model_config_from_dict
 
+# The shipped demo model, where the commands look for it when no --checkpoint is given (from the repository root).
+DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
 CHECKPOINT_FORMAT = "segscale-checkpoint"
 FORMAT_VERSION = 1
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..config import MERGE_MODES
 from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
 
-DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
+from ..checkpoint import DEFAULT_CHECKPOINT
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, merge: bool = True) -> None:

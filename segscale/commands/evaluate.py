@@ -17,9 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..checkpoint import DEFAULT_CHECKPOINT
 from ._inputs import add_precision_argument
-
-DEFAULT_CHECKPOINT = "checkpoints/scaleshapes_demo.pt"
 
 
 DATASETS = ("scaleshapes", "voc", "person_part")

@@ -26,9 +26,8 @@ from ..config import MERGE_MODES
 from ..formatting import format_scale_set
 from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
 from ..batch.inputs import is_batch_input
+from ._inputs import add_model_arguments
 from .predict_folder import add_arguments as add_folder_arguments, run as run_folder_job
-
-DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,14 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="image files (PNG, JPEG, WebP, BMP, TIFF, GIF), or one folder, quoted glob or list file (.txt) of them",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the maps and figures (required; created if missing)")
-    parser.add_argument(
-        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="FILE",
-        help=f"the segscale .pt checkpoint to predict with (default: {DEFAULT_CHECKPOINT})",
-    )  # fmt: skip
-    parser.add_argument(
-        "--scales", type=float, nargs="+", metavar="S",
-        help="the scale set to resize each image to, e.g. 1 0.75 0.5; within the checkpoint's range (default: its trained set)",
-    )  # fmt: skip
+    add_model_arguments(parser, merge=False)
     parser.add_argument("--merge", choices=MERGE_MODES, help="how to merge the scales (default: the checkpoint's own)")
     parser.add_argument(
         "--class", dest="class_name", metavar="NAME",
@@ -58,7 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-side", type=int, default=DEFAULT_MAX_SIDE, metavar="PX",
         help=f"images with a longer side are scaled down to this many pixels first (default: {DEFAULT_MAX_SIDE})",
     )  # fmt: skip
-    parser.add_argument("--device", help="where to run: cpu, cuda, cuda:1, mps (default: the best available)")
     add_folder_arguments(parser)
 
 
