@@ -100,7 +100,7 @@ def own_checkpoint_section() -> None:
         show_error(f"{uploaded.name}: {type(error).__name__}: {error}", "This file cannot be used as a checkpoint.")
         return
     option = f"{UPLOADED_PREFIX}{uploaded.name}"
-    totals = [("parameters", f"{summary.total_parameters:,}"), ("output stride", str(summary.output_stride)), ("receptive field", f"{summary.receptive_field} px")]
+    totals = [("parameters", f"{summary.total_parameters:,}"), ("output stride", str(summary.output_stride)), ("receptive field", arch.NOT_COMPUTED_BRANCHED if summary.receptive_field is None else f"{summary.receptive_field} px")]
     _card(metadata, f"{uploaded.name} · {len(data) / 1e6:.1f} MB · uploaded, read with weights_only=True", totals)
     if option in uploaded_checkpoints():
         st.success(f"In use for this session: choose “{plain(option)}” in the Checkpoint box of any page.", icon=":material/check:")
