@@ -178,3 +178,18 @@ def test_a_missing_scikit_image_is_one_clear_error(monkeypatch):
         photos.load_photo("Astronaut")
     with pytest.raises(ValueError, match="valid: Astronaut"):
         photos.load_photo("Lena")
+
+
+def test_switching_to_the_imported_checkpoint_resets_the_class_shown(imported_folder, make_checkpoint, tmp_path, monkeypatch):
+    make_checkpoint("a_shapes.pt", scaleshapes=True)  # listed first
+    (tmp_path / f"{KIND}.pt").symlink_to(imported_folder / f"{KIND}.pt")
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path))
+    at = open_with_small_photo()
+    assert at.selectbox(key="checkpoint").value == "a_shapes.pt"
+    at.selectbox(key="score_class").set_value(6).run()  # "ring"
+    at.selectbox(key="checkpoint").set_value(f"{KIND}.pt").run()
+    at.radio(key="image_source").set_value("Gallery").run()
+    assert_clean(at)
+    counts = np.bincount(last_prediction(at).labels.ravel(), minlength=21)
+    assert at.selectbox(key="score_class").value == int(np.argmax(counts[1:])) + 1, "the class picked for the other model was kept"
+    assert "Attention head: none, merges by average" in texts(at.sidebar.caption)

@@ -85,7 +85,12 @@ def how_it_works_section(model: LoadedModel) -> None:
             "given log2 s as an extra input channel), so it can fuse any set of scales in its trained range."
         )
     else:
-        head_text = f"This checkpoint has **no attention head**: it was trained with {plain(config.merge)} pooling, a special case below."
+        head_text = (
+            f"This checkpoint has **no attention head** yet: an imported network merges by {plain(config.merge)} pooling, a special "
+            "case below, until a head is trained on it (the Checkpoints page has the command)."
+            if summary.branched
+            else f"This checkpoint has **no attention head**: it was trained with {plain(config.merge)} pooling, a special case below."
+        )
     st.markdown(
         "A second, small network, the **attention head** (a 3x3 convolution, ReLU, a 1x1 convolution), reads the features the "
         "trunk computed (fc7) and gives one number per scale and cell: the **logit hˢ**, how much that scale should count there. "
