@@ -50,7 +50,6 @@ with image_column:
 
 view_started = time.perf_counter()
 with class_column:
-    common.reset_class_choice_for_new_classes(model.metadata, prediction.labels)
     class_index, score_kind = main_view.class_controls(model.metadata, prediction.labels)
 view = main_view.build_view(model.key, image.key, prediction.scales, prediction.merge, class_index, score_kind, prediction, model.metadata)
 view_s = time.perf_counter() - view_started

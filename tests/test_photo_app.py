@@ -181,6 +181,8 @@ def test_a_missing_scikit_image_is_one_clear_error(monkeypatch):
 
 
 def test_switching_to_the_imported_checkpoint_resets_the_class_shown(imported_folder, make_checkpoint, tmp_path, monkeypatch):
+    """Class 6 of ScaleShapes ("ring") is not class 6 of VOC: a new checkpoint starts on its own default class
+    (ui.main_view.class_controls resets the box for every new model and image)."""
     make_checkpoint("a_shapes.pt", scaleshapes=True)  # listed first
     (tmp_path / f"{KIND}.pt").symlink_to(imported_folder / f"{KIND}.pt")
     monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path))

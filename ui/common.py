@@ -71,7 +71,6 @@ MERGE_HELP = {
 LAST_PREDICTION_KEY = "segscale.last_prediction"  # session state: the latest Prediction shown, for other pages
 LAST_UPLOAD_KEY = "segscale.last_upload"  # session state: (name, bytes) of the latest usable image uploaded on any page
 UPLOADED_CHECKPOINTS_KEY = "segscale.uploaded_checkpoints"  # session state: {option: (file name, bytes)}
-CLASS_CHOICES_FOR_KEY = "segscale.class_choices_for"  # session state: the classes the class choices were made among
 UPLOADED_PREFIX = "uploaded: "  # how a checkpoint uploaded this session is named in the checkpoint box
 # Widgets whose choice follows the person from page to page (see keep_choices).
 SHARED_CHOICES = ("checkpoint", "merge", "scale_preset", "custom_scales", "image_source", "gallery_index", "photo", "photo_size")
@@ -260,25 +259,6 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
     if isinstance(miou, (int, float)):
         lines.append(f"Validation mIoU: {100 * miou:.1f}%")
     st.caption("  \n".join(lines))
-
-
-def reset_class_choice_for_new_classes(metadata: CheckpointMetadata, labels: np.ndarray, key: str = "score_class") -> None:
-    """Set the class widget ``key`` to its default for ``labels`` when the checkpoint's classes change.
-
-    Class 6 of one model is not class 6 of another; the default is the most frequent object
-    class the new model predicts (:func:`segscale.visualize.default_class`).
-
-    Call it before the widget is drawn. The value is written through the session state, the
-    one way that also updates the browser's copy of the widget (deleting the key would not:
-    the browser would keep showing, and send back, the other model's class).
-    """
-    classes = tuple(metadata.classes)
-    if st.session_state.get(CLASS_CHOICES_FOR_KEY) != classes:
-        if CLASS_CHOICES_FOR_KEY in st.session_state or key in st.session_state:
-            from segscale.visualize import default_class
-
-            st.session_state[key] = default_class(labels, len(metadata.classes))
-        st.session_state[CLASS_CHOICES_FOR_KEY] = classes
 
 
 def merge_picker(model: LoadedModel, key_prefix: str = "") -> str:
