@@ -10,7 +10,7 @@ import time
 
 import streamlit as st
 
-from ui import common, main_view
+from ui import common, main_view, photos
 
 started = time.perf_counter()
 st.set_page_config(page_title="segscale · Attention to Scale", page_icon=":material/layers:", layout="wide")
@@ -34,7 +34,9 @@ st.caption(
 )
 image_column, class_column = st.columns([3, 2], gap="large")
 with image_column:
-    image = common.image_input()
+    image = common.image_input(photos=model is not None and photos.is_photo_model(model.metadata))
+    if image is not None and model is not None:
+        photos.photo_on_shapes_model_notice(model.metadata, image)
 if image is None or model is None or scales is None:
     st.stop()
 

@@ -5,7 +5,7 @@ Command-line twin: ``python -m segscale inspect IMAGE --pixel ROW COL`` (or ``--
 
 import streamlit as st
 
-from ui import common, inspector
+from ui import common, inspector, photos
 
 st.set_page_config(page_title="Pixel inspector · segscale", page_icon=":material/my_location:", layout="wide")
 common.keep_choices()
@@ -15,9 +15,11 @@ st.title("Pixel inspector")
 st.caption("Pick a pixel (click the grid, or type its row and column) and follow Eq. 2 and Eq. 1 with its numbers.")
 picker_column, numbers_column = st.columns([5, 8], gap="large")
 with picker_column:
-    image = common.image_input(max_side=inspector.INSPECTOR_MAX_SIDE)
+    image = common.image_input(max_side=inspector.INSPECTOR_MAX_SIDE, photos=model is not None and photos.is_photo_model(model.metadata))
     if image is not None:
         common.show_notices(image.notices)
+        if model is not None:
+            photos.photo_on_shapes_model_notice(model.metadata, image)
 if image is None or model is None or scales is None:
     st.stop()
 result = common.predict(model, image, scales, model.predictor.inspection_merge)

@@ -1,4 +1,4 @@
-"""Checkpoints: what each shipped checkpoint is, and a checkpoint file of one's own.
+"""Checkpoints: what each shipped checkpoint is, a checkpoint file of one's own, and how to import torchvision's.
 
 Command-line twin: ``python -m segscale checkpoints [FILE_OR_FOLDER ...]``.
 """
@@ -16,3 +16,5 @@ st.header("Shipped")
 checkpoints.shipped_checkpoints_section()
 st.header("Your own")
 checkpoints.own_checkpoint_section()
+st.header("A network trained on photos, from torchvision")
+checkpoints.torchvision_import_section()

@@ -24,6 +24,12 @@ size. Every layer of DeepLab-LargeFOV pads symmetrically (p = (k_eff - 1) / 2), 
 output cell k is centred on input pixel 8k, the geometry :mod:`segscale.modeling.geometry`
 assumes. Only convolutions and pooling change r, j or c; activations, normalisation and
 dropout act per position.
+
+Branched trunks. The recursion holds for a chain of layers. torchvision's networks branch
+(residual blocks, ASPP's parallel rates and its image-pooling branch, LR-ASPP's two inputs),
+so walking their modules in order would add up layers that run side by side. For them the
+output stride is read from the trunk registry (:mod:`segscale.modeling.torchvision_trunks`),
+and the receptive field is not computed (None, shown as :data:`NOT_COMPUTED_BRANCHED`).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ from typing import Any
 from torch import nn
 
 from .checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
+from .config import TORCHVISION_TRUNKS
 from .formatting import format_scale_set
 from .torchvision_import import imported_card_rows, is_imported
 
@@ -52,6 +59,7 @@ __all__ = [
 ]
 
 PARTS = ("trunk", "score head", "attention head")
+NOT_COMPUTED_BRANCHED = "not computed: branched network"  # the receptive field of a torchvision trunk
 
 
 @dataclass(frozen=True)
@@ -64,7 +72,8 @@ class LayerRow:
     layers that act per position. in_channels, out_channels: None where they do not apply.
     parameters: weights and biases of this layer alone.
     receptive_field, jump, center: r, j and c after the layer (see the module docstring), in
-    pixels of the input image at the scale it is fed (attention head: continuing from fc7).
+    pixels of the input image at the scale it is fed (attention head: continuing from fc7);
+    None in a branched network, where layers in module order are not a chain.
     """
 
     part: str
@@ -77,9 +86,9 @@ class LayerRow:
     in_channels: int | None
     out_channels: int | None
     parameters: int
-    receptive_field: int
-    jump: int
-    center: float
+    receptive_field: int | None
+    jump: int | None
+    center: float | None
 
     @property
     def is_spatial(self) -> bool:
@@ -93,19 +102,23 @@ class ArchitectureSummary:
 
     layers: every leaf layer of the trunk, the score head and the attention head (if any).
     parameters: per part, {"trunk": ..., "score head": ..., "attention head": ...} (0 without a head).
-    output_stride: the trunk's jump at fc7 (8 for DeepLab-LargeFOV).
-    receptive_field: pixels one cell of the score map f^s sees (the trunk's, since fc8 is 1x1).
-    attention_receptive_field: pixels one attention logit h^s sees; None without a head.
-    center_offset: the input coordinate output cell 0 is centred on (0: cell k on pixel k x stride).
+    output_stride: input pixels between cells of the score map f^s: the trunk's jump at fc7 (8 for
+        DeepLab-LargeFOV); for a torchvision trunk, its registry's (8 for DeepLabV3-ResNet50).
+    receptive_field: pixels one cell of the score map f^s sees (the trunk's, since fc8 is 1x1);
+        None for a branched network (see the module docstring).
+    attention_receptive_field: pixels one attention logit h^s sees; None without a head or
+        for a branched network.
+    center_offset: the input coordinate output cell 0 is centred on (0: cell k on pixel k x stride);
+        None for a branched network.
     trunk, width, norm, head_kind, merge, scales, num_classes, feature_channels: from the config.
     """
 
     layers: tuple[LayerRow, ...]
     parameters: dict[str, int]
     output_stride: int
-    receptive_field: int
+    receptive_field: int | None
     attention_receptive_field: int | None
-    center_offset: float
+    center_offset: float | None
     trunk: str
     width: float
     norm: str
@@ -119,13 +132,18 @@ class ArchitectureSummary:
     def total_parameters(self) -> int:
         return sum(self.parameters.values())
 
-    def receptive_field_at_scale(self, scale: float) -> float:
+    @property
+    def branched(self) -> bool:
+        """A torchvision trunk: its layers run in parallel branches, so no receptive field is computed."""
+        return self.trunk in TORCHVISION_TRUNKS
+
+    def receptive_field_at_scale(self, scale: float) -> float | None:
         """The receptive field in pixels of the *original* image when the network sees it at ``scale``.
 
         The same network on an image shrunk by s sees 1/s times more of the original: the
-        reason coarse scales help with large objects.
+        reason coarse scales help with large objects. None when it is not computed.
         """
-        return self.receptive_field / scale
+        return None if self.receptive_field is None else self.receptive_field / scale
 
     def rows(self, spatial_only: bool = False) -> list[dict]:
         """The layer table as flat dicts (for st.dataframe); ``spatial_only`` keeps convolutions and pooling."""
@@ -141,16 +159,21 @@ class ArchitectureSummary:
 
     def totals(self) -> list[tuple[str, str]]:
         """(field, value) pairs of the totals, in words."""
+        if self.branched:
+            trunk = f"{self.trunk} (torchvision's backbone), {self.feature_channels} channels in its last feature map"
+        else:
+            trunk = f"{self.trunk}, width {_fraction(self.width)}, norm {self.norm}, {self.feature_channels} fc7 channels"
         pairs = [
-            ("trunk", f"{self.trunk}, width {_fraction(self.width)}, norm {self.norm}, {self.feature_channels} fc7 channels"),
+            ("trunk", trunk),
             ("attention head", self.head_kind or f"none (merges by {self.merge})"),
             ("parameters", f"{self.total_parameters:,} in all"),
         ]
         pairs += [(f"  {part}", f"{self.parameters[part]:,}") for part in PARTS]
-        pairs += [
-            ("output stride", f"{self.output_stride} (a score-map cell every {self.output_stride} input pixels)"),
-            ("receptive field", f"{self.receptive_field} x {self.receptive_field} input pixels per score-map cell"),
-        ]
+        pairs.append(("output stride", f"{self.output_stride} (a score-map cell every {self.output_stride} input pixels)"))
+        if self.receptive_field is None:
+            pairs.append(("receptive field", f"{NOT_COMPUTED_BRANCHED} (parallel branches: a chain walk would be wrong)"))
+            return pairs
+        pairs.append(("receptive field", f"{self.receptive_field} x {self.receptive_field} input pixels per score-map cell"))
         if self.attention_receptive_field is not None:
             pairs.append(("attention receptive field", f"{self.attention_receptive_field} px (its 3x3 conv reads neighbouring fc7 cells)"))
         pairs.append((
@@ -172,7 +195,7 @@ class ArchitectureSummary:
             lines.append(
                 f"{row.part:<15}{row.name:<14}{row.kind:<12}{_cell(row.kernel, 3)}{_cell(row.stride, 3)}"
                 f"{_cell(row.dilation, 4)}{_cell(row.padding, 4)}{_cell(row.in_channels, 6)}{_cell(row.out_channels, 6)}"
-                f"{row.parameters:>11,}{row.receptive_field:>6}{row.jump:>6}"
+                f"{row.parameters:>11,}{_cell(row.receptive_field, 6)}{_cell(row.jump, 6)}"
             )
         lines.append("")
         width = max(len(name) for name, _ in self.totals())
@@ -221,7 +244,8 @@ _KINDS = {
 }
 
 
-def _layer_rows(part: str, module: nn.Module | None, geometry: _Geometry) -> list[LayerRow]:
+def _layer_rows(part: str, module: nn.Module | None, geometry: _Geometry | None) -> list[LayerRow]:
+    """The leaf layers of ``module``; ``geometry`` None (a branched network) leaves r, j and c out."""
     if module is None:
         return []
     rows = []
@@ -247,12 +271,10 @@ def _layer_rows(part: str, module: nn.Module | None, geometry: _Geometry) -> lis
                 in_channels = out_channels = layer.num_features
             elif isinstance(layer, nn.GroupNorm):
                 in_channels = out_channels = layer.num_channels
-        if kernel is not None:
+        if kernel is not None and geometry is not None:
             geometry.apply(kernel, stride, dilation, padding)
-        rows.append(
-            LayerRow(part, name, kind, kernel, stride, dilation, padding, in_channels, out_channels, parameters,
-                     geometry.receptive_field, geometry.jump, geometry.center)
-        )  # fmt: skip
+        where = (None, None, None) if geometry is None else (geometry.receptive_field, geometry.jump, geometry.center)
+        rows.append(LayerRow(part, name, kind, kernel, stride, dilation, padding, in_channels, out_channels, parameters, *where))
     return rows
 
 
@@ -261,11 +283,15 @@ def architecture_summary(model: nn.Module) -> ArchitectureSummary:
 
     The trunk is walked generically (any Conv2d / MaxPool2d / AvgPool2d chain, in module
     order), so the numbers follow the layers actually built, not a table typed in here.
-    The score head and the attention head continue from the trunk's fc7 geometry.
+    The score head and the attention head continue from the trunk's fc7 geometry. A
+    torchvision trunk branches: its stride comes from the trunk registry and its receptive
+    field is None (see the module docstring).
     """
     for part in ("trunk", "score_head"):
         if not hasattr(model, part):
             raise ValueError(f"expected a MultiScaleNet with a trunk and a score head; {type(model).__name__} has no {part!r}")
+    if model.config.trunk.name in TORCHVISION_TRUNKS:
+        return _branched_summary(model)
     geometry = _Geometry()
     trunk_rows = _layer_rows("trunk", model.trunk, geometry)
     receptive_field, stride, center = geometry.receptive_field, geometry.jump, geometry.center
@@ -285,6 +311,32 @@ def architecture_summary(model: nn.Module) -> ArchitectureSummary:
         receptive_field=score_rows[-1].receptive_field if score_rows else receptive_field,
         attention_receptive_field=head_geometry.receptive_field if head is not None else None,
         center_offset=center,
+        trunk=config.trunk.name,
+        width=config.trunk.width,
+        norm=config.trunk.norm,
+        head_kind=config.head.kind if head is not None else None,
+        merge=config.merge,
+        scales=tuple(config.scales),
+        num_classes=config.num_classes,
+        feature_channels=int(getattr(model.trunk, "out_channels", 0)),
+    )
+
+
+def _branched_summary(model: nn.Module) -> ArchitectureSummary:
+    """The summary of a torchvision share-net: its layers and parameters, the registry's stride, no receptive field."""
+    from .modeling.torchvision_trunks import torchvision_kind
+
+    head = getattr(model, "attention_head", None)
+    rows = [row for part, module in (("trunk", model.trunk), ("score head", model.score_head), ("attention head", head))
+            for row in _layer_rows(part, module, None)]  # fmt: skip
+    config = model.config
+    return ArchitectureSummary(
+        layers=tuple(rows),
+        parameters={"trunk": _count(model.trunk), "score head": _count(model.score_head), "attention head": _count(head) if head is not None else 0},
+        output_stride=torchvision_kind(config.trunk.name).score_map_stride,
+        receptive_field=None,
+        attention_receptive_field=None,
+        center_offset=None,
         trunk=config.trunk.name,
         width=config.trunk.width,
         norm=config.trunk.norm,

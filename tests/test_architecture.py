@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import tempfile
 from dataclasses import fields
 from pathlib import Path
@@ -217,3 +218,46 @@ def test_uploaded_pickle_with_code_is_refused(tmp_path):
     torch.save({"format": "segscale-checkpoint", "x": Payload()}, path)
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint_bytes(path.read_bytes(), "evil.pt")
+
+
+# A torchvision trunk branches (residual blocks, ASPP, LR-ASPP's two inputs): its stride comes from the
+# registry, and its receptive field is not computed. Built on the meta device: no weights are allocated.
+@pytest.mark.parametrize("kind", ["deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "fcn_resnet101"])
+def test_a_branched_torchvision_network_has_its_real_stride_and_no_chain_receptive_field(kind):
+    from segscale.architecture import NOT_COMPUTED_BRANCHED
+    from segscale.torchvision_import import imported_model_config
+
+    with torch.device("meta"):
+        model = build_model(imported_model_config(kind)).eval()
+        scores = model.score_head(model.trunk(torch.empty(1, 3, 128, 192)))
+    summary = architecture_summary(model)
+    assert summary.output_stride == 128 // scores.shape[-2] == 192 // scores.shape[-1]
+    if kind == "deeplabv3_resnet50":
+        assert summary.output_stride == 8  # a walk over its modules as a chain said 16
+    assert summary.receptive_field is None and summary.attention_receptive_field is None
+    assert summary.receptive_field_at_scale(0.5) is None
+    assert all(row.receptive_field is None and row.jump is None for row in summary.layers)
+    assert summary.total_parameters == sum(p.numel() for p in model.parameters())
+    totals = dict(summary.totals())
+    assert totals["receptive field"].startswith(NOT_COMPUTED_BRANCHED) and "at each scale" not in totals
+    text = summary.to_text()
+    assert re.search(rf"^output stride +{summary.output_stride} \(", text, re.M)
+    assert re.search(rf"^receptive field +{NOT_COMPUTED_BRANCHED}", text, re.M)
+    assert summary.to_dict()["receptive_field"] is None
+
+
+def test_describe_prints_a_torchvision_checkpoint(tmp_path, capsys):
+    from segscale.checkpoint import save_checkpoint
+    from segscale.cli import main
+    from segscale.modeling.torchvision_trunks import build_torchvision_model
+    from segscale.torchvision_import import imported_metadata, imported_model
+
+    kind = "lraspp_mobilenet_v3_large"
+    torch.manual_seed(0)
+    model = imported_model(kind, build_torchvision_model(kind, 21).state_dict())
+    source = {"kind": kind, "weights": "random", "url": "", "file": "", "published": False}
+    path = save_checkpoint(tmp_path / "lraspp.pt", model, imported_metadata(kind, source))
+    assert main(["describe", "--checkpoint", str(path), "--paper"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^receptive field +not computed: branched network", out, re.M)
+    assert re.search(r"^output stride +8 \(a score-map cell every 8 input pixels\)", out, re.M)  # LR-ASPP's "low" features

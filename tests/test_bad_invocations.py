@@ -225,8 +225,7 @@ def _options(command: str) -> list[argparse.Action]:
     return [action for action in commands[command]._actions if not isinstance(action, argparse._HelpAction)]
 
 
-# bench's flags are being moved with its code (segscale/benchmark/); its help is that change's to finish.
-HELP_CHECKED = [name for name in cli.COMMANDS if name != "bench"]
+HELP_CHECKED = list(cli.COMMANDS)
 
 
 @pytest.mark.parametrize("command", HELP_CHECKED)

@@ -272,3 +272,26 @@ def test_peak_memory_sees_a_large_temporary():
 def test_linear_fit_of_a_line():
     fit = linear_fit([1, 2, 3, 4], [3, 5, 7, 9])
     assert fit["slope"] == pytest.approx(2) and fit["intercept"] == pytest.approx(1) and fit["r2"] == pytest.approx(1)
+
+
+def test_the_torchvision_workload_is_benched_at_the_paper_scales_with_random_weights():
+    import argparse
+
+    from segscale.benchmark.settings import MODEL_NAMES, MODEL_SCALE_SETS, NOMINAL_SIZE, TORCHVISION_BENCH_KIND
+    from segscale.benchmark.workloads import torchvision_workload
+    from segscale.commands.bench import add_arguments
+
+    assert TORCHVISION_BENCH_KIND == "deeplabv3_mobilenet_v3_large" and TORCHVISION_BENCH_KIND in MODEL_NAMES
+    assert NOMINAL_SIZE[TORCHVISION_BENCH_KIND] == 512 and MODEL_SCALE_SETS[TORCHVISION_BENCH_KIND] == (PAPER_SCALES,)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert parser.parse_args([]).models == list(MODEL_NAMES)  # benched in the same run as the others by default
+
+    workload = torchvision_workload(TORCHVISION_BENCH_KIND)
+    assert workload.random_weights and "random weights" in workload.description
+    assert workload.metadata.model.merge == "average" and len(workload.metadata.classes) == 21
+    # The naive baseline runs torchvision's trunk (a dict of features) and classifier like the share-net does.
+    naive = NaiveMultiScale(workload.model, workload.metadata.mean, workload.metadata.std, CPU)
+    rgb = np.random.default_rng(0).integers(0, 256, size=(1, 37, 45, 3), dtype=np.uint8)
+    fast = FastMultiScale(workload.model, workload.metadata.mean, workload.metadata.std, CPU, FastPathOptions(autocast="off"))
+    torch.testing.assert_close(naive(rgb, (1.0,), "average"), fast.run(rgb, (1.0,), "average")[1])

@@ -1,4 +1,4 @@
-"""The Checkpoints page's sections: a card per shipped checkpoint, and a checkpoint file of one's own.
+"""The Checkpoints page's sections: a card per shipped checkpoint, a checkpoint file of one's own, importing torchvision's.
 
 Widget keys: ``checkpoint_upload``, ``checkpoint_use``. The cards come from
 :mod:`segscale.architecture`, as in ``python -m segscale checkpoints``. An uploaded file is read
@@ -100,7 +100,7 @@ def own_checkpoint_section() -> None:
         show_error(f"{uploaded.name}: {type(error).__name__}: {error}", "This file cannot be used as a checkpoint.")
         return
     option = f"{UPLOADED_PREFIX}{uploaded.name}"
-    totals = [("parameters", f"{summary.total_parameters:,}"), ("output stride", str(summary.output_stride)), ("receptive field", f"{summary.receptive_field} px")]
+    totals = [("parameters", f"{summary.total_parameters:,}"), ("output stride", str(summary.output_stride)), ("receptive field", arch.NOT_COMPUTED_BRANCHED if summary.receptive_field is None else f"{summary.receptive_field} px")]
     _card(metadata, f"{uploaded.name} · {len(data) / 1e6:.1f} MB · uploaded, read with weights_only=True", totals)
     if option in uploaded_checkpoints():
         st.success(f"In use for this session: choose “{plain(option)}” in the Checkpoint box of any page.", icon=":material/check:")
@@ -110,3 +110,42 @@ def own_checkpoint_section() -> None:
             on_click=use_uploaded_checkpoint, args=(uploaded.name, data),
         )  # fmt: skip
 
+
+
+def torchvision_import_section() -> None:
+    """How to bring one of torchvision's photo networks in: fetch, import, optionally train a head; which weights are cached here."""
+    from segscale.config import TORCHVISION_TRUNKS
+    from segscale.torchvision_import import cached_kinds, fetch_command, hub_checkpoint_dir, import_command
+
+    example = "deeplabv3_mobilenet_v3_large"
+    st.markdown(
+        "torchvision's semantic segmentation networks, trained on photos for the 21 PASCAL VOC classes (person, cat, car, ...), "
+        "work here as the share-net: their backbone is the trunk, their classifier the score head. Three steps, each one command, "
+        f"run from the folder of app.py (shown for {example}; any of {plain(', '.join(TORCHVISION_TRUNKS))}):"
+    )
+    st.markdown("**1. Fetch the weights** (once, on a machine with the internet) into torchvision's cache:")
+    st.code(fetch_command(example), language="bash")
+    st.markdown(
+        "**2. Import** them as a segscale checkpoint in the checkpoint folder, where every page lists it (it merges by average "
+        "and max: it has no attention head yet):"
+    )
+    st.code(import_command(example), language="bash")
+    st.markdown(
+        "**3. Optionally, train an attention head** on PASCAL VOC 2012 with the network frozen (only the head learns; "
+        "see docs/TORCHVISION.md for the data and the cost):"
+    )
+    st.code("python -m segscale train --config configs/torchvision_head.toml", language="bash")
+    cached = cached_kinds()
+    found = [kind for kind, path in cached.items() if path is not None]
+    folder = hub_checkpoint_dir()
+    if found:
+        st.success(
+            f"Already in this machine's cache ({plain(folder)}), ready for step 2 without the internet: {plain(', '.join(found))}.",
+            icon=":material/check:",
+        )
+    else:
+        st.info(f"No torchvision weights in this machine's cache ({plain(folder)}) yet: start with step 1.", icon=":material/download:")
+    st.caption(
+        "Without the internet, copy the weights file into that folder from a machine that has it, or import any local state dict "
+        "with `--weights FILE`."
+    )

@@ -9,7 +9,7 @@ helpers in ``ui.widgets``. Nothing in ``segscale/`` imports Streamlit; what a mo
 
 Widget keys (for ``AppTest`` and for pages sharing state): ``checkpoint``, ``merge``,
 ``scale_preset``, ``custom_scales``, ``image_source``, ``upload``, ``gallery_index``,
-``new_sample``. Pass ``key_prefix`` to use a control twice on one page.
+``new_sample`` (and ``photo``, ``photo_size`` of :mod:`ui.photos`). Pass ``key_prefix`` to use a control twice on one page.
 
 Across pages: :func:`keep_choices` carries the checkpoint, scale set and image choice from
 page to page, the latest uploaded image is remembered for the session (another page shows
@@ -74,7 +74,7 @@ LAST_UPLOAD_KEY = "segscale.last_upload"  # session state: (name, bytes) of the 
 UPLOADED_CHECKPOINTS_KEY = "segscale.uploaded_checkpoints"  # session state: {option: (file name, bytes)}
 UPLOADED_PREFIX = "uploaded: "  # how a checkpoint uploaded this session is named in the checkpoint box
 # Widgets whose choice follows the person from page to page (see keep_choices).
-SHARED_CHOICES = ("checkpoint", "merge", "scale_preset", "custom_scales", "image_source", "gallery_index")
+SHARED_CHOICES = ("checkpoint", "merge", "scale_preset", "custom_scales", "image_source", "gallery_index", "photo", "photo_size")
 
 # What the app may keep in memory (issue 13, point 7). st.cache_data keeps each entry pickled,
 # once per process, shared by every session; each cached function keeps at most its number of
@@ -273,7 +273,8 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
         f"**{plain(metadata.name or 'unnamed model')}**",
         f"Classes ({len(metadata.classes)}): {plain(', '.join(metadata.classes))}",
         f"Trained scale set: {plain(format_scale_set(model.scales))}, merge {plain(model.merge)}",
-        f"Attention head: {plain(model.head.kind)}; scales supported: {plain(f'{low:g}')} to {plain(f'{high:g}')}",
+        f"Attention head: {plain(model.head.kind if model.merge == 'attention' else 'none, merges by ' + model.merge)}; "
+        f"scales supported: {plain(f'{low:g}')} to {plain(f'{high:g}')}",
     ]
     miou = metadata.metrics.get("val_miou") if isinstance(metadata.metrics, dict) else None
     if isinstance(miou, (int, float)):
@@ -393,8 +394,11 @@ def _sample_input(split: str, index: int, source: str) -> ImageInput:
     return ImageInput(image, f"ScaleShapes {split} #{index}", source, ground_truth=label, key=image_key(image))
 
 
-def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) -> ImageInput | None:
+def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE, photos: bool = False) -> ImageInput | None:
     """Image source chooser (gallery, upload, random sample) and its widget.
+
+    ``photos``: the model is a photo network, so the gallery offers photos (:mod:`ui.photos`)
+    instead of ScaleShapes samples.
 
     Returns the chosen image, or None with a message on the page (nothing uploaded yet, or an
     unusable file); the page keeps working either way, and another source can be picked.
@@ -427,6 +431,10 @@ def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) -> Image
         st.session_state[LAST_UPLOAD_KEY] = (name, data)
         return ImageInput(rgb, name, "upload", notices, None, image_key(rgb), decode_s)
 
+    if source == "Gallery" and photos:
+        from ui.photos import photo_gallery_input  # here: ui.photos imports this module
+
+        return photo_gallery_input(key_prefix, max_side)
     if source == "Gallery":
         index = st.selectbox(
             "ScaleShapes sample",

@@ -47,15 +47,31 @@ def how_it_works_section(model: LoadedModel) -> None:
             + ("attention head, softmax over scales, weighted sum" if head_kind else f"no attention head, {config.merge} pooling"))
 
     st.subheader("1. One network, several scales (share-net)")
+    if summary.branched:
+        network = (
+            f"torchvision's **{plain(summary.trunk)}**, its backbone as the trunk and its classifier as the score head "
+            "(the paper used DeepLab-LargeFOV)"
+        )
+        field = (
+            "Its layers run in parallel branches, so its receptive field is not computed here; a coarser copy still shows "
+            "each cell 1/s times more of the original, so the coarse copies see whole large objects while the full-size copy "
+            "keeps the detail of small ones."
+        )
+    else:
+        network = (
+            "DeepLab-LargeFOV: VGG-16 made fully convolutional, its last pooling layers keeping the resolution and atrous "
+            "(dilated) convolutions widening the view instead"
+        )
+        field = (
+            f"A cell sees **{summary.receptive_field} x {summary.receptive_field} pixels** of the image it is given; at scale s "
+            f"that is {summary.receptive_field} / s pixels of the original, so the coarse copies see whole large objects while "
+            "the full-size copy keeps the detail of small ones."
+        )
     st.markdown(
         f"The image is resized to each scale s, here {format_scale_set(scales)}, and every copy goes through "
-        f"**the same network**, DeepLab-LargeFOV: VGG-16 made fully convolutional, its last pooling layers keeping the "
-        f"resolution and atrous (dilated) convolutions widening the view instead. Each scale gives a **score map fˢ**: "
-        f"for every cell of a grid with one cell per **{summary.output_stride} input pixels**, one score per class. A cell "
-        f"sees **{summary.receptive_field} x {summary.receptive_field} pixels** of the image it is given; at scale s that is "
-        f"{summary.receptive_field} / s pixels of the original, so the coarse copies see whole large objects while the full-size "
-        "copy keeps the detail of small ones. The score maps are resized to the grid of the largest scale, so that they can be "
-        "compared cell by cell."
+        f"**the same network**, {network}. Each scale gives a **score map fˢ**: for every cell of a grid with one cell per "
+        f"**{summary.output_stride} input pixels**, one score per class. {field} The score maps are resized to the grid of "
+        "the largest scale, so that they can be compared cell by cell."
     )
     st.subheader("2. The attention head and Eq. 2")
     if head_kind == "paper":
@@ -69,7 +85,12 @@ def how_it_works_section(model: LoadedModel) -> None:
             "given log2 s as an extra input channel), so it can fuse any set of scales in its trained range."
         )
     else:
-        head_text = f"This checkpoint has **no attention head**: it was trained with {plain(config.merge)} pooling, a special case below."
+        head_text = (
+            f"This checkpoint has **no attention head** yet: an imported network merges by {plain(config.merge)} pooling, a special "
+            "case below, until a head is trained on it (the Checkpoints page has the command)."
+            if summary.branched
+            else f"This checkpoint has **no attention head**: it was trained with {plain(config.merge)} pooling, a special case below."
+        )
     st.markdown(
         "A second, small network, the **attention head** (a 3x3 convolution, ReLU, a 1x1 convolution), reads the features the "
         "trunk computed (fc7) and gives one number per scale and cell: the **logit hˢ**, how much that scale should count there. "
@@ -110,10 +131,16 @@ def architecture_section(model: LoadedModel) -> None:
     every = st.toggle("Every layer (also ReLU, normalisation, dropout)", key="describe_all_layers")
     rows = summary.rows(spatial_only=not every)
     widgets.table(rows, digits=0, height=min(38 + 35 * len(rows), 1000))  # every convolution and pooling layer without scrolling
-    st.caption(
-        "Kernel, stride, dilation and padding along one axis; receptive field (RF) and jump in pixels of the image at the scale it is fed, "
-        "after the layer. The score head and the attention head continue from fc7."
-    )
+    if summary.branched:
+        st.caption(
+            "Kernel, stride, dilation and padding along one axis. Receptive field and jump: "
+            f"{arch.NOT_COMPUTED_BRANCHED} (the layers run in parallel branches, so adding them up in order would be wrong)."
+        )
+    else:
+        st.caption(
+            "Kernel, stride, dilation and padding along one axis; receptive field (RF) and jump in pixels of the image at the scale it is fed, "
+            "after the layer. The score head and the attention head continue from fc7."
+        )
     left, right = st.columns(2, gap="large")
     with left:
         st.markdown("**This checkpoint**")

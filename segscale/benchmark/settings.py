@@ -15,14 +15,20 @@ from ..predictor import select_device
 FIVE_SCALES = (1.0, 0.875, 0.75, 0.625, 0.5)
 DEFAULT_SCALE_SETS = ((1.0,), (1.0, 0.5), PAPER_SCALES, FIVE_SCALES)
 DEFAULT_CHECKPOINT = Path("checkpoints/scaleshapes_demo.pt")
-MODEL_NAMES = ("vgg16_largefov", "demo")
-# The paper evaluates the full-width net on 513x513 PASCAL crops; the demo was trained on ScaleShapes.
-NOMINAL_SIZE = {"vgg16_largefov": 513, "demo": 512}
+# A torchvision kind is benched with random weights: its published ones cannot be downloaded
+# on the machines where the bench runs, and the speed of a network does not depend on them.
+TORCHVISION_BENCH_KIND = "deeplabv3_mobilenet_v3_large"
+MODEL_NAMES = ("vgg16_largefov", "demo", TORCHVISION_BENCH_KIND)
+# The paper evaluates the full-width net on 513x513 PASCAL crops; the demo was trained on ScaleShapes;
+# torchvision's reference recipe evaluates its networks at about 520 px.
+NOMINAL_SIZE = {"vgg16_largefov": 513, "demo": 512, TORCHVISION_BENCH_KIND: 512}
+# Scale sets of a model when --scale-sets is not given; other models take DEFAULT_SCALE_SETS.
+MODEL_SCALE_SETS = {TORCHVISION_BENCH_KIND: (PAPER_SCALES,)}
 # Input sizes of the sweep when --sizes is not given. On a CPU the full-width net runs only at
 # its nominal size (a 1024-pixel 5-scale pass takes half a minute there); --full sweeps it too.
 SWEEP = {
-    "cpu": {"vgg16_largefov": (513,), "demo": (256, 512, 768, 1024)},
-    "cuda": {"vgg16_largefov": (256, 513, 1024, 2048), "demo": (256, 512, 1024, 2048)},
+    "cpu": {"vgg16_largefov": (513,), "demo": (256, 512, 768, 1024), TORCHVISION_BENCH_KIND: (512,)},
+    "cuda": {"vgg16_largefov": (256, 513, 1024, 2048), "demo": (256, 512, 1024, 2048), TORCHVISION_BENCH_KIND: (256, 512, 1024)},
 }
 FULL_CPU_SWEEP = (256, 513, 768, 1024)
 # Throughput batch: about this many 512x512 images' worth of pixels per batch.
@@ -38,6 +44,7 @@ class Settings:
     classes: int
     sizes: tuple[int, ...] | None
     scale_sets: tuple[tuple[float, ...], ...]
+    scale_sets_given: bool
     batch: int
     warmup: int
     repeats: int
@@ -75,6 +82,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         classes=args.classes,
         sizes=tuple(args.sizes) if args.sizes else None,
         scale_sets=scale_sets,
+        scale_sets_given=bool(args.scale_sets),
         batch=args.batch or LARGE_BATCH[kind],
         warmup=args.warmup,
         repeats=args.repeats,

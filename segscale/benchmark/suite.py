@@ -17,7 +17,7 @@ from .baseline import NaiveMultiScale
 from .machine import linear_fit, machine_description, matmul_reference, resnet18_reference
 from .measure import time_interleaved
 from .report import SCHEMA, bench_targets
-from .settings import FULL_CPU_SWEEP, NOMINAL_SIZE, SWEEP, Settings
+from .settings import FULL_CPU_SWEEP, MODEL_SCALE_SETS, NOMINAL_SIZE, SWEEP, Settings
 from .sweep import ablation_ladder, free_memory, largest_input, sweep_model
 from .workloads import Workload, bench_image, fast_options, load_workloads
 
@@ -70,7 +70,8 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
         nominal = settings.sizes[0] if settings.quick and settings.sizes else NOMINAL_SIZE[workload.name]
         sizes = _sizes_for(settings, workload.name, kind, nominal)
         scale_sets = []
-        for scales in settings.scale_sets:
+        asked = settings.scale_sets if settings.scale_sets_given else MODEL_SCALE_SETS.get(workload.name, settings.scale_sets)
+        for scales in asked:
             try:
                 predictor.check_request(scales, merge)
                 scale_sets.append(scales)
@@ -155,6 +156,7 @@ def _jsonable_settings(settings: Settings) -> dict:
         "width": settings.width,
         "sizes": None if settings.sizes is None else list(settings.sizes),
         "scale_sets": [list(s) for s in settings.scale_sets],
+        "model_scale_sets": {} if settings.scale_sets_given else {name: [list(s) for s in sets] for name, sets in MODEL_SCALE_SETS.items()},
         "batch": settings.batch,
         "warmup": settings.warmup,
         "repeats": settings.repeats,

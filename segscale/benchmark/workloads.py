@@ -1,4 +1,4 @@
-"""The models a bench run times: a random full-width net and the demo checkpoint, with their fast-path options."""
+"""The models a bench run times: a random full-width net, the demo checkpoint and a torchvision kind, with their fast-path options."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from ..checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpo
 from ..config import HeadConfig, ModelConfig, TrunkConfig
 from ..inference import FastPathOptions, bf16_pays_off
 from ..modeling import build_model
-from .settings import Settings
+from .settings import TORCHVISION_BENCH_KIND, Settings
+
 
 @dataclass
 class Workload:
@@ -42,6 +43,8 @@ def load_workloads(settings: Settings) -> list[Workload]:
             width = "full width" if settings.width == 1 else f"width {settings.width:g}"
             description = f"vgg16_largefov, {width}, {_parameters(model)} parameters, random weights, shared head"
             workloads.append(Workload(name, model, metadata, description, random_weights=True))
+        elif name == TORCHVISION_BENCH_KIND:
+            workloads.append(torchvision_workload(name))
         else:
             try:
                 model, metadata = model_from_checkpoint(settings.checkpoint)
@@ -57,6 +60,25 @@ def load_workloads(settings: Settings) -> list[Workload]:
             )
             workloads.append(Workload(name, model, metadata, description, random_weights=False))
     return workloads
+
+
+def torchvision_workload(kind: str) -> Workload:
+    """torchvision's ``kind`` as an imported share-net (average merge), with random weights.
+
+    The published weights cannot be downloaded where the bench runs, and a network's speed
+    does not depend on its weights; the labels of random weights are near-ties, so the bench's
+    label agreement means little for this model.
+    """
+    from ..modeling.torchvision_trunks import build_torchvision_model
+    from ..torchvision_import import imported_metadata, imported_model
+
+    torch.manual_seed(0)
+    reference = build_torchvision_model(kind, 21)
+    model = imported_model(kind, reference.state_dict(), where="random weights").eval()
+    source = {"kind": kind, "weights": "random (torch.manual_seed(0))", "url": "", "file": "", "published": False}
+    metadata = imported_metadata(kind, source)
+    description = f"torchvision {kind} (its backbone and classifier as the share-net), {_parameters(model)} parameters, random weights, average merge"
+    return Workload(kind, model, metadata, description, random_weights=True)
 
 
 def _parameters(model: torch.nn.Module) -> str:
