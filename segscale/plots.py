@@ -282,13 +282,26 @@ def pixel_zoom(image: np.ndarray, row: int, col: int, footprint: tuple[int, int,
     return big
 
 
-def model_diagram_figure(scales: Sequence[float], head_kind: str | None = "shared", title: str | None = None) -> Figure:
+SHARE_NET_NAMES = {  # how the diagram names each trunk kind (two short lines fit its box)
+    "vgg16_largefov": "DeepLab\nLargeFOV",
+    "deeplabv3_resnet50": "DeepLabV3\nResNet-50",
+    "deeplabv3_resnet101": "DeepLabV3\nResNet-101",
+    "deeplabv3_mobilenet_v3_large": "DeepLabV3\nMobileNetV3",
+    "fcn_resnet50": "FCN\nResNet-50",
+    "fcn_resnet101": "FCN\nResNet-101",
+    "lraspp_mobilenet_v3_large": "LR-ASPP\nMobileNetV3",
+}
+
+
+def model_diagram_figure(
+    scales: Sequence[float], head_kind: str | None = "shared", title: str | None = None, trunk: str = "vgg16_largefov"
+) -> Figure:
     """A schematic of the model for a reader new to it: share-net, attention head, Eq. 2, Eq. 1.
 
-    One row per scale: the resized image, the shared DeepLab trunk, its score map f^s and
-    attention logit h^s; then the softmax over scales and the weighted sum. ``head_kind``:
-    "shared" (one head applied to each scale), "paper" (one head over all scales' features)
-    or None (no head: average or max pooling).
+    One row per scale: the resized image, the shared trunk (named after ``trunk``, a trunk
+    kind), its score map f^s and attention logit h^s; then the softmax over scales and the
+    weighted sum. ``head_kind``: "shared" (one head applied to each scale), "paper" (one head
+    over all scales' features) or None (no head: average or max pooling).
     """
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
@@ -315,7 +328,7 @@ def model_diagram_figure(scales: Sequence[float], head_kind: str | None = "share
     centres = [middle + row_height * ((count - 1) / 2 - k) for k in range(count)]
     trunk_bottom, trunk_top = centres[-1] - 0.45, centres[0] + 0.45
     box(0.1, middle - 0.45, 1.2, 0.9, "image", face="#ffffff", weight="bold")
-    box(3.0, trunk_bottom, 1.7, trunk_top - trunk_bottom, "DeepLab\nLargeFOV\n\nthe same\nweights at\nevery scale\n(share-net)", face="#e8eef7")
+    box(3.0, trunk_bottom, 1.7, trunk_top - trunk_bottom, SHARE_NET_NAMES.get(trunk, trunk) + "\n\nthe same\nweights at\nevery scale\n(share-net)", face="#e8eef7")
     for k, (scale, y) in enumerate(zip(scales, centres)):
         colour = colours[k]
         arrow(1.3, middle, 1.65, y)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,21 @@ def tiny_metadata(config: ModelConfig, classes=TINY_CLASSES, palette=TINY_PALETT
     """Metadata of a tiny model; its scale range is the shipped models' (0.25 to 2) unless given."""
     extra.setdefault("scale_range", (0.25, 2.0))
     return CheckpointMetadata(model=config, classes=classes, palette=palette, name="tiny test model", **extra)
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """Put ``sys.modules["__main__"]`` back after each test.
+
+    Streamlit's script runner (AppTest) installs the page it runs as ``__main__`` and leaves it
+    there; a later ``multiprocessing`` spawn re-imports ``__main__`` in each child, so the
+    children ran that page script instead (a NameError in test_distributed after
+    test_app_limits, seen only in a full run).
+    """
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(autouse=True)

@@ -567,3 +567,13 @@ def test_the_model_diagram_names_each_scale_and_the_fusion(head):
     assert all(f"s = {s:g}" in text for s in (1.0, 0.75, 0.5))
     assert ("Eq. 2" in text) == (head is not None) and ("max over s" in text) == (head is None)
     assert plots.figure_png(figure).startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("trunk, name", [("vgg16_largefov", "DeepLab\nLargeFOV"), ("lraspp_mobilenet_v3_large", "LR-ASPP\nMobileNetV3")])
+def test_the_model_diagram_names_the_share_net_it_draws(trunk, name):
+    from segscale import plots
+    from segscale.config import TORCHVISION_TRUNKS
+
+    assert set(TORCHVISION_TRUNKS) <= set(plots.SHARE_NET_NAMES), "every trunk kind needs a name in the diagram"
+    text = " ".join(t.get_text() for t in plots.model_diagram_figure((1.0, 0.5), None, trunk=trunk).axes[0].texts)
+    assert name in text and all(other not in text for other in plots.SHARE_NET_NAMES.values() if other != name)

@@ -32,8 +32,8 @@ def _paper_architecture(num_classes: int) -> arch.ArchitectureSummary:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _diagram_png(scales: tuple[float, ...], head_kind: str | None) -> bytes:
-    return plots.figure_png(plots.model_diagram_figure(scales, head_kind), dpi=110)
+def _diagram_png(scales: tuple[float, ...], head_kind: str | None, trunk: str) -> bytes:
+    return plots.figure_png(plots.model_diagram_figure(scales, head_kind, trunk=trunk), dpi=110)
 
 
 def how_it_works_section(model: LoadedModel) -> None:
@@ -43,7 +43,7 @@ def how_it_works_section(model: LoadedModel) -> None:
     scales = tuple(config.scales)
     head_kind = summary.head_kind
     count = len(scales)
-    widgets.figure(_diagram_png(scales, head_kind), f"The model at its trained scales {format_scale_set(scales)}: "
+    widgets.figure(_diagram_png(scales, head_kind, config.trunk.name), f"The model at its trained scales {format_scale_set(scales)}: "
             + ("attention head, softmax over scales, weighted sum" if head_kind else f"no attention head, {config.merge} pooling"))
 
     st.subheader("1. One network, several scales (share-net)")

@@ -24,12 +24,11 @@ from .measure import (
     time_interleaved,
 )
 from .report import SCHEMA, bench_targets, format_markdown, format_report, read_report, report_sections, write_text
-from .settings import DEFAULT_CHECKPOINT, MODEL_NAMES, Settings, settings_from_args
+from .settings import MODEL_NAMES, Settings, settings_from_args
 from .suite import run_suite
 from .workloads import Workload, bench_image, load_workloads
 
 __all__ = [
-    "DEFAULT_CHECKPOINT",
     "MODEL_NAMES",
     "SCHEMA",
     "NaiveMultiScale",

@@ -14,7 +14,6 @@ from ..predictor import select_device
 
 FIVE_SCALES = (1.0, 0.875, 0.75, 0.625, 0.5)
 DEFAULT_SCALE_SETS = ((1.0,), (1.0, 0.5), PAPER_SCALES, FIVE_SCALES)
-DEFAULT_CHECKPOINT = Path("checkpoints/scaleshapes_demo.pt")
 # A torchvision kind is benched with random weights: its published ones cannot be downloaded
 # on the machines where the bench runs, and the speed of a network does not depend on them.
 TORCHVISION_BENCH_KIND = "deeplabv3_mobilenet_v3_large"

@@ -23,7 +23,6 @@ from datetime import datetime
 from pathlib import Path
 
 from ..benchmark import (
-    DEFAULT_CHECKPOINT,
     MODEL_NAMES,
     format_markdown,
     format_report,
@@ -32,6 +31,7 @@ from ..benchmark import (
     settings_from_args,
     write_text,
 )
+from ..checkpoint import DEFAULT_CHECKPOINT
 from ..images import DEFAULT_MAX_SIDE
 
 
