@@ -299,27 +299,35 @@ def architecture_summary(model: nn.Module) -> ArchitectureSummary:
     head = getattr(model, "attention_head", None)
     head_geometry = _Geometry(receptive_field, stride, center)
     head_rows = _layer_rows("attention head", head, head_geometry)
-    config = model.config
     return ArchitectureSummary(
         layers=tuple(trunk_rows + score_rows + head_rows),
-        parameters={
-            "trunk": _count(model.trunk),
-            "score head": _count(model.score_head),
-            "attention head": _count(head) if head is not None else 0,
-        },
         output_stride=stride,
         receptive_field=score_rows[-1].receptive_field if score_rows else receptive_field,
         attention_receptive_field=head_geometry.receptive_field if head is not None else None,
         center_offset=center,
-        trunk=config.trunk.name,
-        width=config.trunk.width,
-        norm=config.trunk.norm,
-        head_kind=config.head.kind if head is not None else None,
-        merge=config.merge,
-        scales=tuple(config.scales),
-        num_classes=config.num_classes,
-        feature_channels=int(getattr(model.trunk, "out_channels", 0)),
+        **_model_facts(model),
     )
+
+
+def _model_facts(model: nn.Module) -> dict:
+    """The summary's fields that any MultiScaleNet states the same way: parameters and its configuration."""
+    head = getattr(model, "attention_head", None)
+    config = model.config
+    return {
+        "parameters": {
+            "trunk": _count(model.trunk),
+            "score head": _count(model.score_head),
+            "attention head": _count(head) if head is not None else 0,
+        },
+        "trunk": config.trunk.name,
+        "width": config.trunk.width,
+        "norm": config.trunk.norm,
+        "head_kind": config.head.kind if head is not None else None,
+        "merge": config.merge,
+        "scales": tuple(config.scales),
+        "num_classes": config.num_classes,
+        "feature_channels": int(getattr(model.trunk, "out_channels", 0)),
+    }
 
 
 def _branched_summary(model: nn.Module) -> ArchitectureSummary:
@@ -329,22 +337,13 @@ def _branched_summary(model: nn.Module) -> ArchitectureSummary:
     head = getattr(model, "attention_head", None)
     rows = [row for part, module in (("trunk", model.trunk), ("score head", model.score_head), ("attention head", head))
             for row in _layer_rows(part, module, None)]  # fmt: skip
-    config = model.config
     return ArchitectureSummary(
         layers=tuple(rows),
-        parameters={"trunk": _count(model.trunk), "score head": _count(model.score_head), "attention head": _count(head) if head is not None else 0},
-        output_stride=torchvision_kind(config.trunk.name).score_map_stride,
+        output_stride=torchvision_kind(model.config.trunk.name).score_map_stride,
         receptive_field=None,
         attention_receptive_field=None,
         center_offset=None,
-        trunk=config.trunk.name,
-        width=config.trunk.width,
-        norm=config.trunk.norm,
-        head_kind=config.head.kind if head is not None else None,
-        merge=config.merge,
-        scales=tuple(config.scales),
-        num_classes=config.num_classes,
-        feature_channels=int(getattr(model.trunk, "out_channels", 0)),
+        **_model_facts(model),
     )
 
 
