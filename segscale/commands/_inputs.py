@@ -36,16 +36,20 @@ def add_model_arguments(parser: argparse.ArgumentParser, merge: bool = True) -> 
     parser.add_argument("--device", help="where to run: cpu, cuda, cuda:1, mps (default: the best available)")
 
 
+def add_max_side_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-side", type=int, default=DEFAULT_MAX_SIDE, metavar="PX",
+        help=f"images with a longer side are scaled down to this many pixels first (default: {DEFAULT_MAX_SIDE})",
+    )  # fmt: skip
+
+
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image", nargs="?", type=Path, metavar="IMAGE", help="an image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
     parser.add_argument(
         "--sample", metavar="SPLIT:INDEX",
         help="a generated ScaleShapes sample instead of IMAGE, with its ground truth, e.g. val:3 (default: none; give IMAGE or --sample)",
     )  # fmt: skip
-    parser.add_argument(
-        "--max-side", type=int, default=DEFAULT_MAX_SIDE, metavar="PX",
-        help=f"images with a longer side are scaled down to this many pixels first (default: {DEFAULT_MAX_SIDE})",
-    )  # fmt: skip
+    add_max_side_argument(parser)
 
 
 def parse_sample(text: str) -> tuple[str, int]:

@@ -24,9 +24,9 @@ from .. import plots
 from .. import visualize as viz
 from ..config import MERGE_MODES
 from ..formatting import format_scale_set
-from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
+from ..images import ImageError, load_image
 from ..batch.inputs import is_batch_input
-from ._inputs import add_model_arguments
+from ._inputs import add_max_side_argument, add_model_arguments
 from .predict_folder import add_arguments as add_folder_arguments, run as run_folder_job
 
 
@@ -46,10 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--score", choices=viz.SCORE_KINDS, default="probability",
         help="show that class as a probability (0-1) or as the raw score f^s_c (default: probability)",
     )  # fmt: skip
-    parser.add_argument(
-        "--max-side", type=int, default=DEFAULT_MAX_SIDE, metavar="PX",
-        help=f"images with a longer side are scaled down to this many pixels first (default: {DEFAULT_MAX_SIDE})",
-    )  # fmt: skip
+    add_max_side_argument(parser)
     add_folder_arguments(parser)
 
 

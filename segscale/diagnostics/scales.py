@@ -205,23 +205,15 @@ class ScaleDiagnostics:
         }
 
 
-def scale_diagnostics(
-    predictor,
-    split: str = "val",
-    count: int = 50,
-    scales=None,
-    merges: Sequence[str] | None = None,
-    start: int = 0,
-    on_image: Callable[[int], None] | None = None,
-    context: distributed.DistributedContext | None = None,
-) -> ScaleDiagnostics:
+def scale_diagnostics(predictor, *args, **kwargs) -> ScaleDiagnostics:
     """Run a checkpoint over ScaleShapes images ``start .. start + count - 1`` of ``split`` and tabulate its scales.
 
     The tables of one :func:`~segscale.evaluation.score_scaleshapes` pass (the pass that
-    ``segscale evaluate`` reports too); its arguments are that function's (``context``:
-    under torchrun, each rank scores its shard and every rank gets the whole tables).
+    ``segscale evaluate`` reports too), called with these arguments: ``split="val"``,
+    ``count=50``, ``scales``, ``merges``, ``start=0``, ``on_image`` and ``context`` (under
+    torchrun, each rank scores its shard and every rank gets the whole tables).
     """
-    return ScaleDiagnostics.from_scoring(score_scaleshapes(predictor, split, count, scales, merges, start, on_image, context))
+    return ScaleDiagnostics.from_scoring(score_scaleshapes(predictor, *args, **kwargs))
 
 
 @dataclass(frozen=True)
