@@ -21,7 +21,7 @@ TORCHVISION_TRUNKS = (
 TRUNK_NAMES = ("vgg16_largefov",) + TORCHVISION_TRUNKS
 NORM_KINDS = ("none", "batch", "group")
 HEAD_KINDS = ("paper", "shared")
-MERGE_MODES = ("attention", "average", "max")
+MERGE_MODES = ("attention", "average", "max", "hierarchical")
 
 # PASCAL VOC's "void" label: borders and padding, counted in no loss and no metric.
 IGNORE_INDEX = 255

@@ -383,6 +383,7 @@ def _cloned_output(output: MultiScaleOutput) -> MultiScaleOutput:
         attention_logits=clone(output.attention_logits),
         attention=clone(output.attention),
         fused=clone(output.fused),
+        gate_logits=clone(output.gate_logits),
     )
 
 

@@ -138,16 +138,19 @@ class Prediction:
 
     Attributes:
         scales: the S scales used, in the order of every S axis.
-        merge: "attention", "average" or "max".
+        merge: "attention", "hierarchical", "average" or "max".
         image: uint8 (H, W, 3), the RGB image the model saw.
         score_maps: float32 (S, C, h, w), f^s on the common grid.
         attention_logits: float32 (S, h, w), h^s; None for average and max.
-        attention: float32 (S, h, w), w^s; 1/S everywhere for average; None for max.
+        attention: float32 (S, h, w), w^s; 1/S everywhere for average; for hierarchical the
+            effective weights of the gate chain (:func:`segscale.modeling.fusion.hierarchical_chain`);
+            None for max.
         fused: float32 (C, h, w), g = sum_s w^s f^s (or the max over scales).
         labels: int64 (H, W), argmax over classes of g upsampled bilinearly to (H, W).
         original_size: (H, W) of the image before any cap; equals labels.shape when not scaled.
         device: where it ran, in words.
         timings: seconds per stage.
+        gate_logits: float32 (S, h, w), q^s of the gate head; None unless merge is hierarchical.
     """
 
     scales: tuple[float, ...]
@@ -161,6 +164,7 @@ class Prediction:
     original_size: tuple[int, int]
     device: str
     timings: StageTimings
+    gate_logits: np.ndarray | None = None
 
     @property
     def was_downscaled(self) -> bool:
@@ -203,6 +207,7 @@ class Predictor:
         self.max_side = max_side
         self.pixel_budget = int(pixel_budget)
         self._has_attention_head = getattr(model, "attention_head", None) is not None
+        self._has_gate_head = getattr(model, "gate_head", None) is not None
         # Predictions run through a copy of the model prepared for speed (segscale.inference):
         # batch norm folded, channels_last, bf16 autocast where it pays and its labels agree.
         # The model as given is not kept: one copy of the weights per Predictor.
@@ -254,9 +259,23 @@ class Predictor:
         return self._has_attention_head
 
     @property
+    def has_gate_head(self) -> bool:
+        """Whether the model has Tao et al.'s gate head (so merge="hierarchical" is possible)."""
+        return self._has_gate_head
+
+    @property
     def offered_merges(self) -> tuple[str, ...]:
-        """The merges this model can do, in MERGE_MODES order: attention only with a head."""
-        return tuple(m for m in MERGE_MODES if self.has_attention_head or m != "attention")
+        """The merges this model can do, in MERGE_MODES order: attention only with an attention
+        head, hierarchical only with a gate head; average and max always."""
+        return tuple(m for m in MERGE_MODES if self._missing_head(m) is None)
+
+    def _missing_head(self, merge: str) -> str | None:
+        """Why this model cannot do ``merge`` (the head it lacks), or None when it can."""
+        if merge == "attention" and not self.has_attention_head:
+            return "this model has no attention head"
+        if merge == "hierarchical" and not self.has_gate_head:
+            return "this model has no gate head for hierarchical attention (it was not trained with merge 'hierarchical')"
+        return None
 
     @property
     def inspection_merge(self) -> str:
@@ -318,11 +337,9 @@ class Predictor:
         merge = self.default_merge if merge is None else merge
         if merge not in MERGE_MODES:
             raise ValueError(f"unknown merge mode {merge!r}; valid: {', '.join(MERGE_MODES)}")
-        if merge not in self.offered_merges:
-            raise ValueError(
-                f"this model has no attention head, so it cannot merge with {merge!r}; "
-                f"use one of: {', '.join(self.offered_merges)}"
-            )
+        missing = self._missing_head(merge)
+        if missing is not None:
+            raise ValueError(f"{missing}, so it cannot merge with {merge!r}; use one of: {', '.join(self.offered_merges)}")
         scales = self.default_scales if scales is None else normalize_scales(scales)
         low, high = self.scale_range
         outside = [s for s in scales if not low - _SCALE_TOLERANCE <= s <= high + _SCALE_TOLERANCE]
@@ -360,7 +377,7 @@ class Predictor:
         Args:
             image: a PIL image or an (H, W, 3) uint8 RGB array.
             scales: the scale set; None for the checkpoint's default set.
-            merge: "attention", "average" or "max"; None for the checkpoint's own (attention
+            merge: "attention", "hierarchical", "average" or "max"; None for the checkpoint's own (attention
                 for the shipped models).
         """
         start = time.perf_counter()
@@ -384,6 +401,7 @@ class Predictor:
                 ("attention_logits", output.attention_logits),
                 ("attention", output.attention),
                 ("fused", output.fused),
+                ("gate_logits", output.gate_logits),
             )
         }
         labels_np = labels[0].cpu().numpy()

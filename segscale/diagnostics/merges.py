@@ -123,8 +123,12 @@ class MergeComparison:
 
 
 def available_merges(prediction) -> tuple[str, ...]:
-    """The merges one prediction can be scored with: all three when it has attention logits, else average and max."""
-    return MERGE_MODES if prediction.attention_logits is not None else tuple(m for m in MERGE_MODES if m != "attention")
+    """The merges one prediction can be scored with: attention when it has attention logits, average and max always.
+
+    Hierarchical attention is not derived here (its gates would have to travel with the score maps)."""
+    return tuple(
+        m for m in MERGE_MODES if m in ("average", "max") or (m == "attention" and prediction.attention_logits is not None)
+    )
 
 
 def compare_merges(prediction, ground_truth: np.ndarray | None = None, classes: Sequence[str] | None = None) -> MergeComparison:

@@ -13,8 +13,8 @@ from typing import Callable
 from torch import nn
 
 from ..config import TORCHVISION_TRUNKS, ModelConfig, TrunkConfig
-from .attention_heads import PaperAttentionHead, ScaleSetError, SharedAttentionHead
-from .fusion import merge_score_maps, scale_attention_weights, weighted_sum_over_scales
+from .attention_heads import HierarchicalGateHead, PaperAttentionHead, ScaleSetError, SharedAttentionHead
+from .fusion import hierarchical_chain, merge_score_maps, scale_attention_weights, weighted_sum_over_scales
 from .multiscale import MultiScaleNet, MultiScaleOutput
 from .torchvision_trunks import build_torchvision_parts
 from .vgg_largefov import VGG16LargeFOV, build_score_head
@@ -35,8 +35,10 @@ def build_trunk(config: TrunkConfig) -> nn.Module:
 def build_model(config: ModelConfig) -> MultiScaleNet:
     """A fresh (randomly initialised) model for ``config``.
 
-    The attention head is built only for models whose merge mode is "attention"; a model
-    trained with average or max pooling has none.
+    The attention head is built only for models whose merge mode is "attention", the gate
+    head of Tao et al.'s chain only for "hierarchical" (its layers are the shared head's,
+    with ``config.head``'s hidden channels, dropout and scale feature); a model trained with
+    average or max pooling has neither.
     """
     if config.trunk.name in TORCHVISION_TRUNKS:
         # torchvision's model brings its own score head (its classifier).
@@ -54,11 +56,17 @@ def build_model(config: ModelConfig) -> MultiScaleNet:
             attention_head = SharedAttentionHead(
                 trunk.out_channels, config.head_hidden_channels, config.head.dropout, config.head.scale_feature
             )
-    return MultiScaleNet(trunk, score_head, attention_head, config)
+    gate_head: nn.Module | None = None
+    if config.merge == "hierarchical":
+        gate_head = HierarchicalGateHead(
+            trunk.out_channels, config.head_hidden_channels, config.head.dropout, config.head.scale_feature
+        )
+    return MultiScaleNet(trunk, score_head, attention_head, config, gate_head=gate_head)
 
 
 __all__ = [
     "TRUNKS",
+    "HierarchicalGateHead",
     "MultiScaleNet",
     "MultiScaleOutput",
     "PaperAttentionHead",
@@ -66,6 +74,7 @@ __all__ = [
     "SharedAttentionHead",
     "build_model",
     "build_trunk",
+    "hierarchical_chain",
     "merge_score_maps",
     "scale_attention_weights",
     "weighted_sum_over_scales",

@@ -4,6 +4,10 @@ The paper's head (Sec. 3.2) reads the fc7 features of all S scales at once and h
 filters, one per scale, so it only fits the scale set it was trained on. The shared head
 scores every scale on its own with the same weights, so one model fuses any scale set.
 Both are two layers: 3x3 conv, ReLU, dropout, 1x1 conv.
+
+The gate head of Tao et al.'s hierarchical attention has the shared head's form (one
+channel per scale, same weights at every scale) but its logit q^s feeds a sigmoid gate
+(:func:`segscale.modeling.fusion.hierarchical_chain`), not a softmax over scales.
 """
 
 from __future__ import annotations
@@ -105,3 +109,13 @@ class SharedAttentionHead(nn.Module):
                 feature = torch.cat([feature, scale_plane], dim=1)
             logits.append(resize_bilinear(self.layers(feature), grid))  # (B, 1, h, w)
         return torch.cat(logits, dim=1)
+
+
+class HierarchicalGateHead(SharedAttentionHead):
+    """Tao et al.'s gate head: every scale's features -> one gate logit map q^s (B, 1, h_s, w_s).
+
+    The layers are the shared head's, so it gates any scale set; only the reading differs:
+    a^s = sigmoid(q^s) weighs scale s against the running prediction of the coarser scales.
+    A separate class (and module attribute ``gate_head``) so that a model says by its parts
+    which merges it can do: a gate head is no softmax attention head, and vice versa.
+    """

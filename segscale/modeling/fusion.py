@@ -13,7 +13,25 @@ Average and max pooling over scales are special cases of the same two equations:
   limit T -> 0 of w^s_{i,c} = softmax_s(f^s_{i,c} / T). Unlike attention, these weights are
   not shared across classes, which is why max pooling returns no weight map.
 
-This module is the one place where the softmax over scales happens.
+Tao, Sapra and Catanzaro ("Hierarchical Multi-Scale Attention for Semantic Segmentation",
+2020) replace the softmax by a chain of pairwise gates, one sigmoid a^s_i = sigmoid(q^s_i) per
+scale from a one-channel gate logit q^s. With the scales ordered coarsest first,
+s_1 < s_2 < ... < s_S, and every map on the common grid:
+
+    r^1_{i,c} = f^{s_1}_{i,c}
+    r^k_{i,c} = a^{s_k}_i f^{s_k}_{i,c} + (1 - a^{s_k}_i) r^{k-1}_{i,c}     (k = 2..S)
+    g_{i,c}   = r^S_{i,c}
+
+Each finer scale's gate decides between its own scores and the running prediction of the
+coarser ones; the coarsest scale's gate is computed but unused (nothing coarser to weigh).
+Unrolled, g is Eq. 1 with the effective weights
+
+    w^{s_k}_i = a^{s_k}_i prod_{j>k} (1 - a^{s_j}_i)      (a^{s_1} read as 1)
+
+which telescope to sum_k w^{s_k}_i = 1. Those are shown where Chen's w^s are shown.
+
+This module is the one place where the softmax over scales happens, and the one place where
+the hierarchical chain is written (:func:`hierarchical_chain`).
 """
 
 from __future__ import annotations
@@ -41,6 +59,58 @@ def weighted_sum_over_scales(score_maps: Tensor, weights: Tensor) -> Tensor:
     return (weights.unsqueeze(2) * score_maps).sum(dim=SCALE_DIM)
 
 
+def hierarchical_chain(score_maps: Tensor, gate_logits: Tensor, scales) -> tuple[Tensor, Tensor]:
+    """Tao et al.'s pairwise gates, chained from the coarsest scale up, on the common grid.
+
+    Args:
+        score_maps: (B, S, C, h, w), f^s, all resized to the common grid.
+        gate_logits: (B, S, h, w), q^s, resized to the same grid; a^s = sigmoid(q^s).
+        scales: the S scales in the order of the S axis (any order; the chain sorts them).
+
+    Returns:
+        fused: (B, C, h, w), g = r^S of the chain.
+        effective_weights: (B, S, h, w), w^s = a^s prod_{finer t} (1 - a^t), in the order of
+            the S axis, such that g = sum_s w^s f^s (Eq. 1 with these weights).
+
+    Where the weights sum to 1: every gate lies in [0, 1], so each step is a convex
+    combination and the weights are non-negative and telescope to exactly 1 (up to float
+    rounding) at every grid cell, for any number of scales. That holds here because all
+    maps are resized to the common grid *first* and the chain runs cell by cell there. Tao
+    et al.'s code instead resizes the running prediction between neighbouring scales' own
+    grids; bilinear resizing of a product is not the product of the resized factors, so
+    there the products of gates only approximate the weights, and they need not sum to 1.
+
+    Gates are computed in at least float32, like Eq. 2's softmax.
+    """
+    if score_maps.dim() != 5:
+        raise ValueError(f"score maps must be (B, S, C, h, w), got shape {tuple(score_maps.shape)}")
+    if gate_logits.shape != score_maps.shape[:2] + score_maps.shape[3:]:
+        raise ValueError(
+            f"gate logits {tuple(gate_logits.shape)} do not match score maps "
+            f"{tuple(score_maps.shape)} (expected (B, S, h, w))"
+        )
+    scales = tuple(float(s) for s in scales)
+    if len(scales) != score_maps.shape[SCALE_DIM]:
+        raise ValueError(f"{len(scales)} scales given for {score_maps.shape[SCALE_DIM]} score maps")
+    compute_dtype = torch.promote_types(gate_logits.dtype, torch.float32)
+    gates = torch.sigmoid(gate_logits.to(compute_dtype))  # (B, S, h, w), a^s
+    coarse_to_fine = sorted(range(len(scales)), key=lambda k: scales[k])
+
+    coarsest = coarse_to_fine[0]
+    running = score_maps[:, coarsest].to(compute_dtype)  # (B, C, h, w), r^1
+    weights = [None] * len(scales)
+    weights[coarsest] = torch.ones_like(gates[:, coarsest])  # (B, h, w)
+    for k in coarse_to_fine[1:]:
+        gate = gates[:, k]  # (B, h, w)
+        running = gate.unsqueeze(1) * score_maps[:, k] + (1 - gate.unsqueeze(1)) * running
+        # Everything already in the chain is scaled by (1 - a^k); the new scale enters with a^k.
+        for done in coarse_to_fine[: coarse_to_fine.index(k)]:
+            weights[done] = weights[done] * (1 - gate)
+        weights[k] = gate
+    effective = torch.stack(weights, dim=SCALE_DIM).to(score_maps.dtype)  # (B, S, h, w)
+    return running.to(score_maps.dtype), effective
+
+
 def uniform_logits(score_maps: Tensor) -> Tensor:
     """Equal logits for every scale: Eq. 2 then gives average pooling (w^s = 1/S)."""
     batch, num_scales, _, height, width = score_maps.shape
@@ -48,18 +118,27 @@ def uniform_logits(score_maps: Tensor) -> Tensor:
 
 
 def merge_score_maps(
-    score_maps: Tensor, mode: str, attention_logits: Tensor | None = None
+    score_maps: Tensor,
+    mode: str,
+    attention_logits: Tensor | None = None,
+    *,
+    gate_logits: Tensor | None = None,
+    scales=None,
 ) -> tuple[Tensor, Tensor | None]:
     """Fuse per-scale score maps into one.
 
     Args:
         score_maps: (B, S, C, h, w), f^s on the common grid.
-        mode: "attention" (needs ``attention_logits``), "average" or "max".
+        mode: "attention" (needs ``attention_logits``), "hierarchical" (needs ``gate_logits``
+            and ``scales``), "average" or "max".
         attention_logits: (B, S, h, w), h^s; used by "attention" only.
+        gate_logits: (B, S, h, w), q^s; used by "hierarchical" only.
+        scales: the S scales in the S axis' order; used by "hierarchical" only.
 
     Returns:
         fused: (B, C, h, w), g.
-        weights: (B, S, h, w), w^s, or None for "max" (its weights differ per class).
+        weights: (B, S, h, w), w^s (for "hierarchical" the effective weights of
+            :func:`hierarchical_chain`), or None for "max" (its weights differ per class).
     """
     if score_maps.dim() != 5:
         raise ValueError(f"score maps must be (B, S, C, h, w), got shape {tuple(score_maps.shape)}")
@@ -72,6 +151,10 @@ def merge_score_maps(
                 f"{tuple(score_maps.shape)} (expected (B, S, h, w))"
             )
         weights = scale_attention_weights(attention_logits)
+    elif mode == "hierarchical":
+        if gate_logits is None or scales is None:
+            raise ValueError("merge mode 'hierarchical' needs gate logits and the scales; this model has no gate head")
+        return hierarchical_chain(score_maps, gate_logits, scales)
     elif mode == "average":
         weights = scale_attention_weights(uniform_logits(score_maps))
     elif mode == "max":

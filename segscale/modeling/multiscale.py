@@ -3,7 +3,9 @@
 Chen et al. (CVPR 2016), Sec. 3.2 and Fig. 3: the image is resized to every scale s, one
 fully convolutional network with shared weights gives features and a score map f^s per
 scale, every f^s is resized (bilinear) to the grid of the finest scale, and an attention
-head weights them (Eq. 1-2, in :mod:`segscale.modeling.fusion`).
+head weights them (Eq. 1-2, in :mod:`segscale.modeling.fusion`). With merge "hierarchical" a
+gate head instead gives one sigmoid gate per scale, chained from the coarsest scale up (Tao
+et al. 2020, also in :mod:`segscale.modeling.fusion`).
 
 The wrapper builds nothing: it is handed a trunk, a score head and an attention head, and
 its ``forward`` only loops over scales and fuses.
@@ -32,13 +34,16 @@ class MultiScaleOutput:
 
     Attributes:
         scales: the S scales, in the order of every S axis below.
-        merge: how ``fused`` was formed: "attention", "average" or "max".
+        merge: how ``fused`` was formed: "attention", "hierarchical", "average" or "max".
         native_score_maps: S tensors (B, C, h_s, w_s), f^s on its own grid (for extra supervision).
         score_maps: (B, S, C, h, w), f^s on the common grid; float32 (from here on, Eq. 1-2
             run in float32 even under autocast).
         attention_logits: (B, S, h, w), h^s, float32; None unless merge is "attention".
-        attention: (B, S, h, w), w^s; 1/S for "average"; None for "max".
+        attention: (B, S, h, w), w^s; 1/S for "average"; for "hierarchical" the effective
+            weights of the gate chain (products of gates, summing to 1 on the grid); None for "max".
         fused: (B, C, h, w), g of Eq. 1.
+        gate_logits: (B, S, h, w), q^s of the gate head, float32; None unless merge is
+            "hierarchical" (the coarsest scale's gate is computed but unused).
     """
 
     scales: tuple[float, ...]
@@ -48,6 +53,7 @@ class MultiScaleOutput:
     attention_logits: Tensor | None
     attention: Tensor | None
     fused: Tensor
+    gate_logits: Tensor | None = None
 
     @property
     def grid(self) -> tuple[int, int]:
@@ -66,13 +72,24 @@ class MultiScaleNet(nn.Module):
         attention_head: per-scale features -> logits (B, S, h, w); None for a model that only
             averages or max-pools.
         config: the :class:`ModelConfig` the parts were built from (default scales and merge).
+        gate_head: per-scale features -> gate logits (B, S, h, w) for merge "hierarchical"; None
+            for a model without Tao et al.'s gates.
     """
 
-    def __init__(self, trunk: nn.Module, score_head: nn.Module, attention_head: nn.Module | None, config: ModelConfig) -> None:
+    def __init__(
+        self,
+        trunk: nn.Module,
+        score_head: nn.Module,
+        attention_head: nn.Module | None,
+        config: ModelConfig,
+        *,
+        gate_head: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.trunk = trunk
         self.score_head = score_head
         self.attention_head = attention_head
+        self.gate_head = gate_head
         self.config = config
         self.share_net_frozen = False
 
@@ -106,6 +123,11 @@ class MultiScaleNet(nn.Module):
                     "use merge='average' or 'max'"
                 )
             self.attention_head.check_scales(scales)
+        if merge == "hierarchical" and self.gate_head is None:
+            raise ScaleSetError(
+                f"this model was trained with {self.config.merge!r} merging and has no gate head for "
+                "hierarchical attention; use a checkpoint trained with merge='hierarchical', or another merge"
+            )
         return scales
 
     def forward(self, images: Tensor, scales=None, merge: str | None = None) -> MultiScaleOutput:
@@ -135,7 +157,8 @@ class MultiScaleNet(nn.Module):
         score_maps = torch.stack([resize_bilinear(s, grid).float() for s in native_scores], dim=1)  # (B, S, C, h, w)
 
         logits = self.attention_head(features, scales, grid).float() if merge == "attention" else None  # (B, S, h, w)
-        fused, weights = merge_score_maps(score_maps, merge, logits)
+        gate_logits = self.gate_head(features, scales, grid).float() if merge == "hierarchical" else None  # (B, S, h, w)
+        fused, weights = merge_score_maps(score_maps, merge, logits, gate_logits=gate_logits, scales=scales)
         return MultiScaleOutput(
             scales=scales,
             merge=merge,
@@ -144,4 +167,5 @@ class MultiScaleNet(nn.Module):
             attention_logits=logits,
             attention=weights,
             fused=fused,
+            gate_logits=gate_logits,
         )

@@ -1,0 +1,179 @@
+"""Tao et al.'s hierarchical attention: the chain of gates against an independent loop, its
+effective weights, its limits, and the model and Predictor that offer it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from segscale.modeling import build_model
+from segscale.modeling.attention_heads import ScaleSetError
+from segscale.modeling.fusion import hierarchical_chain, merge_score_maps, weighted_sum_over_scales
+from segscale.predictor import Predictor
+
+from .conftest import tiny_config, tiny_metadata
+
+B, C, H, W = 2, 4, 5, 6
+
+# Given in no sorted order, so the chain has to order them itself.
+SCALE_SETS = [(1.0, 0.5), (1.0, 2.0, 0.5), (0.5, 2.0, 0.25, 1.0)]
+
+
+def random_inputs(num_scales: int, seed: int = 0):
+    generator = torch.Generator().manual_seed(seed)
+    score_maps = torch.randn(B, num_scales, C, H, W, generator=generator, dtype=torch.float64) * 3
+    gate_logits = torch.randn(B, num_scales, H, W, generator=generator, dtype=torch.float64) * 2
+    return score_maps, gate_logits
+
+
+def numpy_chain(score_maps: np.ndarray, gate_logits: np.ndarray, scales) -> np.ndarray:
+    """The chain as the paper states it, pixel by pixel: start from the coarsest scale's scores,
+    then for each finer scale p = a f + (1 - a) p with a = 1 / (1 + exp(-q))."""
+    order = np.argsort(scales)
+    fused = np.empty(score_maps.shape[:1] + score_maps.shape[2:])
+    for b in range(score_maps.shape[0]):
+        for i in range(score_maps.shape[3]):
+            for j in range(score_maps.shape[4]):
+                running = score_maps[b, order[0], :, i, j].copy()
+                for k in order[1:]:
+                    gate = 1.0 / (1.0 + np.exp(-gate_logits[b, k, i, j]))
+                    running = gate * score_maps[b, k, :, i, j] + (1.0 - gate) * running
+                fused[b, :, i, j] = running
+    return fused
+
+
+@pytest.mark.parametrize("scales", SCALE_SETS, ids=lambda s: f"{len(s)}-scales")
+def test_chain_matches_an_independent_loop(scales):
+    score_maps, gate_logits = random_inputs(len(scales))
+    fused, _ = hierarchical_chain(score_maps, gate_logits, scales)
+    expected = numpy_chain(score_maps.numpy(), gate_logits.numpy(), scales)
+    np.testing.assert_allclose(fused.numpy(), expected, rtol=1e-12, atol=1e-12)
+    # merge_score_maps routes "hierarchical" to the same chain.
+    routed, _ = merge_score_maps(score_maps, "hierarchical", gate_logits=gate_logits, scales=scales)
+    torch.testing.assert_close(routed, fused)
+
+
+@pytest.mark.parametrize("scales", SCALE_SETS, ids=lambda s: f"{len(s)}-scales")
+def test_effective_weights_reproduce_the_fused_map_in_float32(scales):
+    score_maps, gate_logits = (t.float() for t in random_inputs(len(scales), seed=7))
+    fused, weights = hierarchical_chain(score_maps, gate_logits, scales)
+    assert weights.shape == (B, len(scales), H, W) and weights.dtype == torch.float32
+    torch.testing.assert_close(weighted_sum_over_scales(score_maps, weights), fused, rtol=1e-5, atol=1e-5)
+    assert (weights >= 0).all()
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(B, H, W), rtol=0, atol=1e-6)
+
+
+def test_effective_weights_are_the_products_of_gates():
+    """Written out for {0.5, 1, 2}: w^2 = a^2, w^1 = a^1 (1 - a^2), w^0.5 = (1 - a^1)(1 - a^2)."""
+    scales = (2.0, 0.5, 1.0)
+    score_maps, gate_logits = random_inputs(3, seed=3)
+    _, weights = hierarchical_chain(score_maps, gate_logits, scales)
+    a2, _, a1 = torch.sigmoid(gate_logits).unbind(dim=1)
+    torch.testing.assert_close(weights[:, 0], a2)
+    torch.testing.assert_close(weights[:, 2], a1 * (1 - a2))
+    torch.testing.assert_close(weights[:, 1], (1 - a1) * (1 - a2))
+
+
+@pytest.mark.parametrize("closed_or_open, expected_scale", [(-torch.inf, 0.5), (torch.inf, 1.0)])
+def test_gate_at_zero_and_one_gives_the_coarse_or_the_fine_prediction_exactly(closed_or_open, expected_scale):
+    scales = (1.0, 0.5)
+    score_maps, _ = random_inputs(2, seed=5)
+    score_maps = score_maps.float()
+    gate_logits = torch.full((B, 2, H, W), closed_or_open)  # sigmoid: exactly 0 or exactly 1
+    fused, weights = hierarchical_chain(score_maps, gate_logits, scales)
+    picked = scales.index(expected_scale)
+    torch.testing.assert_close(fused, score_maps[:, picked], rtol=0, atol=0)
+    torch.testing.assert_close(weights[:, picked], torch.ones(B, H, W), rtol=0, atol=0)
+    torch.testing.assert_close(weights[:, 1 - picked], torch.zeros(B, H, W), rtol=0, atol=0)
+
+
+def test_one_scale_is_its_own_prediction():
+    score_maps, gate_logits = random_inputs(1)
+    fused, weights = hierarchical_chain(score_maps, gate_logits, (1.0,))
+    torch.testing.assert_close(fused, score_maps[:, 0], rtol=0, atol=0)
+    torch.testing.assert_close(weights, torch.ones(B, 1, H, W, dtype=weights.dtype))
+
+
+def test_chain_errors_name_the_problem():
+    score_maps, gate_logits = random_inputs(3)
+    with pytest.raises(ValueError, match="needs gate logits"):
+        merge_score_maps(score_maps, "hierarchical")
+    with pytest.raises(ValueError, match="do not match"):
+        hierarchical_chain(score_maps, gate_logits[:, :2], (1.0, 0.5, 0.25))
+    with pytest.raises(ValueError, match="2 scales given for 3"):
+        hierarchical_chain(score_maps, gate_logits, (1.0, 0.5))
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def test_hierarchical_model_has_a_gate_head_and_no_softmax_head():
+    model = build_model(tiny_config(merge="hierarchical"))
+    assert model.gate_head is not None and model.attention_head is None
+    assert build_model(tiny_config()).gate_head is None
+
+
+def test_tiny_hierarchical_model_forward_backward_on_an_unseen_scale_set():
+    torch.manual_seed(0)
+    model = build_model(tiny_config(merge="hierarchical", scales=(1.0, 0.5)))
+    images = torch.randn(2, 3, 41, 35)
+    for scales in ((1.0, 0.5), (2.0, 1.0, 0.5, 0.25)):  # the trained pair, then a set never trained on
+        output = model(images, scales=scales)
+        grid = output.grid
+        assert output.merge == "hierarchical" and output.scales == scales
+        assert output.gate_logits.shape == (2, len(scales), *grid) and output.attention_logits is None
+        torch.testing.assert_close(output.attention.sum(dim=1), torch.ones(2, *grid), rtol=0, atol=1e-6)
+        torch.testing.assert_close(weighted_sum_over_scales(output.score_maps, output.attention), output.fused, rtol=1e-5, atol=1e-5)
+    model.zero_grad()
+    output.fused.square().mean().backward()
+    for part in (model.gate_head, model.trunk, model.score_head):
+        grads = [p.grad for p in part.parameters()]
+        assert all(g is not None and torch.isfinite(g).all() for g in grads)
+        assert any(g.abs().sum() > 0 for g in grads)
+
+
+def test_models_without_the_gate_head_refuse_hierarchical():
+    model = build_model(tiny_config())
+    with pytest.raises(ScaleSetError, match="no gate head"):
+        model(torch.randn(1, 3, 24, 24), merge="hierarchical")
+    # ... and the hierarchical model refuses Chen's softmax, which needs the other head.
+    with pytest.raises(ScaleSetError, match="no attention head"):
+        build_model(tiny_config(merge="hierarchical"))(torch.randn(1, 3, 24, 24), merge="attention")
+
+
+# ----------------------------------------------------------------------------- the Predictor
+
+
+def _predictor(**config_kwargs) -> Predictor:
+    torch.manual_seed(0)
+    config = tiny_config(**config_kwargs)
+    return Predictor(build_model(config), tiny_metadata(config), device="cpu")
+
+
+def test_predictor_offers_hierarchical_only_with_the_gate_head():
+    gated = _predictor(merge="hierarchical")
+    assert gated.has_gate_head and not gated.has_attention_head
+    assert gated.offered_merges == ("average", "max", "hierarchical")
+    chen = _predictor()
+    assert chen.has_attention_head and not chen.has_gate_head
+    assert chen.offered_merges == ("attention", "average", "max")
+    headless = _predictor(merge="average")
+    assert headless.offered_merges == ("average", "max")
+    for predictor in (chen, headless):
+        assert not predictor.accepts_scales((1.0, 0.5), "hierarchical")
+        with pytest.raises(ValueError, match="no gate head for hierarchical attention.*use one of"):
+            predictor.check_request((1.0, 0.5), "hierarchical")
+    with pytest.raises(ValueError, match="no attention head"):
+        gated.check_request((1.0, 0.5), "attention")
+
+
+def test_predictor_predicts_hierarchical_on_any_scale_set():
+    predictor = _predictor(merge="hierarchical", scales=(1.0, 0.5))
+    rgb = np.random.default_rng(0).integers(0, 256, size=(40, 52, 3), dtype=np.uint8)
+    prediction = predictor.predict(rgb, scales=(2.0, 1.0, 0.5), merge="hierarchical")
+    assert prediction.merge == "hierarchical" and prediction.attention_logits is None
+    assert prediction.gate_logits.shape == prediction.attention.shape == (3, *prediction.grid)
+    np.testing.assert_allclose(prediction.attention.sum(axis=0), 1.0, atol=1e-6)
+    fused = np.einsum("shw,schw->chw", prediction.attention, prediction.score_maps)
+    np.testing.assert_allclose(fused, prediction.fused, rtol=1e-5, atol=1e-5)
