@@ -174,16 +174,32 @@ class AttentionBySize:
         return {str(s): (float(self.dominant_pixels[k] / total) if total else None) for k, s in enumerate(self.scales)}
 
 
-def labels_for_merge(score_maps: np.ndarray, attention_logits: np.ndarray | None, merge: str, size) -> np.ndarray:
+def labels_for_merge(
+    score_maps: np.ndarray, attention_logits: np.ndarray | None, merge: str, size, *, gate_logits: np.ndarray | None = None, scales=None
+) -> np.ndarray:
     """Labels at image resolution for one merge mode, from one prediction's (S, C, h, w) score maps.
 
-    Lets one forward pass serve all three merge modes: they differ only in Eq. 1's weights.
+    Lets one forward pass serve every merge mode: they differ only in Eq. 1's weights.
+    "hierarchical" needs the prediction's (S, h, w) gate logits and its scales.
     """
     from .modeling.fusion import merge_score_maps
 
     logits = None if attention_logits is None else torch.from_numpy(attention_logits)[None]
-    fused, _ = merge_score_maps(torch.from_numpy(score_maps)[None], merge, logits)
+    gates = None if gate_logits is None else torch.from_numpy(gate_logits)[None]
+    fused, _ = merge_score_maps(torch.from_numpy(score_maps)[None], merge, logits, gate_logits=gates, scales=scales)
     return resize_bilinear(fused, tuple(size)).argmax(dim=1)[0].numpy()
+
+
+def _base_merge(merges) -> str:
+    """The merge of the one forward pass every asked merge is derived from: the one with a head
+    (its pass also yields the score maps average and max need), else average."""
+    return next((m for m in ("attention", "hierarchical") if m in merges), "average")
+
+
+def _labels_of(prediction, merge: str, size) -> np.ndarray:
+    return labels_for_merge(
+        prediction.score_maps, prediction.attention_logits, merge, size, gate_logits=prediction.gate_logits, scales=prediction.scales
+    )
 
 
 @dataclass(frozen=True)
@@ -303,14 +319,15 @@ def score_scaleshapes(
     for merge in merges:
         if merge not in MERGE_MODES:
             raise ValueError(f"unknown merge mode {merge!r}; valid: {', '.join(MERGE_MODES)}")
-    base_merge = "attention" if "attention" in merges else "average"
+    base_merge = _base_merge(merges)
     scales, _ = predictor.check_request(scales, base_merge)
     context = context or distributed.DistributedContext()
 
     started = time.perf_counter()
     confusions = tuple(ConfusionMatrix(len(classes)) for _ in merges)
     by_size = tuple(SizeBinnedIoU(SIZE_BIN_EDGES) for _ in merges)
-    attention_by_size = AttentionBySize(scales, classes, SIZE_BIN_EDGES) if base_merge == "attention" else None
+    # Chen's w^s or the hierarchical chain's effective weights: both are weights over scales summing to 1.
+    attention_by_size = AttentionBySize(scales, classes, SIZE_BIN_EDGES) if base_merge in ("attention", "hierarchical") else None
     records_by_image: list[tuple[int, list[ObjectRecord]]] = []
     for position, index in enumerate(context.share(range(start, start + int(count)))):
         sample = generate_sample(split, index)
@@ -318,7 +335,7 @@ def score_scaleshapes(
         records_by_image.append((index, records))
         prediction = predictor.predict(sample.image, scales=scales, merge=base_merge)
         size = sample.label.shape
-        predicted = [labels_for_merge(prediction.score_maps, prediction.attention_logits, m, size) for m in merges]
+        predicted = [_labels_of(prediction, m, size) for m in merges]
         for k in range(len(merges)):
             confusions[k].update(sample.label, predicted[k])
             by_size[k].update(sample.objects, sample.instances, sample.label, predicted[k])
@@ -395,7 +412,7 @@ def evaluate_pairs_report(predictor, pairs, count: int, scales, merges, on_image
     matrices are summed, as in :func:`score_scaleshapes`.
     """
     classes = predictor.classes
-    base_merge = "attention" if "attention" in merges else "average"
+    base_merge = _base_merge(merges)
     scales, _ = predictor.check_request(scales, base_merge)
     confusions = {merge: ConfusionMatrix(len(classes)) for merge in merges}
     context = context or distributed.DistributedContext()
@@ -403,7 +420,7 @@ def evaluate_pairs_report(predictor, pairs, count: int, scales, merges, on_image
         image, label = pairs[index]
         prediction = predictor.predict(image, scales=scales, merge=base_merge)
         for merge in merges:
-            confusions[merge].update(label, labels_for_merge(prediction.score_maps, prediction.attention_logits, merge, label.shape))
+            confusions[merge].update(label, _labels_of(prediction, merge, label.shape))
         if on_image is not None:
             on_image(position)
     if context.is_distributed:

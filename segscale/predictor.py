@@ -280,9 +280,11 @@ class Predictor:
     @property
     def inspection_merge(self) -> str:
         """The merge to predict with when every merge is derived from one pass (inspector, comparison,
-        diagnostics): attention when the model has a head, since its pass also yields the score maps
-        that average and max pooling need; else the checkpoint's own."""
-        return "attention" if self.has_attention_head else self.default_merge
+        diagnostics): attention or hierarchical when the model has that head, since its pass also yields
+        the score maps that average and max pooling need; else the checkpoint's own."""
+        if self.has_attention_head:
+            return "attention"
+        return "hierarchical" if self.has_gate_head else self.default_merge
 
     @property
     def scale_range(self) -> tuple[float, float]:

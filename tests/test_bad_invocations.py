@@ -76,6 +76,8 @@ BAD_INVOCATIONS = [
     ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --scales 100", 2, ["outside this model's range 0.25 to 2"]),
     ("predict {photo} --out {tmp}/o --checkpoint {wide} --scales 100", 2, ["over the budget of 16.8 Mpx", "largest scale that fits is 83.6"]),
     ("predict {photo} --out {tmp}/o --checkpoint {paper} --scales 1 0.5", 2, ["'paper' kind", "fuses only that set", "got [1.0, 0.5]"]),
+    ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --merge hierarchical", 2, ["no gate head for hierarchical attention", "use one of: attention, average, max"]),
+    ("evaluate --checkpoint {ckpt} --count 1 --merge hierarchical", 2, ["no gate head", "cannot merge with 'hierarchical'"]),
     ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --device banana", 2, ["unknown device 'banana'", "this machine has: cpu"]),
     ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --device cuda:99", 2, ["device 'cuda:99'", "has: cpu"]),
     ("predict {photo} --out {tmp}/o --checkpoint {truncated_pt}", 2, ["truncated.pt", "cut off before its end"]),

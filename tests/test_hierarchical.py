@@ -177,3 +177,32 @@ def test_predictor_predicts_hierarchical_on_any_scale_set():
     np.testing.assert_allclose(prediction.attention.sum(axis=0), 1.0, atol=1e-6)
     fused = np.einsum("shw,schw->chw", prediction.attention, prediction.score_maps)
     np.testing.assert_allclose(fused, prediction.fused, rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_every_command_twin_accepts_merge_hierarchical(make_checkpoint, tmp_path, capsys):
+    """predict, inspect, compare, evaluate and diagnose run a hierarchical checkpoint with --merge hierarchical."""
+    from PIL import Image
+
+    from segscale.cli import main
+
+    checkpoint = str(make_checkpoint("gated.pt", scaleshapes=True, merge="hierarchical", scales=(1.0, 0.5)))
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)).save(photo)
+    common = ["--checkpoint", checkpoint, "--device", "cpu"]
+    runs = {
+        "predict": ["predict", str(photo), "--out", str(tmp_path / "p"), "--merge", "hierarchical", "--scales", "2", "1", "0.5"],
+        "inspect": ["inspect", str(photo), "--pixel", "5", "7", "--merge", "hierarchical", "--json"],
+        "compare": ["compare", str(photo), "--out", str(tmp_path / "c")],
+        "evaluate": ["evaluate", "--count", "1", "--merge", "hierarchical", "average", "--quiet"],
+        "diagnose": ["diagnose", "--count", "1", "--merge", "hierarchical", "max", "--out", str(tmp_path / "d"), "--quiet"],
+    }
+    for name, argv in runs.items():
+        assert main(argv + common) == 0, name
+        printed = capsys.readouterr().out
+        if name in ("inspect", "compare"):
+            assert "hierarchical" in printed, (name, printed)
+    assert any("hierarchical" in p.name for p in (tmp_path / "p").iterdir())
+    assert (tmp_path / "c" / "photo_labels_hierarchical.png").exists()

@@ -18,6 +18,7 @@ import json
 from pathlib import Path
 
 from ..checkpoint import DEFAULT_CHECKPOINT
+from ..config import MERGE_MODES
 from ._inputs import add_precision_argument
 
 
@@ -40,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument("--scales", type=float, nargs="+", metavar="S", help="the scale set to predict with (default: the checkpoint's trained set)")
     parser.add_argument(
-        "--merge", nargs="+", default=None, choices=("attention", "average", "max"),
+        "--merge", nargs="+", default=None, choices=MERGE_MODES,
         help="merge modes to score, all from one forward pass (default: the checkpoint's own)",
     )  # fmt: skip
     parser.add_argument("--device", help="where to run: cpu, cuda, cuda:1, mps (default: the best available)")

@@ -123,12 +123,10 @@ class MergeComparison:
 
 
 def available_merges(prediction) -> tuple[str, ...]:
-    """The merges one prediction can be scored with: attention when it has attention logits, average and max always.
-
-    Hierarchical attention is not derived here (its gates would have to travel with the score maps)."""
-    return tuple(
-        m for m in MERGE_MODES if m in ("average", "max") or (m == "attention" and prediction.attention_logits is not None)
-    )
+    """The merges one prediction can be scored with: attention when it has attention logits,
+    hierarchical when it has gate logits, average and max always."""
+    has_logits = {"attention": prediction.attention_logits is not None, "hierarchical": getattr(prediction, "gate_logits", None) is not None}
+    return tuple(m for m in MERGE_MODES if has_logits.get(m, True))
 
 
 def compare_merges(prediction, ground_truth: np.ndarray | None = None, classes: Sequence[str] | None = None) -> MergeComparison:
@@ -153,7 +151,12 @@ def compare_merges(prediction, ground_truth: np.ndarray | None = None, classes: 
         if valid.any() and (ground_truth[valid].min() < 0 or ground_truth[valid].max() >= num_classes):
             raise ValueError(f"ground truth holds labels outside 0..{num_classes - 1} (and {IGNORE_INDEX} for ignore)")
     methods = available_merges(prediction)
-    labels = {m: labels_for_merge(prediction.score_maps, prediction.attention_logits, m, size) for m in methods}
+    labels = {
+        m: labels_for_merge(
+            prediction.score_maps, prediction.attention_logits, m, size, gate_logits=prediction.gate_logits, scales=prediction.scales
+        )
+        for m in methods
+    }
     stack = np.stack([labels[m] for m in methods])  # (M, H, W)
     disagreement = (stack != stack[0]).any(axis=0)
     agreement = tuple(

@@ -180,7 +180,7 @@ class PixelBreakdown:
             lines += [f"  {'sum':<8}{'':>10}{'':>12}{sm.exp_sum:12.6f}{sum(sm.weights):10.4f}", ""]
         else:
             lines += [
-                f"Eq. 2   not shown: this prediction was merged by {self.merge} pooling and carries no attention logits.",
+                f"Eq. 2   not shown: this prediction was merged by {self.merge} and carries no attention logits.",
                 "",
             ]
 
@@ -216,6 +216,7 @@ class PixelBreakdown:
             "attention": "Eq. 1   g_c = sum_s w^s f^s_c   (attention: w^s from Eq. 2)",
             "average": f"average pooling   g_c = sum_s (1/{len(self.scales)}) f^s_c",
             "max": "max pooling   g_c = max_s f^s_c   (per class; no weights shared across classes)",
+            "hierarchical": "hierarchical   g_c = sum_s w^s f^s_c   (w^s: effective weights, products of the sigmoid gates)",
         }[fusion.method]
         marker = "  <- this prediction" if fusion.method == self.merge else ""
         lines = [equation + marker]
@@ -253,7 +254,7 @@ class PixelBreakdown:
         if fusion.method == "max":
             lines = [r"g_c &= \max_{s} f^{(s)}_c"]
         else:
-            weight = r"w^{(s)}" if fusion.method == "attention" else rf"\tfrac{{1}}{{{len(scales)}}}"
+            weight = r"w^{(s)}" if fusion.method in ("attention", "hierarchical") else rf"\tfrac{{1}}{{{len(scales)}}}"
             lines = [rf"g_c &= \sum_{{s=1}}^{{S}} {weight}\, f^{{(s)}}_c"]
         for c in self.shown_classes:
             name = rf"g_{{\text{{{latex_text(self.classes[c])}}}}}"
@@ -310,8 +311,14 @@ class PixelBreakdown:
         return data
 
 
-def _cell_fusions(scores: np.ndarray, logits: np.ndarray | None) -> tuple[SoftmaxSteps | None, tuple[CellFusion, ...]]:
-    """scores (S, C) and logits (S,) or None, float64 -> the softmax steps and every fusion at one cell."""
+def _cell_fusions(
+    scores: np.ndarray, logits: np.ndarray | None, hierarchical_weights: np.ndarray | None = None
+) -> tuple[SoftmaxSteps | None, tuple[CellFusion, ...]]:
+    """scores (S, C) and logits (S,) or None, float64 -> the softmax steps and every fusion at one cell.
+
+    ``hierarchical_weights``: the gate chain's effective weights (S,) at the cell, from a
+    hierarchical prediction; Eq. 1 with them is the chain's fused score (the chain of gates
+    itself is not written out here)."""
     num_scales = scores.shape[0]
     fusions = []
     softmax = None
@@ -327,6 +334,8 @@ def _cell_fusions(scores: np.ndarray, logits: np.ndarray | None) -> tuple[Softma
     source = scores.argmax(axis=0)  # (C,) first maximum, as torch.amax's value
     fused = scores.max(axis=0)
     fusions.append(CellFusion("max", None, None, floats(fused), tuple(int(s) for s in source), int(fused.argmax())))
+    if hierarchical_weights is not None:
+        fusions.append(_weighted("hierarchical", hierarchical_weights, scores))
     return softmax, tuple(fusions)
 
 
@@ -366,7 +375,10 @@ def pixel_breakdown(prediction, row: int, col: int, classes: Sequence[str], top_
 
     scores = prediction.score_maps[:, :, i, j].astype(np.float64)  # (S, C)
     logits = None if prediction.attention_logits is None else prediction.attention_logits[:, i, j].astype(np.float64)
-    softmax, fusions = _cell_fusions(scores, logits)
+    hierarchical = None
+    if prediction.merge == "hierarchical" and prediction.attention is not None:
+        hierarchical = prediction.attention[:, i, j].astype(np.float64)  # effective weights of the gate chain
+    softmax, fusions = _cell_fusions(scores, logits, hierarchical)
     own = next(f for f in fusions if f.method == prediction.merge)
     order = np.argsort(-np.asarray(own.fused), kind="stable")
     shown = [int(c) for c in order[: min(top_k, num_classes)]]
