@@ -168,7 +168,7 @@ class ArchitectureSummary:
             ("attention head", self.head_kind or f"none (merges by {self.merge})"),
             ("parameters", f"{self.total_parameters:,} in all"),
         ]
-        pairs += [(f"  {part}", f"{self.parameters[part]:,}") for part in PARTS]
+        pairs += [(f"  {part}", f"{self.parameters[part]:,}") for part in self.parameters]
         pairs.append(("output stride", f"{self.output_stride} (a score-map cell every {self.output_stride} input pixels)"))
         if self.receptive_field is None:
             pairs.append(("receptive field", f"{NOT_COMPUTED_BRANCHED} (parallel branches: a chain walk would be wrong)"))
@@ -318,6 +318,8 @@ def _model_facts(model: nn.Module) -> dict:
             "trunk": _count(model.trunk),
             "score head": _count(model.score_head),
             "attention head": _count(head) if head is not None else 0,
+            # Only for hierarchical models, so that the other models' summaries keep their keys.
+            **({"gate head": _count(model.gate_head)} if getattr(model, "gate_head", None) is not None else {}),
         },
         "trunk": config.trunk.name,
         "width": config.trunk.width,
@@ -413,6 +415,8 @@ def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
 def _head_description(model, imported: bool = False) -> str:
     if model.merge != "attention" and imported:
         return f"none yet: an imported network merges by {model.merge} until an attention head is trained on it"
+    if model.merge == "hierarchical":
+        return "none; a gate head instead (Tao et al.: one sigmoid gate per scale, chained from the coarsest scale up; any scale set)"
     if model.merge != "attention":
         return f"none: trained with {model.merge} pooling over scales"
     head = model.head

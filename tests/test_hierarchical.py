@@ -206,3 +206,12 @@ def test_every_command_twin_accepts_merge_hierarchical(make_checkpoint, tmp_path
             assert "hierarchical" in printed, (name, printed)
     assert any("hierarchical" in p.name for p in (tmp_path / "p").iterdir())
     assert (tmp_path / "c" / "photo_labels_hierarchical.png").exists()
+
+
+def test_the_summary_counts_the_gate_head():
+    from segscale.architecture import architecture_summary
+
+    model = build_model(tiny_config(merge="hierarchical"))
+    parameters = architecture_summary(model).parameters
+    assert parameters["gate head"] == sum(p.numel() for p in model.gate_head.parameters()) > 0
+    assert "gate head" not in architecture_summary(build_model(tiny_config())).parameters
