@@ -30,6 +30,12 @@ Unrolled, g is Eq. 1 with the effective weights
 
 which telescope to sum_k w^{s_k}_i = 1. Those are shown where Chen's w^s are shown.
 
+The direction is the one issue 16 specifies (coarsest first, the finer scale's gate). As we
+read Tao et al.'s published code, it runs the same recurrence in the other direction: from
+the finest scale down, each pair weighed by the *lower*-resolution scale's gate ("priority
+to the lower resolutions"). The form of the chain and of its effective weights is the same
+with the order of the scales reversed; which scale the last word belongs to differs.
+
 This module is the one place where the softmax over scales happens, and the one place where
 the hierarchical chain is written (:func:`hierarchical_chain`).
 """
