@@ -68,6 +68,7 @@ MERGE_HELP = {
     "attention": "attention: learned per-pixel weights wˢ (softmax over scales, Eq. 2)",
     "average": "average: wˢ = 1/S everywhere",
     "max": "max: per pixel and class, the largest score over scales",
+    "hierarchical": "hierarchical (Tao et al. 2020): a chain of sigmoid gates between neighbouring scales; the maps show its effective weights",
 }
 LAST_PREDICTION_KEY = "segscale.last_prediction"  # session state: the latest Prediction shown, for other pages
 LAST_UPLOAD_KEY = "segscale.last_upload"  # session state: (name, bytes) of the latest usable image uploaded on any page
