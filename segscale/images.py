@@ -68,17 +68,23 @@ def check_min_size(rgb: np.ndarray) -> None:
         )
 
 
+def capped_size(height: int, width: int, max_side: int | None = DEFAULT_MAX_SIDE) -> tuple[int, int]:
+    """(height, width) after :func:`cap_longest_side`: the longest side at most ``max_side``."""
+    if max_side is None or max(height, width) <= max_side:
+        return height, width
+    factor = max_side / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
 def cap_longest_side(rgb: np.ndarray, max_side: int | None = DEFAULT_MAX_SIDE) -> tuple[np.ndarray, bool]:
     """Scale down so the longest side is at most ``max_side``. Returns (image, was_scaled).
 
     Pillow's bilinear filter widens with the reduction, so this averages rather than aliases.
     """
-    height, width = rgb.shape[:2]
-    if max_side is None or max(height, width) <= max_side:
+    height, width = capped_size(*rgb.shape[:2], max_side)
+    if (height, width) == tuple(rgb.shape[:2]):
         return rgb, False
-    factor = max_side / max(height, width)
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return np.array(Image.fromarray(rgb).resize(size, Image.Resampling.BILINEAR)), True
+    return np.array(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR)), True
 
 
 # ----------------------------------------------------------------------------- files from people

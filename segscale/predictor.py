@@ -19,7 +19,7 @@ from torch import nn
 
 from .checkpoint import CheckpointMetadata, model_from_checkpoint
 from .config import MERGE_MODES, normalize_scales
-from .images import DEFAULT_MAX_SIDE, as_rgb_array, cap_longest_side, check_min_size
+from .images import DEFAULT_MAX_SIDE, as_rgb_array, cap_longest_side, capped_size, check_min_size
 from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions, synchronize
 from .modeling.geometry import scaled_size
 
@@ -357,10 +357,7 @@ class Predictor:
 
     def check_pixel_budget(self, image_size: tuple[int, int], scales) -> None:
         """Raise ValueError when the image (H, W, as given) at its largest scale exceeds the budget."""
-        height, width = (int(v) for v in image_size)
-        if self.max_side is not None and max(height, width) > self.max_side:
-            factor = self.max_side / max(height, width)
-            height, width = max(1, round(height * factor)), max(1, round(width * factor))
+        height, width = capped_size(int(image_size[0]), int(image_size[1]), self.max_side)
         largest = max(scales)
         scaled_h, scaled_w = scaled_size((height, width), largest)
         if scaled_h * scaled_w <= self.pixel_budget:
