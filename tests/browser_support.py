@@ -31,11 +31,18 @@ _COUNT_RUNS = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
     if (window.__segscaleRuns === undefined) {
         window.__segscaleRuns = 0;
-        new MutationObserver(() => {
-            if (app.getAttribute('data-test-script-state') === 'running') window.__segscaleRuns += 1;
-        }).observe(app, {attributes: true, attributeFilter: ['data-test-script-state']});
+        // Counts runs that ended, from each record's old value: a run that starts and ends before the
+        // observer's callback is delivered still leaves its own record (reading the attribute's value in
+        // the callback would see 'notRunning' twice and count nothing).
+        new MutationObserver(records => {
+            for (const record of records) if (record.oldValue === 'running') window.__segscaleRuns += 1;
+        }).observe(app, {attributes: true, attributeOldValue: true, attributeFilter: ['data-test-script-state']});
     }
     return window.__segscaleRuns;
+}"""
+_SETTLED = """() => {
+    const app = document.querySelector('[data-testid="stApp"]');
+    return app.getAttribute('data-test-script-state') === 'notRunning' && document.querySelectorAll('[data-stale="true"]').length === 0;
 }"""
 _RUN_FINISHED = """([before, text]) => {
     const app = document.querySelector('[data-testid="stApp"]');
@@ -200,7 +207,35 @@ def upload(page, path: Path) -> None:
 
 def choose_radio(page, label: str) -> None:
     """Click the radio option whose visible text is exactly ``label``."""
-    page.locator('[data-testid="stRadio"] label').filter(has=page.get_by_text(label, exact=True)).first.click()
+    _radio_option(page, label).click()
+
+
+def _radio_option(page, label: str):
+    return page.locator('[data-testid="stRadio"] label').filter(has=page.get_by_text(label, exact=True)).first
+
+
+def choose_radio_until(page, label: str, shown: str, timeout_s: float = 120.0, tries: int = 3) -> None:
+    """Choose the radio option ``label`` and wait until the element ``shown`` (a CSS selector) is on the
+    page and the app is idle with nothing stale.
+
+    It waits for what the choice shows rather than for a counted run, and clicks again if the option
+    is still unchecked after a while: on a slow, loaded machine a click on a page that was still
+    settling was seen to be lost (CI, a 120 s wait that never ended), and one lost click must not
+    fail the test it is only a step of.
+    """
+    option = _radio_option(page, label)
+    per_try_ms = timeout_s * 1000 / tries
+    for attempt in range(tries):
+        page.wait_for_function(_SETTLED, timeout=timeout_s * 1000)
+        if not option.locator("input").is_checked():
+            option.click()
+        try:
+            page.locator(shown).first.wait_for(state="visible", timeout=per_try_ms)
+            page.wait_for_function(_SETTLED, timeout=timeout_s * 1000)
+            return
+        except Exception:
+            if attempt == tries - 1:
+                raise
 
 
 def full_page_screenshot(page, path: Path | str, width: int | None = None) -> None:

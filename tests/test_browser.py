@@ -18,6 +18,7 @@ from segscale.data.scaleshapes import generate_sample
 from tests import browser_support as browser
 
 pytestmark = pytest.mark.browser
+UPLOADER = '[data-testid="stFileUploader"]'
 
 
 def test_upload_and_change_the_scale_set_in_chromium(make_checkpoint, tmp_path):
@@ -34,7 +35,7 @@ def test_upload_and_change_the_scale_set_in_chromium(make_checkpoint, tmp_path):
     with browser.chromium_page() as page, browser.streamlit_server(env={"SEGSCALE_CHECKPOINT_DIR": str(tmp_path)}) as url:
         try:
             browser.open_app(page, url)
-            browser.after_rerun(page, lambda: browser.choose_radio(page, "Upload"), images=False)
+            browser.choose_radio_until(page, "Upload", shown=UPLOADER)
 
             browser.after_rerun(page, lambda: browser.upload(page, photo), expect_text="upload me.png: 200x160 px")
             assert page.get_by_text("Scale 0.75 · input resized to 150x120").count() == 1
@@ -181,11 +182,13 @@ def test_four_sessions_upload_at_once_and_each_sees_its_own_result(make_checkpoi
     summaries = [f"{photo.name}: {width}x{height} px" for photo, (width, height) in zip(photos, sizes)]
 
     with browser.chromium_browser() as chromium, browser.streamlit_server(env={"SEGSCALE_CHECKPOINT_DIR": str(tmp_path)}) as url:
-        pages = [chromium.new_context(viewport={"width": 1500, "height": 1000}).new_page() for _ in photos]
+        pages = []
         try:
-            for page in pages:
+            for _ in photos:  # one at a time: each page is opened and set to Upload while it is the front one
+                page = chromium.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+                pages.append(page)
                 browser.open_app(page, url)
-                browser.after_rerun(page, lambda page=page: browser.choose_radio(page, "Upload"), images=False)
+                browser.choose_radio_until(page, "Upload", shown=UPLOADER)
             runs_before = [browser.start_counting_runs(page) for page in pages]
             for page, photo in zip(pages, photos):  # all four, then wait: the server runs them at once
                 browser.upload(page, photo)
