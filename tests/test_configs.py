@@ -55,3 +55,19 @@ def test_the_reproduce_script_trains_every_demo_stage_in_order_and_ships_the_las
     assert tuple(trained) == DEMO_STAGES
     last = load_train_config(CONFIGS / DEMO_STAGES[-1])
     assert f"cp {last.out_dir}/model.pt checkpoints/scaleshapes_demo.pt" in script
+
+
+def test_chen_and_tao_twins_differ_only_in_the_merge_and_keep_the_table_budget():
+    """configs/hierarchical.toml and configs/chen_shared.toml (issue 16) are comparable: one trunk, one pair
+    of scales, one budget; and that budget is the table rows' (configs/table.toml)."""
+    tao, chen = load_train_config(CONFIGS / "hierarchical.toml"), load_train_config(CONFIGS / "chen_shared.toml")
+    table = load_train_config(CONFIGS / "table.toml")
+    differing = {k for k, v in tao.to_dict().items() if chen.to_dict()[k] != v}
+    assert differing == {"merge", "out_dir"}
+    assert (tao.merge, chen.merge) == ("hierarchical", "attention")
+    assert tao.head == chen.head == "shared" and tao.scales == (1.0, 0.5) and tao.extra_supervision
+    assert tao.scale_range() == chen.scale_range() == (0.25, 2.0)  # both fuse the sets of docs/RESULTS.md
+    own = {"head", "merge", "scales", "init_from", "out_dir", "inference_scale_range"}
+    differing_from_table = {k for k, v in tao.to_dict().items() if table.to_dict()[k] != v} - own
+    assert not differing_from_table, f"the twins' budget differs from the table's in {sorted(differing_from_table)}"
+    assert tao.init_from.startswith("runs/pretrain_w025_half")

@@ -97,17 +97,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_ddp_two_cpu_processes_with_gloo(tmp_path):
+@pytest.mark.parametrize("merge", ["attention", "hierarchical"])
+def test_ddp_two_cpu_processes_with_gloo(tmp_path, merge):
+    """Both kinds of learned merge train under torchrun; hierarchical on a pair of scales, as Tao et al. train
+    it, and its checkpoint then fuses a set of three (issue 16 point 2)."""
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
         "--master_port", str(free_port()), "-m", "segscale", "train", *TINY_RUN, "--iterations", "3",
         "--val-every", "3", "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "ddp"),
+        "--merge", merge, "--scales", "1", "0.5", "--inference-scale-range", "0.5", "2",
     ]  # fmt: skip
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 process(es) on cpu" in result.stderr
+    assert "2 process(es) on cpu" in result.stderr and f"merge {merge}, E-Supv on" in result.stderr
     state, metadata = load_checkpoint(tmp_path / "ddp" / "model.pt")
     assert metadata.training["processes"] == 2 and metadata.training["steps"] == 3
+    assert metadata.model.merge == merge and metadata.model.scales == (1.0, 0.5) and metadata.scale_range == (0.5, 2.0)
+    assert any(key.startswith("gate_head.") for key in state) == (merge == "hierarchical")
+    if merge == "hierarchical":
+        from segscale.predictor import Predictor
+
+        predictor = Predictor.from_checkpoint(tmp_path / "ddp" / "model.pt")
+        rgb = np.random.default_rng(0).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+        prediction = predictor.predict(rgb, scales=(2.0, 1.0, 0.5), merge="hierarchical")
+        np.testing.assert_allclose(prediction.attention.sum(axis=0), 1.0, atol=1e-5)
     assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
     assert result.stdout.count("done:") == 1  # one report for the whole run
 
@@ -190,6 +203,10 @@ def test_config_file_and_errors(tmp_path):
         TrainConfig(dataset="voc")
     with pytest.raises(ValueError, match="valid: sgd, adamw"):
         TrainConfig(optimizer="lamb")
+    with pytest.raises(ValueError, match=r"must hold the scales trained on \(0.5 to 1\)"):
+        TrainConfig(scales=(1.0, 0.5), inference_scale_range=(0.75, 2.0))
+    assert TrainConfig(scales=(1.0, 0.5)).scale_range() == (0.5, 1.0)
+    assert TrainConfig(scales=(1.0, 0.5), inference_scale_range=(0.25, 2)).scale_range() == (0.25, 2.0)
 
 
 def test_a_run_folder_refuses_other_settings(tmp_path):

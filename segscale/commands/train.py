@@ -35,6 +35,7 @@ HELP = {
     "random_scale_range": "with --scale-sampling random: the smallest and largest scale to draw (log-uniformly)",
     "random_scale_count": "with --scale-sampling random: the fewest and most scales in one drawn set",
     "max_scale_pixels": "in random sets, keep crop area x scale^2 summed over the scales under this many crop areas (0 = no limit)",
+    "inference_scale_range": "the smallest and largest scale the checkpoint accepts at inference (default: none, the scales trained on); e.g. 0.25 2 for a hierarchical model trained on 1 0.5",
     "extra_supervision": "E-Supv: also a loss on every scale's own output",
     "foreground_weight": "loss weight of object classes relative to background (1 = plain cross-entropy)",
     "hard_pixel_fraction": "online hard example mining: only this fraction of the hardest pixels counts (1 = off)",

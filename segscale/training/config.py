@@ -39,6 +39,9 @@ class TrainConfig:
     random_scale_range: tuple[float, float] = (0.25, 2.0)
     random_scale_count: tuple[int, int] = (2, 4)
     max_scale_pixels: float = 0.0  # >0: in random sets, crop x scale^2 summed over scales stays under this many crop areas
+    # The scales the checkpoint accepts at inference; None: the scales it trains on. Tao et al. train
+    # their gates on one pair (1 and 0.5) and chain them over any set, e.g. {0.25, 0.5, 1, 2}.
+    inference_scale_range: tuple[float, float] | None = None
     extra_supervision: bool = True
     foreground_weight: float = 1.0  # loss weight of every class but 0 (background) relative to it
     hard_pixel_fraction: float = 1.0  # below 1: only that fraction of hardest pixels counts (OHEM)
@@ -98,6 +101,14 @@ class TrainConfig:
         if not 0 < low <= high:
             raise ValueError(f"random_scale_range must satisfy 0 < low <= high, got {self.random_scale_range}")
         object.__setattr__(self, "random_scale_range", (low, high))
+        if self.inference_scale_range is not None:
+            low, high = (float(v) for v in self.inference_scale_range)
+            trained = self.random_scale_range if self.scale_sampling == "random" else (min(self.scales), max(self.scales))
+            if not (0 < low <= trained[0] and trained[1] <= high):
+                raise ValueError(
+                    f"inference_scale_range {low:g} to {high:g} must hold the scales trained on ({trained[0]:g} to {trained[1]:g})"
+                )
+            object.__setattr__(self, "inference_scale_range", (low, high))
         fewest, most = (int(v) for v in self.random_scale_count)
         if not 1 <= fewest <= most:
             raise ValueError(f"random_scale_count must satisfy 1 <= fewest <= most, got {self.random_scale_count}")
@@ -147,7 +158,10 @@ class TrainConfig:
         return torch.tensor([1.0] + [self.foreground_weight] * (num_classes - 1))
 
     def scale_range(self) -> tuple[float, float]:
-        """The range of scales this run trains on (for the checkpoint's metadata)."""
+        """The range of scales the checkpoint accepts (its metadata): ``inference_scale_range`` when set,
+        else the range this run trains on."""
+        if self.inference_scale_range is not None:
+            return self.inference_scale_range
         if self.scale_sampling == "random":
             return self.random_scale_range
         return (min(self.scales), max(self.scales))
