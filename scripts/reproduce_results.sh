@@ -3,6 +3,7 @@
 #   bash scripts/reproduce_results.sh            # all stages
 #   bash scripts/reproduce_results.sh table      # only the table's fine-tuning runs
 #   bash scripts/reproduce_results.sh evaluate   # only the evaluations (needs the runs)
+#   bash scripts/reproduce_results.sh chen_vs_tao  # issue 16: its own stage-1 trunk, the two twins, their scores
 # Stages: pretrain (42 min on the 2-core CPU of docs/RESULTS.md), demo (about 69 + 36 + 58 + 38 min), the
 # table's rows (about 15-25 min each), ship (copies the two shipped models into checkpoints/),
 # evaluate (about 5 min per 500 images). A killed stage continues where it stopped when the
@@ -73,4 +74,26 @@ if [[ "$stage" == all || "$stage" == evaluate ]]; then
   cp runs/diagnose_demo/weight_by_extent.png docs/results/demo_weight_by_extent.png
   cp runs/diagnose_paper_head/weight_by_extent.png docs/results/paper_head_weight_by_extent.png
   python scripts/results_tables.py docs/results
+fi
+if [[ "$stage" == chen_vs_tao ]]; then
+  # Chen's softmax attention (shared head) beside Tao et al.'s hierarchical gates: one 4,000-step stage-1
+  # trunk, then configs/chen_shared.toml and configs/hierarchical.toml (the table's budget, pair {1, 0.5}).
+  train --config configs/pretrain.toml --iterations 4000 --out-dir runs/pretrain_w025_half_4k
+  train --config configs/chen_shared.toml
+  train --config configs/hierarchical.toml
+  cp runs/chen_vs_tao/hierarchical/model.pt checkpoints/scaleshapes_hierarchical.pt
+  mkdir -p docs/results/chen_vs_tao
+  for split_count in "val 300" "test 500"; do
+    split="${split_count% *}"; count="${split_count#* }"
+    for set in "1 0.5" "1 0.75 0.5" "2 1 0.5" "2 1 0.5 0.25"; do
+      name=$(echo "$set" | sed 's/\.//g; s/ /_/g')
+      # shellcheck disable=SC2086  # the set is meant to split into words
+      python -m segscale evaluate --checkpoint runs/chen_vs_tao/chen_shared/model.pt --split "$split" --count "$count" \
+        --quiet --scales $set --merge attention average --json "docs/results/chen_vs_tao/${split}_chen_set_$name.json"
+      # shellcheck disable=SC2086
+      python -m segscale evaluate --checkpoint checkpoints/scaleshapes_hierarchical.pt --split "$split" --count "$count" \
+        --quiet --scales $set --merge hierarchical average --json "docs/results/chen_vs_tao/${split}_hierarchical_set_$name.json"
+    done
+  done
+  python scripts/results_tables.py --chen-vs-tao docs/results/chen_vs_tao
 fi

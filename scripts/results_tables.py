@@ -1,6 +1,7 @@
 """Markdown tables for docs/RESULTS.md and checkpoints/README.md from `segscale evaluate --json` files.
 
     python scripts/results_tables.py docs/results          # every table, to stdout
+    python scripts/results_tables.py --chen-vs-tao docs/results/chen_vs_tao   # issue 16's tables
 
 The figures in those documents are pasted from this script's output, so they are the
 evaluation runs' numbers, rounded, and nothing else. ``test_<model>.json`` files are printed
@@ -115,10 +116,80 @@ def scale_sets_table(reports: list[dict]) -> str:
     return "\n".join(lines)
 
 
+CHEN_VS_TAO_MODELS = {"chen": "attention", "hierarchical": "hierarchical"}  # file name part -> its learned merge
+
+
+def read_chen_vs_tao(folder: Path) -> dict[str, dict[tuple[str, tuple[float, ...]], dict]]:
+    """``<split>_<chen|hierarchical>_set_<scales>.json`` -> {split: {(model, scales): report}}."""
+    found: dict[str, dict[tuple[str, tuple[float, ...]], dict]] = {}
+    for path in sorted(folder.glob("*_set_*.json")):
+        match = re.fullmatch(r"(val|test)_(chen|hierarchical)_set_[0-9_]+", path.stem)
+        if not match:
+            raise ValueError(f"{path.name}: not a <split>_<chen|hierarchical>_set_<scales>.json file")
+        report = json.loads(path.read_text())
+        found.setdefault(match.group(1), {})[(match.group(2), tuple(report["scales"]))] = report
+    return found
+
+
+def _by_set(reports: dict[tuple[str, tuple[float, ...]], dict]) -> list[tuple[float, ...]]:
+    return sorted({scales for _, scales in reports}, key=lambda s: (len(s), sorted(s, reverse=True)))
+
+
+def chen_vs_tao_table(reports: dict[tuple[str, tuple[float, ...]], dict]) -> str:
+    """One split: per scale set, each model's mIoU with its own learned merge and with average pooling."""
+    lines = ["| scales | images | Chen attention | Chen, average | hierarchical | hierarchical, average | hierarchical - Chen |",
+             "|---|---|---|---|---|---|---|"]
+    for scales in _by_set(reports):
+        chen, tao = reports.get(("chen", scales)), reports.get(("hierarchical", scales))
+        if chen is None or tao is None:
+            continue
+        own_chen, own_tao = chen["merges"]["attention"]["miou"], tao["merges"]["hierarchical"]["miou"]
+        lines.append(f"| {format_scale_set(scales)} | {tao['images']} | {own_chen:.3f} | {chen['merges']['average']['miou']:.3f} | "
+                     f"{own_tao:.3f} | {tao['merges']['average']['miou']:.3f} | {own_tao - own_chen:+.3f} |")
+    return "\n".join(lines)
+
+
+def chen_vs_tao_size_table(reports: dict[tuple[str, tuple[float, ...]], dict]) -> str:
+    """One split: IoU by object size of each model's learned merge, per scale set."""
+    first = next(iter(reports.values()))
+    bins = first["merges"]["average"]["iou_by_size"]
+    lines = ["| scales | merge | " + " | ".join(f"{int(b['extent_low'])}-{int(b['extent_high'])} px" for b in bins) + " |",
+             "|---|---|" + "---|" * len(bins),
+             "| objects | | " + " | ".join(str(b["objects"]) for b in bins) + " |"]
+    for scales in _by_set(reports):
+        for model, merge in CHEN_VS_TAO_MODELS.items():
+            report = reports.get((model, scales))
+            if report is not None:
+                by_size = " | ".join(f"{b['iou']:.3f}" for b in report["merges"][merge]["iou_by_size"])
+                lines.append(f"| {format_scale_set(scales)} | {merge} | {by_size} |")
+    return "\n".join(lines)
+
+
+def chen_vs_tao_main(folder: Path) -> int:
+    splits = read_chen_vs_tao(folder)
+    if not splits:
+        print(f"no <split>_<chen|hierarchical>_set_<scales>.json in {folder}", file=sys.stderr)
+        return 1
+    for split, reports in splits.items():
+        print(f"## Chen beside Tao on ScaleShapes {split}: mIoU\n")
+        print(chen_vs_tao_table(reports) + "\n")
+        print(f"## Chen beside Tao on ScaleShapes {split}: IoU by object size\n")
+        print(chen_vs_tao_size_table(reports) + "\n")
+        for (model, scales), report in sorted(reports.items(), key=lambda item: (item[0][0], len(item[0][1]))):
+            if len(scales) == max(len(s) for _, s in reports) and report.get("attention_by_size"):
+                weights = "effective weight" if model == "hierarchical" else "attention weight w^s"
+                print(f"## {split}, {CHEN_VS_TAO_MODELS[model]} at {format_scale_set(scales)}: {weights} by object size\n")
+                print(attention_by_size_table(report) + "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="where reproduce_results.sh wrote the JSON files (docs/results)")
+    parser.add_argument("--chen-vs-tao", action="store_true", help="the folder holds issue 16's <split>_<chen|hierarchical>_set_<scales>.json files")
     args = parser.parse_args(argv)
+    if args.chen_vs_tao:
+        return chen_vs_tao_main(args.folder)
     val = {path.stem.removeprefix("val_"): json.loads(path.read_text()) for path in sorted(args.folder.glob("val_*.json"))}
     if val:
         print("## Comparison on ScaleShapes val\n")

@@ -94,3 +94,22 @@ def test_the_published_tables_are_the_committed_json_printed_again(capsys):
     demo = next(s for s in kept if s.startswith("test_demo (test"))
     demo_rows = [line for line in demo.splitlines() if line.startswith(("| attention", "| average", "| max"))]
     assert demo_rows and all(row in published["checkpoints/README.md"] for row in demo_rows)
+
+
+def test_chen_beside_tao_prints_each_models_own_merge_per_set_and_reads_its_file_names(tmp_path):
+    import json
+
+    for model, merge, own in (("chen", "attention", 0.61), ("hierarchical", "hierarchical", 0.64)):
+        for scales, name in (((1.0, 0.5), "1_05"), ((2.0, 1.0, 0.5), "2_1_05")):
+            data = report({merge: own + len(scales) / 100, "average": 0.5}, scales=scales)
+            (tmp_path / f"val_{model}_set_{name}.json").write_text(json.dumps(data))
+    splits = results_tables.read_chen_vs_tao(tmp_path)
+    assert set(splits) == {"val"} and ("hierarchical", (2.0, 1.0, 0.5)) in splits["val"]
+    lines = results_tables.chen_vs_tao_table(splits["val"]).splitlines()[2:]
+    assert [line.split("|")[1].strip() for line in lines] == ["{1, 0.5}", "{2, 1, 0.5}"]
+    assert "| 0.640 | 0.500 | 0.670 | 0.500 | +0.030 |" in lines[1]  # 0.61 + 0.03 and 0.64 + 0.03
+    sizes = results_tables.chen_vs_tao_size_table(splits["val"]).splitlines()
+    assert [line.split("|")[2].strip() for line in sizes[3:]] == ["attention", "hierarchical"] * 2
+    (tmp_path / "val_other_set_1.json").write_text("{}")
+    with pytest.raises(ValueError, match="val_other_set_1.json"):
+        results_tables.read_chen_vs_tao(tmp_path)
