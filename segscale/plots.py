@@ -48,7 +48,7 @@ __all__ = [
     "weight_by_extent_figure",
 ]
 
-MERGE_COLOURS = {"attention": "#4c72b0", "average": "#dd8452", "max": "#55a868"}
+MERGE_COLOURS = {"attention": "#4c72b0", "average": "#dd8452", "max": "#55a868", "hierarchical": "#c44e52"}
 # Error and disagreement maps: one meaning per colour, the same in the figure and on the page.
 WRONG_COLOUR = (220, 30, 30)  # a wrong label / the merges disagree
 RIGHT_COLOUR = (235, 235, 235)  # a right label (light grey: the map's edge still shows on a white page)
