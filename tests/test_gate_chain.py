@@ -1,5 +1,6 @@
 """The chain of gates written out at one cell (segscale.diagnostics.gates): its numbers against an
-independent computation and against the model's own prediction, and the inspector's command-line twin."""
+independent computation and against the model's own prediction, the inspector's command-line twin, and the
+other views of hierarchical attention outside the app (the saved figure, what a Predictor does not offer)."""
 
 from __future__ import annotations
 
@@ -123,3 +124,24 @@ def test_inspect_on_the_command_line_writes_out_the_chain(make_checkpoint, tmp_p
     np.testing.assert_allclose(sum(chain["effective_weights"]), 1.0, atol=1e-9)
     coarse_first = [data["fusions"]["hierarchical"]["weights"][data["scales"].index(s)] for s in chain["scales_coarsest_first"]]
     np.testing.assert_allclose(coarse_first, chain["effective_weights"], atol=1e-12)
+
+
+def test_the_saved_figure_names_the_effective_weights_not_attention(hierarchical_prediction):
+    from segscale import plots
+    from segscale import visualize as viz
+
+    predictor, prediction = hierarchical_prediction
+    view = viz.build_view(prediction, predictor.classes, predictor.palette)
+    assert view.dominant is not None and view.entropy is not None  # from the effective weights
+    titles = [axes.get_title() for axes in plots.side_by_side_figure(view, prediction, predictor.classes).axes]
+    assert any("effective weight $w^s$ (gates)" in t for t in titles) and not any("attention weight" in t for t in titles)
+
+
+def test_a_predictor_says_which_merges_it_cannot_do_and_why(make_checkpoint):
+    gates = Predictor.from_checkpoint(make_checkpoint("gates.pt", merge="hierarchical"), device="cpu")
+    attention = Predictor.from_checkpoint(make_checkpoint("attention.pt"), device="cpu")
+    assert list(gates.unoffered_merges) == ["attention"] and "no attention head" in gates.unoffered_merges["attention"]
+    assert list(attention.unoffered_merges) == ["hierarchical"] and "no gate head" in attention.unoffered_merges["hierarchical"]
+    for predictor in (gates, attention):  # the two lists split MERGE_MODES between them
+        assert set(predictor.offered_merges).isdisjoint(predictor.unoffered_merges)
+        assert len(predictor.offered_merges) + len(predictor.unoffered_merges) == 4
