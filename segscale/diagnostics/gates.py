@@ -130,7 +130,7 @@ class GateChain:
         for k, scale in enumerate(self.scales):
             note = r"\quad\text{(coarsest: unused)}" if k == 0 else ""
             lines.append(
-                rf"a^{{({scale_label(scale)})}} &= \sigma({latex_number(self.gate_logits[k])}) = "
+                rf"a^{{({scale_label(scale)})}} &= \sigma{_in_parentheses(latex_number(self.gate_logits[k]))} = "
                 rf"{latex_number(self.gates[k], WEIGHT_DIGITS)}{note}"
             )
         lines.append(r"w^{(s_k)} &= a^{(s_k)} \prod_{j > k} \bigl(1 - a^{(s_j)}\bigr)")
@@ -175,6 +175,11 @@ class GateChain:
             "running": [dict(zip(classes, step)) for step in self.running],
             "fused": dict(zip(classes, self.fused)),
         }
+
+
+def _in_parentheses(text: str) -> str:
+    """``(text)``, unless latex_number already put it in parentheses (a negative or scientific number)."""
+    return text if text.startswith("(") else f"({text})"
 
 
 def gate_chain_at(scores: np.ndarray, gate_logits: np.ndarray, scales) -> GateChain:
