@@ -1,5 +1,5 @@
 """Hierarchical attention (issue 16) on every page that offers merges: the main view, the pixel
-inspector and the merge comparison, through Streamlit's AppTest.
+inspector, the merge comparison and the scale diagnostics (its "Merges scored"), through Streamlit's AppTest.
 
 A checkpoint with a gate head offers "hierarchical", shows its effective weights with a note
 saying what they are, and writes out its chain of gates with numbers that match the Prediction;
@@ -18,6 +18,7 @@ from segscale import diagnostics as diag
 from tests.conftest import (
     APP,
     COMPARISON,
+    DIAGNOSTICS,
     INSPECTOR,
     assert_clean,
     assert_every_map,
@@ -198,3 +199,25 @@ def test_comparison_without_a_gate_head_says_why_hierarchical_is_missing(shapes_
     assert not any("hierarchical" in c for c in captions(at))
     assert NO_GATE_HEAD in texts(at.caption)
     assert "learned attention weights" in texts(at.caption)
+
+
+# ----------------------------------------------------------------------------- scale diagnostics
+
+
+def test_diagnostics_score_hierarchical_and_name_its_weights(gate_dir):
+    at = open_page(DIAGNOSTICS)
+    assert at.multiselect(key="diagnose_merges").value == ["average", "max", "hierarchical"]
+    at.number_input(key="diagnose_count").set_value(2).run()
+    at.button(key="diagnose_run").click().run()
+    assert_clean(at)
+    shown = captions(at)
+    assert any(c.startswith("Mean effective weight wˢ (hierarchical) of each scale against object extent") for c in shown), shown
+    assert not any("attention weight" in c for c in shown)
+    assert diag.EFFECTIVE_WEIGHTS_NOTE in texts(at.caption)
+    assert list(at.dataframe[2].value["merge"]) == ["average", "max", "hierarchical"]
+
+
+def test_diagnostics_without_a_gate_head_do_not_offer_hierarchical(shapes_dir):
+    at = open_page(DIAGNOSTICS)
+    assert "hierarchical" not in at.multiselect(key="diagnose_merges").options
+    assert NO_GATE_HEAD in texts(at.caption)
