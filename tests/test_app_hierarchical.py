@@ -154,7 +154,7 @@ def test_inspector_chain_follows_the_pixel_and_the_chosen_class(gate_dir):
     at.number_input(key="inspect_row").set_value(10)
     at.number_input(key="inspect_col").set_value(20).run()
     assert_clean(at)
-    assert [latex.value for latex in at.latex][0] != before[0]
+    assert at.latex[0].value != before[0]  # the chain of gates at the new cell
     check_chain_against_the_prediction(at)
     at.selectbox(key="inspect_class").set_value(6).run()  # "ring": the running prediction is written for it
     assert_clean(at)

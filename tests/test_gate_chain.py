@@ -115,7 +115,7 @@ def test_inspect_on_the_command_line_writes_out_the_chain(make_checkpoint, tmp_p
     text = capsys.readouterr().out
     assert "Hierarchical chain (Tao et al. 2020), coarsest scale first" in text and "effective weights" in text
     assert "no softmax over scales" in text and "Eq. 2   not used" in text
-    weights = [float(v) for v in re.findall(r"^  w\^\S+\s+=.* = (-?\d\.\d{4})$", text, flags=re.M)]
+    weights = [float(v) for v in re.findall(r"^  w\^\S+\s+=.* = (-?\d\.\d{4})$", text, flags=re.MULTILINE)]
     assert cli.main([*argv, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     chain = data["gate_chain"]

@@ -15,8 +15,8 @@ import streamlit as st
 from segscale import plots
 from segscale import visualize as viz
 from segscale.checkpoint import CheckpointMetadata
-from segscale.diagnostics import EFFECTIVE_WEIGHTS_NOTE
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
+from segscale.diagnostics import EFFECTIVE_WEIGHTS_NOTE
 from segscale.formatting import format_percent, format_scale_set, scale_label
 from segscale.metrics import segmentation_scores
 from segscale.palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels
