@@ -1,4 +1,4 @@
-"""Pixel inspector: pick a pixel, see Eq. 2 and Eq. 1 with its numbers, and what average and max pooling make of it.
+"""Pixel inspector: pick a pixel, see Eq. 2 (or the chain of gates) and Eq. 1 with its numbers, and what average and max pooling make of it.
 
 Command-line twin: ``python -m segscale inspect IMAGE --pixel ROW COL`` (or ``--sample val:3``).
 """
@@ -12,7 +12,10 @@ common.keep_choices()
 model, scales = common.model_sidebar(autocast="off")
 
 st.title("Pixel inspector")
-st.caption("Pick a pixel (click the grid, or type its row and column) and follow Eq. 2 and Eq. 1 with its numbers.")
+st.caption(
+    "Pick a pixel (click the grid, or type its row and column) and follow Eq. 2 and Eq. 1 with its numbers "
+    "(for a hierarchical model, the chain of gates and Eq. 1 with its effective weights)."
+)
 picker_column, numbers_column = st.columns([5, 8], gap="large")
 with picker_column:
     image = common.image_input(max_side=inspector.INSPECTOR_MAX_SIDE, photos=model is not None and photos.is_photo_model(model.metadata))

@@ -1,4 +1,4 @@
-"""Merge comparison: attention, average and max pooling on one image, from one forward pass.
+"""Merge comparison: attention (or hierarchical attention), average and max pooling on one image, from one forward pass.
 
 Command-line twin: ``python -m segscale compare IMAGE`` (or ``--sample val:3`` for ground truth).
 """
@@ -12,7 +12,7 @@ common.keep_choices()
 model, scales = common.model_sidebar()
 
 st.title("Merge comparison")
-st.caption("The same score maps fˢ fused three ways: learned attention weights, average pooling (wˢ = 1/S), max pooling.")
+st.caption(comparison.page_caption(model))
 input_column, _ = st.columns([2, 3])
 with input_column:
     image = common.image_input(photos=model is not None and photos.is_photo_model(model.metadata))

@@ -48,7 +48,7 @@ __all__ = [
     "weight_by_extent_figure",
 ]
 
-MERGE_COLOURS = {"attention": "#4c72b0", "average": "#dd8452", "max": "#55a868"}
+MERGE_COLOURS = {"attention": "#4c72b0", "average": "#dd8452", "max": "#55a868", "hierarchical": "#c44e52"}
 # Error and disagreement maps: one meaning per colour, the same in the figure and on the page.
 WRONG_COLOUR = (220, 30, 30)  # a wrong label / the merges disagree
 RIGHT_COLOUR = (235, 235, 235)  # a right label (light grey: the map's edge still shows on a white page)
@@ -374,7 +374,7 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
     """The page's side-by-side view as one matplotlib Figure (no pyplot, so it is safe in threads).
 
     Rows: the input per scale, its labels, the chosen class's map, its attention weights
-    (for attention and average), then the fused labels, the dominant scale and the entropy.
+    (for attention and average; the effective weights for hierarchical), then the fused labels, the dominant scale and the entropy.
     One column per scale. Colour bars use the same fixed ranges as the page.
     """
     from matplotlib.cm import ScalarMappable
@@ -390,7 +390,9 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
     rows.append(("class_map", f"{class_name}: {kind}"))
     fusing = scale_count > 1  # one scale has nothing to fuse: its weight map is all 1, its entropy all 0
     if fusing and any(column.attention is not None for column in view.scales):
-        rows.append(("attention", "attention weight $w^s$"))
+        # Hierarchical attention has no softmax: its row holds the chain's effective weights, products of gates.
+        weight_name = "effective weight $w^s$ (gates)" if prediction.merge == "hierarchical" else "attention weight $w^s$"
+        rows.append(("attention", weight_name))
     height, width = view.size
     panel = 3.0  # inches per image column
     title_room, top_room, bottom_room, right_room = 0.3, (0.7 if title else 0.25), 0.65, 1.9

@@ -269,6 +269,11 @@ class Predictor:
         head, hierarchical only with a gate head; average and max always."""
         return tuple(m for m in MERGE_MODES if self._missing_head(m) is None)
 
+    @property
+    def unoffered_merges(self) -> dict[str, str]:
+        """The merges this model cannot do, each with why in words (the head it lacks), in MERGE_MODES order."""
+        return {merge: reason for merge in MERGE_MODES if (reason := self._missing_head(merge)) is not None}
+
     def _missing_head(self, merge: str) -> str | None:
         """Why this model cannot do ``merge`` (the head it lacks), or None when it can."""
         if merge == "attention" and not self.has_attention_head:

@@ -308,7 +308,7 @@ class PredictionView:
     fused_labels: the prediction's labels in the palette, at the display size.
     fused_label_indices: (H_d, W_d) int64, the class indices behind ``fused_labels`` (for overlays
         that leave a class clear).
-    dominant: which scale has the largest weight, in :data:`SCALE_COLOURS`; for max pooling
+    dominant: which scale has the largest weight (attention's, or hierarchical's effective one), in :data:`SCALE_COLOURS`; for max pooling
         which scale won the fused class; None for average pooling (no scale dominates).
     entropy: attention entropy normalised to 0-1 (0 = one scale, 1 = all equal); None for max.
     shares: the legend of ``fused_labels``.
@@ -364,7 +364,7 @@ def build_view(
         )
 
     dominant = entropy = None
-    if prediction.merge == "attention" and attention is not None:
+    if prediction.merge in ("attention", "hierarchical") and attention is not None:  # hierarchical: its effective weights
         dominant = colorize_labels(dominant_scale(attention), SCALE_COLOURS)
         entropy = heat_map(attention_entropy(attention, normalized=True), 0.0, 1.0, ENTROPY_CMAP)
     elif prediction.merge == "average" and attention is not None:
@@ -443,7 +443,7 @@ def prediction_maps(prediction) -> dict[str, np.ndarray]:
     if prediction.attention is not None:
         maps["attention"] = prediction.attention
         maps["attention_entropy_bits"] = attention_entropy(prediction.attention, unit="bits").astype(np.float32)
-    if prediction.merge == "attention" and prediction.attention is not None:
+    if prediction.merge in ("attention", "hierarchical") and prediction.attention is not None:
         maps["dominant_scale"] = dominant_scale(prediction.attention)
     elif prediction.merge == "max":
         maps["dominant_scale"] = winning_scale_for_max(prediction.score_maps, prediction.fused.argmax(axis=0))

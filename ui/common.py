@@ -274,7 +274,7 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
         f"**{plain(metadata.name or 'unnamed model')}**",
         f"Classes ({len(metadata.classes)}): {plain(', '.join(metadata.classes))}",
         f"Trained scale set: {plain(format_scale_set(model.scales))}, merge {plain(model.merge)}",
-        f"Attention head: {plain(model.head.kind if model.merge == 'attention' else 'none, merges by ' + model.merge)}; "
+        f"Attention head: {plain(_head_description(model.merge, model.head.kind))}; "
         f"scales supported: {plain(f'{low:g}')} to {plain(f'{high:g}')}",
     ]
     miou = metadata.metrics.get("val_miou") if isinstance(metadata.metrics, dict) else None
@@ -283,16 +283,51 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
     st.caption("  \n".join(lines))
 
 
+def _head_description(merge: str, head_kind: str) -> str:
+    if merge == "attention":
+        return head_kind
+    if merge == "hierarchical":
+        return "none; a gate head for hierarchical attention (Tao et al. 2020)"
+    return f"none, merges by {merge}"
+
+
 def merge_picker(model: LoadedModel, key_prefix: str = "") -> str:
-    """Radio for attention / average / max; attention only when the model has an attention head."""
-    modes = list(model.predictor.offered_merges)
-    return st.radio(
+    """Radio of the merges the model offers (``Predictor.offered_merges``), its own merge first chosen.
+
+    Attention needs an attention head, hierarchical a gate head; a caption under the radio says
+    which merges are not offered and why (:func:`not_offered_note`).
+    """
+    predictor = model.predictor
+    modes = list(predictor.offered_merges)
+    key = f"{key_prefix}merge"
+    if st.session_state.get(key) not in modes:  # first visit, or a choice this checkpoint does not offer
+        # Set before the radio is drawn (not as its index): Streamlit's documented way, so the
+        # radio and the session agree and no "default value and session state" warning shows.
+        st.session_state[key] = predictor.default_merge if predictor.default_merge in modes else modes[0]
+    choice = st.radio(
         "Merge over scales",
         modes,
-        key=f"{key_prefix}merge",
+        key=key,
         horizontal=True,
         help="  \n".join(MERGE_HELP[mode] for mode in modes),
     )
+    not_offered_note(model)
+    return choice
+
+
+def not_offered_text(model: LoadedModel) -> str | None:
+    """"Not offered: hierarchical, since this model has no gate head ..." or None when every merge is offered."""
+    missing = model.predictor.unoffered_merges
+    if not missing:
+        return None
+    return "Not offered: " + "; ".join(f"{merge}, since {reason}" for merge, reason in missing.items()) + "."
+
+
+def not_offered_note(model: LoadedModel) -> None:
+    """One caption naming the merges this checkpoint cannot do, and why (nothing when it can do all)."""
+    text = not_offered_text(model)
+    if text:
+        st.caption(plain(text))
 
 
 def scale_set_picker(model: LoadedModel, merge: str, key_prefix: str = "") -> tuple[float, ...] | None:

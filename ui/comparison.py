@@ -1,4 +1,4 @@
-"""The Merge comparison page's section: attention, average and max pooling from one forward pass.
+"""The Merge comparison page's section: attention (or hierarchical attention), average and max pooling from one forward pass.
 
 Widget key: ``compare_download``. The numbers come from :func:`segscale.diagnostics.compare_merges`,
 the pictures from :mod:`segscale.plots`, as in ``python -m segscale compare``.
@@ -20,6 +20,19 @@ from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, show_error
 
 COMPARE_WIDTH = 320  # px each picture is resampled to (nearest), so every column shows the same size
+# How the page's caption names each merge it compares.
+MERGE_PHRASES = {
+    "attention": "learned attention weights (softmax over scales)",
+    "average": "average pooling (wˢ = 1/S)",
+    "max": "max pooling",
+    "hierarchical": "hierarchical attention (Tao et al. 2020: a chain of sigmoid gates, coarsest scale first)",
+}
+
+
+def page_caption(model: LoadedModel | None) -> str:
+    """What the page compares: the merges the checkpoint offers, named in words, all from the same score maps."""
+    merges = ("attention", "average", "max") if model is None else model.predictor.offered_merges
+    return f"The same score maps fˢ fused {len(merges)} ways: " + ", ".join(MERGE_PHRASES[m] for m in merges) + "."
 
 
 @st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
@@ -65,12 +78,13 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
                 widgets.image(_shown(plots.error_image(result.errors, comparison.ground_truth), size), f"Errors: {result.method}, {int(result.errors.sum())} px wrong (red)")
         with columns[-1]:
             widgets.colour_key(widgets.swatches(("wrong", "right", "ignored (void)"), (plots.WRONG_COLOUR, plots.RIGHT_COLOUR, plots.IGNORED_COLOUR)), alt="error colours")
+    common.not_offered_note(model)
     legend_column, text_column = st.columns([1, 2])
     with legend_column:
         widgets.colour_key(widgets.class_swatches(classes, palette), alt="class colours")
     with text_column:
         st.markdown(
-            f"All merges come from **one forward pass**: the same score maps fˢ, fused three ways. They disagree on "
+            f"All merges come from **one forward pass**: the same score maps fˢ, fused {len(comparison.results)} ways. They disagree on "
             f"**{int(comparison.disagreement.sum())}** of {comparison.disagreement.size} pixels ({100 * disagree:.2f}%). "
             + ("" if comparison.has_ground_truth else "No ground truth for this image: pick a ScaleShapes sample (gallery or random) "
                "with a ScaleShapes checkpoint to score the merges.")

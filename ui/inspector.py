@@ -1,4 +1,4 @@
-"""The Pixel inspector page's sections: a clickable grid to pick a pixel, and Eq. 2 and Eq. 1 with its numbers.
+"""The Pixel inspector page's sections: a clickable grid to pick a pixel, and Eq. 2 (or the chain of gates) and Eq. 1 with its numbers.
 
 Widget keys: ``inspect_row``, ``inspect_col``, ``inspect_grid_colour``, ``inspect_top_k``,
 ``inspect_class``, ``inspect_eq1_merge`` (the ``INSPECT`` prefix). The grid's colours and tips
@@ -33,6 +33,13 @@ GRID_CHART_WIDTH = 380  # px: the picker column's width at 1500 px; the chart st
 # px above the grid chart: Streamlit shows the chart's toolbar (table, download, full screen) over the element
 # above it on hover, which hid the last option of "Colour the grid by".
 CHART_TOOLBAR_ROOM = 24
+# How the "Fusion written out" radio names each merge.
+FUSION_LABELS = {
+    "attention": "attention (Eq. 1)",
+    "average": "average pooling (wˢ = 1/S)",
+    "max": "max pooling",
+    "hierarchical": "hierarchical (Eq. 1 with the effective wˢ)",
+}
 
 
 def grid_size(grid: tuple[int, int]) -> str:
@@ -170,6 +177,36 @@ def _scale_table_rows(breakdown: diag.PixelBreakdown) -> list[dict]:
     return rows
 
 
+def _chain_table_rows(chain: diag.GateChain, classes, shown) -> list[dict]:
+    """:meth:`GateChain.step_rows` with readable headers (qˢ, aˢ, wˢ, rᵏ), coarsest scale first."""
+    renames = {"q": "qˢ", "a": "aˢ = σ(qˢ)", "w": "wˢ (effective)"}
+    rows = []
+    for row in chain.step_rows(classes, shown):
+        out = {"step": row.pop("step"), "scale": scale_label(row.pop("scale"))}
+        for name, value in row.items():
+            out[f"rᵏ {name[2:-1]}" if name.startswith("r[") else renames[name]] = value
+        rows.append(out)
+    return rows
+
+
+def gate_chain_section(breakdown: diag.PixelBreakdown, chosen: int | None) -> None:
+    """Tao et al.'s chain of gates at the cell: gates, effective weights as products, the running prediction.
+
+    The running prediction is written out for the chosen class, else for the cell's winner of the chain."""
+    chain = breakdown.gate_chain
+    classes = breakdown.classes
+    st.latex(EQUATION_SIZE + chain.latex_gates())
+    st.caption(diag.EFFECTIVE_WEIGHTS_NOTE)
+    widgets.table(_chain_table_rows(chain, classes, breakdown.shown_classes))
+    written = breakdown.fusion("hierarchical").winner if chosen is None else chosen
+    st.latex(EQUATION_SIZE + chain.latex_running(breakdown.scores, written, classes[written]))
+    st.caption(
+        f"The chain from the coarsest scale up, for {plain(classes[written])}: r¹ is the coarsest scale's score, each finer "
+        "scale's gate aˢ weighs its own score against the running prediction, and the last r is the fused score g. "
+        "The table gives every step for the classes shown; Eq. 1 below adds up the same g from the effective weights."
+    )
+
+
 def _merge_table_rows(breakdown: diag.PixelBreakdown) -> list[dict]:
     rows = []
     for row in breakdown.merge_rows():
@@ -207,11 +244,16 @@ def pixel_equations(model: LoadedModel, prediction: Prediction, image: ImageInpu
     )
     st.caption(precision_note(model) + f" Scales {format_scale_set(breakdown.scales)}.")
 
-    st.subheader("Eq. 2: the weights wˢ, a softmax over scales")
     eq2 = breakdown.latex_eq2()
-    if eq2 is None:
-        st.caption(f"No attention here: this checkpoint merges by {plain(breakdown.merge)} pooling, with no logits hˢ.")
+    if breakdown.gate_chain is not None:
+        st.subheader("The chain of gates (Tao et al. 2020): effective weights wˢ")
+        gate_chain_section(breakdown, chosen)
+        st.subheader("The scores fˢ at the cell")
     else:
+        st.subheader("Eq. 2: the weights wˢ, a softmax over scales")
+    if eq2 is None and breakdown.gate_chain is None:
+        st.caption(f"No attention here: this checkpoint merges by {plain(breakdown.merge)} pooling, with no logits hˢ.")
+    elif eq2 is not None:
         st.latex(EQUATION_SIZE + eq2)
         st.caption(
             "The table takes Eq. 2 step by step: the logit hˢ of the attention head, minus the largest one m (the same result, "
@@ -224,12 +266,16 @@ def pixel_equations(model: LoadedModel, prediction: Prediction, image: ImageInpu
 
     st.subheader("Eq. 1: the fused score g, a weighted sum over scales")
     methods = list(breakdown.methods)
+    method_key = f"{key_prefix}eq1_merge"
+    if st.session_state.get(method_key) not in methods:  # start on the prediction's own fusion
+        st.session_state[method_key] = breakdown.merge
     method = st.radio(
-        "Fusion written out", methods, key=f"{key_prefix}eq1_merge", horizontal=True,
-        format_func=lambda m: {"attention": "attention (Eq. 1)", "average": "average pooling (wˢ = 1/S)", "max": "max pooling"}[m],
+        "Fusion written out", methods, key=method_key, horizontal=True,
+        format_func=FUSION_LABELS.__getitem__,
     )  # fmt: skip
     st.latex(EQUATION_SIZE + breakdown.latex_eq1(method))
     widgets.table(_merge_table_rows(breakdown))
+    common.not_offered_note(model)
     fused = ", ".join(f"{f.method}: {classes[f.winner]}" for f in breakdown.fusions)
     st.caption(
         f"The winner of each fusion at the cell: {plain(fused)}. Average pooling is Eq. 1 with wˢ = 1/S; max pooling "

@@ -16,6 +16,7 @@ from segscale import plots
 from segscale import visualize as viz
 from segscale.checkpoint import CheckpointMetadata
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
+from segscale.diagnostics import EFFECTIVE_WEIGHTS_NOTE
 from segscale.formatting import format_percent, format_scale_set, scale_label
 from segscale.metrics import segmentation_scores
 from segscale.palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels
@@ -116,17 +117,24 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
     elif count == 1:
         st.markdown(f"**Attention weights wˢ**  \n{viz.SINGLE_SCALE_NOTE}")
     else:
-        explanation = (
-            "Softmax over scales of the attention logits (Eq. 2); at every pixel the weights sum to 1."
-            if prediction.merge == "attention"
-            else f"Average pooling: every scale weighs 1/{count} everywhere."
-        )
+        title, explanation = weights_row_text(prediction.merge, count)
         row(
-            "Attention weights wˢ",
+            title,
             explanation,
             [(c.attention, f"Scale {scale_label(c.scale)} · weight wˢ ({prediction.merge})", False) for c in view.scales],
             widgets.colorbar(0.0, 1.0, ATTENTION_CMAP, "weight wˢ (same scale for all)"),
         )
+        if prediction.merge == "hierarchical":
+            st.caption(EFFECTIVE_WEIGHTS_NOTE)
+
+
+def weights_row_text(merge: str, count: int) -> tuple[str, str]:
+    """(title, explanation) of the weights row: Eq. 2's softmax, average pooling's 1/S, or the gate chain's effective weights."""
+    if merge == "attention":
+        return "Attention weights wˢ", "Softmax over scales of the attention logits (Eq. 2); at every pixel the weights sum to 1."
+    if merge == "hierarchical":
+        return "Effective weights wˢ", "Products of the sigmoid gates of the hierarchical chain, not a softmax; they sum to 1 (note below)."
+    return "Attention weights wˢ", f"Average pooling: every scale weighs 1/{count} everywhere."
 
 
 def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: CheckpointMetadata, image: ImageInput, key_prefix: str = "") -> None:
@@ -173,7 +181,7 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
     columns = st.columns(spec, gap="small")
     with columns[0]:
         if view.dominant is not None:
-            what = "largest wˢ" if merge == "attention" else "max score of the fused class"
+            what = "largest wˢ" if merge in ("attention", "hierarchical") else "max score of the fused class"
             widgets.image(view.dominant, f"Dominant scale: {what}")
         else:
             st.caption("Dominant scale: none; average pooling weighs every scale equally.")

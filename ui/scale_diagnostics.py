@@ -111,6 +111,7 @@ def scaleshapes_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> No
         split = st.selectbox("Split", SCALESHAPES_SPLITS, index=SCALESHAPES_SPLITS.index("val"), key="diagnose_split")
     with merge_column:
         merges = st.multiselect("Merges scored", offered, default=offered, key="diagnose_merges")
+        common.not_offered_note(model)
     st.caption(
         f"One forward pass per image at every scale of {format_scale_set(scales)}; every merge comes from it. On a "
         "2-core CPU that is about 1 s per ScaleShapes image with the demo checkpoint (N = 20: some 20 s), a fraction of that on a GPU. "
@@ -147,6 +148,12 @@ def _scale_columns(row: dict) -> dict:
     return {(f"s={k[len('weight_s'):]}" if k.startswith("weight_s") else k): v for k, v in row.items()}
 
 
+def weight_name(merges) -> str:
+    """What the weights wˢ of a run are called: Chen's attention weights when attention was scored, else the
+    hierarchical chain's effective weights (the scoring pass takes its weights from the first of the two)."""
+    return "effective weight wˢ (hierarchical)" if "attention" not in merges and "hierarchical" in merges else "attention weight wˢ"
+
+
 def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> None:
     st.success(
         f"ScaleShapes {result.split} images {result.start} to {result.start + result.count - 1}: {len(result.objects)} visible "
@@ -166,16 +173,19 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
     if not pngs:
         pass  # the error above says why
     elif result.has_attention:
+        weights = weight_name(result.merges)
         widgets.figure_row([
-            (pngs["weight_by_extent"], "Mean attention weight wˢ of each scale against object extent (px, log axis); dots: single objects"),
+            (pngs["weight_by_extent"], f"Mean {weights} of each scale against object extent (px, log axis); dots: single objects"),
             (pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ"),
         ])  # fmt: skip
         widgets.figure_row([
-            (pngs["weight_by_class"], "Mean attention weight wˢ of each scale per class (objects in brackets)"),
+            (pngs["weight_by_class"], f"Mean {weights} of each scale per class (objects in brackets)"),
             (pngs["miou_by_merge"], "mIoU and pixel accuracy of each merge over these images"),
         ])  # fmt: skip
+        if weights.startswith("effective"):
+            st.caption(diag.EFFECTIVE_WEIGHTS_NOTE)
     else:
-        st.caption("No attention weights: the attention merge was not scored (or the checkpoint has no attention head).")
+        st.caption("No weights wˢ: neither attention nor hierarchical was scored (or the checkpoint has neither head).")
         left, _ = st.columns(2)
         with left:
             widgets.figure(pngs["miou_by_merge"], "mIoU and pixel accuracy of each merge over these images")

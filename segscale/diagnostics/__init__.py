@@ -5,7 +5,8 @@ Three layers of looking inside a multi-scale prediction (Chen et al., CVPR 2016)
 * :mod:`.grid` and :mod:`.pixel` -- one pixel: the stride-8 grid under the image, and
   :func:`pixel_breakdown`: the attention logits h^s, the softmax of Eq. 2 step by step, the
   scores f^s_c and their weighted sum g_c of Eq. 1, the winner of every scale and of every
-  merge (attention, average and max pooling);
+  merge (attention, average and max pooling); for hierarchical attention, :mod:`.gates` writes
+  out the chain of gates at the cell (:func:`gate_chain_at`);
 * :mod:`.merges` -- one image: :func:`compare_merges`, the labels of every merge from one
   forward pass, where they disagree, and, given the ground truth, each one's IoU and error map;
 * :mod:`.scales` -- many images: :func:`scale_diagnostics` and :func:`image_diagnostics`, which
@@ -22,13 +23,16 @@ nothing imports Streamlit. Figures of these results live in :mod:`segscale.plots
 from __future__ import annotations
 
 from ..evaluation import ObjectRecord
+from .gates import EFFECTIVE_WEIGHTS_NOTE, GateChain, gate_chain_at
 from .grid import cell_center, cell_footprint, cell_mean_colours, nearest_cell, nearest_cells, pixel_at_cell, salient_pixel
 from .merges import MergeComparison, MethodResult, available_merges, compare_merges
 from .pixel import CellFusion, PixelBreakdown, SoftmaxSteps, pixel_breakdown
 from .scales import ImageAttentionRecord, ImageSetDiagnostics, ScaleDiagnostics, image_diagnostics, scale_diagnostics
 
 __all__ = [
+    "EFFECTIVE_WEIGHTS_NOTE",
     "CellFusion",
+    "GateChain",
     "ImageAttentionRecord",
     "ImageSetDiagnostics",
     "MergeComparison",
@@ -42,6 +46,7 @@ __all__ = [
     "cell_footprint",
     "cell_mean_colours",
     "compare_merges",
+    "gate_chain_at",
     "image_diagnostics",
     "nearest_cell",
     "nearest_cells",

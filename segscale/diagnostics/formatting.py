@@ -31,8 +31,8 @@ def signed(value: float) -> str:
     return f"({format_number(value, 4)})" if value < 0 else format_number(value, 4)
 
 
-def latex_number(value: float) -> str:
-    text = format_number(value, 3)
+def latex_number(value: float, digits: int = 3) -> str:
+    text = format_number(value, digits)
     scientific = "e" in text
     if scientific:
         mantissa, exponent = text.split("e")

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..formatting import format_number, format_scale_set, scale_label
 from .formatting import floats, latex_number, latex_text, signed
+from .gates import EFFECTIVE_WEIGHTS_NOTE, GateChain, gate_chain_at
 from .grid import bilinear_at, cell_center, nearest_cell
 
 
@@ -39,8 +40,8 @@ class SoftmaxSteps:
 class CellFusion:
     """One merge at one cell.
 
-    method: "attention", "average" or "max".
-    weights: (S,) w^s of Eq. 1 (1/S for average); None for max, whose pick differs per class.
+    method: "attention", "average", "max" or "hierarchical".
+    weights: (S,) w^s of Eq. 1 (1/S for average, the gate chain's effective weights for hierarchical); None for max, whose pick differs per class.
     terms: (S, C) w^s f^s_c, the summands of Eq. 1; None for max.
     fused: (C,) g_c.
     source_scales: max only: (C,) index of the scale each class's maximum came from.
@@ -78,6 +79,8 @@ class PixelBreakdown:
         interpolation_cells: (top, left, bottom, right) grid rows/columns interpolated between.
         pixel_label: the prediction's label at the pixel.
         note: a sentence when the label at the pixel is not the cell's winner; else None.
+        gate_chain: Tao et al.'s chain of gates at the cell, written out
+            (:class:`~segscale.diagnostics.gates.GateChain`); None without gate logits.
     """
 
     row: int
@@ -100,6 +103,7 @@ class PixelBreakdown:
     interpolation_cells: tuple[int, int, int, int]
     pixel_label: int
     note: str | None
+    gate_chain: GateChain | None = None
 
     # ---- lookups
 
@@ -178,6 +182,8 @@ class PixelBreakdown:
                     f"  {scale_names[s]:<8}{sm.logits[s]:10.4f}{sm.shifted[s]:12.4f}{sm.exps[s]:12.6f}{sm.weights[s]:10.4f}"
                 )
             lines += [f"  {'sum':<8}{'':>10}{'':>12}{sm.exp_sum:12.6f}{sum(sm.weights):10.4f}", ""]
+        elif self.gate_chain is not None:
+            lines += ["Eq. 2   not used: hierarchical attention weighs the scales by a chain of gates, written out below.", ""]
         else:
             lines += [
                 f"Eq. 2   not shown: this prediction was merged by {self.merge} and carries no attention logits.",
@@ -195,6 +201,9 @@ class PixelBreakdown:
             lines.append(f"  {names[c]:<{label_width}}{cells}")
         lines.append(f"  {'winner':<{label_width}}" + "".join(f"{names[w]:>12}" for w in self.scale_winners))
         lines.append("")
+        if self.gate_chain is not None:
+            lines += self.gate_chain.to_text(self.scores, names, shown)
+            lines += [f"  ({EFFECTIVE_WEIGHTS_NOTE})", ""]
 
         for fusion in self.fusions:
             lines += self._fusion_text(fusion, shown, scale_names)
@@ -268,9 +277,11 @@ class PixelBreakdown:
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
     def latex_blocks(self) -> list[str]:
-        """The blocks a page shows with ``st.latex``, in order: Eq. 2 (when there is attention), then Eq. 1."""
+        """The blocks a page shows with ``st.latex``, in order: Eq. 2 (when there is attention) or the
+        chain of gates (hierarchical), then Eq. 1."""
         eq2 = self.latex_eq2()
-        return ([eq2] if eq2 else []) + [self.latex_eq1()]
+        chain = None if self.gate_chain is None else self.gate_chain.latex_gates()
+        return [block for block in (eq2, chain) if block] + [self.latex_eq1()]
 
     def to_latex(self) -> str:
         """All of :meth:`latex_blocks` as one display (``st.latex(b.to_latex())``)."""
@@ -294,6 +305,7 @@ class PixelBreakdown:
             "pixel_label": names[self.pixel_label],
             "pixel_scores": dict(zip(names, self.pixel_scores)),
             "note": self.note,
+            "gate_chain": None if self.gate_chain is None else self.gate_chain.to_dict(names),
         }
         if self.softmax is not None:
             sm = self.softmax
@@ -317,8 +329,8 @@ def _cell_fusions(
     """scores (S, C) and logits (S,) or None, float64 -> the softmax steps and every fusion at one cell.
 
     ``hierarchical_weights``: the gate chain's effective weights (S,) at the cell, from a
-    hierarchical prediction; Eq. 1 with them is the chain's fused score (the chain of gates
-    itself is not written out here)."""
+    hierarchical prediction; Eq. 1 with them is the chain's fused score (the chain itself is
+    written out by :mod:`.gates`)."""
     num_scales = scores.shape[0]
     fusions = []
     softmax = None
@@ -350,7 +362,8 @@ def pixel_breakdown(prediction, row: int, col: int, classes: Sequence[str], top_
 
     Args:
         prediction: a prediction of any merge; with attention logits all three merges are
-            shown, without them (average- or max-trained models) average and max.
+            shown, without them (average- or max-trained models) average and max; with gate
+            logits (hierarchical) average, max and hierarchical, and the chain of gates.
         row, col: the pixel, in the image as predicted (``prediction.image``).
         classes: the class names (``predictor.classes``).
         top_k: how many classes to show, the highest g_c of the prediction's own merge first.
@@ -375,9 +388,12 @@ def pixel_breakdown(prediction, row: int, col: int, classes: Sequence[str], top_
 
     scores = prediction.score_maps[:, :, i, j].astype(np.float64)  # (S, C)
     logits = None if prediction.attention_logits is None else prediction.attention_logits[:, i, j].astype(np.float64)
-    hierarchical = None
-    if prediction.merge == "hierarchical" and prediction.attention is not None:
-        hierarchical = prediction.attention[:, i, j].astype(np.float64)  # effective weights of the gate chain
+    chain = None
+    if getattr(prediction, "gate_logits", None) is not None:
+        # Recomputed in float64 from the gate logits, as Eq. 2 is from the attention logits; the
+        # model's own float32 weights stay in stored_weights to compare.
+        chain = gate_chain_at(scores, prediction.gate_logits[:, i, j], prediction.scales)
+    hierarchical = None if chain is None else np.asarray(chain.weights_in_scale_order())
     softmax, fusions = _cell_fusions(scores, logits, hierarchical)
     own = next(f for f in fusions if f.method == prediction.merge)
     order = np.argsort(-np.asarray(own.fused), kind="stable")
@@ -417,6 +433,7 @@ def pixel_breakdown(prediction, row: int, col: int, classes: Sequence[str], top_
         interpolation_cells=cells_used,
         pixel_label=pixel_label,
         note=note,
+        gate_chain=chain,
     )
 
 
