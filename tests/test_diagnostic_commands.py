@@ -156,7 +156,7 @@ def test_diagnose_image_files(make_checkpoint, image_file, tmp_path, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["aggregates.json", "dominant_share.png", "image_weights.png", "images.csv"]
     with pytest.raises(SystemExit):
         cli.main(["diagnose", "--images", str(image_file), "--checkpoint", str(make_checkpoint("avg.pt", merge="average")), "--device", "cpu"])
-    assert "no attention head" in capsys.readouterr().err
+    assert "neither an attention head nor a gate head" in capsys.readouterr().err
 
 
 def test_describe(make_checkpoint, capsys):

@@ -501,8 +501,20 @@ def test_image_set_diagnostics(make_checkpoint, rgb):
     rows = list(csv.DictReader(io.StringIO(result.to_csv())))
     assert [r["image"] for r in rows] == ["a.png", "b.jpg"]
     json.dumps(result.to_dict())
-    with pytest.raises(ValueError, match="no attention head"):
+    assert result.merge == "attention" and "attention weights" in result.to_text()
+    with pytest.raises(ValueError, match="neither an attention head nor a gate head"):
         image_diagnostics(_predictor(make_checkpoint(merge="max")), [rgb])
+
+
+def test_image_set_diagnostics_of_a_hierarchical_model_summarise_its_effective_weights(make_checkpoint, rgb):
+    predictor = _predictor(make_checkpoint("gates.pt", merge="hierarchical", scales=(1.0, 0.5)))
+    result = image_diagnostics(predictor, [rgb], ["a.png"])
+    prediction = predictor.predict(rgb, merge="hierarchical")
+    assert result.merge == "hierarchical" and result.to_dict()["merge"] == "hierarchical"
+    assert "hierarchical weights" in result.to_text().splitlines()[0]
+    np.testing.assert_allclose(sum(result.images[0].mean_weights), 1.0, atol=1e-5)  # effective weights sum to 1
+    # The weights are the prediction's effective weights (upsampled), not average pooling's 1/S.
+    assert result.images[0].mean_weights[0] == pytest.approx(float(prediction.attention[0].mean()), abs=0.02)
 
 
 def test_figures(two_images, make_checkpoint, rgb):

@@ -215,10 +215,11 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
 
 def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
     """Several uploaded images (no ground truth): mean weight and dominant share per scale, per image."""
-    if not model.predictor.has_attention_head:
+    if model.predictor.inspection_merge not in ("attention", "hierarchical"):
         show_error(
-            f"This checkpoint has no attention head (it merges by {model.metadata.model.merge}), so there are no weights wˢ to "
-            "summarise over uploaded images. ScaleShapes images still give its mIoU per merge.",
+            f"This checkpoint has neither an attention head nor a gate head (it merges by {model.metadata.model.merge}), so "
+            "there are no learned weights over scales to summarise over uploaded images. ScaleShapes images still give its "
+            "mIoU per merge.",
             "No attention weights.",
         )
         return

@@ -236,6 +236,8 @@ class ImageAttentionRecord:
 class ImageSetDiagnostics:
     """The attention over a set of images without ground truth (uploads).
 
+    merge: whose weights these are: "attention" (Chen's w^s) or "hierarchical" (the effective
+        weights of Tao et al.'s chain of gates).
     images: one :class:`ImageAttentionRecord` each.
     mean_weights: (S,) the per-image mean weights averaged over images (each image counts once).
     dominant_share: (S,) share of all pixels of all images where scale s dominates.
@@ -249,6 +251,7 @@ class ImageSetDiagnostics:
     mean_entropy_bits: float
     max_entropy_bits: float
     seconds: float
+    merge: str = "attention"
 
     def image_rows(self) -> list[dict]:
         rows = []
@@ -274,7 +277,7 @@ class ImageSetDiagnostics:
         dominant_heads = "".join(f"{'dom s=' + scale_label(s):>11}" for s in self.scales)
         width = max(12, *(len(r.name[:30]) + 2 for r in self.images))
         lines = [
-            f"{count_of(len(self.images), 'image')}, scales {format_scale_set(self.scales)}, {self.seconds:.1f} s",
+            f"{count_of(len(self.images), 'image')}, scales {format_scale_set(self.scales)}, {self.merge} weights, {self.seconds:.1f} s",
             f"{'image':<{width}}{scale_heads}{dominant_heads}{'entropy':>9}",
         ]
         for r in self.images:
@@ -293,6 +296,7 @@ class ImageSetDiagnostics:
         return {
             "images": len(self.images),
             "scales": list(self.scales),
+            "merge": self.merge,
             "mean_weights": {scale_label(s): w for s, w in zip(self.scales, self.mean_weights)},
             "dominant_share": {scale_label(s): d for s, d in zip(self.scales, self.dominant_share)},
             "mean_entropy_bits": self.mean_entropy_bits,
@@ -313,7 +317,8 @@ def image_diagnostics(
     """The attention over images without ground truth: weight, dominance and entropy per scale.
 
     Args:
-        predictor: a :class:`~segscale.predictor.Predictor` whose model has an attention head.
+        predictor: a :class:`~segscale.predictor.Predictor` whose model has an attention head (its
+            w^s) or a gate head (the effective weights of its chain of gates).
         images: (H, W, 3) uint8 RGB arrays (e.g. ``load_image(...).rgb``).
         names: one name per image (default "image 1", ...).
         scales: the scale set (None: the checkpoint's).
@@ -321,20 +326,21 @@ def image_diagnostics(
         context: under torchrun, each rank runs its shard of the images and every rank gets
             the records of all of them, in the order given.
     """
-    if not predictor.has_attention_head:
-        raise ValueError("this checkpoint has no attention head, so there are no attention weights to summarise")
+    merge = predictor.inspection_merge  # attention, else hierarchical: the model's learned weights over scales
+    if merge not in ("attention", "hierarchical"):
+        raise ValueError("this checkpoint has neither an attention head nor a gate head, so there are no learned weights to summarise")
     if len(images) == 0:
         raise ValueError("no images given")
     names = tuple(names) if names is not None else tuple(f"image {k + 1}" for k in range(len(images)))
     if len(names) != len(images):
         raise ValueError(f"{len(names)} names for {len(images)} images")
-    scales, _ = predictor.check_request(scales, "attention")
+    scales, _ = predictor.check_request(scales, merge)
     context = context or distributed.DistributedContext()
     started = time.perf_counter()
     rows = []  # (position, record, dominant pixel counts (S,)), for this process's images
     for k, position in enumerate(context.share(range(len(images)))):
         name, image = names[position], images[position]
-        prediction = predictor.predict(image, scales=scales, merge="attention")
+        prediction = predictor.predict(image, scales=scales, merge=merge)
         size = tuple(prediction.labels.shape)
         attention = resize_bilinear(torch.from_numpy(prediction.attention)[None], size)[0].numpy()  # (S, H, W)
         counts = np.bincount(attention.argmax(axis=0).ravel(), minlength=len(scales))
@@ -362,6 +368,7 @@ def image_diagnostics(
         mean_entropy_bits=float(np.mean([r.mean_entropy_bits for r in records])),
         max_entropy_bits=math.log2(len(scales)),
         seconds=seconds,
+        merge=merge,
     )
 
 
