@@ -5,8 +5,8 @@
     predictor = torch.hub.load("path/to/segscale", "deeplabv3_mobilenet_v3_large", source="local")
     result = predictor.predict(image, scales=(1.0, 0.75, 0.5), merge="average")
 
-``scaleshapes_demo`` and ``scaleshapes_paper_head`` load the checkpoints shipped in
-checkpoints/. The torchvision kinds import torchvision's published ``COCO_WITH_VOC_LABELS_V1``
+``scaleshapes_demo``, ``scaleshapes_paper_head`` and ``scaleshapes_hierarchical`` load the
+checkpoints shipped in checkpoints/. The torchvision kinds import torchvision's published ``COCO_WITH_VOC_LABELS_V1``
 weights from the torch hub cache (downloaded there first when online; ``download=False``
 never tries) or from ``weights=FILE``, with no attention head yet: they merge by average.
 """
@@ -30,6 +30,12 @@ def scaleshapes_demo(device=None, **predictor_options) -> _Predictor:
 def scaleshapes_paper_head(device=None, **predictor_options) -> _Predictor:
     """The shipped ScaleShapes model with the paper's attention head (scales {1, 0.75, 0.5} only)."""
     return _Predictor.from_checkpoint(_CHECKPOINTS / "scaleshapes_paper_head.pt", device=device, **predictor_options)
+
+
+def scaleshapes_hierarchical(device=None, **predictor_options) -> _Predictor:
+    """The shipped ScaleShapes model with Tao et al.'s hierarchical attention (a chain of gates, trained on
+    the pair {1, 0.5}; any scale set from 0.25 to 2, merge "hierarchical")."""
+    return _Predictor.from_checkpoint(_CHECKPOINTS / "scaleshapes_hierarchical.pt", device=device, **predictor_options)
 
 
 def _torchvision_entry(kind: str):

@@ -82,18 +82,6 @@ if [[ "$stage" == chen_vs_tao ]]; then
   train --config configs/chen_shared.toml
   train --config configs/hierarchical.toml
   cp runs/chen_vs_tao/hierarchical/model.pt checkpoints/scaleshapes_hierarchical.pt
-  mkdir -p docs/results/chen_vs_tao
-  for split_count in "val 300" "test 500"; do
-    split="${split_count% *}"; count="${split_count#* }"
-    for set in "1 0.5" "1 0.75 0.5" "2 1 0.5" "2 1 0.5 0.25"; do
-      name=$(echo "$set" | sed 's/\.//g; s/ /_/g')
-      # shellcheck disable=SC2086  # the set is meant to split into words
-      python -m segscale evaluate --checkpoint runs/chen_vs_tao/chen_shared/model.pt --split "$split" --count "$count" \
-        --quiet --scales $set --merge attention average --json "docs/results/chen_vs_tao/${split}_chen_set_$name.json"
-      # shellcheck disable=SC2086
-      python -m segscale evaluate --checkpoint checkpoints/scaleshapes_hierarchical.pt --split "$split" --count "$count" \
-        --quiet --scales $set --merge hierarchical average --json "docs/results/chen_vs_tao/${split}_hierarchical_set_$name.json"
-    done
-  done
+  bash scripts/chen_vs_tao_evaluate.sh chen & bash scripts/chen_vs_tao_evaluate.sh hierarchical; wait
   python scripts/results_tables.py --chen-vs-tao docs/results/chen_vs_tao
 fi
