@@ -76,6 +76,14 @@ def figure_png(figure: Figure, dpi: int = 100, *, tight: bool = True) -> bytes:
     return buffer.getvalue()
 
 
+def _weights_of(merges) -> tuple[str, str]:
+    """(axis label, who trusts) for weights from ``merges``: a hierarchical model's are the effective
+    weights of its gates, not a softmax attention's."""
+    if "hierarchical" in merges and "attention" not in merges:
+        return "mean effective weight $w^s$ (gates)", "the gates"
+    return "mean attention weight $w^s$", "the attention"
+
+
 def weight_by_extent_figure(diagnostics, show_objects: bool = True, zoom: bool = False, title: str | None = None) -> Figure:
     """Mean attention weight of each scale against object extent (log x axis).
 
@@ -115,10 +123,11 @@ def weight_by_extent_figure(diagnostics, show_objects: bool = True, zoom: bool =
     else:
         axes.set_ylim(0, 1)
     axes.set_xlabel("object extent (circumscribed diameter, px; log scale)")
-    axes.set_ylabel("mean attention weight $w^s$")
+    weight_label, truster = _weights_of(diagnostics.merges)
+    axes.set_ylabel(weight_label)
     axes.grid(True, which="major", alpha=0.3)
     counts = ", ".join(str(int(n)) for n in diagnostics.objects_per_bin)
-    axes.set_title(title or f"Which scale the attention trusts, by object size\n({len(diagnostics.objects)} objects; per bin: {counts})")
+    axes.set_title(title or f"Which scale {truster} trust{'s' if truster == 'the attention' else ''}, by object size\n({len(diagnostics.objects)} objects; per bin: {counts})")
     axes.legend(loc="best", fontsize="small")
     return figure
 
@@ -131,7 +140,7 @@ def weight_by_class_figure(diagnostics, title: str | None = None) -> Figure:
     values = diagnostics.weight_by_class[present] if present else np.zeros((0, len(diagnostics.scales)))
     figure = _grouped_bars(
         labels, values, [_scale_name(s) for s in diagnostics.scales], _scale_colours(len(diagnostics.scales)),
-        ylabel="mean attention weight $w^s$", title=title or "Mean attention weight per scale, by class (objects)",
+        ylabel=_weights_of(diagnostics.merges)[0], title=title or "Mean weight per scale, by class (objects)",
         reference=1 / len(diagnostics.scales),
     )  # fmt: skip
     return figure
@@ -143,7 +152,7 @@ def image_weights_figure(image_set, title: str | None = None) -> Figure:
     values = np.array([r.mean_weights for r in image_set.images])
     return _grouped_bars(
         labels, values, [_scale_name(s) for s in image_set.scales], _scale_colours(len(image_set.scales)),
-        ylabel="mean attention weight $w^s$", title=title or "Mean attention weight per scale, by image",
+        ylabel=_weights_of((image_set.merge,))[0], title=title or "Mean weight per scale, by image",
         reference=1 / len(image_set.scales),
     )  # fmt: skip
 

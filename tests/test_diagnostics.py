@@ -537,6 +537,7 @@ def test_figures(two_images, make_checkpoint, rgb):
     assert plots.figure_png(figures["dominant_share"]).startswith(b"\x89PNG")
     texts = [text.get_text() for figure in figures.values() for text in figure.findobj(Text)]
     assert not [text for text in texts if "^" in "".join(text.split("$")[::2])]  # w^s as mathtext, never a literal caret
+    assert axes.get_ylabel() == "mean attention weight $w^s$" and "the attention trusts" in axes.get_title()
 
     predictor = _predictor(make_checkpoint())
     prediction = predictor.predict(rgb)
@@ -551,6 +552,20 @@ def test_figures(two_images, make_checkpoint, rgb):
     zoom = plots.pixel_zoom(rgb, 0, 0, (0, 0, 3, 3), radius=4, factor=3)
     assert zoom.shape == (27, 27, 3) and (zoom[:12, :12] == 128).all()  # beyond the image corner: grey padding
     assert (zoom[12:24, 12] == plots.MARK_COLOUR).all()  # the cell's outline starts at the pixel
+
+def test_figures_of_a_hierarchical_model_name_its_weights_effective_weights(make_checkpoint):
+    from dataclasses import replace
+
+    from segscale import plots
+
+    predictor = _predictor(make_checkpoint("gates.pt", merge="hierarchical", scaleshapes=True, scales=(1.0, 0.5)))
+    diagnostics = scale_diagnostics(predictor, "val", 1, merges=("hierarchical", "average"), start=FIRST)
+    axes = plots.weight_by_extent_figure(diagnostics).axes[0]
+    assert axes.get_ylabel() == "mean effective weight $w^s$ (gates)" and "the gates trust" in axes.get_title()
+    assert plots.weight_by_class_figure(diagnostics).axes[0].get_ylabel() == "mean effective weight $w^s$ (gates)"
+    # The same numbers read as a softmax's when attention is among the merges.
+    assert plots.weight_by_extent_figure(replace(diagnostics, merges=("attention",))).axes[0].get_ylabel() == "mean attention weight $w^s$"
+
 
 
 @pytest.mark.parametrize("scores", [(0.97, 0.96, 0.95), (0.2, 0.5, 1.0)])
