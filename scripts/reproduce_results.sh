@@ -84,4 +84,11 @@ if [[ "$stage" == chen_vs_tao ]]; then
   cp runs/chen_vs_tao/hierarchical/model.pt checkpoints/scaleshapes_hierarchical.pt
   bash scripts/chen_vs_tao_evaluate.sh chen & bash scripts/chen_vs_tao_evaluate.sh hierarchical; wait
   python scripts/results_tables.py --chen-vs-tao docs/results/chen_vs_tao
+  # The weight-by-size figures at {2, 1, 0.5, 0.25}, a set neither twin trained on.
+  OMP_NUM_THREADS=1 python -m segscale diagnose --checkpoint runs/chen_vs_tao/chen_shared/model.pt --split test --count 200 \
+    --scales 2 1 0.5 0.25 --quiet --out runs/diagnose_chen_shared &
+  OMP_NUM_THREADS=1 python -m segscale diagnose --checkpoint checkpoints/scaleshapes_hierarchical.pt --split test --count 200 \
+    --scales 2 1 0.5 0.25 --quiet --out runs/diagnose_hierarchical; wait
+  cp runs/diagnose_chen_shared/weight_by_extent.png docs/results/chen_vs_tao/chen_weight_by_extent.png
+  cp runs/diagnose_hierarchical/weight_by_extent.png docs/results/chen_vs_tao/hierarchical_weight_by_extent.png
 fi

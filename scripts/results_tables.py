@@ -170,7 +170,7 @@ def chen_vs_tao_main(folder: Path) -> int:
     if not splits:
         print(f"no <split>_<chen|hierarchical>_set_<scales>.json in {folder}", file=sys.stderr)
         return 1
-    for split, reports in splits.items():
+    for split, reports in sorted(splits.items(), key=lambda item: item[0] != "val"):  # val first, as the other tables
         print(f"## Chen beside Tao on ScaleShapes {split}: mIoU\n")
         print(chen_vs_tao_table(reports) + "\n")
         print(f"## Chen beside Tao on ScaleShapes {split}: IoU by object size\n")

@@ -113,3 +113,16 @@ def test_chen_beside_tao_prints_each_models_own_merge_per_set_and_reads_its_file
     (tmp_path / "val_other_set_1.json").write_text("{}")
     with pytest.raises(ValueError, match="val_other_set_1.json"):
         results_tables.read_chen_vs_tao(tmp_path)
+
+
+def test_the_published_chen_beside_tao_tables_are_the_committed_json_printed_again(capsys):
+    """docs/RESULTS.md's Chen-beside-Tao section (issue 16) holds every row the script prints from docs/results/chen_vs_tao."""
+    folder = REPO / "docs" / "results" / "chen_vs_tao"
+    assert results_tables.main(["--chen-vs-tao", str(folder)]) == 0
+    printed = capsys.readouterr().out
+    rows = [line for line in printed.splitlines() if line.startswith("| ") and not line.startswith(("| scales |", "| object extent |"))]
+    splits = results_tables.read_chen_vs_tao(folder)
+    assert set(splits) == {"val", "test"} and all(len(reports) == 8 for reports in splits.values())  # 4 sets x 2 models
+    published = (REPO / "docs" / "RESULTS.md").read_text()
+    missing = [row for row in rows if row not in published]
+    assert not missing, f"docs/RESULTS.md lacks {missing[:3]}; rerun scripts/results_tables.py --chen-vs-tao and paste"
