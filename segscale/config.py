@@ -22,6 +22,10 @@ TRUNK_NAMES = ("vgg16_largefov",) + TORCHVISION_TRUNKS
 NORM_KINDS = ("none", "batch", "group")
 HEAD_KINDS = ("paper", "shared")
 MERGE_MODES = ("attention", "average", "max", "hierarchical")
+# The merges whose weights over scales the model learns (and sum to 1 at every pixel): Chen's softmax
+# w^s and the effective weights of Tao et al.'s gate chain. Their weights are shown, ranked and
+# summarised over objects; average pooling's are a constant 1/S, max pooling has none.
+LEARNED_MERGES = ("attention", "hierarchical")
 
 # PASCAL VOC's "void" label: borders and padding, counted in no loss and no metric.
 IGNORE_INDEX = 255

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from . import distributed
+from .config import LEARNED_MERGES
 from .data.transforms import image_to_tensor
 from .metrics import ConfusionMatrix, SegmentationScores
 from .modeling.geometry import resize_bilinear
@@ -193,7 +194,7 @@ def labels_for_merge(
 def _base_merge(merges) -> str:
     """The merge of the one forward pass every asked merge is derived from: the one with a head
     (its pass also yields the score maps average and max need), else average."""
-    return next((m for m in ("attention", "hierarchical") if m in merges), "average")
+    return next((m for m in LEARNED_MERGES if m in merges), "average")
 
 
 def _labels_of(prediction, merge: str, size) -> np.ndarray:
@@ -327,7 +328,7 @@ def score_scaleshapes(
     confusions = tuple(ConfusionMatrix(len(classes)) for _ in merges)
     by_size = tuple(SizeBinnedIoU(SIZE_BIN_EDGES) for _ in merges)
     # Chen's w^s or the hierarchical chain's effective weights: both are weights over scales summing to 1.
-    attention_by_size = AttentionBySize(scales, classes, SIZE_BIN_EDGES) if base_merge in ("attention", "hierarchical") else None
+    attention_by_size = AttentionBySize(scales, classes, SIZE_BIN_EDGES) if base_merge in LEARNED_MERGES else None
     records_by_image: list[tuple[int, list[ObjectRecord]]] = []
     for position, index in enumerate(context.share(range(start, start + int(count)))):
         sample = generate_sample(split, index)

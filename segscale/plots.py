@@ -77,11 +77,11 @@ def figure_png(figure: Figure, dpi: int = 100, *, tight: bool = True) -> bytes:
 
 
 def _weights_of(merges) -> tuple[str, str]:
-    """(axis label, who trusts) for weights from ``merges``: a hierarchical model's are the effective
-    weights of its gates, not a softmax attention's."""
+    """(axis label, who trusts the scales) for weights from ``merges``: a hierarchical model's are the
+    effective weights of its gates, not a softmax attention's."""
     if "hierarchical" in merges and "attention" not in merges:
-        return "mean effective weight $w^s$ (gates)", "the gates"
-    return "mean attention weight $w^s$", "the attention"
+        return "mean effective weight $w^s$ (gates)", "the gates trust"
+    return "mean attention weight $w^s$", "the attention trusts"
 
 
 def weight_by_extent_figure(diagnostics, show_objects: bool = True, zoom: bool = False, title: str | None = None) -> Figure:
@@ -123,11 +123,11 @@ def weight_by_extent_figure(diagnostics, show_objects: bool = True, zoom: bool =
     else:
         axes.set_ylim(0, 1)
     axes.set_xlabel("object extent (circumscribed diameter, px; log scale)")
-    weight_label, truster = _weights_of(diagnostics.merges)
+    weight_label, trusting = _weights_of(diagnostics.merges)
     axes.set_ylabel(weight_label)
     axes.grid(True, which="major", alpha=0.3)
     counts = ", ".join(str(int(n)) for n in diagnostics.objects_per_bin)
-    axes.set_title(title or f"Which scale {truster} trust{'s' if truster == 'the attention' else ''}, by object size\n({len(diagnostics.objects)} objects; per bin: {counts})")
+    axes.set_title(title or f"Which scale {trusting}, by object size\n({len(diagnostics.objects)} objects; per bin: {counts})")
     axes.legend(loc="best", fontsize="small")
     return figure
 

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .config import LEARNED_MERGES
 from .formatting import scale_label
 from .metrics import attention_entropy
 from .modeling.geometry import resize_bilinear, resize_labels, scaled_size
@@ -364,7 +365,7 @@ def build_view(
         )
 
     dominant = entropy = None
-    if prediction.merge in ("attention", "hierarchical") and attention is not None:  # hierarchical: its effective weights
+    if prediction.merge in LEARNED_MERGES and attention is not None:
         dominant = colorize_labels(dominant_scale(attention), SCALE_COLOURS)
         entropy = heat_map(attention_entropy(attention, normalized=True), 0.0, 1.0, ENTROPY_CMAP)
     elif prediction.merge == "average" and attention is not None:
@@ -443,7 +444,7 @@ def prediction_maps(prediction) -> dict[str, np.ndarray]:
     if prediction.attention is not None:
         maps["attention"] = prediction.attention
         maps["attention_entropy_bits"] = attention_entropy(prediction.attention, unit="bits").astype(np.float32)
-    if prediction.merge in ("attention", "hierarchical") and prediction.attention is not None:
+    if prediction.merge in LEARNED_MERGES and prediction.attention is not None:
         maps["dominant_scale"] = dominant_scale(prediction.attention)
     elif prediction.merge == "max":
         maps["dominant_scale"] = winning_scale_for_max(prediction.score_maps, prediction.fused.argmax(axis=0))

@@ -15,6 +15,7 @@ import streamlit as st
 from segscale import plots
 from segscale import visualize as viz
 from segscale.checkpoint import CheckpointMetadata
+from segscale.config import LEARNED_MERGES
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.diagnostics import EFFECTIVE_WEIGHTS_NOTE
 from segscale.formatting import format_percent, format_scale_set, scale_label
@@ -181,7 +182,7 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
     columns = st.columns(spec, gap="small")
     with columns[0]:
         if view.dominant is not None:
-            what = "largest wˢ" if merge in ("attention", "hierarchical") else "max score of the fused class"
+            what = "largest wˢ" if merge in LEARNED_MERGES else "max score of the fused class"
             widgets.image(view.dominant, f"Dominant scale: {what}")
         else:
             st.caption("Dominant scale: none; average pooling weighs every scale equally.")

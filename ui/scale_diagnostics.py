@@ -15,7 +15,7 @@ import streamlit as st
 
 from segscale import diagnostics as diag
 from segscale import plots
-from segscale.config import MERGE_MODES
+from segscale.config import LEARNED_MERGES, MERGE_MODES
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.data.scaleshapes import SPLITS as SCALESHAPES_SPLITS
 from segscale.formatting import format_scale_set
@@ -215,7 +215,7 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
 
 def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
     """Several uploaded images (no ground truth): mean weight and dominant share per scale, per image."""
-    if model.predictor.inspection_merge not in ("attention", "hierarchical"):
+    if model.predictor.inspection_merge not in LEARNED_MERGES:
         show_error(
             f"This checkpoint has neither an attention head nor a gate head (it merges by {model.metadata.model.merge}), so "
             "there are no learned weights over scales to summarise over uploaded images. ScaleShapes images still give its "

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..config import LEARNED_MERGES
 from ..formatting import format_number, format_scale_set, scale_label
 from .formatting import floats, latex_number, latex_text, signed
 from .gates import EFFECTIVE_WEIGHTS_NOTE, GateChain, gate_chain_at
@@ -263,7 +264,7 @@ class PixelBreakdown:
         if fusion.method == "max":
             lines = [r"g_c &= \max_{s} f^{(s)}_c"]
         else:
-            weight = r"w^{(s)}" if fusion.method in ("attention", "hierarchical") else rf"\tfrac{{1}}{{{len(scales)}}}"
+            weight = r"w^{(s)}" if fusion.method in LEARNED_MERGES else rf"\tfrac{{1}}{{{len(scales)}}}"
             lines = [rf"g_c &= \sum_{{s=1}}^{{S}} {weight}\, f^{{(s)}}_c"]
         for c in self.shown_classes:
             name = rf"g_{{\text{{{latex_text(self.classes[c])}}}}}"

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from .. import distributed
+from ..config import LEARNED_MERGES
 from ..evaluation import SIZE_BIN_EDGES, ObjectRecord, ScaleShapesScoring, score_scaleshapes, size_bin_index
 from ..formatting import count_of, format_scale_set, scale_label
 from ..metrics import SegmentationScores, attention_entropy
@@ -327,7 +328,7 @@ def image_diagnostics(
             the records of all of them, in the order given.
     """
     merge = predictor.inspection_merge  # attention, else hierarchical: the model's learned weights over scales
-    if merge not in ("attention", "hierarchical"):
+    if merge not in LEARNED_MERGES:
         raise ValueError("this checkpoint has neither an attention head nor a gate head, so there are no learned weights to summarise")
     if len(images) == 0:
         raise ValueError("no images given")

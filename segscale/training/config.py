@@ -103,7 +103,7 @@ class TrainConfig:
         object.__setattr__(self, "random_scale_range", (low, high))
         if self.inference_scale_range is not None:
             low, high = (float(v) for v in self.inference_scale_range)
-            trained = self.random_scale_range if self.scale_sampling == "random" else (min(self.scales), max(self.scales))
+            trained = self._trained_scale_range()
             if not (0 < low <= trained[0] and trained[1] <= high):
                 raise ValueError(
                     f"inference_scale_range {low:g} to {high:g} must hold the scales trained on ({trained[0]:g} to {trained[1]:g})"
@@ -160,8 +160,9 @@ class TrainConfig:
     def scale_range(self) -> tuple[float, float]:
         """The range of scales the checkpoint accepts (its metadata): ``inference_scale_range`` when set,
         else the range this run trains on."""
-        if self.inference_scale_range is not None:
-            return self.inference_scale_range
+        return self.inference_scale_range if self.inference_scale_range is not None else self._trained_scale_range()
+
+    def _trained_scale_range(self) -> tuple[float, float]:
         if self.scale_sampling == "random":
             return self.random_scale_range
         return (min(self.scales), max(self.scales))
