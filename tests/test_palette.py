@@ -35,7 +35,10 @@ def test_scale_k_has_the_tab10_colour_k_on_every_page_and_figure():
     from matplotlib import colormaps
 
     tab10 = colormaps["tab10"].colors
-    assert [palette.unit_rgb(c) for c in palette.SCALE_COLOURS] == pytest.approx([tuple(c) for c in tab10], abs=0.5 / 255)
+    # Arrays, not nested lists: pytest 9.2's approx refuses nested sequences.
+    np.testing.assert_allclose(
+        np.array([palette.unit_rgb(c) for c in palette.SCALE_COLOURS]), np.array(tab10), atol=0.5 / 255
+    )
     assert palette.scale_colour(12) == palette.SCALE_COLOURS[2]  # cycles after ten
     assert palette.hex_colour(palette.scale_colour(0)) == "#1f77b4"
 
@@ -46,7 +49,7 @@ def test_plots_draw_each_scale_in_its_page_colour():
 
     figure = plots.dominant_share_figure((1.0, 0.75, 0.5), (0.5, 0.3, 0.2))
     faces = [tuple(bar.get_facecolor()[:3]) for bar in figure.axes[0].patches]
-    assert faces == pytest.approx([palette.unit_rgb(c) for c in palette.SCALE_COLOURS[:3]])
+    np.testing.assert_allclose(np.array(faces), np.array([palette.unit_rgb(c) for c in palette.SCALE_COLOURS[:3]]))
 
 
 def test_voc_color_map_is_the_devkit_one():
