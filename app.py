@@ -51,7 +51,9 @@ with image_column:
 view_started = time.perf_counter()
 with class_column:
     class_index, score_kind = main_view.class_controls(model.metadata, prediction.labels, f"{model.key}|{image.key}")
-view = main_view.build_view(model.key, image.key, prediction.scales, prediction.merge, class_index, score_kind, prediction, model.metadata)
+view = main_view.build_view(
+    model.key, image.key, prediction.scales, prediction.merge, class_index, score_kind, prediction, model.metadata
+)
 view_s = time.perf_counter() - view_started
 
 st.subheader("Each scale")

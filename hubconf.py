@@ -11,13 +11,13 @@ weights from the torch hub cache (downloaded there first when online; ``download
 never tries) or from ``weights=FILE``, with no attention head yet: they merge by average.
 """
 
-dependencies = ["torch", "torchvision", "numpy", "PIL", "matplotlib"]
-
 from pathlib import Path as _Path
 
 from segscale.config import PAPER_SCALES as _PAPER_SCALES
 from segscale.config import TORCHVISION_TRUNKS as _TORCHVISION_TRUNKS
 from segscale.predictor import Predictor as _Predictor
+
+dependencies = ["torch", "torchvision", "numpy", "PIL", "matplotlib"]
 
 _CHECKPOINTS = _Path(__file__).resolve().parent / "checkpoints"
 
@@ -39,7 +39,9 @@ def scaleshapes_hierarchical(device=None, **predictor_options) -> _Predictor:
 
 
 def _torchvision_entry(kind: str):
-    def entry(weights=None, device=None, scales=_PAPER_SCALES, download: bool = True, **predictor_options) -> _Predictor:
+    def entry(
+        weights=None, device=None, scales=_PAPER_SCALES, download: bool = True, **predictor_options
+    ) -> _Predictor:
         from segscale.torchvision_import import import_torchvision
 
         model, metadata = import_torchvision(kind, weights, scales=scales, download=download, progress=False)

@@ -18,7 +18,9 @@ st.caption(
 )
 picker_column, numbers_column = st.columns([5, 8], gap="large")
 with picker_column:
-    image = common.image_input(max_side=inspector.INSPECTOR_MAX_SIDE, photos=model is not None and photos.is_photo_model(model.metadata))
+    image = common.image_input(
+        max_side=inspector.INSPECTOR_MAX_SIDE, photos=model is not None and photos.is_photo_model(model.metadata)
+    )
     if image is not None:
         common.show_notices(image.notices)
         if model is not None:

@@ -12,7 +12,9 @@ common.keep_choices()
 model, _ = common.model_sidebar(scale_set=False)
 
 st.title("How it works")
-st.caption("Attention to Scale (Chen et al., CVPR 2016): one network at several scales, and a learned, per-pixel choice between them.")
+st.caption(
+    "Attention to Scale (Chen et al., CVPR 2016): one network at several scales, and a learned, per-pixel choice between them."
+)
 if model is None:
     st.stop()
 how_it_works.how_it_works_section(model)

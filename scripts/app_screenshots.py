@@ -31,25 +31,43 @@ sys.path.insert(0, str(REPO))
 
 from tests import browser_support as browser  # noqa: E402
 
-SHOTS = ("main_view", "pixel_inspector", "merge_comparison", "scale_diagnostics", "how_it_works", "checkpoints", "upload_error")
+SHOTS = (
+    "main_view",
+    "pixel_inspector",
+    "merge_comparison",
+    "scale_diagnostics",
+    "how_it_works",
+    "checkpoints",
+    "upload_error",
+)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "docs" / "screenshots", help="folder (default: docs/screenshots)")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "docs" / "screenshots", help="folder (default: docs/screenshots)"
+    )
     parser.add_argument("--width", type=int, default=1500, help="window width in px (default: 1500)")
     parser.add_argument("--sample", type=int, default=2, help="gallery sample to show (default: 2)")
-    parser.add_argument("--count", type=int, default=20, help="ScaleShapes images for the diagnostics page (default: 20)")
+    parser.add_argument(
+        "--count", type=int, default=20, help="ScaleShapes images for the diagnostics page (default: 20)"
+    )
     parser.add_argument("--only", nargs="+", choices=SHOTS, default=SHOTS, help="take only these screenshots")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
 
-    with tempfile.TemporaryDirectory() as folder, browser.chromium_page(args.width, 950) as page, browser.streamlit_server() as url:
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        browser.chromium_page(args.width, 950) as page,
+        browser.streamlit_server() as url,
+    ):
         browser.open_app(page, url)
         if args.sample:
             select = page.locator('[data-testid="stSelectbox"]').filter(has_text="ScaleShapes sample")
             select.click()
-            browser.after_rerun(page, lambda: page.get_by_role("option").filter(has_text=f"val #{args.sample}:").click())
+            browser.after_rerun(
+                page, lambda: page.get_by_role("option").filter(has_text=f"val #{args.sample}:").click()
+            )
 
         def shot(name: str, top_only: bool = False) -> None:
             page.mouse.move(args.width // 2, 5)  # no hover effects in the pictures
@@ -80,7 +98,9 @@ def main() -> int:
                 field.fill(str(args.count))
                 browser.after_rerun(page, lambda: field.press("Enter"), images=False)
             run = page.get_by_role("button", name="Run diagnostics")
-            browser.after_rerun(page, run.click, timeout_s=60 + 10 * args.count, expect_text=f"images 0 to {args.count - 1}")
+            browser.after_rerun(
+                page, run.click, timeout_s=60 + 10 * args.count, expect_text=f"images 0 to {args.count - 1}"
+            )
             shot("scale_diagnostics")
         if "how_it_works" in args.only:
             browser.go_to_page(page, "How it works")
@@ -89,7 +109,9 @@ def main() -> int:
             browser.go_to_page(page, "Checkpoints", images=False)
             shipped = sorted((REPO / "checkpoints").glob("*.pt"))
             if shipped:
-                browser.after_rerun(page, lambda: browser.upload(page, shipped[0]), images=False, expect_text="Use it in the app")
+                browser.after_rerun(
+                    page, lambda: browser.upload(page, shipped[0]), images=False, expect_text="Use it in the app"
+                )
             shot("checkpoints")
         if "upload_error" in args.only:
             browser.go_to_page(page, "app")
@@ -107,9 +129,12 @@ def pick_salient_cell(page) -> None:
     chart.locator("canvas, svg").first.wait_for()
     page.locator('[data-testid="stNumberInput"] input').nth(1).wait_for()  # widgets' code loads on first use
     row, col = (int(field.input_value()) for field in page.locator('[data-testid="stNumberInput"] input').all()[:2])
-    height, width = (int(v) for v in page.evaluate(
-        """() => [...document.querySelectorAll('[data-testid="stNumberInput"] label')].map(l => l.innerText.match(/to (\\d+)/)[1])"""
-    ))  # fmt: skip
+    height, width = (
+        int(v)
+        for v in page.evaluate(
+            """() => [...document.querySelectorAll('[data-testid="stNumberInput"] label')].map(l => l.innerText.match(/to (\\d+)/)[1])"""
+        )
+    )
     box = chart.locator("canvas, svg").first.bounding_box()
     x = box["x"] + (col + 0.5) / (width + 1) * box["width"]
     y = box["y"] + (row + 0.5) / (height + 1) * box["height"]

@@ -32,7 +32,9 @@ def average_state_dicts(state_dicts: list[dict[str, torch.Tensor]]) -> dict[str,
             raise ValueError(f"file {index} has different weights from file 1 ({', '.join(differing[:3])}...)")
         for key, tensor in state_dict.items():
             if tensor.shape != first[key].shape:
-                raise ValueError(f"file {index}: {key} has shape {tuple(tensor.shape)}, file 1 {tuple(first[key].shape)}")
+                raise ValueError(
+                    f"file {index}: {key} has shape {tuple(tensor.shape)}, file 1 {tuple(first[key].shape)}"
+                )
     averaged = {}
     for key, tensor in first.items():
         tensors = [state_dict[key] for state_dict in state_dicts]
@@ -55,12 +57,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loaded = [load_checkpoint(path) for path in args.checkpoints]
         if any(metadata.model != loaded[0][1].model for _, metadata in loaded):
-            raise ValueError("the checkpoints are of different model configurations; only one architecture can be averaged")
+            raise ValueError(
+                "the checkpoints are of different model configurations; only one architecture can be averaged"
+            )
         averaged = average_state_dicts([state_dict for state_dict, _ in loaded])
     except (CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    sources = ", ".join(path.name if path.parent == args.checkpoints[0].parent else str(path) for path in args.checkpoints)
+    sources = ", ".join(
+        path.name if path.parent == args.checkpoints[0].parent else str(path) for path in args.checkpoints
+    )
     metadata = replace(loaded[-1][1], name=f"{loaded[-1][1].name} (average of {sources})")
     model = build_model(metadata.model)
     model.load_state_dict(averaged, strict=True)  # the project's one checkpoint writer, via the model it describes

@@ -80,18 +80,24 @@ def main() -> int:
         with browser.chromium_page(args.width, 1000) as page, browser.streamlit_server() as url:
             browser.open_app(page, url)
             if page.get_by_text("{1, 0.75, 0.5} (trained)").count() == 0:
-                raise SystemExit("the default checkpoint's trained set is not {1, 0.75, 0.5}; this harness measures that set")
+                raise SystemExit(
+                    "the default checkpoint's trained set is not {1, 0.75, 0.5}; this harness measures that set"
+                )
             browser.after_rerun(page, lambda: browser.choose_radio(page, "Upload"), images=False)
             seconds, server = [], []
             for k, image in enumerate(images):
                 summary = f"{image.name}: 512x512 px · {{1, 0.75, 0.5}} · attention"
                 started = time.perf_counter()
-                browser.after_rerun(page, lambda: browser.upload(page, image), expect_text=summary)
+                browser.after_rerun(page, lambda image=image: browser.upload(page, image), expect_text=summary)
                 elapsed = time.perf_counter() - started
                 if browser.exceptions_on_page(page):
                     raise SystemExit(f"an exception shows on the page: {browser.exceptions_on_page(page)}")
                 images_shown = len(browser.image_status(page))
-                line = page.locator('[data-testid="stSidebar"] [data-testid="stCaptionContainer"]').last.inner_text().replace("\n", " · ")
+                line = (
+                    page.locator('[data-testid="stSidebar"] [data-testid="stCaptionContainer"]')
+                    .last.inner_text()
+                    .replace("\n", " · ")
+                )
                 if "Model: " not in line:
                     raise SystemExit(f"no timings in the sidebar after {image.name}: {line!r}")
                 label = "warm-up" if k == 0 else f"run {k}"
@@ -110,8 +116,10 @@ def main() -> int:
         "machine": machine(),
         "command": "python scripts/measure_app_latency.py " + " ".join(sys.argv[1:]),
     }
-    print(f"upload -> every map rendered: median {result['median_s']:.2f} s over {len(seconds)} runs "
-          f"(min {result['min_s']:.2f}, max {result['max_s']:.2f})")  # fmt: skip
+    print(
+        f"upload -> every map rendered: median {result['median_s']:.2f} s over {len(seconds)} runs "
+        f"(min {result['min_s']:.2f}, max {result['max_s']:.2f})"
+    )
     print(json.dumps(result["machine"]))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

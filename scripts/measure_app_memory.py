@@ -113,17 +113,32 @@ def open_upload_session(context, url: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--uploads", type=int, default=50, help="different uploads in the first session (default: 50)")
-    parser.add_argument("--sessions", type=int, default=8, help="further sessions, each in its own browser context (default: 8)")
-    parser.add_argument("--per-session", type=int, default=3, help="different uploads in each further session (default: 3)")
+    parser.add_argument(
+        "--sessions", type=int, default=8, help="further sessions, each in its own browser context (default: 8)"
+    )
+    parser.add_argument(
+        "--per-session", type=int, default=3, help="different uploads in each further session (default: 3)"
+    )
     parser.add_argument("--side", type=int, default=1024, help="image width and height in px (default: 1024)")
-    parser.add_argument("--tolerance-mb", type=float, default=100.0,
-                        help="largest growth of the fitted RSS trend once the caches are full, MiB (default: 100)")  # fmt: skip
-    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="an environment variable for the server, e.g. MALLOC_MMAP_THRESHOLD_=1048576 (repeatable)")
+    parser.add_argument(
+        "--tolerance-mb",
+        type=float,
+        default=100.0,
+        help="largest growth of the fitted RSS trend once the caches are full, MiB (default: 100)",
+    )
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for the server, e.g. MALLOC_MMAP_THRESHOLD_=1048576 (repeatable)",
+    )
     parser.add_argument("--json", type=Path, help="also write the series here")
     args = parser.parse_args()
     if args.uploads <= PREDICTION_CACHE_ENTRIES + 5:
-        parser.error(f"--uploads must exceed the prediction cache's {PREDICTION_CACHE_ENTRIES} entries by more than 5 to show the plateau")
+        parser.error(
+            f"--uploads must exceed the prediction cache's {PREDICTION_CACHE_ENTRIES} entries by more than 5 to show the plateau"
+        )
 
     from playwright.sync_api import sync_playwright
 
@@ -141,17 +156,35 @@ def main() -> int:
                 print(f"after the first page run (model loaded): {single[0]['rss_mib']:.0f} MiB")
                 for count, image in enumerate(first, start=1):
                     upload_and_wait(page, image, args.side)
-                    single.append({"uploads": count, "rss_mib": round(rss_mb(server.pid), 1), "s": round(time.perf_counter() - started, 1)})
+                    single.append(
+                        {
+                            "uploads": count,
+                            "rss_mib": round(rss_mb(server.pid), 1),
+                            "s": round(time.perf_counter() - started, 1),
+                        }
+                    )
                     if count % 5 == 0:
-                        print(f"one session, {count:2d} uploads: {single[-1]['rss_mib']:.0f} MiB ({single[-1]['s']:.0f} s)")
+                        print(
+                            f"one session, {count:2d} uploads: {single[-1]['rss_mib']:.0f} MiB ({single[-1]['s']:.0f} s)"
+                        )
                 for number in range(1, args.sessions + 1):
-                    session_page = open_upload_session(chromium.new_context(viewport={"width": 1500, "height": 1000}), url)
+                    session_page = open_upload_session(
+                        chromium.new_context(viewport={"width": 1500, "height": 1000}), url
+                    )
                     for image in rest[(number - 1) * args.per_session : number * args.per_session]:
                         upload_and_wait(session_page, image, args.side)
-                    sessions.append({"sessions": number, "uploads_in_all": args.uploads + number * args.per_session,
-                                     "rss_mib": round(rss_mb(server.pid), 1), "s": round(time.perf_counter() - started, 1)})  # fmt: skip
-                    print(f"{number} more session{'s' if number > 1 else ''} open, {args.per_session} uploads each: "
-                          f"{sessions[-1]['rss_mib']:.0f} MiB")  # fmt: skip
+                    sessions.append(
+                        {
+                            "sessions": number,
+                            "uploads_in_all": args.uploads + number * args.per_session,
+                            "rss_mib": round(rss_mb(server.pid), 1),
+                            "s": round(time.perf_counter() - started, 1),
+                        }
+                    )
+                    print(
+                        f"{number} more session{'s' if number > 1 else ''} open, {args.per_session} uploads each: "
+                        f"{sessions[-1]['rss_mib']:.0f} MiB"
+                    )
             finally:
                 chromium.close()
 
@@ -165,17 +198,21 @@ def main() -> int:
         "machine": machine(),
         "command": "python scripts/measure_app_memory.py " + " ".join(sys.argv[1:]),
     }
-    print(f"from upload {result['plateau_from_upload']} to {args.uploads}: mean {result['plateau_mean_mib']:.0f} MiB, "
-          f"sd {result['plateau_stdev_mib']:.0f}, range {result['plateau_range_mib'][0]:.0f}-{result['plateau_range_mib'][1]:.0f}, "
-          f"trend {result['plateau_slope_mib_per_upload']:+.2f} MiB per upload ({result['plateau_growth_mib']:+.0f} MiB over the "
-          f"plateau); with {args.sessions} more sessions: {result['after_sessions_range_mib'][0]:.0f}-"
-          f"{result['after_sessions_range_mib'][1]:.0f} MiB")  # fmt: skip
+    print(
+        f"from upload {result['plateau_from_upload']} to {args.uploads}: mean {result['plateau_mean_mib']:.0f} MiB, "
+        f"sd {result['plateau_stdev_mib']:.0f}, range {result['plateau_range_mib'][0]:.0f}-{result['plateau_range_mib'][1]:.0f}, "
+        f"trend {result['plateau_slope_mib_per_upload']:+.2f} MiB per upload ({result['plateau_growth_mib']:+.0f} MiB over the "
+        f"plateau); with {args.sessions} more sessions: {result['after_sessions_range_mib'][0]:.0f}-"
+        f"{result['after_sessions_range_mib'][1]:.0f} MiB"
+    )
     print(json.dumps(result["machine"]))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")
     if result["plateau_growth_mib"] > args.tolerance_mb:
-        print(f"NOT FLAT: the fitted trend grew {result['plateau_growth_mib']:.0f} MiB after the caches were full "
-              f"(tolerance {args.tolerance_mb:g})")  # fmt: skip
+        print(
+            f"NOT FLAT: the fitted trend grew {result['plateau_growth_mib']:.0f} MiB after the caches were full "
+            f"(tolerance {args.tolerance_mb:g})"
+        )
         return 1
     return 0
 

@@ -33,7 +33,10 @@ from segscale.predictor import Predictor  # noqa: E402
 
 def cpu_description() -> dict:
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")), platform.processor())
+    model = next(
+        (line.split(":", 1)[1].strip() for line in flags.splitlines() if line.startswith("model name")),
+        platform.processor(),
+    )
     return {
         "model": model,
         "amx_bf16": " amx_bf16" in flags,
@@ -51,7 +54,9 @@ def main() -> None:
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0, 0.75, 0.5])
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: no OpenMP barriers on a shared machine)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: no OpenMP barriers on a shared machine)"
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -42,9 +42,12 @@ def one_mode(mode: str, tile: int, overlap: int, checkpoint: str, labels_out: st
 
         config = ModelConfig(num_classes=21, trunk=TrunkConfig(width=1.0), head=HeadConfig(kind="shared"))
         metadata = CheckpointMetadata(
-            model=config, classes=tuple(f"class{i}" for i in range(21)), palette=tuple((i, i, i) for i in range(21)),
-            name="vgg16_largefov, full width, random weights", scale_range=(0.25, 2.0),
-        )  # fmt: skip
+            model=config,
+            classes=tuple(f"class{i}" for i in range(21)),
+            palette=tuple((i, i, i) for i in range(21)),
+            name="vgg16_largefov, full width, random weights",
+            scale_range=(0.25, 2.0),
+        )
         predictor = Predictor(build_model(config), metadata, device="cpu", options=FastPathOptions(autocast="off"))
     else:
         predictor = Predictor.from_checkpoint(checkpoint, device="cpu", options=FastPathOptions(autocast="off"))
@@ -72,9 +75,10 @@ def one_mode(mode: str, tile: int, overlap: int, checkpoint: str, labels_out: st
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--checkpoint", default=str(ROOT / "checkpoints" / "scaleshapes_demo.pt"),
+        "--checkpoint",
+        default=str(ROOT / "checkpoints" / "scaleshapes_demo.pt"),
         help="a .pt checkpoint, or paper-width for the full-width vgg16_largefov with random weights",
-    )  # fmt: skip
+    )
     parser.add_argument("--tiles", type=int, nargs="+", default=[512, 1024], help="tile sizes to measure")
     parser.add_argument("--overlap", type=int, default=256)
     parser.add_argument("--json", type=Path)
@@ -91,16 +95,35 @@ def main() -> None:
     rows, labels = [], {}
     for mode, tile in runs:
         labels_path = f"/tmp/segscale-labels-{mode}-{tile}.npy"
-        command = [sys.executable, __file__, "--checkpoint", args.checkpoint, "--overlap", str(args.overlap),
-                   "--child", mode, str(tile), labels_path]  # fmt: skip
-        row = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        command = [
+            sys.executable,
+            __file__,
+            "--checkpoint",
+            args.checkpoint,
+            "--overlap",
+            str(args.overlap),
+            "--child",
+            mode,
+            str(tile),
+            labels_path,
+        ]
+        row = json.loads(
+            subprocess.run(command, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        )
         labels[row["mode"]] = np.load(labels_path)
         row["labels_equal_whole"] = round(float((labels[row["mode"]] == labels["whole"]).mean()), 5)
         rows.append(row)
         print(json.dumps(row), flush=True)
     if args.json:
-        report = {"checkpoint": Path(args.checkpoint).name, "image": "2048x1024", "scales": list(SCALES), "merge": "attention", "precision": "float32",
-                  "torch_threads": 1, "runs": rows}  # fmt: skip
+        report = {
+            "checkpoint": Path(args.checkpoint).name,
+            "image": "2048x1024",
+            "scales": list(SCALES),
+            "merge": "attention",
+            "precision": "float32",
+            "torch_threads": 1,
+            "runs": rows,
+        }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 

@@ -48,9 +48,12 @@ def timed(function, device: torch.device) -> float:
 def measure(kind: str, args: argparse.Namespace, device: torch.device) -> dict:
     torch.manual_seed(0)
     config = ModelConfig(
-        num_classes=21, trunk=TrunkConfig(name=kind, norm="batch", dropout=0.0),
-        head=HeadConfig(kind=args.head, hidden_channels=args.hidden), scales=PAPER_SCALES, merge="attention",
-    )  # fmt: skip
+        num_classes=21,
+        trunk=TrunkConfig(name=kind, norm="batch", dropout=0.0),
+        head=HeadConfig(kind=args.head, hidden_channels=args.hidden),
+        scales=PAPER_SCALES,
+        merge="attention",
+    )
     model = build_model(config).freeze_share_net().to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)  # as segscale train does on the CPU
@@ -85,16 +88,22 @@ def measure(kind: str, args: argparse.Namespace, device: torch.device) -> dict:
     else:
         peak = f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GiB RSS (process, cumulative)"
     return {
-        "kind": kind, "step": statistics.median(steps), "inference": statistics.median(forwards),
-        "head_params": head, "frozen_params": frozen, "peak": peak,
-    }  # fmt: skip
+        "kind": kind,
+        "step": statistics.median(steps),
+        "inference": statistics.median(forwards),
+        "head_params": head,
+        "frozen_params": frozen,
+        "peak": peak,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kinds", nargs="+", default=["deeplabv3_mobilenet_v3_large", "deeplabv3_resnet50"])
     parser.add_argument("--head", choices=("shared", "paper"), default="shared")
-    parser.add_argument("--hidden", type=int, default=256, help="the head's hidden channels (configs/torchvision_head.toml: 256)")
+    parser.add_argument(
+        "--hidden", type=int, default=256, help="the head's hidden channels (configs/torchvision_head.toml: 256)"
+    )
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--crop", type=int, default=321)
     parser.add_argument("--warmup", type=int, default=2)
@@ -106,13 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__} on {where}; {args.head} head ({args.hidden} hidden), scales {{1, 0.75, 0.5}}, "
-          f"batch {args.batch} x {args.crop} px, float32, median of {args.repeats} rounds after {args.warmup} warm-up")
-    print(f"{'kind':<30} {'step s':>8} {'inference s':>12} {'step/inf':>9} {'head params':>12} {'frozen params':>14}  peak memory")
+    print(
+        f"torch {torch.__version__} on {where}; {args.head} head ({args.hidden} hidden), scales {{1, 0.75, 0.5}}, "
+        f"batch {args.batch} x {args.crop} px, float32, median of {args.repeats} rounds after {args.warmup} warm-up"
+    )
+    print(
+        f"{'kind':<30} {'step s':>8} {'inference s':>12} {'step/inf':>9} {'head params':>12} {'frozen params':>14}  peak memory"
+    )
     for kind in args.kinds:
         r = measure(kind, args, device)
-        print(f"{r['kind']:<30} {r['step']:8.3f} {r['inference']:12.3f} {r['step'] / r['inference']:8.2f}x "
-              f"{r['head_params']:>12,} {r['frozen_params']:>14,}  {r['peak']}")
+        print(
+            f"{r['kind']:<30} {r['step']:8.3f} {r['inference']:12.3f} {r['step'] / r['inference']:8.2f}x "
+            f"{r['head_params']:>12,} {r['frozen_params']:>14,}  {r['peak']}"
+        )
     return 0
 
 

@@ -46,12 +46,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch} x {args.crop} px, "
-          f"median of {args.repeats} rounds after {args.warmup} warm-up")
+    print(
+        f"torch {torch.__version__}, {args.threads} thread(s), batch {args.batch} x {args.crop} px, "
+        f"median of {args.repeats} rounds after {args.warmup} warm-up"
+    )
     print(f"{'width':>6} {'fp32 s':>8} {'bf16 s':>8} {'speed-up':>9}")
     for width in args.widths:
         torch.manual_seed(0)
-        config = ModelConfig(num_classes=7, trunk=TrunkConfig(width=width, norm="batch"), merge="average", scales=(1.0,))
+        config = ModelConfig(
+            num_classes=7, trunk=TrunkConfig(width=width, norm="batch"), merge="average", scales=(1.0,)
+        )
         model = build_model(config).to(memory_format=torch.channels_last).train()
         optimizer = torch.optim.AdamW(model.parameters())
         images = torch.randn(args.batch, 3, args.crop, args.crop).contiguous(memory_format=torch.channels_last)

@@ -42,7 +42,9 @@ def comparison_rows(reports: dict[str, dict]) -> list[tuple[str, str, bool, dict
         merge, scales, esupv = describe_row(name)
         # A single-scale run is scored with whatever merge it was trained with (any is the same).
         scores = report["merges"][merge if merge != "single" else next(iter(report["merges"]))]
-        rows.append((len(report["scales"]), ROW_ORDER.index(merge), esupv, (merge, scales, esupv, scores, report["images"])))
+        rows.append(
+            (len(report["scales"]), ROW_ORDER.index(merge), esupv, (merge, scales, esupv, scores, report["images"]))
+        )
     return [row for *_, row in sorted(rows, key=lambda r: r[:3])]
 
 
@@ -56,8 +58,10 @@ def comparison_table(reports: dict[str, dict]) -> str:
     ]
     for merge, scales, esupv, scores, images in rows:
         ious = " | ".join(f"{v:.3f}" if v is not None else "-" for v in scores["class_iou"].values())
-        lines.append(f"| {merge} | {scales} | {'yes' if esupv else 'no'} | **{scores['miou']:.3f}** | "
-                     f"{scores['pixel_accuracy']:.3f} | {ious} | {images} |")
+        lines.append(
+            f"| {merge} | {scales} | {'yes' if esupv else 'no'} | **{scores['miou']:.3f}** | "
+            f"{scores['pixel_accuracy']:.3f} | {ious} | {images} |"
+        )
     return "\n".join(lines)
 
 
@@ -65,9 +69,13 @@ def size_table(reports: dict[str, dict]) -> str:
     """The comparison's rows again, as IoU by object-size bin (pooled over each bin's objects)."""
     rows = comparison_rows(reports)
     bins = rows[0][3]["iou_by_size"]
-    lines = ["| merge | scales | E-Supv | " + " | ".join(f"{int(b['extent_low'])}-{int(b['extent_high'])} px" for b in bins) + " |",
-             "|---|---|---|" + "---|" * len(bins),
-             "| objects | | | " + " | ".join(str(b["objects"]) for b in bins) + " |"]
+    lines = [
+        "| merge | scales | E-Supv | "
+        + " | ".join(f"{int(b['extent_low'])}-{int(b['extent_high'])} px" for b in bins)
+        + " |",
+        "|---|---|---|" + "---|" * len(bins),
+        "| objects | | | " + " | ".join(str(b["objects"]) for b in bins) + " |",
+    ]
     for merge, scales, esupv, scores, _ in rows:
         by_size = " | ".join(f"{b['iou']:.3f}" for b in scores["iou_by_size"])
         lines.append(f"| {merge} | {scales} | {'yes' if esupv else 'no'} | {by_size} |")
@@ -78,8 +86,10 @@ def merges_table(report: dict) -> str:
     """One checkpoint, every merge it was scored with: mIoU, pixel accuracy, IoU by object size."""
     first = next(iter(report["merges"].values()))
     bins = [f"{int(b['extent_low'])}-{int(b['extent_high'])} px" for b in first.get("iou_by_size", [])]
-    lines = ["| merge | mIoU | pixel acc. | " + " | ".join(f"IoU {b}" for b in bins) + " |",
-             "|---|---|---|" + "---|" * len(bins)]
+    lines = [
+        "| merge | mIoU | pixel acc. | " + " | ".join(f"IoU {b}" for b in bins) + " |",
+        "|---|---|---|" + "---|" * len(bins),
+    ]
     for merge, scores in report["merges"].items():
         by_size = " | ".join(f"{b['iou']:.3f}" for b in scores.get("iou_by_size", []))
         lines.append(f"| {merge} | **{scores['miou']:.3f}** | {scores['pixel_accuracy']:.3f} | {by_size} |")
@@ -92,27 +102,38 @@ def merges_table(report: dict) -> str:
 def attention_by_size_table(report: dict) -> str:
     """Mean attention weight on each scale over the pixels of objects binned by extent."""
     scales = [f"{s:g}" for s in report["scales"]]
-    lines = ["| object extent | objects | " + " | ".join(f"w(s={s})" for s in scales) + " | scale with most weight |",
-             "|---|---|" + "---|" * len(scales) + "---|"]
+    lines = [
+        "| object extent | objects | " + " | ".join(f"w(s={s})" for s in scales) + " | scale with most weight |",
+        "|---|---|" + "---|" * len(scales) + "---|",
+    ]
     for row in report.get("attention_by_size", []):
         weights = [row["mean_weight"][key] for key in row["mean_weight"]]
         if not row["objects"]:
             continue
         best = scales[max(range(len(weights)), key=weights.__getitem__)]
-        lines.append(f"| {int(row['extent_low'])}-{int(row['extent_high'])} px | {row['objects']} | "
-                     + " | ".join(f"{w:.2f}" for w in weights) + f" | {best} |")
+        lines.append(
+            f"| {int(row['extent_low'])}-{int(row['extent_high'])} px | {row['objects']} | "
+            + " | ".join(f"{w:.2f}" for w in weights)
+            + f" | {best} |"
+        )
     return "\n".join(lines)
 
 
 def scale_sets_table(reports: list[dict]) -> str:
     """One checkpoint at several scale sets: mIoU per merge, and attention's IoU on the smallest and largest objects."""
     merges = list(reports[0]["merges"])
-    lines = ["| scales | images | " + " | ".join(f"{m} mIoU" for m in merges) + " | attention IoU, objects < 24 px | attention IoU, objects > 384 px |",
-             "|---|---|" + "---|" * len(merges) + "---|---|"]
+    lines = [
+        "| scales | images | "
+        + " | ".join(f"{m} mIoU" for m in merges)
+        + " | attention IoU, objects < 24 px | attention IoU, objects > 384 px |",
+        "|---|---|" + "---|" * len(merges) + "---|---|",
+    ]
     for report in sorted(reports, key=lambda r: (len(r["scales"]), sorted(r["scales"], reverse=True))):
         scores = " | ".join(f"{report['merges'][m]['miou']:.3f}" for m in merges)
         bins = report["merges"].get("attention", {}).get("iou_by_size") or [{"iou": float("nan")}]
-        lines.append(f"| {format_scale_set(report['scales'])} | {report['images']} | {scores} | {bins[0]['iou']:.3f} | {bins[-1]['iou']:.3f} |")
+        lines.append(
+            f"| {format_scale_set(report['scales'])} | {report['images']} | {scores} | {bins[0]['iou']:.3f} | {bins[-1]['iou']:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -137,15 +158,19 @@ def _by_set(reports: dict[tuple[str, tuple[float, ...]], dict]) -> list[tuple[fl
 
 def chen_vs_tao_table(reports: dict[tuple[str, tuple[float, ...]], dict]) -> str:
     """One split: per scale set, each model's mIoU with its own learned merge and with average pooling."""
-    lines = ["| scales | images | Chen attention | Chen, average | hierarchical | hierarchical, average | hierarchical - Chen |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| scales | images | Chen attention | Chen, average | hierarchical | hierarchical, average | hierarchical - Chen |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for scales in _by_set(reports):
         chen, tao = reports.get(("chen", scales)), reports.get(("hierarchical", scales))
         if chen is None or tao is None:
             continue
         own_chen, own_tao = chen["merges"]["attention"]["miou"], tao["merges"]["hierarchical"]["miou"]
-        lines.append(f"| {format_scale_set(scales)} | {tao['images']} | {own_chen:.3f} | {chen['merges']['average']['miou']:.3f} | "
-                     f"{own_tao:.3f} | {tao['merges']['average']['miou']:.3f} | {own_tao - own_chen:+.3f} |")
+        lines.append(
+            f"| {format_scale_set(scales)} | {tao['images']} | {own_chen:.3f} | {chen['merges']['average']['miou']:.3f} | "
+            f"{own_tao:.3f} | {tao['merges']['average']['miou']:.3f} | {own_tao - own_chen:+.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -153,9 +178,11 @@ def chen_vs_tao_size_table(reports: dict[tuple[str, tuple[float, ...]], dict]) -
     """One split: IoU by object size of each model's learned merge, per scale set."""
     first = next(iter(reports.values()))
     bins = first["merges"]["average"]["iou_by_size"]
-    lines = ["| scales | merge | " + " | ".join(f"{int(b['extent_low'])}-{int(b['extent_high'])} px" for b in bins) + " |",
-             "|---|---|" + "---|" * len(bins),
-             "| objects | | " + " | ".join(str(b["objects"]) for b in bins) + " |"]
+    lines = [
+        "| scales | merge | " + " | ".join(f"{int(b['extent_low'])}-{int(b['extent_high'])} px" for b in bins) + " |",
+        "|---|---|" + "---|" * len(bins),
+        "| objects | | " + " | ".join(str(b["objects"]) for b in bins) + " |",
+    ]
     for scales in _by_set(reports):
         for model, merge in CHEN_VS_TAO_MODELS.items():
             report = reports.get((model, scales))
@@ -178,7 +205,9 @@ def chen_vs_tao_main(folder: Path) -> int:
         for (model, scales), report in sorted(reports.items(), key=lambda item: (item[0][0], len(item[0][1]))):
             if len(scales) == max(len(s) for _, s in reports) and report.get("attention_by_size"):
                 weights = "effective weight" if model == "hierarchical" else "attention weight w^s"
-                print(f"## {split}, {CHEN_VS_TAO_MODELS[model]} at {format_scale_set(scales)}: {weights} by object size\n")
+                print(
+                    f"## {split}, {CHEN_VS_TAO_MODELS[model]} at {format_scale_set(scales)}: {weights} by object size\n"
+                )
                 print(attention_by_size_table(report) + "\n")
     return 0
 
@@ -186,11 +215,17 @@ def chen_vs_tao_main(folder: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path, help="where reproduce_results.sh wrote the JSON files (docs/results)")
-    parser.add_argument("--chen-vs-tao", action="store_true", help="the folder holds issue 16's <split>_<chen|hierarchical>_set_<scales>.json files")
+    parser.add_argument(
+        "--chen-vs-tao",
+        action="store_true",
+        help="the folder holds issue 16's <split>_<chen|hierarchical>_set_<scales>.json files",
+    )
     args = parser.parse_args(argv)
     if args.chen_vs_tao:
         return chen_vs_tao_main(args.folder)
-    val = {path.stem.removeprefix("val_"): json.loads(path.read_text()) for path in sorted(args.folder.glob("val_*.json"))}
+    val = {
+        path.stem.removeprefix("val_"): json.loads(path.read_text()) for path in sorted(args.folder.glob("val_*.json"))
+    }
     if val:
         print("## Comparison on ScaleShapes val\n")
         print(comparison_table(val) + "\n")

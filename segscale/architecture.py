@@ -149,10 +149,19 @@ class ArchitectureSummary:
         """The layer table as flat dicts (for st.dataframe); ``spatial_only`` keeps convolutions and pooling."""
         return [
             {
-                "part": row.part, "layer": row.name, "kind": row.kind, "kernel": row.kernel, "stride": row.stride,
-                "dilation": row.dilation, "padding": row.padding, "in": row.in_channels, "out": row.out_channels,
-                "parameters": row.parameters, "receptive field": row.receptive_field, "jump": row.jump,
-            }  # fmt: skip
+                "part": row.part,
+                "layer": row.name,
+                "kind": row.kind,
+                "kernel": row.kernel,
+                "stride": row.stride,
+                "dilation": row.dilation,
+                "padding": row.padding,
+                "in": row.in_channels,
+                "out": row.out_channels,
+                "parameters": row.parameters,
+                "receptive field": row.receptive_field,
+                "jump": row.jump,
+            }
             for row in self.layers
             if row.is_spatial or not spatial_only
         ]
@@ -162,24 +171,39 @@ class ArchitectureSummary:
         if self.branched:
             trunk = f"{self.trunk} (torchvision's backbone), {self.feature_channels} channels in its last feature map"
         else:
-            trunk = f"{self.trunk}, width {_fraction(self.width)}, norm {self.norm}, {self.feature_channels} fc7 channels"
+            trunk = (
+                f"{self.trunk}, width {_fraction(self.width)}, norm {self.norm}, {self.feature_channels} fc7 channels"
+            )
         pairs = [
             ("trunk", trunk),
             ("attention head", self.head_kind or f"none (merges by {self.merge})"),
             ("parameters", f"{self.total_parameters:,} in all"),
         ]
         pairs += [(f"  {part}", f"{self.parameters[part]:,}") for part in self.parameters]
-        pairs.append(("output stride", f"{self.output_stride} (a score-map cell every {self.output_stride} input pixels)"))
+        pairs.append(
+            ("output stride", f"{self.output_stride} (a score-map cell every {self.output_stride} input pixels)")
+        )
         if self.receptive_field is None:
-            pairs.append(("receptive field", f"{NOT_COMPUTED_BRANCHED} (parallel branches: a chain walk would be wrong)"))
+            pairs.append(
+                ("receptive field", f"{NOT_COMPUTED_BRANCHED} (parallel branches: a chain walk would be wrong)")
+            )
             return pairs
-        pairs.append(("receptive field", f"{self.receptive_field} x {self.receptive_field} input pixels per score-map cell"))
+        pairs.append(
+            ("receptive field", f"{self.receptive_field} x {self.receptive_field} input pixels per score-map cell")
+        )
         if self.attention_receptive_field is not None:
-            pairs.append(("attention receptive field", f"{self.attention_receptive_field} px (its 3x3 conv reads neighbouring fc7 cells)"))
-        pairs.append((
-            "at each scale",
-            ", ".join(f"s={s:g}: {self.receptive_field_at_scale(s):.0f} px of the original" for s in self.scales),
-        ))  # fmt: skip
+            pairs.append(
+                (
+                    "attention receptive field",
+                    f"{self.attention_receptive_field} px (its 3x3 conv reads neighbouring fc7 cells)",
+                )
+            )
+        pairs.append(
+            (
+                "at each scale",
+                ", ".join(f"s={s:g}: {self.receptive_field_at_scale(s):.0f} px of the original" for s in self.scales),
+            )
+        )
         return pairs
 
     def to_text(self, spatial_only: bool = False) -> str:
@@ -204,13 +228,22 @@ class ArchitectureSummary:
 
     def to_dict(self) -> dict:
         return {
-            "trunk": self.trunk, "width": self.width, "norm": self.norm, "head_kind": self.head_kind, "merge": self.merge,
-            "scales": list(self.scales), "num_classes": self.num_classes, "feature_channels": self.feature_channels,
-            "parameters": dict(self.parameters), "total_parameters": self.total_parameters,
-            "output_stride": self.output_stride, "receptive_field": self.receptive_field,
-            "attention_receptive_field": self.attention_receptive_field, "center_offset": self.center_offset,
+            "trunk": self.trunk,
+            "width": self.width,
+            "norm": self.norm,
+            "head_kind": self.head_kind,
+            "merge": self.merge,
+            "scales": list(self.scales),
+            "num_classes": self.num_classes,
+            "feature_channels": self.feature_channels,
+            "parameters": dict(self.parameters),
+            "total_parameters": self.total_parameters,
+            "output_stride": self.output_stride,
+            "receptive_field": self.receptive_field,
+            "attention_receptive_field": self.attention_receptive_field,
+            "center_offset": self.center_offset,
             "layers": self.rows(),
-        }  # fmt: skip
+        }
 
 
 class _Geometry:
@@ -274,7 +307,9 @@ def _layer_rows(part: str, module: nn.Module | None, geometry: _Geometry | None)
         if kernel is not None and geometry is not None:
             geometry.apply(kernel, stride, dilation, padding)
         where = (None, None, None) if geometry is None else (geometry.receptive_field, geometry.jump, geometry.center)
-        rows.append(LayerRow(part, name, kind, kernel, stride, dilation, padding, in_channels, out_channels, parameters, *where))
+        rows.append(
+            LayerRow(part, name, kind, kernel, stride, dilation, padding, in_channels, out_channels, parameters, *where)
+        )
     return rows
 
 
@@ -289,7 +324,9 @@ def architecture_summary(model: nn.Module) -> ArchitectureSummary:
     """
     for part in ("trunk", "score_head"):
         if not hasattr(model, part):
-            raise ValueError(f"expected a MultiScaleNet with a trunk and a score head; {type(model).__name__} has no {part!r}")
+            raise ValueError(
+                f"expected a MultiScaleNet with a trunk and a score head; {type(model).__name__} has no {part!r}"
+            )
     if model.config.trunk.name in TORCHVISION_TRUNKS:
         return _branched_summary(model)
     geometry = _Geometry()
@@ -337,8 +374,11 @@ def _branched_summary(model: nn.Module) -> ArchitectureSummary:
     from .modeling.torchvision_trunks import torchvision_kind
 
     head = getattr(model, "attention_head", None)
-    rows = [row for part, module in (("trunk", model.trunk), ("score head", model.score_head), ("attention head", head))
-            for row in _layer_rows(part, module, None)]  # fmt: skip
+    rows = [
+        row
+        for part, module in (("trunk", model.trunk), ("score head", model.score_head), ("attention head", head))
+        for row in _layer_rows(part, module, None)
+    ]
     return ArchitectureSummary(
         layers=tuple(rows),
         output_stride=torchvision_kind(model.config.trunk.name).score_map_stride,
@@ -457,7 +497,10 @@ def _recipe(config: dict, model) -> list[tuple[str, str]]:
     return [
         ("data", data),
         ("scale sets in training", sampling),
-        ("extra supervision", "yes (E-Supv: a loss on every scale's own output too)" if config.get("extra_supervision") else "no"),
+        (
+            "extra supervision",
+            "yes (E-Supv: a loss on every scale's own output too)" if config.get("extra_supervision") else "no",
+        ),
         ("optimiser", optimiser),
         ("initialisation", start),
     ]

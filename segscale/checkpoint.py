@@ -95,7 +95,7 @@ class CheckpointMetadata:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CheckpointMetadata":
+    def from_dict(cls, data: dict[str, Any]) -> CheckpointMetadata:
         values = dict(data)
         values["model"] = model_config_from_dict(values["model"])
         return cls(**values)
@@ -151,10 +151,14 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
     except OSError as error:
         raise CheckpointError(f"{what} {path}: cannot be read ({error.strerror or error})") from None
     if size == 0:
-        raise CheckpointError(f"{what} {path}: the file is empty (0 bytes); it was probably cut off while being written")
+        raise CheckpointError(
+            f"{what} {path}: the file is empty (0 bytes); it was probably cut off while being written"
+        )
     try:
         with warnings.catch_warnings():
-            if not debug_enabled():  # torch warns about pickle protocols in its own words; the error below says it plainly
+            if (
+                not debug_enabled()
+            ):  # torch warns about pickle protocols in its own words; the error below says it plainly
                 warnings.simplefilter("ignore", UserWarning)
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -166,7 +170,17 @@ def read_torch_file(path: str | os.PathLike, what: str = "checkpoint") -> Any:
                 "the file, re-save its state dict and metadata as plain data." + _torch_text(error)
             ) from _cause(error)
         raise CheckpointError(_unreadable(what, path, head, size, error)) from _cause(error)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, UnicodeDecodeError, AttributeError) as error:
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        IndexError,
+        UnicodeDecodeError,
+        AttributeError,
+    ) as error:
         raise CheckpointError(_unreadable(what, path, head, size, error)) from _cause(error)
 
 
@@ -235,7 +249,9 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], C
         hint = ""
         if isinstance(payload, dict) and payload and all(isinstance(v, torch.Tensor) for v in payload.values()):
             hint = " It looks like a bare state dict; segscale needs the metadata too (see segscale.checkpoint)."
-        raise CheckpointError(f"checkpoint {path}: a PyTorch file, but not a segscale checkpoint (no format marker).{hint}")
+        raise CheckpointError(
+            f"checkpoint {path}: a PyTorch file, but not a segscale checkpoint (no format marker).{hint}"
+        )
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
@@ -267,7 +283,9 @@ def model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, Checkpoin
     model = build_model(metadata.model)
     mismatch = _weights_mismatch(model.state_dict(), state_dict)
     if mismatch:
-        raise CheckpointError(f"checkpoint {path}: its weights do not fit the architecture its metadata describes ({mismatch})")
+        raise CheckpointError(
+            f"checkpoint {path}: its weights do not fit the architecture its metadata describes ({mismatch})"
+        )
     try:
         model.load_state_dict(state_dict, strict=True)
     except RuntimeError as error:

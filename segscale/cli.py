@@ -17,12 +17,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("segscale.commands.compare", "attention, average and max pooling on one image (merge comparison)"),
     "diagnose": ("segscale.commands.diagnose", "attention weight per scale against object size, over many images"),
     "describe": ("segscale.commands.describe", "a checkpoint's architecture, receptive field and training card"),
-    "checkpoints": ("segscale.commands.checkpoints", "what each checkpoint file is: trunk, head, scales, data, metrics"),
+    "checkpoints": (
+        "segscale.commands.checkpoints",
+        "what each checkpoint file is: trunk, head, scales, data, metrics",
+    ),
     "shapes": ("segscale.commands.shapes", "generate ScaleShapes images, or write a split in the PASCAL VOC layout"),
     "train": ("segscale.commands.train", "train a model (ScaleShapes, PASCAL VOC, PASCAL-Person-Part)"),
     "evaluate": ("segscale.commands.evaluate", "mIoU, per-class IoU, pixel accuracy and IoU by object size"),
-    "fetch-weights": ("segscale.commands.fetch_weights", "download a torchvision model's weights into the torch hub cache"),
-    "import-torchvision": ("segscale.commands.import_torchvision", "a torchvision segmentation model as a segscale checkpoint"),
+    "fetch-weights": (
+        "segscale.commands.fetch_weights",
+        "download a torchvision model's weights into the torch hub cache",
+    ),
+    "import-torchvision": (
+        "segscale.commands.import_torchvision",
+        "a torchvision segmentation model as a segscale checkpoint",
+    ),
     "bench": ("segscale.commands.bench", "latency, throughput and memory of the fast path against the naive baseline"),
 }
 

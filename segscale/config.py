@@ -83,7 +83,9 @@ class TrunkConfig:
         if not 0 < self.width <= 4:
             raise ValueError(f"trunk width must be in (0, 4], got {self.width}")
         if self.name in TORCHVISION_TRUNKS and self.width != 1:
-            raise ValueError(f"trunk {self.name} is torchvision's model as published; its width must be 1, got {self.width}")
+            raise ValueError(
+                f"trunk {self.name} is torchvision's model as published; its width must be 1, got {self.width}"
+            )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 

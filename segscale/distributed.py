@@ -19,8 +19,9 @@ With one process every function is the identity, so callers need no second code 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, TypeVar
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -74,7 +75,7 @@ def distributed_context(device_type: str | None = None) -> DistributedContext:
 
 
 def device_type(device: str | None) -> str:
-    """"cuda" or "cpu": the backend family a ``--device`` flag asks for (None: CUDA when available)."""
+    """ "cuda" or "cpu": the backend family a ``--device`` flag asks for (None: CUDA when available)."""
     if device is not None:
         return "cuda" if device.startswith("cuda") else "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -107,7 +108,9 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return tensor.clone()
-    backend_device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    backend_device = (
+        torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+    )
     reduced = tensor.detach().to(backend_device, copy=True)
     dist.all_reduce(reduced, op=dist.ReduceOp.SUM)
     return reduced.to(tensor.device)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,9 @@ from .modeling.multiscale import MultiScaleOutput
 
 
 @torch.inference_mode()
-def predict_full_image(model: nn.Module, image: np.ndarray, mean, std, scales, merge: str, device) -> tuple[np.ndarray, MultiScaleOutput]:
+def predict_full_image(
+    model: nn.Module, image: np.ndarray, mean, std, scales, merge: str, device
+) -> tuple[np.ndarray, MultiScaleOutput]:
     """(labels (H, W) int64 at input resolution, the model's output) for one uint8 RGB image."""
     batch = image_to_tensor(image, mean, std).unsqueeze(0).to(device)
     output = model(batch, scales=scales, merge=merge)
@@ -112,13 +114,17 @@ class SizeBinnedIoU:
         rows = []
         for b in range(len(self.edges) - 1):
             denominator = self.true_positive[b] + self.false_negative[b] + self.false_positive[b]
-            rows.append({
-                "extent_low": self.edges[b],
-                "extent_high": self.edges[b + 1],
-                "objects": int(self.objects[b]),
-                "iou": float(self.true_positive[b] / denominator) if denominator else None,
-                "recall": float(self.true_positive[b] / (self.true_positive[b] + self.false_negative[b])) if self.objects[b] else None,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "extent_low": self.edges[b],
+                    "extent_high": self.edges[b + 1],
+                    "objects": int(self.objects[b]),
+                    "iou": float(self.true_positive[b] / denominator) if denominator else None,
+                    "recall": float(self.true_positive[b] / (self.true_positive[b] + self.false_negative[b]))
+                    if self.objects[b]
+                    else None,
+                }
+            )
         return rows
 
 
@@ -158,7 +164,10 @@ class AttentionBySize:
                 "extent_low": self.edges[b],
                 "extent_high": self.edges[b + 1],
                 "objects": int(self.counts[b]),
-                "mean_weight": {str(s): (float(self.sums[b, k] / self.counts[b]) if self.counts[b] else None) for k, s in enumerate(self.scales)},
+                "mean_weight": {
+                    str(s): (float(self.sums[b, k] / self.counts[b]) if self.counts[b] else None)
+                    for k, s in enumerate(self.scales)
+                },
             }
             for b in range(len(self.edges) - 1)
         ]
@@ -176,7 +185,13 @@ class AttentionBySize:
 
 
 def labels_for_merge(
-    score_maps: np.ndarray, attention_logits: np.ndarray | None, merge: str, size, *, gate_logits: np.ndarray | None = None, scales=None
+    score_maps: np.ndarray,
+    attention_logits: np.ndarray | None,
+    merge: str,
+    size,
+    *,
+    gate_logits: np.ndarray | None = None,
+    scales=None,
 ) -> np.ndarray:
     """Labels at image resolution for one merge mode, from one prediction's (S, C, h, w) score maps.
 
@@ -199,7 +214,12 @@ def _base_merge(merges) -> str:
 
 def _labels_of(prediction, merge: str, size) -> np.ndarray:
     return labels_for_merge(
-        prediction.score_maps, prediction.attention_logits, merge, size, gate_logits=prediction.gate_logits, scales=prediction.scales
+        prediction.score_maps,
+        prediction.attention_logits,
+        merge,
+        size,
+        gate_logits=prediction.gate_logits,
+        scales=prediction.scales,
     )
 
 
@@ -382,7 +402,9 @@ def score_scaleshapes(
         confusions=confusions,
         by_size=by_size,
         attention_by_size=attention_by_size,
-        objects=tuple(record for _, records in sorted(records_by_image, key=lambda item: item[0]) for record in records),
+        objects=tuple(
+            record for _, records in sorted(records_by_image, key=lambda item: item[0]) for record in records
+        ),
         seconds=seconds,
     )
 
@@ -395,8 +417,9 @@ _SUMMED_ARRAYS = {
 }
 
 
-
-def evaluate_scaleshapes(predictor, split: str, count: int, scales, merges, start: int = 0, on_image=None, context=None) -> dict:
+def evaluate_scaleshapes(
+    predictor, split: str, count: int, scales, merges, start: int = 0, on_image=None, context=None
+) -> dict:
     """mIoU, per-class IoU, pixel accuracy and IoU by size per merge mode; attention by size.
 
     The report of ``segscale evaluate`` on ScaleShapes images ``start .. start + count - 1``

@@ -104,10 +104,28 @@ READABLE_DESCRIPTION = "PNG, JPEG, WebP, BMP, TIFF or GIF"
 
 # File name extensions and the formats they announce; only used to add a notice when they disagree.
 _EXTENSION_FORMATS = {
-    ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".mpo": "MPO",
-    ".webp": "WEBP", ".bmp": "BMP", ".dib": "BMP", ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF",
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".jfif": "JPEG",
+    ".mpo": "MPO",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".dib": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".gif": "GIF",
 }
-_FORMAT_NAMES = {"JPEG": "JPEG", "MPO": "JPEG", "PNG": "PNG", "WEBP": "WebP", "BMP": "BMP", "TIFF": "TIFF", "GIF": "GIF"}
+_FORMAT_NAMES = {
+    "JPEG": "JPEG",
+    "MPO": "JPEG",
+    "PNG": "PNG",
+    "WEBP": "WebP",
+    "BMP": "BMP",
+    "TIFF": "TIFF",
+    "GIF": "GIF",
+}
 # Leading bytes of files people upload by mistake, to say what the file is instead of "not an image".
 _OTHER_KINDS = (
     (b"%PDF", "a PDF document"),
@@ -225,9 +243,13 @@ def load_image(
                     f"{what} is cut off: it ends before the image data does (an interrupted download or copy?). "
                     "Only part of the image could be decoded, so it is not used; upload the complete file."
                 ) from None
-            raise ImageError(f"{what} is a {_FORMAT_NAMES.get(fmt, fmt)} image that cannot be decoded ({error}).") from None
+            raise ImageError(
+                f"{what} is a {_FORMAT_NAMES.get(fmt, fmt)} image that cannot be decoded ({error})."
+            ) from None
         except (SyntaxError, ValueError, EOFError) as error:
-            raise ImageError(f"{what} is a {_FORMAT_NAMES.get(fmt, fmt)} image that cannot be decoded ({error}).") from None
+            raise ImageError(
+                f"{what} is a {_FORMAT_NAMES.get(fmt, fmt)} image that cannot be decoded ({error})."
+            ) from None
 
         notices.extend(_mode_notices(image, rawmode))
         try:
@@ -309,9 +331,7 @@ IGNORE_LABEL = 255  # a label image's "not annotated" value (PASCAL VOC's border
 LABEL_FORMATS = ("PNG", "BMP", "TIFF", "GIF")  # lossless only: JPEG would blur the class indices at every edge
 
 
-def load_label_image(
-    data: bytes, name: str, classes, palette, size: tuple[int, int] | None = None
-) -> np.ndarray:
+def load_label_image(data: bytes, name: str, classes, palette, size: tuple[int, int] | None = None) -> np.ndarray:
     """Read a ground-truth label image into (H, W) int64 class indices, or say plainly why not.
 
     Accepted: a palette ("P" mode) PNG whose indices are the classes (as PASCAL VOC's and
@@ -327,7 +347,11 @@ def load_label_image(
         image = Image.open(io.BytesIO(data), formats=READABLE_FORMATS)
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        detail = _not_an_image_message(data, "It") if isinstance(error, UnidentifiedImageError) else f"it cannot be decoded ({error})."
+        detail = (
+            _not_an_image_message(data, "It")
+            if isinstance(error, UnidentifiedImageError)
+            else f"it cannot be decoded ({error})."
+        )
         raise ImageError(f"label image {name}: {detail}") from None
     if image.format not in LABEL_FORMATS:
         raise ImageError(

@@ -231,7 +231,9 @@ class FastMultiScale:
             pixels = torch.from_numpy(pixels)
         if pixels.dim() == 3:
             pixels = pixels.unsqueeze(0)
-        assert pixels.dim() == 4 and pixels.shape[-1] == 3, f"pixels must be (B, H, W, 3) uint8, got {tuple(pixels.shape)}"
+        assert pixels.dim() == 4 and pixels.shape[-1] == 3, (
+            f"pixels must be (B, H, W, 3) uint8, got {tuple(pixels.shape)}"
+        )
         nhwc = pixels.to(self.device, non_blocking=True)
         images = nhwc.permute(0, 3, 1, 2).float()  # (B, 3, H, W), channels_last strides
         if not self.options.channels_last:
@@ -314,7 +316,10 @@ class FastMultiScale:
             seconds[autocast] = time.perf_counter() - started
         self.autocast_agreement = (labels[False] == labels[True]).float().mean().item()
         self.autocast_seconds = (seconds[False], seconds[True])
-        return self.autocast_agreement >= AUTOCAST_MIN_AGREEMENT and seconds[True] <= AUTOCAST_MAX_TIME_RATIO * seconds[False]
+        return (
+            self.autocast_agreement >= AUTOCAST_MIN_AGREEMENT
+            and seconds[True] <= AUTOCAST_MAX_TIME_RATIO * seconds[False]
+        )
 
     def _store_bf16_weights(self) -> None:
         """Cast convolution weights and biases to bf16 once (autocast would do it on every call)."""
@@ -325,13 +330,15 @@ class FastMultiScale:
                 module.to(torch.bfloat16)
         self._weights_in_bf16 = True
 
-    def _captured(self, images: Tensor, scales, merge: str) -> "_CapturedRun | None":
+    def _captured(self, images: Tensor, scales, merge: str) -> _CapturedRun | None:
         key = (tuple(images.shape), images.dtype, scales, merge, self.use_autocast)
         if key not in self._graphs:
             try:
                 self._graphs[key] = _CapturedRun(self, images, scales, merge)
             except Exception as error:
-                warnings.warn(f"CUDA graph capture failed ({type(error).__name__}: {error}); running eagerly", stacklevel=3)
+                warnings.warn(
+                    f"CUDA graph capture failed ({type(error).__name__}: {error}); running eagerly", stacklevel=3
+                )
                 self._graphs_failed = True
                 return None
         return self._graphs[key]

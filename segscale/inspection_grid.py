@@ -12,8 +12,8 @@ a cell (:func:`picked_cell`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -94,7 +94,9 @@ def cell_tips(prediction: Prediction, classes: Sequence[str]) -> list[str]:
     return tips
 
 
-def grid_cells(prediction: Prediction, colouring: str, classes: Sequence[str], palette: Sequence[Sequence[int]]) -> GridCells:
+def grid_cells(
+    prediction: Prediction, colouring: str, classes: Sequence[str], palette: Sequence[Sequence[int]]
+) -> GridCells:
     """Every cell of the prediction's grid with its colour (see :func:`cell_colours`) and tip."""
     grid_h, grid_w = prediction.grid
     rows, cols = np.meshgrid(np.arange(grid_h), np.arange(grid_w), indexing="ij")

@@ -18,7 +18,6 @@ from .modeling.geometry import resize_labels
 from .modeling.multiscale import MultiScaleOutput
 
 
-
 @dataclass(frozen=True)
 class LossTerms:
     """total = fused + sum(per_scale); per_scale is empty without extra supervision."""

@@ -54,7 +54,7 @@ class ConfusionMatrix:
             self.num_classes, self.num_classes
         )
 
-    def merge(self, other: "ConfusionMatrix") -> None:
+    def merge(self, other: ConfusionMatrix) -> None:
         self.counts += other.counts
 
     def scores(self) -> SegmentationScores:
@@ -96,7 +96,9 @@ def attention_entropy(weights: np.ndarray, unit: str = "bits", normalized: bool 
     return entropy
 
 
-def segmentation_scores(labels: np.ndarray, predictions: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX) -> SegmentationScores:
+def segmentation_scores(
+    labels: np.ndarray, predictions: np.ndarray, num_classes: int, ignore_index: int = IGNORE_INDEX
+) -> SegmentationScores:
     """The scores of one prediction against its ground truth (one image, or any set of pixels at once)."""
     matrix = ConfusionMatrix(num_classes, ignore_index)
     matrix.update(labels, predictions)

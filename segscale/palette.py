@@ -25,9 +25,17 @@ VOID_COLOUR: RGB = (255, 255, 255)  # label values outside the palette (negative
 
 # Scale k of the set gets colour k: matplotlib's tab10, so figures and pages agree.
 SCALE_COLOURS: tuple[RGB, ...] = (
-    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
-    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
-)  # fmt: skip
+    (31, 119, 180),
+    (255, 127, 14),
+    (44, 160, 44),
+    (214, 39, 40),
+    (148, 103, 189),
+    (140, 86, 75),
+    (227, 119, 194),
+    (127, 127, 127),
+    (188, 189, 34),
+    (23, 190, 207),
+)
 
 # One colour map per quantity, each with its own colour bar; none of them looks like a class palette.
 ATTENTION_CMAP = "viridis"  # w^s, always on 0-1

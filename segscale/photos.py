@@ -34,26 +34,36 @@ class Photo:
 
 PHOTOS: tuple[Photo, ...] = (
     Photo(
-        "Astronaut", "astronaut", "a person, close up",
+        "Astronaut",
+        "astronaut",
+        "a person, close up",
         "Eileen Collins, NASA (NASA Great Images database); public domain. Via scikit-image (skimage.data.astronaut).",
     ),
     Photo(
-        "Cameraman", "camera", "a person with a camera, buildings behind (greyscale)",
+        "Cameraman",
+        "camera",
+        "a person with a camera, buildings behind (greyscale)",
         "Lav Varshney; CC0. Via scikit-image (skimage.data.camera).",
     ),
     Photo(
-        "Chelsea the cat", "chelsea", "a cat",
+        "Chelsea the cat",
+        "chelsea",
+        "a cat",
         "Stefan van der Walt; CC0. Via scikit-image (skimage.data.chelsea).",
     ),
     Photo(
-        "Rocket launch", "rocket", "a rocket on its launch pad (no VOC class: a vehicle the network has not seen)",
+        "Rocket launch",
+        "rocket",
+        "a rocket on its launch pad (no VOC class: a vehicle the network has not seen)",
         "SpaceX (DSCOVR on Falcon 9), released into the public domain. Via scikit-image (skimage.data.rocket).",
     ),
     Photo(
-        "Coffee cup", "coffee", "a cup on a table (VOC has no cup: dining table at most)",
+        "Coffee cup",
+        "coffee",
+        "a cup on a table (VOC has no cup: dining table at most)",
         "Rachel Michetti, courtesy of Pikolo Espresso Bar; CC0. Via scikit-image (skimage.data.coffee).",
     ),
-)  # fmt: skip
+)
 
 
 class PhotosUnavailable(ImportError):
@@ -87,7 +97,9 @@ def load_photo(name: str, size: float = 1.0) -> np.ndarray:
     try:
         from skimage import data
     except ImportError:
-        raise PhotosUnavailable(f"the sample photos come with scikit-image, which is not installed: {INSTALL_HINT}") from None
+        raise PhotosUnavailable(
+            f"the sample photos come with scikit-image, which is not installed: {INSTALL_HINT}"
+        ) from None
     rgb = np.asarray(getattr(data, photo.function)())
     if rgb.ndim == 2:  # the cameraman is greyscale
         rgb = np.repeat(rgb[..., None], 3, axis=2)
@@ -102,5 +114,5 @@ def load_photo(name: str, size: float = 1.0) -> np.ndarray:
 
 
 def photo_label(name: str, size: float) -> str:
-    """"Astronaut, 1/2 size" as the gallery lists it."""
+    """ "Astronaut, 1/2 size" as the gallery lists it."""
     return name if size == 1.0 else f"{name}, 1/{round(1 / size)} size"

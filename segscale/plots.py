@@ -19,7 +19,8 @@ from __future__ import annotations
 import io
 import math
 import textwrap
-from typing import TYPE_CHECKING, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -84,7 +85,9 @@ def _weights_of(merges) -> tuple[str, str]:
     return "mean attention weight $w^s$", "the attention trusts"
 
 
-def weight_by_extent_figure(diagnostics, show_objects: bool = True, zoom: bool = False, title: str | None = None) -> Figure:
+def weight_by_extent_figure(
+    diagnostics, show_objects: bool = True, zoom: bool = False, title: str | None = None
+) -> Figure:
     """Mean attention weight of each scale against object extent (log x axis).
 
     One line per scale through the size bins (plotted at each bin's geometric centre, empty
@@ -109,7 +112,9 @@ def weight_by_extent_figure(diagnostics, show_objects: bool = True, zoom: bool =
         values = diagnostics.weight_by_extent[:, k]
         keep = ~np.isnan(values)
         axes.plot(centres[keep], values[keep], marker="o", color=colours[k], linewidth=2, label=_scale_name(scale))
-    axes.axhline(1 / len(scales), color="0.5", linestyle="--", linewidth=1, label=f"1/S = {1 / len(scales):.2f} (average)")
+    axes.axhline(
+        1 / len(scales), color="0.5", linestyle="--", linewidth=1, label=f"1/S = {1 / len(scales):.2f} (average)"
+    )
     axes.set_xscale("log")
     axes.xaxis.set_major_locator(FixedLocator(edges))
     axes.xaxis.set_minor_locator(NullLocator())
@@ -127,7 +132,9 @@ def weight_by_extent_figure(diagnostics, show_objects: bool = True, zoom: bool =
     axes.set_ylabel(weight_label)
     axes.grid(True, which="major", alpha=0.3)
     counts = ", ".join(str(int(n)) for n in diagnostics.objects_per_bin)
-    axes.set_title(title or f"Which scale {trusting}, by object size\n({len(diagnostics.objects)} objects; per bin: {counts})")
+    axes.set_title(
+        title or f"Which scale {trusting}, by object size\n({len(diagnostics.objects)} objects; per bin: {counts})"
+    )
     axes.legend(loc="best", fontsize="small")
     return figure
 
@@ -139,10 +146,14 @@ def weight_by_class_figure(diagnostics, title: str | None = None) -> Figure:
     labels = [f"{diagnostics.classes[c]}\n({int(diagnostics.objects_per_class[c])})" for c in present]
     values = diagnostics.weight_by_class[present] if present else np.zeros((0, len(diagnostics.scales)))
     figure = _grouped_bars(
-        labels, values, [_scale_name(s) for s in diagnostics.scales], _scale_colours(len(diagnostics.scales)),
-        ylabel=_weights_of(diagnostics.merges)[0], title=title or "Mean weight per scale, by class (objects)",
+        labels,
+        values,
+        [_scale_name(s) for s in diagnostics.scales],
+        _scale_colours(len(diagnostics.scales)),
+        ylabel=_weights_of(diagnostics.merges)[0],
+        title=title or "Mean weight per scale, by class (objects)",
         reference=1 / len(diagnostics.scales),
-    )  # fmt: skip
+    )
     return figure
 
 
@@ -151,10 +162,14 @@ def image_weights_figure(image_set, title: str | None = None) -> Figure:
     labels = [_short(r.name) for r in image_set.images]
     values = np.array([r.mean_weights for r in image_set.images])
     return _grouped_bars(
-        labels, values, [_scale_name(s) for s in image_set.scales], _scale_colours(len(image_set.scales)),
-        ylabel=_weights_of((image_set.merge,))[0], title=title or "Mean weight per scale, by image",
+        labels,
+        values,
+        [_scale_name(s) for s in image_set.scales],
+        _scale_colours(len(image_set.scales)),
+        ylabel=_weights_of((image_set.merge,))[0],
+        title=title or "Mean weight per scale, by image",
         reference=1 / len(image_set.scales),
-    )  # fmt: skip
+    )
 
 
 def dominant_share_figure(scales: Sequence[float], shares: Sequence[float], title: str | None = None) -> Figure:
@@ -173,15 +188,25 @@ def dominant_share_figure(scales: Sequence[float], shares: Sequence[float], titl
     return figure
 
 
-def merge_scores_figure(methods: Sequence[str], mious: Sequence[float], pixel_accuracies: Sequence[float] | None = None, title: str | None = None) -> Figure:
+def merge_scores_figure(
+    methods: Sequence[str],
+    mious: Sequence[float],
+    pixel_accuracies: Sequence[float] | None = None,
+    title: str | None = None,
+) -> Figure:
     """mIoU (and pixel accuracy, if given) per merge method (bars)."""
     rows = [list(mious)] + ([list(pixel_accuracies)] if pixel_accuracies is not None else [])
     names = ["mIoU"] + (["pixel accuracy"] if pixel_accuracies is not None else [])
     values = np.array(rows, dtype=float).T  # (M, metrics)
     figure = _grouped_bars(
-        list(methods), values, names, ["#4c72b0", "#c9d3e6"][: len(names)],
-        ylabel="score", title=title or "mIoU per merge method", value_labels=True,
-    )  # fmt: skip
+        list(methods),
+        values,
+        names,
+        ["#4c72b0", "#c9d3e6"][: len(names)],
+        ylabel="score",
+        title=title or "mIoU per merge method",
+        value_labels=True,
+    )
     axes = figure.axes[0]
     for tick, method in zip(axes.get_xticklabels(), methods):
         tick.set_color(MERGE_COLOURS.get(method, "black"))
@@ -227,7 +252,12 @@ def merge_comparison_figure(comparison, image: np.ndarray, palette, title: str =
     for k, result in enumerate(comparison.results):
         caption = result.method if result.scores is None else f"{result.method} (mIoU {result.scores.miou:.3f})"
         show(0, k + 1, colorize_labels(result.labels, palette), caption)
-    show(0, columns - 1, disagreement_image(comparison.disagreement, image), f"merges disagree ({comparison.disagreement_share:.1%} of pixels)")
+    show(
+        0,
+        columns - 1,
+        disagreement_image(comparison.disagreement, image),
+        f"merges disagree ({comparison.disagreement_share:.1%} of pixels)",
+    )
     if comparison.has_ground_truth:
         show(1, 0, colorize_labels(comparison.ground_truth, palette), "ground truth")
         ignore = comparison.ground_truth == 255
@@ -256,7 +286,9 @@ def error_image(errors: np.ndarray, ground_truth: np.ndarray) -> np.ndarray:
     return picture
 
 
-def pixel_zoom(image: np.ndarray, row: int, col: int, footprint: tuple[int, int, int, int], radius: int = 32, factor: int = 4) -> np.ndarray:
+def pixel_zoom(
+    image: np.ndarray, row: int, col: int, footprint: tuple[int, int, int, int], radius: int = 32, factor: int = 4
+) -> np.ndarray:
     """A crop of ``image`` around pixel (row, col), enlarged ``factor`` times without smoothing.
 
     The grid cell's ``footprint`` (top, left, bottom, right, inclusive; see
@@ -327,17 +359,37 @@ def model_diagram_figure(
     middle = height / 2
 
     def box(x, y, w, h, text, face="#f2f2f2", edge="0.35", size=9.5, weight="normal"):
-        patch = FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.03,rounding_size=0.08", facecolor=face, edgecolor=edge, linewidth=1.2, zorder=2)
+        patch = FancyBboxPatch(
+            (x, y),
+            w,
+            h,
+            boxstyle="round,pad=0.03,rounding_size=0.08",
+            facecolor=face,
+            edgecolor=edge,
+            linewidth=1.2,
+            zorder=2,
+        )
         axes.add_patch(patch)
         axes.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=size, weight=weight, zorder=3)
 
     def arrow(x0, y0, x1, y1, colour="0.3", **style):
-        axes.add_patch(FancyArrowPatch((x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=11, color=colour, linewidth=1.1, zorder=1, **style))
+        axes.add_patch(
+            FancyArrowPatch(
+                (x0, y0), (x1, y1), arrowstyle="-|>", mutation_scale=11, color=colour, linewidth=1.1, zorder=1, **style
+            )
+        )
 
     centres = [middle + row_height * ((count - 1) / 2 - k) for k in range(count)]
     trunk_bottom, trunk_top = centres[-1] - 0.45, centres[0] + 0.45
     box(0.1, middle - 0.45, 1.2, 0.9, "image", face="#ffffff", weight="bold")
-    box(3.0, trunk_bottom, 1.7, trunk_top - trunk_bottom, SHARE_NET_NAMES.get(trunk, trunk) + "\n\nthe same\nweights at\nevery scale\n(share-net)", face="#e8eef7")
+    box(
+        3.0,
+        trunk_bottom,
+        1.7,
+        trunk_top - trunk_bottom,
+        SHARE_NET_NAMES.get(trunk, trunk) + "\n\nthe same\nweights at\nevery scale\n(share-net)",
+        face="#e8eef7",
+    )
     for k, (scale, y) in enumerate(zip(scales, centres)):
         colour = colours[k]
         arrow(1.3, middle, 1.65, y)
@@ -352,7 +404,14 @@ def model_diagram_figure(
         arrow(6.7, y + 0.18, 10.75, middle + 0.55, "0.6", connectionstyle="arc3,rad=-0.1", linestyle="--")
     if head_kind is not None:
         across = "applied to\neach scale" if head_kind == "shared" else "over all scales'\nfeatures at once"
-        box(7.0, trunk_bottom, 1.5, trunk_top - trunk_bottom, f"attention head\n(3x3 conv, ReLU,\n1x1 conv)\n{across}\n\nlogits $h^s$", face="#fdf0e2")
+        box(
+            7.0,
+            trunk_bottom,
+            1.5,
+            trunk_top - trunk_bottom,
+            f"attention head\n(3x3 conv, ReLU,\n1x1 conv)\n{across}\n\nlogits $h^s$",
+            face="#fdf0e2",
+        )
         for y in centres:
             arrow(6.7, y - 0.23, 7.0, y - 0.23)
         box(8.75, middle - 0.55, 1.15, 1.1, "softmax\nover scales\n(Eq. 2)\n$\\to w^s$", face="#fdf0e2")
@@ -400,7 +459,9 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
     fusing = scale_count > 1  # one scale has nothing to fuse: its weight map is all 1, its entropy all 0
     if fusing and any(column.attention is not None for column in view.scales):
         # Hierarchical attention has no softmax: its row holds the chain's effective weights, products of gates.
-        weight_name = "effective weight $w^s$ (gates)" if prediction.merge == "hierarchical" else "attention weight $w^s$"
+        weight_name = (
+            "effective weight $w^s$ (gates)" if prediction.merge == "hierarchical" else "attention weight $w^s$"
+        )
         rows.append(("attention", weight_name))
     height, width = view.size
     panel = 3.0  # inches per image column
@@ -409,10 +470,15 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
     figure_height = top_room + row_height * (len(rows) + 1) + bottom_room
     figure = Figure(figsize=(panel * columns + right_room, figure_height), dpi=100)
     grid = figure.add_gridspec(
-        len(rows) + 1, columns, hspace=title_room / row_height * 1.2, wspace=0.04,
-        left=0.1 / (panel * columns + right_room), right=panel * columns / (panel * columns + right_room),
-        top=1 - top_room / figure_height, bottom=bottom_room / figure_height,
-    )  # fmt: skip
+        len(rows) + 1,
+        columns,
+        hspace=title_room / row_height * 1.2,
+        wspace=0.04,
+        left=0.1 / (panel * columns + right_room),
+        right=panel * columns / (panel * columns + right_room),
+        top=1 - top_room / figure_height,
+        bottom=bottom_room / figure_height,
+    )
     if title:
         figure.suptitle(title, fontsize=11, y=1 - 0.2 / figure_height, va="top")
 
@@ -432,9 +498,15 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
             bar_axes.tick_params(labelsize=7)
         if field == "labels":
             figure.legend(
-                handles=[Patch(color=unit_rgb(colour), label=name) for name, colour in zip(classes, (s.colour for s in view.shares))],
-                loc="upper left", bbox_to_anchor=_legend_anchor(grid, r, columns), fontsize=7, frameon=False,
-            )  # fmt: skip
+                handles=[
+                    Patch(color=unit_rgb(colour), label=name)
+                    for name, colour in zip(classes, (s.colour for s in view.shares))
+                ],
+                loc="upper left",
+                bbox_to_anchor=_legend_anchor(grid, r, columns),
+                fontsize=7,
+                frameon=False,
+            )
 
     last = len(rows)
     panels = [("fused labels", view.fused_labels)]
@@ -461,7 +533,9 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
             Patch(color=unit_rgb(scale_colour(k)), label=f"dominant: scale {scale_label(s.scale)}")
             for k, s in enumerate(view.scales)
         ]
-    figure.legend(handles=legend, loc="upper left", bbox_to_anchor=_legend_anchor(grid, last, columns), fontsize=7, frameon=False)
+    figure.legend(
+        handles=legend, loc="upper left", bbox_to_anchor=_legend_anchor(grid, last, columns), fontsize=7, frameon=False
+    )
     return figure
 
 
@@ -481,13 +555,22 @@ def _bar_slot(grid, row: int, columns: int) -> list[float]:
 
 def _require_attention(diagnostics) -> None:
     if not diagnostics.has_attention:
-        raise ValueError("these diagnostics have no attention weights (score the 'attention' merge with a model that has a head)")
+        raise ValueError(
+            "these diagnostics have no attention weights (score the 'attention' merge with a model that has a head)"
+        )
 
 
 def _grouped_bars(
-    groups: Sequence[str], values: np.ndarray, series: Sequence[str], colours, *, ylabel: str, title: str,
-    reference: float | None = None, value_labels: bool = False,
-) -> Figure:  # fmt: skip
+    groups: Sequence[str],
+    values: np.ndarray,
+    series: Sequence[str],
+    colours,
+    *,
+    ylabel: str,
+    title: str,
+    reference: float | None = None,
+    value_labels: bool = False,
+) -> Figure:
     """values (G, K): G groups of K bars."""
     values = np.asarray(values, dtype=float).reshape(len(groups), len(series))
     # Wider with more bars; up to 8 groups no wider than the other figures (7 in), so that side by side they share a text size.

@@ -85,9 +85,7 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
         try:
             chosen = torch.device(str(device).strip().lower())
         except RuntimeError:
-            raise ValueError(
-                f"unknown device {str(device)!r}; this machine has: {_describe_available()}"
-            ) from None
+            raise ValueError(f"unknown device {str(device)!r}; this machine has: {_describe_available()}") from None
     if chosen.type == "cpu":
         return chosen
     if chosen.type == "cuda":
@@ -102,7 +100,9 @@ def select_device(device: str | torch.device | None = None) -> torch.device:
         return chosen
     if chosen.type == "mps":
         if "mps" not in available_devices():
-            raise ValueError(f"device {str(device)!r}: Apple's MPS is not available here; this machine has: {_describe_available()}")
+            raise ValueError(
+                f"device {str(device)!r}: Apple's MPS is not available here; this machine has: {_describe_available()}"
+            )
         return chosen
     raise ValueError(f"device {str(device)!r} is not one segscale runs on; this machine has: {_describe_available()}")
 
@@ -222,7 +222,7 @@ class Predictor:
         *,
         options: FastPathOptions = FastPathOptions(),
         pixel_budget: int = DEFAULT_PIXEL_BUDGET,
-    ) -> "Predictor":
+    ) -> Predictor:
         """Load a ``.pt`` checkpoint (read with ``weights_only=True``). Raises CheckpointError.
 
         The device is checked first, so ``device="cuda"`` on a machine without one fails
@@ -279,7 +279,9 @@ class Predictor:
         if merge == "attention" and not self.has_attention_head:
             return "this model has no attention head"
         if merge == "hierarchical" and not self.has_gate_head:
-            return "this model has no gate head for hierarchical attention (it was not trained with merge 'hierarchical')"
+            return (
+                "this model has no gate head for hierarchical attention (it was not trained with merge 'hierarchical')"
+            )
         return None
 
     @property
@@ -346,7 +348,9 @@ class Predictor:
             raise ValueError(f"unknown merge mode {merge!r}; valid: {', '.join(MERGE_MODES)}")
         missing = self._missing_head(merge)
         if missing is not None:
-            raise ValueError(f"{missing}, so it cannot merge with {merge!r}; use one of: {', '.join(self.offered_merges)}")
+            raise ValueError(
+                f"{missing}, so it cannot merge with {merge!r}; use one of: {', '.join(self.offered_merges)}"
+            )
         scales = self.default_scales if scales is None else normalize_scales(scales)
         low, high = self.scale_range
         outside = [s for s in scales if not low - _SCALE_TOLERANCE <= s <= high + _SCALE_TOLERANCE]
@@ -443,7 +447,7 @@ class Predictor:
 
     @property
     def precision(self) -> str:
-        """"bf16 autocast", "float32", or "undecided" before the first prediction (where it is chosen)."""
+        """ "bf16 autocast", "float32", or "undecided" before the first prediction (where it is chosen)."""
         if self.fast.use_autocast is None:
             return "undecided"
         return "bf16 autocast" if self.fast.use_autocast else "float32"

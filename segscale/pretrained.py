@@ -23,12 +23,20 @@ from .config import TrunkConfig
 # torchvision's index in `features` of each convolution, in order.
 _TORCHVISION_CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 _DEEPLAB_CONV_NAMES = (
-    "conv1_1", "conv1_2",
-    "conv2_1", "conv2_2",
-    "conv3_1", "conv3_2", "conv3_3",
-    "conv4_1", "conv4_2", "conv4_3",
-    "conv5_1", "conv5_2", "conv5_3",
-)  # fmt: skip
+    "conv1_1",
+    "conv1_2",
+    "conv2_1",
+    "conv2_2",
+    "conv3_1",
+    "conv3_2",
+    "conv3_3",
+    "conv4_1",
+    "conv4_2",
+    "conv4_3",
+    "conv5_1",
+    "conv5_2",
+    "conv5_3",
+)
 FILTER_STEP = 4  # 4096 -> 1024 filters
 KERNEL_STEP = 3  # 7x7 -> 3x3 (rows and columns 0, 3, 6)
 
@@ -41,11 +49,14 @@ def convert_vgg16_state_dict(vgg16_state: dict[str, Tensor]) -> dict[str, Tensor
     """torchvision VGG-16 state dict -> state dict of :class:`VGG16LargeFOV` (keys ``layers.*``)."""
     missing = [
         key
-        for key in [f"features.{i}.weight" for i in _TORCHVISION_CONV_INDICES] + ["classifier.0.weight", "classifier.3.weight"]
+        for key in [f"features.{i}.weight" for i in _TORCHVISION_CONV_INDICES]
+        + ["classifier.0.weight", "classifier.3.weight"]
         if key not in vgg16_state
     ]
     if missing:
-        raise PretrainedWeightsError(f"not a torchvision VGG-16 state dict: missing {missing[:3]}{'...' if len(missing) > 3 else ''}")
+        raise PretrainedWeightsError(
+            f"not a torchvision VGG-16 state dict: missing {missing[:3]}{'...' if len(missing) > 3 else ''}"
+        )
 
     converted: dict[str, Tensor] = {}
     for index, name in zip(_TORCHVISION_CONV_INDICES, _DEEPLAB_CONV_NAMES):
@@ -60,7 +71,9 @@ def convert_vgg16_state_dict(vgg16_state: dict[str, Tensor]) -> dict[str, Tensor
     converted["layers.fc6.bias"] = vgg16_state["classifier.0.bias"][::FILTER_STEP].clone()
 
     fc7_weight = vgg16_state["classifier.3.weight"]  # (4096, 4096)
-    converted["layers.fc7.weight"] = fc7_weight[::FILTER_STEP, ::FILTER_STEP].contiguous().view(1024, 1024, 1, 1).clone()
+    converted["layers.fc7.weight"] = (
+        fc7_weight[::FILTER_STEP, ::FILTER_STEP].contiguous().view(1024, 1024, 1, 1).clone()
+    )
     converted["layers.fc7.bias"] = vgg16_state["classifier.3.bias"][::FILTER_STEP].clone()
     return converted
 
@@ -94,4 +107,6 @@ def initialize_from_imagenet(trunk: nn.Module, vgg16_state: dict[str, Tensor] | 
     state = convert_vgg16_state_dict(vgg16_state if vgg16_state is not None else load_imagenet_vgg16_state_dict())
     missing, unexpected = trunk.load_state_dict(state, strict=False)
     if unexpected or missing:
-        raise PretrainedWeightsError(f"converted weights do not fit the trunk: missing {missing}, unexpected {unexpected}")
+        raise PretrainedWeightsError(
+            f"converted weights do not fit the trunk: missing {missing}, unexpected {unexpected}"
+        )

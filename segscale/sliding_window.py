@@ -76,10 +76,15 @@ def tile_spans(length: int, tile: int, overlap: int, largest_scale: float) -> li
     def first_cell(pixel: int) -> int:
         return min(cells, math.ceil(pixel * largest_scale / 8))
 
-    return [Span(start, size, first_cell(lo), first_cell(hi)) for start, size, lo, hi in zip(starts, sizes, bounds, bounds[1:])]
+    return [
+        Span(start, size, first_cell(lo), first_cell(hi))
+        for start, size, lo, hi in zip(starts, sizes, bounds, bounds[1:])
+    ]
 
 
-def predict_tiled(predictor, rgb: np.ndarray, scales, merge: str, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP):
+def predict_tiled(
+    predictor, rgb: np.ndarray, scales, merge: str, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP
+):
     """One (H, W, 3) uint8 image -> (MultiScaleOutput with B = 1, labels (1, H, W)), tile by tile.
 
     ``predictor`` is a :class:`~segscale.predictor.Predictor`; ``scales`` and ``merge`` must have
@@ -108,7 +113,11 @@ def predict_tiled(predictor, rgb: np.ndarray, scales, merge: str, tile: int = DE
                 if name not in stitched:
                     stitched[name] = value.new_zeros((*value.shape[:-2], *grid), dtype=torch.float32)
                 target = stitched[name]
-                source = value[..., row.cell_lo - row_offset : row.cell_hi - row_offset, column.cell_lo - column_offset : column.cell_hi - column_offset]
+                source = value[
+                    ...,
+                    row.cell_lo - row_offset : row.cell_hi - row_offset,
+                    column.cell_lo - column_offset : column.cell_hi - column_offset,
+                ]
                 target[..., row.cell_lo : row.cell_hi, column.cell_lo : column.cell_hi] = source.float()
     fused = stitched["fused"]
     assert fused is not None

@@ -41,6 +41,7 @@ PHOTO_DATASET = "PASCAL VOC classes (torchvision, COCO subset)"
 class MissingWeightsError(FileNotFoundError):
     """A kind's weights are neither in the torch hub cache nor given as a file (and could not be downloaded)."""
 
+
 TRAINED_SCALE_RANGE = (0.5, 2.0)  # the random resizing of torchvision's reference training recipe
 
 
@@ -113,7 +114,9 @@ def _state_from_torchvision_loader(kind: str, *, download: bool, progress: bool)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as error:
         if path.is_file():  # a cut-off or foreign file in the cache (torchvision checks hashes only when downloading)
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise CheckpointError(f"weights file {path}: not readable ({reason}); delete it and run `{fetch_command(kind)}`") from None
+            raise CheckpointError(
+                f"weights file {path}: not readable ({reason}); delete it and run `{fetch_command(kind)}`"
+            ) from None
         raise MissingWeightsError(missing_weights_message(kind, f"the download failed ({error})")) from None
 
 
@@ -128,7 +131,9 @@ def _published_file(path: Path, kind: str) -> bool:
     return digest.hexdigest().startswith(prefix)
 
 
-def load_torchvision_weights(kind: str, weights_file: str | os.PathLike | None = None, *, download: bool = True, progress: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_torchvision_weights(
+    kind: str, weights_file: str | os.PathLike | None = None, *, download: bool = True, progress: bool = True
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(torchvision state dict, where it came from) for ``kind``.
 
     Without ``weights_file``: the published weights through torchvision's loader (the cache,
@@ -150,7 +155,9 @@ def load_torchvision_weights(kind: str, weights_file: str | os.PathLike | None =
     return state, source
 
 
-def imported_model(kind: str, state_dict: dict[str, torch.Tensor], *, scales=PAPER_SCALES, where: str = "the weights") -> MultiScaleNet:
+def imported_model(
+    kind: str, state_dict: dict[str, torch.Tensor], *, scales=PAPER_SCALES, where: str = "the weights"
+) -> MultiScaleNet:
     """The share-net of ``kind`` (no attention head, merging by average) holding ``state_dict``'s weights."""
     config = imported_model_config(kind, scales)
     num_classes = config.num_classes
@@ -224,7 +231,12 @@ def imported_model_config(kind: str, scales=PAPER_SCALES) -> ModelConfig:
 
 
 def import_torchvision(
-    kind: str, weights_file: str | os.PathLike | None = None, *, scales=PAPER_SCALES, download: bool = True, progress: bool = True
+    kind: str,
+    weights_file: str | os.PathLike | None = None,
+    *,
+    scales=PAPER_SCALES,
+    download: bool = True,
+    progress: bool = True,
 ) -> tuple[MultiScaleNet, CheckpointMetadata]:
     """(model, metadata) of an imported torchvision kind, ready for :class:`~segscale.Predictor` or saving."""
     check_kind(kind)
@@ -234,7 +246,9 @@ def import_torchvision(
     return model, imported_metadata(kind, source, scales)
 
 
-def import_to_checkpoint(kind: str, out: str | os.PathLike, weights_file: str | os.PathLike | None = None, **kwargs) -> Path:
+def import_to_checkpoint(
+    kind: str, out: str | os.PathLike, weights_file: str | os.PathLike | None = None, **kwargs
+) -> Path:
     """Import ``kind`` and write it as an ordinary segscale checkpoint at ``out``."""
     model, metadata = import_torchvision(kind, weights_file, **kwargs)
     return save_checkpoint(out, model, metadata)
@@ -242,7 +256,9 @@ def import_to_checkpoint(kind: str, out: str | os.PathLike, weights_file: str | 
 
 def is_imported(metadata: CheckpointMetadata) -> bool:
     """Whether a checkpoint holds an imported torchvision network (a photo model)."""
-    return (metadata.training or {}).get("imported_from") == IMPORTED_FROM or metadata.model.trunk.name in TORCHVISION_TRUNKS
+    return (metadata.training or {}).get(
+        "imported_from"
+    ) == IMPORTED_FROM or metadata.model.trunk.name in TORCHVISION_TRUNKS
 
 
 def imported_card_rows(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
@@ -254,7 +270,14 @@ def imported_card_rows(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     rows = [] if training.get("config") else [("data", training.get("dataset", PHOTO_DATASET))]
     if source:
         origin = "published" if source.get("published") else "a local file (not the published one)"
-        rows.append(("source weights", f"{source.get('weights', '?')}, {origin}: {source.get('file', '?')} (from {source.get('url', '?')})"))
+        rows.append(
+            (
+                "source weights",
+                f"{source.get('weights', '?')}, {origin}: {source.get('file', '?')} (from {source.get('url', '?')})",
+            )
+        )
     if metadata.model.merge != "attention":
-        rows.append(("default merge note", f"{metadata.model.merge}: no attention head has been trained on this network yet"))
+        rows.append(
+            ("default merge note", f"{metadata.model.merge}: no attention head has been trained on this network yet")
+        )
     return rows

@@ -142,7 +142,9 @@ def colorbar_image(
     return np.asarray(canvas)
 
 
-def swatch_legend_image(names, colours, *, width: int = 400, font_size: int = 13, columns: int | None = None) -> np.ndarray:
+def swatch_legend_image(
+    names, colours, *, width: int = 400, font_size: int = 13, columns: int | None = None
+) -> np.ndarray:
     """Coloured squares with names, in rows of ``columns``, as an RGB image (for categorical maps)."""
     names = [str(n) for n in names]
     if len(names) != len(colours):
@@ -472,7 +474,6 @@ def safe_file_stem(name: str | None, default: str = "image") -> str:
     stem = Path(str(name or "")).stem if name else ""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:80]
     return stem or default
-
 
 
 def output_stem(image_name: str | None, merge: str, scales) -> str:

@@ -80,13 +80,30 @@ def streamlit_process(env: dict[str, str] | None = None, timeout_s: float = 120.
     """
     port = free_port()
     command = [
-        sys.executable, "-m", "streamlit", "run", app,
-        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--server.fileWatcherType", "none", "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        app,
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.fileWatcherType",
+        "none",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     log = tempfile.NamedTemporaryFile("w+", prefix="streamlit-", suffix=".log", delete=False)
     process = subprocess.Popen(
-        command, cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        command,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -101,7 +118,9 @@ def streamlit_process(env: dict[str, str] | None = None, timeout_s: float = 120.
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not answer within {timeout_s:.0f} s:\n{Path(log.name).read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"streamlit did not answer within {timeout_s:.0f} s:\n{Path(log.name).read_text()[-3000:]}"
+                )
             time.sleep(0.3)
         yield url, process
     finally:
@@ -151,7 +170,9 @@ def start_counting_runs(page) -> int:
     return page.evaluate(_COUNT_RUNS)
 
 
-def wait_for_rerun(page, before: int, timeout_s: float = 120.0, images: bool = True, expect_text: str | None = None) -> None:
+def wait_for_rerun(
+    page, before: int, timeout_s: float = 120.0, images: bool = True, expect_text: str | None = None
+) -> None:
     """Wait for a script run that started after ``before`` (a :func:`start_counting_runs` count) to finish,
     as :func:`after_rerun` does; for actions fired on several pages before waiting on any."""
     page.wait_for_function(_RUN_FINISHED, arg=[before, expect_text], timeout=timeout_s * 1000)

@@ -32,7 +32,11 @@ TINY_PALETTE = ((0, 0, 0), (200, 40, 40), (40, 200, 40))
 
 
 def tiny_config(
-    head: str = "shared", merge: str = "attention", scales=(1.0, 0.75, 0.5), norm: str = "none", num_classes: int = len(TINY_CLASSES)
+    head: str = "shared",
+    merge: str = "attention",
+    scales=(1.0, 0.75, 0.5),
+    norm: str = "none",
+    num_classes: int = len(TINY_CLASSES),
 ) -> ModelConfig:
     """A width-1/16 LargeFOV: the real structure, few enough channels for fast tests."""
     return ModelConfig(
@@ -207,7 +211,9 @@ def assert_every_map(at: AppTest, scales=(1.0, 0.75, 0.5), merge: str = "attenti
     assert any(c.startswith("Fused labels (") for c in shown)
     assert any(c.startswith("Fused labels on the input") for c in shown)
     if merge == "attention":
-        assert any(c.startswith("Dominant scale") for c in shown) and any(c.startswith("Attention entropy") for c in shown)
+        assert any(c.startswith("Dominant scale") for c in shown) and any(
+            c.startswith("Attention entropy") for c in shown
+        )
     assert len(at.get("download_button")) == (3 if merge == "max" else 4)
     prediction = last_prediction(at)
     assert prediction.scales == tuple(scales) and prediction.merge == merge

@@ -116,7 +116,9 @@ def test_a_single_scale_says_it_has_nothing_to_fuse_instead_of_flat_maps(checkpo
     shown = captions(at)
     assert not any("weight wˢ" in c or c.startswith(("Dominant scale", "Attention entropy")) for c in shown), shown
     notes = [unescaped(m.value) for m in at.markdown] + [unescaped(c.value) for c in at.caption]
-    assert sum(viz.SINGLE_SCALE_NOTE in text for text in notes) == 2  # where the weights and where dominant scale and entropy would be
+    assert (
+        sum(viz.SINGLE_SCALE_NOTE in text for text in notes) == 2
+    )  # where the weights and where dominant scale and entropy would be
 
 
 @pytest.mark.parametrize("merge", ["average", "max"])
@@ -153,7 +155,11 @@ def test_the_class_selector_and_raw_scores_change_the_score_maps(checkpoint_dir)
 
 def shown_class(at) -> tuple[int, set[str]]:
     """The class box's value, and the class names the score-map row's title and captions use."""
-    names = {m.value.split("**")[1].removeprefix("Score maps fˢ: ") for m in at.markdown if m.value.startswith("**Score maps fˢ: ")}
+    names = {
+        m.value.split("**")[1].removeprefix("Score maps fˢ: ")
+        for m in at.markdown
+        if m.value.startswith("**Score maps fˢ: ")
+    }
     names.discard("labels")  # the row of argmax labels, not of one class
     names |= {c.split(" · ")[1].removesuffix(" probability") for c in captions(at) if c.endswith(" probability")}
     return at.selectbox(key="score_class").value, names

@@ -92,7 +92,10 @@ def latex_values(block: str, symbol: str) -> dict[str, float]:
     """{scale: value} from the lines ``symbol^{(scale)} &= ... = value`` of a LaTeX block (values may be in parentheses)."""
     found = {}
     for line in block.splitlines():  # one equation a line, each but the last ending in "\\\\"
-        match = re.fullmatch(rf"{re.escape(symbol)}\^{{\(([\d.]+)\)}} &= .* = \(?(-?[\d.]+)\)?(?:\\quad\\text{{.*}})?", line.removesuffix(" \\\\"))
+        match = re.fullmatch(
+            rf"{re.escape(symbol)}\^{{\(([\d.]+)\)}} &= .* = \(?(-?[\d.]+)\)?(?:\\quad\\text{{.*}})?",
+            line.removesuffix(" \\\\"),
+        )
         if match:
             found[match.group(1)] = float(match.group(2))
     return found
@@ -116,7 +119,9 @@ def check_chain_against_the_prediction(at) -> None:
 
     chain_table = next(frame.value for frame in at.dataframe if "wˢ (effective)" in frame.value.columns)
     assert list(chain_table["scale"]) == sorted(scale_names, key=float)  # coarsest first
-    np.testing.assert_allclose(chain_table["wˢ (effective)"], [weights[s] for s in chain_table["scale"]], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        chain_table["wˢ (effective)"], [weights[s] for s in chain_table["scale"]], rtol=0, atol=1e-6
+    )
     np.testing.assert_allclose(chain_table["aˢ = σ(qˢ)"], [gates[s] for s in chain_table["scale"]], rtol=0, atol=1e-6)
     classes = [name[3:] for name in chain_table.columns if name.startswith("rᵏ ")]
     assert classes
@@ -128,7 +133,9 @@ def check_chain_against_the_prediction(at) -> None:
     merge_table = next(frame.value for frame in at.dataframe if "merge" in frame.value.columns)
     own = merge_table[merge_table["merge"] == "hierarchical (this prediction)"]
     for name in classes:
-        np.testing.assert_allclose(own[f"g {name}"].iloc[0], prediction.fused[class_names.index(name), i, j], rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(
+            own[f"g {name}"].iloc[0], prediction.fused[class_names.index(name), i, j], rtol=1e-4, atol=1e-6
+        )
 
 
 def test_inspector_writes_out_the_chain_of_gates_with_the_predictions_numbers(gate_dir):
@@ -211,7 +218,9 @@ def test_diagnostics_score_hierarchical_and_name_its_weights(gate_dir):
     at.button(key="diagnose_run").click().run()
     assert_clean(at)
     shown = captions(at)
-    assert any(c.startswith("Mean effective weight wˢ (hierarchical) of each scale against object extent") for c in shown), shown
+    assert any(
+        c.startswith("Mean effective weight wˢ (hierarchical) of each scale against object extent") for c in shown
+    ), shown
     assert not any("attention weight" in c for c in shown)
     assert diag.EFFECTIVE_WEIGHTS_NOTE in texts(at.caption)
     assert list(at.dataframe[2].value["merge"]) == ["average", "max", "hierarchical"]

@@ -117,7 +117,9 @@ def test_a_session_keeps_only_its_last_uploaded_checkpoints():
     kept = at.session_state[UPLOADED_CHECKPOINTS_KEY]
     assert len(kept) == UPLOADED_CHECKPOINTS_PER_SESSION
     assert list(kept)[-1] == "uploaded: model_1.pt" and kept["uploaded: model_1.pt"] == ("model_1.pt", b"chosen again")
-    expected_rest = [f"uploaded: model_{index}.pt" for index in range(count) if index != 1][-(UPLOADED_CHECKPOINTS_PER_SESSION - 1):]
+    expected_rest = [f"uploaded: model_{index}.pt" for index in range(count) if index != 1][
+        -(UPLOADED_CHECKPOINTS_PER_SESSION - 1) :
+    ]
     assert list(kept)[:-1] == expected_rest
     assert at.session_state["checkpoint"] == "uploaded: model_1.pt"
 

@@ -29,13 +29,18 @@ from .conftest import tiny_config, tiny_metadata
 # DeepLab-LargeFOV as the papers describe it (Chen et al., ICLR 2015, Sec. 3.1 and 4; CVPR 2016, Sec. 3.1),
 # typed here independently of the code: (kernel, stride, dilation) of every conv and pool, fc7 last.
 LARGEFOV_PLAN = (
-    [(3, 1, 1)] * 2 + [(3, 2, 1)]  # conv1_1-2, pool1 (3x3, stride 2)
-    + [(3, 1, 1)] * 2 + [(3, 2, 1)]  # conv2, pool2
-    + [(3, 1, 1)] * 3 + [(3, 2, 1)]  # conv3, pool3
-    + [(3, 1, 1)] * 3 + [(3, 1, 1)]  # conv4, pool4 (stride 1: output stride stays 8)
-    + [(3, 1, 2)] * 3 + [(3, 1, 1)]  # conv5 (atrous, rate 2), pool5 (stride 1)
+    [(3, 1, 1)] * 2
+    + [(3, 2, 1)]  # conv1_1-2, pool1 (3x3, stride 2)
+    + [(3, 1, 1)] * 2
+    + [(3, 2, 1)]  # conv2, pool2
+    + [(3, 1, 1)] * 3
+    + [(3, 2, 1)]  # conv3, pool3
+    + [(3, 1, 1)] * 3
+    + [(3, 1, 1)]  # conv4, pool4 (stride 1: output stride stays 8)
+    + [(3, 1, 2)] * 3
+    + [(3, 1, 1)]  # conv5 (atrous, rate 2), pool5 (stride 1)
     + [(3, 1, 12), (1, 1, 1)]  # fc6 (3x3, rate 12: the large field of view), fc7
-)  # fmt: skip
+)
 
 
 def receptive_field_closed_form(plan) -> int:
@@ -96,7 +101,9 @@ def test_receptive_field_by_gradient_of_one_output_cell():
     rf, half = summary.receptive_field, summary.receptive_field // 2
     size = 440  # more than the field, so the centre cell's is not clipped
     centre = (size // 2) // 8  # cell 27 sits on pixel 216
-    (rows, cols), (corner_rows, corner_cols) = _gradient_supports(_positive_average_trunk(), size, [(centre, centre), (0, 0)])
+    (rows, cols), (corner_rows, corner_cols) = _gradient_supports(
+        _positive_average_trunk(), size, [(centre, centre), (0, 0)]
+    )
     assert len(rows) == len(cols) == rf
     assert (rows.start + rows.stop - 1) / 2 == (cols.start + cols.stop - 1) / 2 == 8 * centre  # centred on pixel 8k
     # At the corner the field is clipped by the image: pixels 0 .. half.
@@ -152,8 +159,17 @@ def _recorded_metadata(**training_overrides):
     from segscale.training.config import TrainConfig
 
     config = tiny_config()
-    train = TrainConfig(width=1 / 16, head="shared", iterations=500, lr=0.01, extra_supervision=False, scales=(1.0, 0.5))
-    training = {"config": train.to_dict(), "steps": 500, "wall_time_s": 1234.0, "machine": "test CPU", "processes": 1, **training_overrides}
+    train = TrainConfig(
+        width=1 / 16, head="shared", iterations=500, lr=0.01, extra_supervision=False, scales=(1.0, 0.5)
+    )
+    training = {
+        "config": train.to_dict(),
+        "steps": 500,
+        "wall_time_s": 1234.0,
+        "machine": "test CPU",
+        "processes": 1,
+        **training_overrides,
+    }
     return tiny_metadata(config, training=training, metrics={"val_miou": 0.4321, "val_images": 100}), train
 
 
@@ -195,7 +211,11 @@ def test_checkpoint_cards_and_uploads(make_checkpoint, tmp_path):
     broken.write_bytes(b"not a checkpoint at all")
     cards = list_checkpoints(tmp_path)
     assert [Path(c.path).name for c in cards] == ["a_good.pt", "b_broken.pt"]
-    assert cards[0].ok and dict(cards[0].summary)["name"] == "tiny test model" and cards[0].size_bytes == good.stat().st_size
+    assert (
+        cards[0].ok
+        and dict(cards[0].summary)["name"] == "tiny test model"
+        and cards[0].size_bytes == good.stat().st_size
+    )
     assert not cards[1].ok and "b_broken.pt" in cards[1].error
     assert list_checkpoints(tmp_path / "nowhere") == []
     assert checkpoint_card(good).metadata.classes == ("background", "disc", "bar")
@@ -222,7 +242,9 @@ def test_uploaded_pickle_with_code_is_refused(tmp_path):
 
 # A torchvision trunk branches (residual blocks, ASPP, LR-ASPP's two inputs): its stride comes from the
 # registry, and its receptive field is not computed. Built on the meta device: no weights are allocated.
-@pytest.mark.parametrize("kind", ["deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "fcn_resnet101"])
+@pytest.mark.parametrize(
+    "kind", ["deeplabv3_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "fcn_resnet101"]
+)
 def test_a_branched_torchvision_network_has_its_real_stride_and_no_chain_receptive_field(kind):
     from segscale.architecture import NOT_COMPUTED_BRANCHED
     from segscale.torchvision_import import imported_model_config
@@ -260,4 +282,6 @@ def test_describe_prints_a_torchvision_checkpoint(tmp_path, capsys):
     assert main(["describe", "--checkpoint", str(path), "--paper"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^receptive field +not computed: branched network", out, re.M)
-    assert re.search(r"^output stride +8 \(a score-map cell every 8 input pixels\)", out, re.M)  # LR-ASPP's "low" features
+    assert re.search(
+        r"^output stride +8 \(a score-map cell every 8 input pixels\)", out, re.M
+    )  # LR-ASPP's "low" features

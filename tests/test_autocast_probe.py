@@ -18,7 +18,9 @@ def _probed(monkeypatch, float32_seconds: float, bf16_seconds: float) -> FastMul
     """A fast path whose first image takes the given (fake) seconds per call in each precision."""
     clock = SimpleNamespace(now=0.0)
     monkeypatch.setattr("segscale.inference.time", SimpleNamespace(perf_counter=lambda: clock.now))
-    fast = FastMultiScale(build_model(tiny_config()), IMAGENET_MEAN, IMAGENET_STD, "cpu", FastPathOptions(bf16_weights=False))
+    fast = FastMultiScale(
+        build_model(tiny_config()), IMAGENET_MEAN, IMAGENET_STD, "cpu", FastPathOptions(bf16_weights=False)
+    )
     fast.use_autocast = None  # undecided, as on a machine with native bf16
     real_forward = fast.forward
 

@@ -48,7 +48,9 @@ def test_an_averaged_checkpoint_holds_the_mean_and_predicts_with_it(make_checkpo
     options = FastPathOptions(autocast="off")
     loaded = Predictor.from_checkpoint(out, device="cpu", options=options).predict(image)
     mean_model = build_model(metadata.model)
-    mean_model.load_state_dict({k: (weights_a[k] + weights_b[k]) / 2 if k in floating else weights_b[k] for k in weights_a})
+    mean_model.load_state_dict(
+        {k: (weights_a[k] + weights_b[k]) / 2 if k in floating else weights_b[k] for k in weights_a}
+    )
     expected = Predictor(mean_model, metadata, device="cpu", options=options).predict(image)
     assert loaded.labels.shape == (48, 40) and loaded.fused.shape == expected.fused.shape
     np.testing.assert_allclose(loaded.fused, expected.fused, rtol=1e-5, atol=1e-5)

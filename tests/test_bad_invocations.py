@@ -38,7 +38,9 @@ def files(tmp_path_factory) -> dict[str, str]:
     config = tiny_config()
     paths["ckpt"] = save_checkpoint(folder / "tiny.pt", build_model(config), tiny_metadata(config))
     # A model that claims to take scales up to 100, so that only the pixel budget stops --scales 100.
-    paths["wide"] = save_checkpoint(folder / "wide.pt", build_model(config), tiny_metadata(config, scale_range=(0.25, 100.0)))
+    paths["wide"] = save_checkpoint(
+        folder / "wide.pt", build_model(config), tiny_metadata(config, scale_range=(0.25, 100.0))
+    )
     paper = tiny_config(head="paper")
     paths["paper"] = save_checkpoint(folder / "paper.pt", build_model(paper), tiny_metadata(paper))
 
@@ -74,15 +76,43 @@ def files(tmp_path_factory) -> dict[str, str]:
 BAD_INVOCATIONS = [
     # predict
     ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --scales 100", 2, ["outside this model's range 0.25 to 2"]),
-    ("predict {photo} --out {tmp}/o --checkpoint {wide} --scales 100", 2, ["over the budget of 16.8 Mpx", "largest scale that fits is 83.6"]),
-    ("predict {photo} --out {tmp}/o --checkpoint {paper} --scales 1 0.5", 2, ["'paper' kind", "fuses only that set", "got [1.0, 0.5]"]),
-    ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --merge hierarchical", 2, ["no gate head for hierarchical attention", "use one of: attention, average, max"]),
-    ("evaluate --checkpoint {ckpt} --count 1 --merge hierarchical", 2, ["no gate head", "cannot merge with 'hierarchical'"]),
-    ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --device banana", 2, ["unknown device 'banana'", "this machine has: cpu"]),
+    (
+        "predict {photo} --out {tmp}/o --checkpoint {wide} --scales 100",
+        2,
+        ["over the budget of 16.8 Mpx", "largest scale that fits is 83.6"],
+    ),
+    (
+        "predict {photo} --out {tmp}/o --checkpoint {paper} --scales 1 0.5",
+        2,
+        ["'paper' kind", "fuses only that set", "got [1.0, 0.5]"],
+    ),
+    (
+        "predict {photo} --out {tmp}/o --checkpoint {ckpt} --merge hierarchical",
+        2,
+        ["no gate head for hierarchical attention", "use one of: attention, average, max"],
+    ),
+    (
+        "evaluate --checkpoint {ckpt} --count 1 --merge hierarchical",
+        2,
+        ["no gate head", "cannot merge with 'hierarchical'"],
+    ),
+    (
+        "predict {photo} --out {tmp}/o --checkpoint {ckpt} --device banana",
+        2,
+        ["unknown device 'banana'", "this machine has: cpu"],
+    ),
     ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --device cuda:99", 2, ["device 'cuda:99'", "has: cpu"]),
     ("predict {photo} --out {tmp}/o --checkpoint {truncated_pt}", 2, ["truncated.pt", "cut off before its end"]),
-    ("predict {photo} --out {tmp}/o --checkpoint {noise_pt}", 2, ["noise.pt", "not a readable PyTorch file: its bytes match no format"]),
-    ("predict {photo} --out {tmp}/o --checkpoint {notes_pt}", 2, ["notes.pt", "not a readable PyTorch file: it holds text"]),
+    (
+        "predict {photo} --out {tmp}/o --checkpoint {noise_pt}",
+        2,
+        ["noise.pt", "not a readable PyTorch file: its bytes match no format"],
+    ),
+    (
+        "predict {photo} --out {tmp}/o --checkpoint {notes_pt}",
+        2,
+        ["notes.pt", "not a readable PyTorch file: it holds text"],
+    ),
     ("predict {photo} --out {tmp}/o --checkpoint {empty_pt}", 2, ["empty.pt", "empty (0 bytes)"]),
     ("predict {photo} --out {tmp}/o --checkpoint {folder_pt}", 2, ["a_folder.pt", "is a folder"]),
     ("predict {photo} --out {tmp}/o --checkpoint {foreign_pt}", 2, ["foreign.pt", "refused", "pathlib"]),
@@ -91,7 +121,11 @@ BAD_INVOCATIONS = [
     ("predict {tmp}/absent.png --out {tmp}/o --checkpoint {ckpt}", 2, ["absent.png: no such file"]),
     ("predict {photo} --out {plain_file} --checkpoint {ckpt}", 2, ["exists and is not a folder"]),
     ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --max-side 5", 2, ["--max-side must be at least 16"]),
-    ("predict {photo} --out {tmp}/o --checkpoint {ckpt} --scales x", 2, ["argument --scales: invalid float value: 'x'"]),
+    (
+        "predict {photo} --out {tmp}/o --checkpoint {ckpt} --scales x",
+        2,
+        ["argument --scales: invalid float value: 'x'"],
+    ),
     ("predict {photo} --checkpoint {ckpt}", 2, ["the following arguments are required: --out"]),
     # inspect
     ("inspect {photo} --checkpoint {ckpt}", 2, ["the following arguments are required: --pixel"]),
@@ -115,16 +149,28 @@ BAD_INVOCATIONS = [
     ("diagnose --start -1 --checkpoint {ckpt}", 2, ["--start must be 0 or more"]),
     ("diagnose --split banana --checkpoint {ckpt}", 2, ["argument --split: invalid choice: 'banana'"]),
     ("diagnose --count 1 --scales 100 --checkpoint {ckpt} --quiet", 2, ["outside this model's range 0.25 to 2"]),
-    ("diagnose --count 1 --scales 100 --checkpoint {wide} --quiet", 2, ["ScaleShapes images reach 640x640", "over the budget"]),
+    (
+        "diagnose --count 1 --scales 100 --checkpoint {wide} --quiet",
+        2,
+        ["ScaleShapes images reach 640x640", "over the budget"],
+    ),
     ("diagnose --images {words_png} {tmp}/absent.png --checkpoint {ckpt}", 2, ["none of the 2 files could be read"]),
     ("diagnose --images {photo} --scales 100 --checkpoint {wide}", 2, ["photo.png", "over the budget"]),
-    ("diagnose --count 1 --checkpoint {noise_pt}", 2, ["noise.pt", "not a readable PyTorch file: its bytes match no format"]),
+    (
+        "diagnose --count 1 --checkpoint {noise_pt}",
+        2,
+        ["noise.pt", "not a readable PyTorch file: its bytes match no format"],
+    ),
     # evaluate
     ("evaluate --count 0 --checkpoint {ckpt}", 2, ["--count must be at least 1"]),
     ("evaluate --dataset voc --checkpoint {ckpt}", 2, ["--dataset voc needs --data-root"]),
     ("evaluate --dataset voc --data-root {tmp}/nothing --checkpoint {ckpt} --quiet", 2, ["nothing does not exist"]),
     ("evaluate --split banana --checkpoint {ckpt}", 2, ["unknown ScaleShapes split 'banana'"]),
-    ("evaluate --count 1 --scales 100 --checkpoint {wide} --quiet", 2, ["ScaleShapes images reach 640x640", "largest scale that fits"]),
+    (
+        "evaluate --count 1 --scales 100 --checkpoint {wide} --quiet",
+        2,
+        ["ScaleShapes images reach 640x640", "largest scale that fits"],
+    ),
     ("evaluate --count 1 --scales 0.1 --checkpoint {ckpt} --quiet", 2, ["scale 0.1 is outside this model's range"]),
     ("evaluate --checkpoint {ckpt} --device banana", 2, ["unknown device 'banana'"]),
     ("evaluate --checkpoint {truncated_pt}", 2, ["cut off before its end"]),
@@ -134,7 +180,11 @@ BAD_INVOCATIONS = [
     ("describe --checkpoint {noise_pt}", 2, ["noise.pt", "not a readable PyTorch file: its bytes match no format"]),
     ("describe --checkpoint {tmp}/absent.pt", 2, ["absent.pt: no such file"]),
     ("checkpoints {tmp}/absent", 2, ["absent: no such file or folder"]),
-    ("checkpoints {noise_pt}", 1, ["cannot be used", "not a readable PyTorch file: its bytes match no format"]),  # a listing: the bad file is named, exit 1
+    (
+        "checkpoints {noise_pt}",
+        1,
+        ["cannot be used", "not a readable PyTorch file: its bytes match no format"],
+    ),  # a listing: the bad file is named, exit 1
     # shapes
     ("shapes --count 3", 2, ["nothing to do"]),
     ("shapes --split banana --preview {tmp}/sheet.png", 2, ["unknown split 'banana'"]),
@@ -158,13 +208,27 @@ BAD_INVOCATIONS = [
     ("fetch-weights banana", 2, ["argument KIND: invalid choice: 'banana'"]),
     ("import-torchvision banana --out {tmp}/tv.pt", 2, ["argument KIND: invalid choice: 'banana'"]),
     ("import-torchvision lraspp_mobilenet_v3_large", 2, ["the following arguments are required: --out"]),
-    ("import-torchvision lraspp_mobilenet_v3_large --weights {tmp}/absent.pth --out {tmp}/tv.pt", 2, ["absent.pth: no such file"]),
-    ("import-torchvision lraspp_mobilenet_v3_large --weights {notes_pt} --out {tmp}/tv.pt", 2, ["notes.pt: not a readable PyTorch file", "text"]),
+    (
+        "import-torchvision lraspp_mobilenet_v3_large --weights {tmp}/absent.pth --out {tmp}/tv.pt",
+        2,
+        ["absent.pth: no such file"],
+    ),
+    (
+        "import-torchvision lraspp_mobilenet_v3_large --weights {notes_pt} --out {tmp}/tv.pt",
+        2,
+        ["notes.pt: not a readable PyTorch file", "text"],
+    ),
     # no command, an unknown one
     ("frobnicate", 2, ["invalid choice: 'frobnicate'"]),
 ]
 if not torch.cuda.is_available():
-    BAD_INVOCATIONS.append(("predict {photo} --out {tmp}/o --checkpoint {ckpt} --device cuda", 2, ["this machine has no CUDA GPU", "it has: cpu"]))
+    BAD_INVOCATIONS.append(
+        (
+            "predict {photo} --out {tmp}/o --checkpoint {ckpt} --device cuda",
+            2,
+            ["this machine has no CUDA GPU", "it has: cpu"],
+        )
+    )
 
 
 def test_the_table_covers_every_command():
@@ -173,7 +237,9 @@ def test_the_table_covers_every_command():
     assert set(cli.COMMANDS) <= covered, f"no bad invocation of {set(cli.COMMANDS) - covered}"
 
 
-@pytest.mark.parametrize("line, code, words", BAD_INVOCATIONS, ids=[line.split(" --checkpoint")[0][:60] for line, _, _ in BAD_INVOCATIONS])
+@pytest.mark.parametrize(
+    "line, code, words", BAD_INVOCATIONS, ids=[line.split(" --checkpoint")[0][:60] for line, _, _ in BAD_INVOCATIONS]
+)
 def test_a_bad_invocation_is_one_clear_line(files, capsys, monkeypatch, line, code, words):
     monkeypatch.delenv("SEGSCALE_DEBUG", raising=False)
     argv = [part.format(**files) for part in line.split()]
@@ -211,11 +277,20 @@ def test_segscale_debug_shows_the_real_error(files, monkeypatch):
 def test_no_traceback_reaches_stderr_of_a_real_process(files, argv, words):
     env = {key: value for key, value in __import__("os").environ.items() if key != "SEGSCALE_DEBUG"}
     done = subprocess.run(
-        [sys.executable, "-m", "segscale", *(a.format(**files) for a in argv)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "segscale", *(a.format(**files) for a in argv)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "warn" not in done.stderr.lower()
-    assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"python -m segscale {argv[0]}: error: ") and words in done.stderr
+    assert (
+        done.stderr.count("\n") == 1
+        and done.stderr.startswith(f"python -m segscale {argv[0]}: error: ")
+        and words in done.stderr
+    )
 
 
 # ----------------------------------------------------------------------------- --help
@@ -237,7 +312,9 @@ def test_every_flag_says_what_it_does_and_its_default(command):
         text = action.help or ""
         assert len(text) > 12, f"{command} {flag}: no help"
         bare_name = action.dest.replace("_", " ")
-        assert not text.lower().startswith(bare_name + " ("), f"{command} {flag}: help only repeats the flag name: {text!r}"
+        assert not text.lower().startswith(bare_name + " ("), (
+            f"{command} {flag}: help only repeats the flag name: {text!r}"
+        )
         is_switch = isinstance(action, argparse._StoreTrueAction)
         if action.option_strings and not action.required and not is_switch:
             assert "default" in text, f"{command} {flag}: help does not show the default: {text!r}"

@@ -54,7 +54,9 @@ def test_a_folder_is_searched_recursively_and_mirrored(tmp_path):
     (tmp_path / "in" / "notes.md").write_text("not an image, not picked up")
     items = enumerate_inputs(tmp_path / "in")
     assert [item.relative for item in items] == ["img_00.png", "img_02.png", "sub/img_01.png", "sub/img_03.png"]
-    assert items[2].output_paths(tmp_path / "out", ["labels"])["labels"] == tmp_path / "out" / "sub" / "img_01_labels.png"
+    assert (
+        items[2].output_paths(tmp_path / "out", ["labels"])["labels"] == tmp_path / "out" / "sub" / "img_01_labels.png"
+    )
 
 
 def test_a_glob_and_a_list_file_name_the_same_images(tmp_path):
@@ -63,15 +65,25 @@ def test_a_glob_and_a_list_file_name_the_same_images(tmp_path):
     listing = tmp_path / "in" / "val.txt"
     listing.write_text("# the validation images\nimg_00.png\n\nsub/img_01.png\nimg_02.png\nsub/img_03.png\n")
     assert [i.relative for i in from_glob] == [i.relative for i in enumerate_inputs(listing)]
-    assert is_batch_input(listing) and is_batch_input(tmp_path / "in") and not is_batch_input(tmp_path / "in" / "img_00.png")
+    assert (
+        is_batch_input(listing)
+        and is_batch_input(tmp_path / "in")
+        and not is_batch_input(tmp_path / "in" / "img_00.png")
+    )
 
 
 @pytest.mark.parametrize(
     "make, message",
     [
         (lambda d: (d / "empty").mkdir() or d / "empty", "names no image files"),
-        (lambda d: (d / "l.txt").write_text("missing.png\n") and d / "l.txt", "l.txt line 1: missing.png: no such file"),
-        (lambda d: [Image.new("RGB", (20, 20)).save(d / n) for n in ("a.png", "a.jpg")] and d, "would write the same files"),
+        (
+            lambda d: (d / "l.txt").write_text("missing.png\n") and d / "l.txt",
+            "l.txt line 1: missing.png: no such file",
+        ),
+        (
+            lambda d: [Image.new("RGB", (20, 20)).save(d / n) for n in ("a.png", "a.jpg")] and d,
+            "would write the same files",
+        ),
     ],
 )
 def test_bad_inputs_are_one_line_errors_before_the_model_loads(tmp_path, capsys, make, message):
@@ -89,7 +101,14 @@ def test_same_size_batches_never_mix_sizes_and_pass_unreadable_files_alone():
         return DecodedImage(BatchItem(name, Path(name)), np.zeros((*size, 3), np.uint8), size)
 
     broken = DecodedImage(image((1, 1), "x").item, None, None, error="broken")
-    stream = [image((8, 8), "a"), image((9, 9), "b"), broken, image((8, 8), "c"), image((8, 8), "d"), image((9, 9), "e")]
+    stream = [
+        image((8, 8), "a"),
+        image((9, 9), "b"),
+        broken,
+        image((8, 8), "c"),
+        image((8, 8), "d"),
+        image((9, 9), "e"),
+    ]
     batches = list(same_size_batches(stream, batch_size=2))
     assert sorted(len(b) for b in batches) == [1, 1, 2, 2]
     assert all(len({d.size for d in b if d.rgb is not None}) <= 1 for b in batches)
@@ -103,8 +122,28 @@ def test_folder_outputs_equal_the_one_image_prediction(make_checkpoint, tmp_path
     checkpoint = make_checkpoint()
     paths = _write_images(tmp_path / "in", 5)
     out = tmp_path / "out"
-    assert main(["predict", str(tmp_path / "in"), "--checkpoint", str(checkpoint), "--out", str(out),
-                 "--outputs", "labels", "maps", "--batch-size", "3", "--workers", "0", "--precision", "float32"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "in"),
+                "--checkpoint",
+                str(checkpoint),
+                "--out",
+                str(out),
+                "--outputs",
+                "labels",
+                "maps",
+                "--batch-size",
+                "3",
+                "--workers",
+                "0",
+                "--precision",
+                "float32",
+            ]
+        )
+        == 0
+    )
     predictor = Predictor.from_checkpoint(checkpoint, options=FastPathOptions(autocast="off"))
     for path in paths:
         relative = path.relative_to(tmp_path / "in")
@@ -124,7 +163,21 @@ def test_a_folder_with_a_broken_file_completes_and_reports_it(make_checkpoint, t
     (tmp_path / "in" / "sub" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
     (tmp_path / "in" / "empty.png").write_bytes(b"")
     out = tmp_path / "out"
-    assert main(["predict", str(tmp_path / "in"), "--checkpoint", str(make_checkpoint()), "--out", str(out), "--workers", "2"]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "in"),
+                "--checkpoint",
+                str(make_checkpoint()),
+                "--out",
+                str(out),
+                "--workers",
+                "2",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["done"] == 3 and summary["unreadable_count"] == 2
     assert [entry["input"] for entry in summary["unreadable"]] == ["empty.png", "sub/broken.jpg"]
@@ -139,8 +192,24 @@ def test_a_killed_run_resumes_without_losing_or_rewriting_outputs(make_checkpoin
     total = 30
     _write_images(tmp_path / "in", total, sizes=((96, 128),))  # enough work that the kill lands midway
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "segscale", "predict", str(tmp_path / "in"), "--checkpoint", str(checkpoint),
-               "--out", str(out), "--outputs", "labels", "maps", "--batch-size", "1", "--workers", "0"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "segscale",
+        "predict",
+        str(tmp_path / "in"),
+        "--checkpoint",
+        str(checkpoint),
+        "--out",
+        str(out),
+        "--outputs",
+        "labels",
+        "maps",
+        "--batch-size",
+        "1",
+        "--workers",
+        "0",
+    ]
     process = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while len(list(out.rglob("*_maps.npz"))) < 3 and process.poll() is None and time.monotonic() < deadline:
@@ -168,8 +237,21 @@ def test_two_gloo_processes_write_each_output_once_as_one_process_does(make_chec
     _write_images(tmp_path / "in", 10)
     options = ["--checkpoint", str(checkpoint), "--batch-size", "1", "--workers", "0", "--precision", "float32"]
     assert main(["predict", str(tmp_path / "in"), "--out", str(tmp_path / "one"), *options]) == 0
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               "-m", "segscale", "predict", str(tmp_path / "in"), "--out", str(tmp_path / "two"), *options]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "segscale",
+        "predict",
+        str(tmp_path / "in"),
+        "--out",
+        str(tmp_path / "two"),
+        *options,
+    ]
     finished = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert finished.returncode == 0, finished.stderr[-2000:]
 
@@ -184,7 +266,16 @@ def test_two_gloo_processes_write_each_output_once_as_one_process_does(make_chec
 def test_resuming_with_other_settings_is_refused(make_checkpoint, tmp_path, capsys):
     checkpoint = make_checkpoint()
     _write_images(tmp_path / "in", 2)
-    args = ["predict", str(tmp_path / "in"), "--checkpoint", str(checkpoint), "--out", str(tmp_path / "out"), "--workers", "0"]
+    args = [
+        "predict",
+        str(tmp_path / "in"),
+        "--checkpoint",
+        str(checkpoint),
+        "--out",
+        str(tmp_path / "out"),
+        "--workers",
+        "0",
+    ]
     assert main([*args, "--scales", "1", "0.5"]) == 0
     with pytest.raises(SystemExit) as exit_info:
         main([*args, "--scales", "1", "0.75"])

@@ -45,8 +45,23 @@ def quick_report(tmp_path_factory):
     checkpoint = save_checkpoint(folder / "tiny.pt", build_model(config), tiny_metadata(config))
     path = folder / "report.json"
     code = main(
-        ["bench", "--quick", "--models", "vgg16_largefov", "demo", "--width", "0.0625", "--classes", "3",
-         "--checkpoint", str(checkpoint), "--precision", "float32", "--json", str(path)]
+        [
+            "bench",
+            "--quick",
+            "--models",
+            "vgg16_largefov",
+            "demo",
+            "--width",
+            "0.0625",
+            "--classes",
+            "3",
+            "--checkpoint",
+            str(checkpoint),
+            "--precision",
+            "float32",
+            "--json",
+            str(path),
+        ]
     )
     assert code == 0
     return json.loads(path.read_text())
@@ -56,7 +71,18 @@ def quick_report(tmp_path_factory):
 def test_quick_report_has_every_section(quick_report):
     report = quick_report
     assert report["schema"] == "segscale-bench/1"
-    for key in ("machine", "settings", "references", "models", "runs", "ablation", "fits", "largest_input", "targets", "notes"):
+    for key in (
+        "machine",
+        "settings",
+        "references",
+        "models",
+        "runs",
+        "ablation",
+        "fits",
+        "largest_input",
+        "targets",
+        "notes",
+    ):
         assert key in report, key
     assert report["machine"]["torch"] == torch.__version__ and report["machine"]["cpu_cores"] >= 1
     assert {r["name"].split()[0] for r in report["references"]} >= {"resnet18", "matmul"}
@@ -123,8 +149,25 @@ def test_an_earlier_report_prints_as_text_and_markdown(quick_report, tmp_path, c
 def test_missing_checkpoint_is_reported_and_the_rest_benched(tmp_path, capsys):
     path = tmp_path / "report.json"
     code = main(
-        ["bench", "--quick", "--models", "vgg16_largefov", "demo", "--width", "0.0625", "--scale-sets", "1",
-         "--checkpoint", str(tmp_path / "missing.pt"), "--ablation", "none", "--largest", "0", "--json", str(path)]
+        [
+            "bench",
+            "--quick",
+            "--models",
+            "vgg16_largefov",
+            "demo",
+            "--width",
+            "0.0625",
+            "--scale-sets",
+            "1",
+            "--checkpoint",
+            str(tmp_path / "missing.pt"),
+            "--ablation",
+            "none",
+            "--largest",
+            "0",
+            "--json",
+            str(path),
+        ]
     )
     assert code == 0
     report = json.loads(path.read_text())
@@ -166,7 +209,10 @@ def _report_with(runs=(), references=()):
 
 def _run(model, size, speedup, reference_ratio=None, throughput_tflops=None):
     return {
-        "model": model, "size": [size, size], "scales": list(PAPER_SCALES), "speedup": speedup,
+        "model": model,
+        "size": [size, size],
+        "scales": list(PAPER_SCALES),
+        "speedup": speedup,
         "reference": None if reference_ratio is None else {"fast_over_reference": reference_ratio},
         "throughput": None if throughput_tflops is None else {"tflops": throughput_tflops, "batch": 32},
     }
@@ -239,13 +285,17 @@ def test_ladder_steps_each_add_one_thing():
     assert not any("CUDA" in n or "compile" in n for n in names)
     for step in steps:
         assert step.run(pixels).shape == (1, 33, 33)
-    no_norm = optimisation_ladder(build_model(tiny_config()).eval(), IMAGENET_MEAN, IMAGENET_STD, CPU, (1.0,), "attention", pixels)
+    no_norm = optimisation_ladder(
+        build_model(tiny_config()).eval(), IMAGENET_MEAN, IMAGENET_STD, CPU, (1.0,), "attention", pixels
+    )
     assert not any("batch norm" in s.name for s in no_norm)
 
 
 def test_interleaved_timing_and_paired_ratios():
     calls = []
-    timings = time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, CPU, warmup=1, repeats=3)
+    timings = time_interleaved(
+        {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, CPU, warmup=1, repeats=3
+    )
     assert len(calls) == 8 and calls[:2] == ["a", "b"] and calls[2:4] == ["b", "a"]  # rotated each round
     assert all(len(t.seconds) == 3 for t in timings.values())
     assert paired_ratio(Timing((2.0, 4.0, 9.0)), Timing((1.0, 1.0, 3.0))) == 3.0
@@ -293,5 +343,7 @@ def test_the_torchvision_workload_is_benched_at_the_paper_scales_with_random_wei
     # The naive baseline runs torchvision's trunk (a dict of features) and classifier like the share-net does.
     naive = NaiveMultiScale(workload.model, workload.metadata.mean, workload.metadata.std, CPU)
     rgb = np.random.default_rng(0).integers(0, 256, size=(1, 37, 45, 3), dtype=np.uint8)
-    fast = FastMultiScale(workload.model, workload.metadata.mean, workload.metadata.std, CPU, FastPathOptions(autocast="off"))
+    fast = FastMultiScale(
+        workload.model, workload.metadata.mean, workload.metadata.std, CPU, FastPathOptions(autocast="off")
+    )
     torch.testing.assert_close(naive(rgb, (1.0,), "average"), fast.run(rgb, (1.0,), "average")[1])

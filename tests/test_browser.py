@@ -32,7 +32,10 @@ def test_upload_and_change_the_scale_set_in_chromium(make_checkpoint, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"this is text, not a picture")
 
-    with browser.chromium_page() as page, browser.streamlit_server(env={"SEGSCALE_CHECKPOINT_DIR": str(tmp_path)}) as url:
+    with (
+        browser.chromium_page() as page,
+        browser.streamlit_server(env={"SEGSCALE_CHECKPOINT_DIR": str(tmp_path)}) as url,
+    ):
         try:
             browser.open_app(page, url)
             browser.choose_radio_until(page, "Upload", shown=UPLOADER)
@@ -68,7 +71,11 @@ def class_box_and_maps_agree(page) -> str:
     the score-map row is titled for; returns it."""
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Class shown in the score maps").first
     shown = box.locator("input").first.input_value()
-    titles = [t for t in page.locator("strong").all_inner_texts() if t.startswith("Score maps fˢ: ") and t != "Score maps fˢ: labels"]
+    titles = [
+        t
+        for t in page.locator("strong").all_inner_texts()
+        if t.startswith("Score maps fˢ: ") and t != "Score maps fˢ: labels"
+    ]
     assert titles == [f"Score maps fˢ: {shown}"], (shown, titles)
     return shown
 
@@ -106,7 +113,10 @@ def test_every_page_in_the_navigation_loads_in_chromium(make_checkpoint, tmp_pat
     """Each page of the sidebar navigation, in one session: images load, no exception; a click on the
     inspector's grid picks a pixel; the diagnostics run on two images when asked."""
     make_checkpoint("shapes.pt", scaleshapes=True)
-    with browser.chromium_page() as page, browser.streamlit_server(env={"SEGSCALE_CHECKPOINT_DIR": str(tmp_path)}) as url:
+    with (
+        browser.chromium_page() as page,
+        browser.streamlit_server(env={"SEGSCALE_CHECKPOINT_DIR": str(tmp_path)}) as url,
+    ):
         try:
             browser.open_app(page, url)
             assert browser.nav_labels(page) == PAGES
@@ -161,7 +171,9 @@ def run_diagnostics(page, count: int) -> None:
     field = page.get_by_label("Images (N)")
     field.fill(str(count))
     browser.after_rerun(page, lambda: field.press("Enter"), images=False)
-    browser.after_rerun(page, lambda: page.get_by_role("button", name="Run diagnostics").click(), expect_text=f"images 0 to {count - 1}")
+    browser.after_rerun(
+        page, lambda: page.get_by_role("button", name="Run diagnostics").click(), expect_text=f"images 0 to {count - 1}"
+    )
     check_every_image(page, at_least=4)
 
 
@@ -177,11 +189,16 @@ def test_four_sessions_upload_at_once_and_each_sees_its_own_result(make_checkpoi
     photos = []
     for number, (width, height) in enumerate(sizes, start=1):
         path = tmp_path / f"person_{number}.png"
-        Image.fromarray(np.random.default_rng(number).integers(0, 256, size=(height, width, 3), dtype=np.uint8)).save(path)
+        Image.fromarray(np.random.default_rng(number).integers(0, 256, size=(height, width, 3), dtype=np.uint8)).save(
+            path
+        )
         photos.append(path)
     summaries = [f"{photo.name}: {width}x{height} px" for photo, (width, height) in zip(photos, sizes)]
 
-    with browser.chromium_browser() as chromium, browser.streamlit_server(env={"SEGSCALE_CHECKPOINT_DIR": str(tmp_path)}) as url:
+    with (
+        browser.chromium_browser() as chromium,
+        browser.streamlit_server(env={"SEGSCALE_CHECKPOINT_DIR": str(tmp_path)}) as url,
+    ):
         pages = []
         try:
             for _ in photos:  # one at a time: each page is opened and set to Upload while it is the front one

@@ -57,7 +57,9 @@ class _RunsCodeOnLoad:
 def test_a_pickle_naming_a_blocked_module_is_refused_by_name(tmp_path):
     """torch words this refusal differently ("... whose module posix is blocked"); the message still says why."""
     path = tmp_path / "shell.pt"
-    torch.save({"format": CHECKPOINT_FORMAT, "format_version": 1, "hook": os.system}, path)  # names the function, calls nothing
+    torch.save(
+        {"format": CHECKPOINT_FORMAT, "format_version": 1, "hook": os.system}, path
+    )  # names the function, calls nothing
     with pytest.raises(CheckpointError) as error:
         Predictor.from_checkpoint(path)
     assert "refused" in str(error.value) and "system" in str(error.value) and "could run code" in str(error.value)
@@ -102,7 +104,10 @@ def test_truncated_file_names_the_file(make_checkpoint, tmp_path):
     "content, message",
     [
         (b"", "empty"),
-        (b"this is a text file, not a checkpoint\n", "not a readable PyTorch file: it holds text .starting 'this is a text file"),
+        (
+            b"this is a text file, not a checkpoint\n",
+            "not a readable PyTorch file: it holds text .starting 'this is a text file",
+        ),
         (bytes(range(256)) * 8, "not a readable PyTorch file: its bytes match no format"),
         (bytes(range(255, -1, -1)) * 8, "not a readable PyTorch file: its bytes match no format"),
         (b"\x80\x02garbage that no unpickler reads\xff\xfe", "plain Python pickle"),
@@ -166,11 +171,12 @@ def test_newer_format_and_broken_metadata(make_checkpoint, tmp_path):
 
 def test_weights_that_do_not_fit_the_described_architecture(tmp_path):
     wide = build_model(tiny_config())
-    metadata = CheckpointMetadata(
-        model=tiny_config(head="paper"), classes=("a", "b", "c"), palette=((0, 0, 0),) * 3
-    )
+    metadata = CheckpointMetadata(model=tiny_config(head="paper"), classes=("a", "b", "c"), palette=((0, 0, 0),) * 3)
     path = save_checkpoint(tmp_path / "mismatch.pt", wide, metadata)
-    with pytest.raises(CheckpointError, match="do not fit the architecture its metadata describes .*of another shape, e.g. attention_head.* in the file"):
+    with pytest.raises(
+        CheckpointError,
+        match="do not fit the architecture its metadata describes .*of another shape, e.g. attention_head.* in the file",
+    ):
         model_from_checkpoint(path)
 
 

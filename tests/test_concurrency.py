@@ -62,7 +62,9 @@ def _predict_together(predictor: Predictor, images, scales, merge) -> list:
 
 
 @pytest.mark.parametrize("merge, scales", [("attention", (1.0, 0.75, 0.5)), ("average", (1.0, 0.5))])
-def test_eight_first_predictions_at_once_equal_their_sequential_results(make_checkpoint, bf16_looks_worth_trying, monkeypatch, merge, scales):
+def test_eight_first_predictions_at_once_equal_their_sequential_results(
+    make_checkpoint, bf16_looks_worth_trying, monkeypatch, merge, scales
+):
     checkpoint = make_checkpoint(norm="batch")
     images = _images()
     predictor = _fresh_predictor(checkpoint, "auto")
@@ -133,7 +135,9 @@ def test_replayed_outputs_are_copies():
     from segscale.modeling.multiscale import MultiScaleOutput
 
     maps = torch.rand(1, 2, 3, 4, 5)
-    output = MultiScaleOutput((1.0, 0.5), "attention", (maps[:, 0], maps[:, 1]), maps, maps[:, :, 0], maps[:, :, 0].softmax(1), maps[:, 0])
+    output = MultiScaleOutput(
+        (1.0, 0.5), "attention", (maps[:, 0], maps[:, 1]), maps, maps[:, :, 0], maps[:, :, 0].softmax(1), maps[:, 0]
+    )
     copied = inference._cloned_output(output)
     assert copied.scales == output.scales and copied.merge == output.merge
     for name in ("score_maps", "attention_logits", "attention", "fused"):

@@ -20,7 +20,15 @@ def test_every_recipe_is_a_valid_training_config(path):
 def test_demo_and_table_rows_share_the_fine_tuning_recipe():
     demo, table = load_train_config(CONFIGS / "demo.toml"), load_train_config(CONFIGS / "table.toml")
     pretrain = load_train_config(CONFIGS / "pretrain.toml")
-    own = {"head", "scale_sampling", "iterations", "out_dir", "random_scale_range", "random_scale_count", "max_scale_pixels"}
+    own = {
+        "head",
+        "scale_sampling",
+        "iterations",
+        "out_dir",
+        "random_scale_range",
+        "random_scale_count",
+        "max_scale_pixels",
+    }
     differing = {k for k, v in demo.to_dict().items() if table.to_dict()[k] != v} - own
     assert not differing, f"demo and table rows differ in {sorted(differing)}"
     assert demo.init_from == table.init_from == f"{pretrain.out_dir}/model.pt"
@@ -51,7 +59,9 @@ def test_each_demo_stage_continues_the_previous_one_changing_only_schedule_start
 
 def test_the_reproduce_script_trains_every_demo_stage_in_order_and_ships_the_last():
     script = (CONFIGS.parent / "scripts" / "reproduce_results.sh").read_text()
-    trained = [line.split("configs/")[1].split()[0] for line in script.splitlines() if "train --config configs/demo" in line]
+    trained = [
+        line.split("configs/")[1].split()[0] for line in script.splitlines() if "train --config configs/demo" in line
+    ]
     assert tuple(trained) == DEMO_STAGES
     last = load_train_config(CONFIGS / DEMO_STAGES[-1])
     assert f"cp {last.out_dir}/model.pt checkpoints/scaleshapes_demo.pt" in script

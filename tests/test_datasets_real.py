@@ -31,7 +31,7 @@ def write_sample(image_dir: Path, label_dir: Path, name: str, size: tuple[int, i
     image = image.astype(np.uint8)
     label = rng.integers(0, num_classes, (height, width), dtype=np.uint8)
     label[0, :] = 255
-    label[1, : num_classes] = np.arange(num_classes)
+    label[1, :num_classes] = np.arange(num_classes)
     image_dir.mkdir(parents=True, exist_ok=True)
     label_dir.mkdir(parents=True, exist_ok=True)
     Image.fromarray(image).save(image_dir / f"{name}.jpg", quality=95)

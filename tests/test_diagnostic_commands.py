@@ -34,11 +34,33 @@ def image_file(tmp_path):
 
 def test_inspect_text_and_json(make_checkpoint, image_file, capsys):
     checkpoint = str(make_checkpoint())
-    assert cli.main(["inspect", str(image_file), "--pixel", "20", "30", "--checkpoint", checkpoint, "--device", "cpu"]) == 0
+    assert (
+        cli.main(["inspect", str(image_file), "--pixel", "20", "30", "--checkpoint", checkpoint, "--device", "cpu"])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "photo.png" in text and "Eq. 2" in text and "Eq. 1" in text and "pixel (row 20, col 30)" in text
-    assert cli.main(["inspect", str(image_file), "--pixel", "20", "30", "--checkpoint", checkpoint, "--device", "cpu",
-                     "--json", "--top-k", "2", "--class", "bar"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "inspect",
+                str(image_file),
+                "--pixel",
+                "20",
+                "30",
+                "--checkpoint",
+                checkpoint,
+                "--device",
+                "cpu",
+                "--json",
+                "--top-k",
+                "2",
+                "--class",
+                "bar",
+            ]
+        )
+        == 0
+    )
     data = json.loads(capsys.readouterr().out)
     logits = np.array(data["softmax"]["logits"])
     np.testing.assert_allclose(data["softmax"]["weights"], np.exp(logits) / np.exp(logits).sum(), rtol=1e-12)
@@ -54,7 +76,12 @@ def test_inspect_a_sample_shows_its_ground_truth(make_checkpoint, capsys):
     from segscale.data.scaleshapes import CLASSES, generate_sample
 
     checkpoint = str(make_checkpoint(scaleshapes=True, merge="average"))
-    assert run_command("inspect", ["--sample", "val:8", "--pixel", "5", "7", "--checkpoint", checkpoint, "--device", "cpu"]) == 0
+    assert (
+        run_command(
+            "inspect", ["--sample", "val:8", "--pixel", "5", "7", "--checkpoint", checkpoint, "--device", "cpu"]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     truth = CLASSES[generate_sample("val", 8).label[5, 7]]
     assert f"ground truth at the pixel: {truth}" in text
@@ -91,7 +118,10 @@ def test_compare_writes_consistent_files(make_checkpoint, tmp_path, capsys):
 
     out = tmp_path / "out"
     checkpoint = str(make_checkpoint(scaleshapes=True))
-    assert run_command("compare", ["--sample", "val:8", "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu"]) == 0
+    assert (
+        run_command("compare", ["--sample", "val:8", "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu"])
+        == 0
+    )
     text = capsys.readouterr().out
     assert "mIoU" in text and "pairwise agreement" in text
     truth = generate_sample("val", 8).label
@@ -105,7 +135,9 @@ def test_compare_writes_consistent_files(make_checkpoint, tmp_path, capsys):
         np.testing.assert_array_equal(errors, labels[method] != truth)  # ScaleShapes has no ignore pixels
         assert report["results"][method]["wrong_pixels"] == int(errors.sum())
         assert report["results"][method]["pixel_accuracy"] == pytest.approx(1 - errors.mean())
-    np.testing.assert_array_equal(disagreement, (labels["attention"] != labels["average"]) | (labels["average"] != labels["max"]))
+    np.testing.assert_array_equal(
+        disagreement, (labels["attention"] != labels["average"]) | (labels["average"] != labels["max"])
+    )
     assert report["disagreement_share"] == pytest.approx(disagreement.mean())
     assert _png(out / "val_000008_comparison.png").ndim == 3
 
@@ -116,7 +148,13 @@ def test_compare_a_file_without_ground_truth_or_head(make_checkpoint, image_file
     assert cli.main(["compare", str(image_file), "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu"]) == 0
     assert "no ground truth" in capsys.readouterr().out
     names = sorted(p.name for p in out.iterdir())
-    assert names == ["photo_comparison.json", "photo_comparison.png", "photo_disagreement.png", "photo_labels_average.png", "photo_labels_max.png"]
+    assert names == [
+        "photo_comparison.json",
+        "photo_comparison.png",
+        "photo_disagreement.png",
+        "photo_labels_average.png",
+        "photo_labels_max.png",
+    ]
 
 
 def test_diagnose_scaleshapes_writes_table_aggregates_and_plots(make_checkpoint, tmp_path, capsys):
@@ -124,7 +162,24 @@ def test_diagnose_scaleshapes_writes_table_aggregates_and_plots(make_checkpoint,
 
     out = tmp_path / "diag"
     checkpoint = str(make_checkpoint(scaleshapes=True))
-    assert cli.main(["diagnose", "--count", "2", "--start", "14", "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu"]) == 0
+    assert (
+        cli.main(
+            [
+                "diagnose",
+                "--count",
+                "2",
+                "--start",
+                "14",
+                "--out",
+                str(out),
+                "--checkpoint",
+                checkpoint,
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     assert "mean attention weight per scale, by object extent" in captured.out
     assert "diagnose val" in captured.err and "2/2" in captured.err  # the progress bar
@@ -145,7 +200,19 @@ def test_diagnose_image_files(make_checkpoint, image_file, tmp_path, capsys):
     Image.fromarray(np.full((30, 30, 3), 120, np.uint8)).save(second)
     out = tmp_path / "diag"
     checkpoint = str(make_checkpoint())
-    argv = ["diagnose", "--images", str(image_file), str(second), "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu", "--quiet"]
+    argv = [
+        "diagnose",
+        "--images",
+        str(image_file),
+        str(second),
+        "--out",
+        str(out),
+        "--checkpoint",
+        checkpoint,
+        "--device",
+        "cpu",
+        "--quiet",
+    ]
     assert cli.main(argv) == 0
     captured = capsys.readouterr()
     assert "entropy in bits" in captured.out and "diagnose images" not in captured.err  # --quiet: no progress bar
@@ -153,9 +220,24 @@ def test_diagnose_image_files(make_checkpoint, image_file, tmp_path, capsys):
     assert [r["image"] for r in rows] == ["photo.png", "second.jpg"] and [r["height"] for r in rows] == ["40", "30"]
     for row in rows:
         assert sum(float(row[k]) for k in row if k.startswith("weight_s")) == pytest.approx(1.0, abs=1e-5)
-    assert sorted(p.name for p in out.iterdir()) == ["aggregates.json", "dominant_share.png", "image_weights.png", "images.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "aggregates.json",
+        "dominant_share.png",
+        "image_weights.png",
+        "images.csv",
+    ]
     with pytest.raises(SystemExit):
-        cli.main(["diagnose", "--images", str(image_file), "--checkpoint", str(make_checkpoint("avg.pt", merge="average")), "--device", "cpu"])
+        cli.main(
+            [
+                "diagnose",
+                "--images",
+                str(image_file),
+                "--checkpoint",
+                str(make_checkpoint("avg.pt", merge="average")),
+                "--device",
+                "cpu",
+            ]
+        )
     assert "neither an attention head nor a gate head" in capsys.readouterr().err
 
 
@@ -191,8 +273,21 @@ def test_diagnose_images_leaves_unreadable_files_out_and_counts_them(make_checkp
     notes.write_text("not an image")
     tiny = tmp_path / "tiny.png"
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tiny)
-    argv = ["diagnose", "--images", str(notes), str(image_file), str(tmp_path / "absent.jpg"), str(tiny),
-            "--checkpoint", str(make_checkpoint()), "--device", "cpu", "--quiet", "--out", str(tmp_path / "diag")]  # fmt: skip
+    argv = [
+        "diagnose",
+        "--images",
+        str(notes),
+        str(image_file),
+        str(tmp_path / "absent.jpg"),
+        str(tiny),
+        "--checkpoint",
+        str(make_checkpoint()),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(tmp_path / "diag"),
+    ]
     assert cli.main(argv) == 0
     captured = capsys.readouterr()
     warnings = [line for line in captured.err.splitlines() if line.startswith("warning:")]
@@ -229,7 +324,19 @@ def test_compare_with_a_label_file_gives_iou_and_error_maps(make_checkpoint, tmp
     labels = _label_files(tmp_path, truth, PALETTE)[kind]
     out = tmp_path / "out"
     checkpoint = str(make_checkpoint(scaleshapes=True))
-    argv = ["compare", str(image), "--labels", str(labels), "--out", str(out), "--checkpoint", checkpoint, "--device", "cpu", "--json"]
+    argv = [
+        "compare",
+        str(image),
+        "--labels",
+        str(labels),
+        "--out",
+        str(out),
+        "--checkpoint",
+        checkpoint,
+        "--device",
+        "cpu",
+        "--json",
+    ]
     assert cli.main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["ground_truth"] is True
@@ -250,7 +357,20 @@ def test_compare_labels_follow_the_image_when_max_side_scales_it(make_checkpoint
 
     labels = _label_files(tmp_path, truth, TINY_PALETTE)["index"]
     out = tmp_path / "out"
-    argv = ["compare", str(image), "--labels", str(labels), "--max-side", "40", "--out", str(out), "--checkpoint", str(make_checkpoint()), "--device", "cpu"]
+    argv = [
+        "compare",
+        str(image),
+        "--labels",
+        str(labels),
+        "--max-side",
+        "40",
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(make_checkpoint()),
+        "--device",
+        "cpu",
+    ]
     assert cli.main(argv) == 0
     errors = _png(out / "wide_errors_attention.png") > 0
     predicted = _png(out / "wide_labels_attention.png")

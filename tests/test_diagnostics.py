@@ -117,7 +117,9 @@ def test_corners_and_centre_map_to_the_corner_and_centre_cells():
 def test_footprints_tile_the_image_and_clicking_a_cell_picks_a_pixel_inside_it(size, grid):
     """What the pixel inspector relies on: every pixel belongs to exactly the footprint of its nearest cell."""
     for axis in (0, 1):
-        expected = [nearest_cell(k, k, (size[axis], size[axis]), (grid[axis], grid[axis]))[0] for k in range(size[axis])]
+        expected = [
+            nearest_cell(k, k, (size[axis], size[axis]), (grid[axis], grid[axis]))[0] for k in range(size[axis])
+        ]
         assert nearest_cells(size[axis], grid[axis]).tolist() == expected
     owner = np.full(size, -1)
     for i in range(grid[0]):
@@ -177,7 +179,9 @@ def test_breakdown_satisfies_eq2_and_eq1_against_the_prediction(make_checkpoint,
         f = prediction.score_maps[:, :, i, j].astype(np.float64)
         np.testing.assert_allclose(attention.terms, torch_weights[:, i, j, None] * f, rtol=1e-12)
         np.testing.assert_allclose(np.sum(attention.terms, axis=0), attention.fused, rtol=1e-12, atol=1e-15)
-        np.testing.assert_allclose(attention.fused, prediction.fused[:, i, j], rtol=1e-5, atol=1e-6)  # the model's own g
+        np.testing.assert_allclose(
+            attention.fused, prediction.fused[:, i, j], rtol=1e-5, atol=1e-6
+        )  # the model's own g
         assert attention.winner == int(np.argmax(prediction.fused[:, i, j]))
         assert b.scale_winners == tuple(int(c) for c in f.argmax(axis=1))
 
@@ -319,7 +323,9 @@ def test_compare_merges_against_independent_computations(make_checkpoint, rgb):
         assert (result.labels == expected).mean() > 0.999
         np.testing.assert_array_equal(result.errors, (truth != 255) & (result.labels != truth))
         np.testing.assert_allclose(result.scores.class_iou, _iou_by_hand(truth, result.labels, 3), equal_nan=True)
-        assert result.scores.pixel_accuracy == pytest.approx(np.mean(result.labels[truth != 255] == truth[truth != 255]))
+        assert result.scores.pixel_accuracy == pytest.approx(
+            np.mean(result.labels[truth != 255] == truth[truth != 255])
+        )
     assert (comparison.result("attention").labels == prediction.labels).mean() > 0.999
 
     stack = np.stack([comparison.result(m).labels for m in comparison.methods])
@@ -331,7 +337,9 @@ def test_compare_merges_against_independent_computations(make_checkpoint, rgb):
     assert set(pairs) == {("attention", "average"), ("attention", "max"), ("average", "max")}
     assert pairs[("average", "max")] == pytest.approx((stack[1] == stack[2]).mean())
     contested = brute & (truth != 255)
-    assert comparison.result("max").correct_where_disagree == pytest.approx(np.mean(stack[2][contested] == truth[contested]))
+    assert comparison.result("max").correct_where_disagree == pytest.approx(
+        np.mean(stack[2][contested] == truth[contested])
+    )
     json.dumps(comparison.to_dict())
     assert [row["merge"] for row in comparison.summary_rows()] == ["attention", "average", "max"]
 
@@ -359,7 +367,9 @@ def shapes_predictor(tmp_path_factory):
 
     torch.manual_seed(0)
     config = tiny_config(num_classes=len(CLASSES))
-    path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "shapes.pt", build_model(config), tiny_metadata(config, CLASSES, PALETTE))
+    path = save_checkpoint(
+        tmp_path_factory.mktemp("ckpt") / "shapes.pt", build_model(config), tiny_metadata(config, CLASSES, PALETTE)
+    )
     return _predictor(path)
 
 
@@ -400,7 +410,9 @@ def test_object_table_matches_the_generator_and_the_aggregates_match_the_table(s
     prediction = shapes_predictor.predict(sample.image, merge="max")
     first = d.objects[0]
     mask = sample.instances == first.instance_id
-    assert first.recall[d.merges.index("max")] == pytest.approx(np.mean(prediction.labels[mask] == first.class_index), abs=2e-3)
+    assert first.recall[d.merges.index("max")] == pytest.approx(
+        np.mean(prediction.labels[mask] == first.class_index), abs=2e-3
+    )
     assert d.dominant_share.sum() == pytest.approx(1.0)
 
 
@@ -428,7 +440,9 @@ def test_the_scoring_pass_scores_each_merge_as_its_own_prediction_would(shapes_p
     attention = scoring.attention_by_size
     assert attention is not None and attention.dominant_pixels.sum() == sample.label.size
     assert attention.counts.sum() == len(scoring.objects)
-    np.testing.assert_allclose(attention.sums.sum(axis=0), np.sum([r.weights for r in scoring.objects], axis=0), rtol=1e-9)
+    np.testing.assert_allclose(
+        attention.sums.sum(axis=0), np.sum([r.weights for r in scoring.objects], axis=0), rtol=1e-9
+    )
 
 
 def test_evaluate_and_diagnose_report_one_pass(shapes_predictor, two_images):
@@ -450,7 +464,16 @@ def test_evaluate_and_diagnose_report_one_pass(shapes_predictor, two_images):
 def test_csv_json_and_pickle(two_images):
     rows = list(csv.DictReader(io.StringIO(two_images.to_csv())))
     assert len(rows) == len(two_images.objects)
-    assert set(rows[0]) >= {"image_index", "class", "extent_px", "visible_pixels", "weight_s1", "weight_s0.5", "dominant_scale", "recall_max"}
+    assert set(rows[0]) >= {
+        "image_index",
+        "class",
+        "extent_px",
+        "visible_pixels",
+        "weight_s1",
+        "weight_s0.5",
+        "dominant_scale",
+        "recall_max",
+    }
     assert float(rows[0]["weight_s0.75"]) == pytest.approx(two_images.objects[0].weights[1], abs=1e-6)
     data = json.loads(json.dumps(two_images.to_dict()))
     assert data["images"] == 2 and data["start"] == FIRST and set(data["merges"]) == {"attention", "average", "max"}
@@ -495,7 +518,9 @@ def test_image_set_diagnostics(make_checkpoint, rgb):
         prediction = predictor.predict(image)
         up = resize_bilinear(torch.from_numpy(prediction.attention)[None].double(), image.shape[:2])[0].numpy()
         np.testing.assert_allclose(record.mean_weights, up.mean(axis=(1, 2)), rtol=1e-5)
-        np.testing.assert_allclose(record.dominant_share, np.bincount(up.argmax(0).ravel(), minlength=3) / up[0].size, atol=2e-3)
+        np.testing.assert_allclose(
+            record.dominant_share, np.bincount(up.argmax(0).ravel(), minlength=3) / up[0].size, atol=2e-3
+        )
         assert record.mean_entropy_bits == pytest.approx(np.mean(-(up * np.log2(up)).sum(0)), rel=1e-4)
     assert result.max_entropy_bits == pytest.approx(math.log2(3))
     rows = list(csv.DictReader(io.StringIO(result.to_csv())))
@@ -536,7 +561,9 @@ def test_figures(two_images, make_checkpoint, rgb):
     assert [b.get_height() for b in bars[:3]] == pytest.approx([s.miou for s in two_images.scores])
     assert plots.figure_png(figures["dominant_share"]).startswith(b"\x89PNG")
     texts = [text.get_text() for figure in figures.values() for text in figure.findobj(Text)]
-    assert not [text for text in texts if "^" in "".join(text.split("$")[::2])]  # w^s as mathtext, never a literal caret
+    assert not [
+        text for text in texts if "^" in "".join(text.split("$")[::2])
+    ]  # w^s as mathtext, never a literal caret
     assert axes.get_ylabel() == "mean attention weight $w^s$" and "the attention trusts" in axes.get_title()
 
     predictor = _predictor(make_checkpoint())
@@ -553,6 +580,7 @@ def test_figures(two_images, make_checkpoint, rgb):
     assert zoom.shape == (27, 27, 3) and (zoom[:12, :12] == 128).all()  # beyond the image corner: grey padding
     assert (zoom[12:24, 12] == plots.MARK_COLOUR).all()  # the cell's outline starts at the pixel
 
+
 def test_figures_of_a_hierarchical_model_name_its_weights_effective_weights(make_checkpoint):
     from dataclasses import replace
 
@@ -564,8 +592,10 @@ def test_figures_of_a_hierarchical_model_name_its_weights_effective_weights(make
     assert axes.get_ylabel() == "mean effective weight $w^s$ (gates)" and "the gates trust" in axes.get_title()
     assert plots.weight_by_class_figure(diagnostics).axes[0].get_ylabel() == "mean effective weight $w^s$ (gates)"
     # The same numbers read as a softmax's when attention is among the merges.
-    assert plots.weight_by_extent_figure(replace(diagnostics, merges=("attention",))).axes[0].get_ylabel() == "mean attention weight $w^s$"
-
+    assert (
+        plots.weight_by_extent_figure(replace(diagnostics, merges=("attention",))).axes[0].get_ylabel()
+        == "mean attention weight $w^s$"
+    )
 
 
 @pytest.mark.parametrize("scores", [(0.97, 0.96, 0.95), (0.2, 0.5, 1.0)])
@@ -580,7 +610,11 @@ def test_the_legend_of_a_bar_chart_covers_no_bar_and_no_value_label(scores):
     renderer = canvas.get_renderer()
     axes = figure.axes[0]
     legend = axes.get_legend().get_window_extent(renderer)
-    covered = [artist for artist in list(axes.patches) + list(axes.texts) if artist.get_window_extent(renderer).overlaps(legend)]
+    covered = [
+        artist
+        for artist in list(axes.patches) + list(axes.texts)
+        if artist.get_window_extent(renderer).overlaps(legend)
+    ]
     assert not covered, f"the legend covers {covered}"
     assert max(axes.get_yticks()) <= 1.0  # scores are 0-1; the headroom carries no tick
 
@@ -596,7 +630,9 @@ def test_the_model_diagram_names_each_scale_and_the_fusion(head):
     assert plots.figure_png(figure).startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("trunk, name", [("vgg16_largefov", "DeepLab\nLargeFOV"), ("lraspp_mobilenet_v3_large", "LR-ASPP\nMobileNetV3")])
+@pytest.mark.parametrize(
+    "trunk, name", [("vgg16_largefov", "DeepLab\nLargeFOV"), ("lraspp_mobilenet_v3_large", "LR-ASPP\nMobileNetV3")]
+)
 def test_the_model_diagram_names_the_share_net_it_draws(trunk, name):
     from segscale import plots
     from segscale.config import TORCHVISION_TRUNKS

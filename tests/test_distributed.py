@@ -43,15 +43,22 @@ def _confusion(labels: torch.Tensor, predictions: torch.Tensor, classes: int = 3
 
 def _images(count: int = 7):
     generator = torch.Generator().manual_seed(0)
-    return [(i, torch.randint(0, 3, (50,), generator=generator), torch.randint(0, 3, (50,), generator=generator)) for i in range(count)]
+    return [
+        (i, torch.randint(0, 3, (50,), generator=generator), torch.randint(0, 3, (50,), generator=generator))
+        for i in range(count)
+    ]
 
 
 def _worker(rank: int, world_size: int, port: int, results) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     context = distributed.distributed_context("cpu")
     try:
         mine = distributed.shard(_images(), context.rank, context.world_size)
-        matrix = sum((_confusion(labels, predicted) for _, labels, predicted in mine), torch.zeros(3, 3, dtype=torch.long))
+        matrix = sum(
+            (_confusion(labels, predicted) for _, labels, predicted in mine), torch.zeros(3, 3, dtype=torch.long)
+        )
         total = distributed.all_reduce_sum(matrix)
         rows = distributed.gather_rows([{"image": index, "rank": context.rank} for index, _, _ in mine])
         confusion = ConfusionMatrix(3)
@@ -69,7 +76,9 @@ def test_two_gloo_processes_sum_and_gather_what_one_process_computes():
         port = probe.getsockname()[1]
     results = mp.Manager().dict()
     mp.spawn(_worker, args=(2, port, results), nprocs=2, join=True)
-    expected = sum((_confusion(labels, predicted) for _, labels, predicted in _images()), torch.zeros(3, 3, dtype=torch.long))
+    expected = sum(
+        (_confusion(labels, predicted) for _, labels, predicted in _images()), torch.zeros(3, 3, dtype=torch.long)
+    )
     for rank in (0, 1):
         total, rows, counts, dtype = results[rank]
         assert total == expected.tolist()

@@ -37,7 +37,17 @@ def _env() -> dict:
 
 
 def _torchrun(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "segscale", *args]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "segscale",
+        *args,
+    ]
     finished = subprocess.run(command, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=180)
     assert finished.returncode == 0, finished.stderr[-3000:]
     return finished
@@ -86,12 +96,27 @@ def _assert_same_csv(one: str, two: str) -> None:
 
 def test_two_gloo_processes_evaluate_as_one_process(make_checkpoint, tmp_path):
     checkpoint = str(make_checkpoint(scaleshapes=True))
-    args = ["evaluate", "--checkpoint", checkpoint, "--count", COUNT, "--first", FIRST, "--merge", "attention", "average", "max", "--quiet"]
+    args = [
+        "evaluate",
+        "--checkpoint",
+        checkpoint,
+        "--count",
+        COUNT,
+        "--first",
+        FIRST,
+        "--merge",
+        "attention",
+        "average",
+        "max",
+        "--quiet",
+    ]
     _one_process(*args, "--json", str(tmp_path / "one.json"))
     finished = _torchrun(*args, "--json", str(tmp_path / "two.json"))
 
     one, two = (json.loads((tmp_path / name).read_text()) for name in ("one.json", "two.json"))
-    assert two["images"] == 4 and sum(b["objects"] for b in two["merges"]["max"]["iou_by_size"]) == 15  # every object once
+    assert (
+        two["images"] == 4 and sum(b["objects"] for b in two["merges"]["max"]["iou_by_size"]) == 15
+    )  # every object once
     _assert_same(one, two)
     assert finished.stdout.count("wrote ") == 1, "a rank other than 0 printed or wrote the report"
 
@@ -120,13 +145,18 @@ def _pairs(count: int = 5):
     rng = np.random.default_rng(3)
     sizes = ((48, 64), (40, 56))
     return [
-        (rng.integers(0, 256, size=(*sizes[k % 2], 3), dtype=np.uint8), rng.integers(0, 3, size=sizes[k % 2]).astype(np.int64))
+        (
+            rng.integers(0, 256, size=(*sizes[k % 2], 3), dtype=np.uint8),
+            rng.integers(0, 3, size=sizes[k % 2]).astype(np.int64),
+        )
         for k in range(count)
     ]
 
 
 def _scoring_worker(rank: int, world_size: int, port: int, checkpoint: str, results) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     from segscale.diagnostics import image_diagnostics
     from segscale.evaluation import evaluate_pairs_report
@@ -139,12 +169,18 @@ def _scoring_worker(rank: int, world_size: int, port: int, checkpoint: str, resu
         pairs, merges = _pairs(), ("attention", "average", "max")
         images, names = [image for image, _ in pairs], [f"p{k}.png" for k in range(len(pairs))]
         seen = []
-        report = evaluate_pairs_report(predictor, pairs, len(pairs), None, merges, on_image=seen.append, context=context)
+        report = evaluate_pairs_report(
+            predictor, pairs, len(pairs), None, merges, on_image=seen.append, context=context
+        )
         diagnostics = image_diagnostics(predictor, images, names, context=context)
         results[rank] = (report, diagnostics.to_csv(), diagnostics.to_dict(), len(seen))
         if rank == 0:  # one process over every pair, with the same threads and kernels
             alone = image_diagnostics(predictor, images, names)
-            results["alone"] = (evaluate_pairs_report(predictor, pairs, len(pairs), None, merges), alone.to_csv(), alone.to_dict())
+            results["alone"] = (
+                evaluate_pairs_report(predictor, pairs, len(pairs), None, merges),
+                alone.to_csv(),
+                alone.to_dict(),
+            )
     finally:
         distributed.shutdown()
 

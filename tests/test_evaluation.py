@@ -40,7 +40,9 @@ def test_size_bins():
 
 
 def _object(instance_id, class_index, extent, center):
-    return SimpleNamespace(instance_id=instance_id, class_index=class_index, class_name=f"c{class_index}", extent=extent, center=center)
+    return SimpleNamespace(
+        instance_id=instance_id, class_index=class_index, class_name=f"c{class_index}", extent=extent, center=center
+    )
 
 
 def test_size_binned_iou_counts_spill_inside_the_disc_only():
@@ -55,7 +57,11 @@ def test_size_binned_iou_counts_spill_inside_the_disc_only():
     iou = SizeBinnedIoU()
     iou.update([_object(1, 1, 2 * 8**0.5, (12.0, 12.0))], instances, label, predicted)
     row = iou.rows()[0]
-    assert row["objects"] == 1 and row["iou"] == pytest.approx(15 / (15 + 1 + 1)) and row["recall"] == pytest.approx(15 / 16)
+    assert (
+        row["objects"] == 1
+        and row["iou"] == pytest.approx(15 / (15 + 1 + 1))
+        and row["recall"] == pytest.approx(15 / 16)
+    )
     assert all(r["iou"] is None for r in iou.rows()[1:])
 
 
@@ -80,7 +86,8 @@ def test_one_pass_scores_every_merge_like_separate_runs(make_checkpoint):
     base = predictor.predict(rgb, merge="attention")
     for merge in ("attention", "average", "max"):
         np.testing.assert_array_equal(
-            labels_for_merge(base.score_maps, base.attention_logits, merge, rgb.shape[:2]), predictor.predict(rgb, merge=merge).labels
+            labels_for_merge(base.score_maps, base.attention_logits, merge, rgb.shape[:2]),
+            predictor.predict(rgb, merge=merge).labels,
         )
 
 
@@ -100,18 +107,65 @@ def test_evaluate_command_writes_json_and_refuses_bad_requests(make_checkpoint, 
     checkpoint = make_checkpoint(head="paper", scaleshapes=True)
     out = tmp_path / "report.json"
     ok = subprocess.run(
-        [sys.executable, "-m", "segscale", "evaluate", "--checkpoint", str(checkpoint), "--count", "1", "--merge", "attention", "average",
-         "--json", str(out), "--quiet"], capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "segscale",
+            "evaluate",
+            "--checkpoint",
+            str(checkpoint),
+            "--count",
+            "1",
+            "--merge",
+            "attention",
+            "average",
+            "--json",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ok.returncode == 0, ok.stderr
-    assert "IoU by object extent" in ok.stdout and set(json.loads(out.read_text())["merges"]) == {"attention", "average"}
+    assert "IoU by object extent" in ok.stdout and set(json.loads(out.read_text())["merges"]) == {
+        "attention",
+        "average",
+    }
     bad = subprocess.run(
-        [sys.executable, "-m", "segscale", "evaluate", "--checkpoint", str(checkpoint), "--count", "1", "--scales", "1", "0.5", "--quiet"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "segscale",
+            "evaluate",
+            "--checkpoint",
+            str(checkpoint),
+            "--count",
+            "1",
+            "--scales",
+            "1",
+            "0.5",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "trained for scales [1.0, 0.75, 0.5]" in bad.stderr and "Traceback" not in bad.stderr
     foreign = subprocess.run(
-        [sys.executable, "-m", "segscale", "evaluate", "--checkpoint", str(make_checkpoint(name="other.pt")), "--count", "1", "--quiet"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "segscale",
+            "evaluate",
+            "--checkpoint",
+            str(make_checkpoint(name="other.pt")),
+            "--count",
+            "1",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert foreign.returncode == 2 and "not ScaleShapes' classes" in foreign.stderr

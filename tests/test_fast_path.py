@@ -71,7 +71,9 @@ def test_fast_path_labels_agree_with_float32_reference(which):
         agree += int((labels == reference_labels(model, metadata, rgb)).sum())
         total += labels.numel()
     agreement = agree / total
-    assert agreement >= AUTOCAST_MIN_AGREEMENT, f"{which}: {predictor.precision} labels agree on {agreement:.4%} of pixels"
+    assert agreement >= AUTOCAST_MIN_AGREEMENT, (
+        f"{which}: {predictor.precision} labels agree on {agreement:.4%} of pixels"
+    )
 
 
 def test_forced_bf16_stays_close_on_a_random_model():
@@ -129,9 +131,9 @@ def test_inputs_are_normalised_channels_last_on_the_device():
     images = fast.images_from_pixels(rgb)
     assert images.shape == (2, 3, 20, 30) and images.dtype == torch.float32
     assert images.is_contiguous(memory_format=torch.channels_last)
-    expected = (torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(
-        IMAGENET_STD
-    ).view(1, 3, 1, 1)
+    expected = (
+        torch.from_numpy(rgb).permute(0, 3, 1, 2).float() / 255 - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    ) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     torch.testing.assert_close(images, expected)
     nchw = FastMultiScale(model, IMAGENET_MEAN, IMAGENET_STD, "cpu", FastPathOptions(channels_last=False))
     assert nchw.images_from_pixels(rgb).is_contiguous()
@@ -214,7 +216,9 @@ def test_bf16_weights_are_stored_once_chosen():
     rgb = np.random.default_rng(5).integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
     stored = FastMultiScale(model, IMAGENET_MEAN, IMAGENET_STD, "cpu", FastPathOptions(autocast="bf16"))
     assert stored.model.trunk.layers.conv1_1.weight.dtype == torch.bfloat16
-    cast_per_call = FastMultiScale(model, IMAGENET_MEAN, IMAGENET_STD, "cpu", FastPathOptions(autocast="bf16", bf16_weights=False))
+    cast_per_call = FastMultiScale(
+        model, IMAGENET_MEAN, IMAGENET_STD, "cpu", FastPathOptions(autocast="bf16", bf16_weights=False)
+    )
     assert cast_per_call.model.trunk.layers.conv1_1.weight.dtype == torch.float32
     torch.testing.assert_close(stored.run(rgb)[0].fused, cast_per_call.run(rgb)[0].fused)  # the same bf16 arithmetic
     with pytest.raises(ValueError, match="autocast='off'"):

@@ -66,10 +66,15 @@ def test_weights_are_written_as_their_products():
     assert chain.weight_factors(2) == [("a", 2)]
     text = "\n".join(chain.to_text(np.zeros((3, 2)), ("a", "b"), (0, 1)))
     a75, a1 = 1 / (1 + np.exp(1.0)), 0.5
-    assert f"w^0.5    = (1 - a^0.75) x (1 - a^1) = (1 - {a75:.4f}) x (1 - {a1:.4f}) = {(1 - a75) * (1 - a1):.4f}" in text
+    assert (
+        f"w^0.5    = (1 - a^0.75) x (1 - a^1) = (1 - {a75:.4f}) x (1 - {a1:.4f}) = {(1 - a75) * (1 - a1):.4f}" in text
+    )
     assert f"w^1      = a^1 = {a1:.4f}" in text
     latex = chain.latex_gates()
-    assert rf"w^{{(0.75)}} &= a^{{(0.75)}} \cdot (1 - a^{{(1)}}) = {a75:.4f} \cdot (1 - {a1:.4f}) = {a75 * (1 - a1):.4f}" in latex
+    assert (
+        rf"w^{{(0.75)}} &= a^{{(0.75)}} \cdot (1 - a^{{(1)}}) = {a75:.4f} \cdot (1 - {a1:.4f}) = {a75 * (1 - a1):.4f}"
+        in latex
+    )
 
 
 def test_one_scale_weighs_one():
@@ -99,7 +104,9 @@ def test_the_pixel_breakdown_writes_out_the_models_own_chain(hierarchical_predic
     assert [prediction.scales[k] for k in chain.order] == [0.5, 0.75, 1.0]
     np.testing.assert_allclose(chain.weights_in_scale_order(), prediction.attention[:, i, j], rtol=0, atol=1e-6)
     np.testing.assert_allclose(chain.fused, prediction.fused[:, i, j], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(chain.gates, 1 / (1 + np.exp(-prediction.gate_logits[list(chain.order), i, j])), atol=1e-6)
+    np.testing.assert_allclose(
+        chain.gates, 1 / (1 + np.exp(-prediction.gate_logits[list(chain.order), i, j])), atol=1e-6
+    )
     assert breakdown.fusion("hierarchical").weights == chain.weights_in_scale_order()
     assert breakdown.methods == ("average", "max", "hierarchical") and breakdown.own.method == "hierarchical"
     assert len(breakdown.latex_blocks()) == 2 and r"\sigma(" in breakdown.latex_blocks()[0]
@@ -110,7 +117,17 @@ def test_inspect_on_the_command_line_writes_out_the_chain(make_checkpoint, tmp_p
 
     image = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(5).integers(0, 256, size=(40, 57, 3), dtype=np.uint8)).save(image)
-    argv = ["inspect", str(image), "--pixel", "20", "30", "--checkpoint", str(make_checkpoint("gates.pt", merge="hierarchical")), "--device", "cpu"]
+    argv = [
+        "inspect",
+        str(image),
+        "--pixel",
+        "20",
+        "30",
+        "--checkpoint",
+        str(make_checkpoint("gates.pt", merge="hierarchical")),
+        "--device",
+        "cpu",
+    ]
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
     assert "Hierarchical chain (Tao et al. 2020), coarsest scale first" in text and "effective weights" in text
@@ -122,7 +139,9 @@ def test_inspect_on_the_command_line_writes_out_the_chain(make_checkpoint, tmp_p
     assert chain["scales_coarsest_first"] == [0.5, 0.75, 1.0]
     np.testing.assert_allclose(weights, chain["effective_weights"], atol=5e-5)  # the text writes the same numbers
     np.testing.assert_allclose(sum(chain["effective_weights"]), 1.0, atol=1e-9)
-    coarse_first = [data["fusions"]["hierarchical"]["weights"][data["scales"].index(s)] for s in chain["scales_coarsest_first"]]
+    coarse_first = [
+        data["fusions"]["hierarchical"]["weights"][data["scales"].index(s)] for s in chain["scales_coarsest_first"]
+    ]
     np.testing.assert_allclose(coarse_first, chain["effective_weights"], atol=1e-12)
 
 
@@ -134,14 +153,19 @@ def test_the_saved_figure_names_the_effective_weights_not_attention(hierarchical
     view = viz.build_view(prediction, predictor.classes, predictor.palette)
     assert view.dominant is not None and view.entropy is not None  # from the effective weights
     titles = [axes.get_title() for axes in plots.side_by_side_figure(view, prediction, predictor.classes).axes]
-    assert any("effective weight $w^s$ (gates)" in t for t in titles) and not any("attention weight" in t for t in titles)
+    assert any("effective weight $w^s$ (gates)" in t for t in titles) and not any(
+        "attention weight" in t for t in titles
+    )
 
 
 def test_a_predictor_says_which_merges_it_cannot_do_and_why(make_checkpoint):
     gates = Predictor.from_checkpoint(make_checkpoint("gates.pt", merge="hierarchical"), device="cpu")
     attention = Predictor.from_checkpoint(make_checkpoint("attention.pt"), device="cpu")
     assert list(gates.unoffered_merges) == ["attention"] and "no attention head" in gates.unoffered_merges["attention"]
-    assert list(attention.unoffered_merges) == ["hierarchical"] and "no gate head" in attention.unoffered_merges["hierarchical"]
+    assert (
+        list(attention.unoffered_merges) == ["hierarchical"]
+        and "no gate head" in attention.unoffered_merges["hierarchical"]
+    )
     for predictor in (gates, attention):  # the two lists split MERGE_MODES between them
         assert set(predictor.offered_merges).isdisjoint(predictor.unoffered_merges)
         assert len(predictor.offered_merges) + len(predictor.unoffered_merges) == 4

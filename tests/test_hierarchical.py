@@ -124,7 +124,9 @@ def test_tiny_hierarchical_model_forward_backward_on_an_unseen_scale_set():
         assert output.merge == "hierarchical" and output.scales == scales
         assert output.gate_logits.shape == (2, len(scales), *grid) and output.attention_logits is None
         torch.testing.assert_close(output.attention.sum(dim=1), torch.ones(2, *grid), rtol=0, atol=1e-6)
-        torch.testing.assert_close(weighted_sum_over_scales(output.score_maps, output.attention), output.fused, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            weighted_sum_over_scales(output.score_maps, output.attention), output.fused, rtol=1e-5, atol=1e-5
+        )
     model.zero_grad()
     output.fused.square().mean().backward()
     for part in (model.gate_head, model.trunk, model.score_head):
@@ -193,11 +195,32 @@ def test_every_command_twin_accepts_merge_hierarchical(make_checkpoint, tmp_path
     Image.fromarray(np.random.default_rng(1).integers(0, 256, size=(40, 56, 3), dtype=np.uint8)).save(photo)
     common = ["--checkpoint", checkpoint, "--device", "cpu"]
     runs = {
-        "predict": ["predict", str(photo), "--out", str(tmp_path / "p"), "--merge", "hierarchical", "--scales", "2", "1", "0.5"],
+        "predict": [
+            "predict",
+            str(photo),
+            "--out",
+            str(tmp_path / "p"),
+            "--merge",
+            "hierarchical",
+            "--scales",
+            "2",
+            "1",
+            "0.5",
+        ],
         "inspect": ["inspect", str(photo), "--pixel", "5", "7", "--merge", "hierarchical", "--json"],
         "compare": ["compare", str(photo), "--out", str(tmp_path / "c")],
         "evaluate": ["evaluate", "--count", "1", "--merge", "hierarchical", "average", "--quiet"],
-        "diagnose": ["diagnose", "--count", "1", "--merge", "hierarchical", "max", "--out", str(tmp_path / "d"), "--quiet"],
+        "diagnose": [
+            "diagnose",
+            "--count",
+            "1",
+            "--merge",
+            "hierarchical",
+            "max",
+            "--out",
+            str(tmp_path / "d"),
+            "--quiet",
+        ],
     }
     for name, argv in runs.items():
         assert main(argv + common) == 0, name

@@ -172,7 +172,11 @@ def test_width_multiplier_keeps_the_structure(width):
     for name, layer in full_layers.items():
         if isinstance(layer, nn.Conv2d):
             other = narrow_layers[name]
-            assert (other.kernel_size, other.dilation, other.padding) == (layer.kernel_size, layer.dilation, layer.padding)
+            assert (other.kernel_size, other.dilation, other.padding) == (
+                layer.kernel_size,
+                layer.dilation,
+                layer.padding,
+            )
             assert other.out_channels == max(1, round(layer.out_channels * width))
     assert narrow.out_channels == round(1024 * width)
 

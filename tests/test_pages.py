@@ -213,8 +213,12 @@ def test_diagnostics_wait_for_the_button_then_plot_tabulate_and_offer_the_csv(sh
     assert_clean(at)
     assert len(runs) == 1
     shown = captions(at)
-    for start in ("Mean attention weight wˢ of each scale against object extent", "Mean attention weight wˢ of each scale per class",
-                  "Share of all pixels where each scale", "mIoU and pixel accuracy of each merge"):  # fmt: skip
+    for start in (
+        "Mean attention weight wˢ of each scale against object extent",
+        "Mean attention weight wˢ of each scale per class",
+        "Share of all pixels where each scale",
+        "mIoU and pixel accuracy of each merge",
+    ):
         assert any(c.startswith(start) for c in shown), (start, shown)
     assert "ScaleShapes val images 0 to 1" in texts(at.success)
     assert [b.label for b in at.get("download_button")] == ["Objects table (CSV)"]
@@ -233,7 +237,9 @@ def test_diagnostics_over_uploaded_images(shapes_dir):
     at = open_page(DIAGNOSTICS)
     at.radio(key="diagnose_source").set_value("Uploaded images").run()
     uploader = at.file_uploader(key="diagnose_uploads")
-    uploader.upload("a $\\frac{1}{$.png", png(noise(64, 80, 1)), "image/png")  # maths matplotlib cannot draw, if not escaped
+    uploader.upload(
+        "a $\\frac{1}{$.png", png(noise(64, 80, 1)), "image/png"
+    )  # maths matplotlib cannot draw, if not escaped
     uploader.upload("b.png", png(noise(72, 60, 2)), "image/png")
     uploader.upload("broken.png", b"not a picture", "image/png")
     at.run()

@@ -34,7 +34,10 @@ def imported_folder(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     weights = folder.parent / f"{folder.name}_weights.pth"
     torch.save(build_torchvision_model(KIND, 21).state_dict(), weights)
-    assert main(["import-torchvision", KIND, "--weights", str(weights), "--out", str(folder / f"{KIND}.pt"), "--quiet"]) == 0
+    assert (
+        main(["import-torchvision", KIND, "--weights", str(weights), "--out", str(folder / f"{KIND}.pt"), "--quiet"])
+        == 0
+    )
     return folder
 
 
@@ -180,7 +183,9 @@ def test_a_missing_scikit_image_is_one_clear_error(monkeypatch):
         photos.load_photo("Lena")
 
 
-def test_switching_to_the_imported_checkpoint_resets_the_class_shown(imported_folder, make_checkpoint, tmp_path, monkeypatch):
+def test_switching_to_the_imported_checkpoint_resets_the_class_shown(
+    imported_folder, make_checkpoint, tmp_path, monkeypatch
+):
     """Class 6 of ScaleShapes ("ring") is not class 6 of VOC: a new checkpoint starts on its own default class
     (ui.main_view.class_controls resets the box for every new model and image)."""
     make_checkpoint("a_shapes.pt", scaleshapes=True)  # listed first
@@ -193,5 +198,7 @@ def test_switching_to_the_imported_checkpoint_resets_the_class_shown(imported_fo
     at.radio(key="image_source").set_value("Gallery").run()
     assert_clean(at)
     counts = np.bincount(last_prediction(at).labels.ravel(), minlength=21)
-    assert at.selectbox(key="score_class").value == int(np.argmax(counts[1:])) + 1, "the class picked for the other model was kept"
+    assert at.selectbox(key="score_class").value == int(np.argmax(counts[1:])) + 1, (
+        "the class picked for the other model was kept"
+    )
     assert "Attention head: none, merges by average" in texts(at.sidebar.caption)

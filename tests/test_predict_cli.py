@@ -20,8 +20,22 @@ def photo(tmp_path):
 def test_writes_every_map_and_the_figure(make_checkpoint, photo, tmp_path, capsys):
     checkpoint = make_checkpoint()
     out = tmp_path / "out"
-    code = main(["predict", str(photo), "--checkpoint", str(checkpoint), "--scales", "1", "0.75", "0.5",
-                 "--merge", "attention", "--out", str(out)])  # fmt: skip
+    code = main(
+        [
+            "predict",
+            str(photo),
+            "--checkpoint",
+            str(checkpoint),
+            "--scales",
+            "1",
+            "0.75",
+            "0.5",
+            "--merge",
+            "attention",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(f"photo_one_attention_1-0.75-0.5{suffix}" for suffix in OUTPUT_SUFFIXES.values())
@@ -37,8 +51,26 @@ def test_writes_every_map_and_the_figure(make_checkpoint, photo, tmp_path, capsy
 
 def test_max_pooling_writes_no_attention_file(make_checkpoint, photo, tmp_path):
     out = tmp_path / "out"
-    assert main(["predict", str(photo), "--checkpoint", str(make_checkpoint()), "--merge", "max",
-                 "--scales", "1", "0.5", "--class", "bar", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "predict",
+                str(photo),
+                "--checkpoint",
+                str(make_checkpoint()),
+                "--merge",
+                "max",
+                "--scales",
+                "1",
+                "0.5",
+                "--class",
+                "bar",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert not (out / "photo_one_attention_1-0.75-0.5_attention.png").exists()
     assert str(np.load(out / "photo_one_max_1-0.5_maps.npz")["merge"]) == "max"
 
@@ -74,7 +106,16 @@ def test_bad_options_are_one_line_errors(make_checkpoint, photo, tmp_path, capsy
 
 def test_a_missing_image_fails_before_the_model_loads(tmp_path, capsys):
     with pytest.raises(SystemExit):
-        main(["predict", str(tmp_path / "nope.png"), "--checkpoint", str(tmp_path / "never-read.pt"), "--out", str(tmp_path)])
+        main(
+            [
+                "predict",
+                str(tmp_path / "nope.png"),
+                "--checkpoint",
+                str(tmp_path / "never-read.pt"),
+                "--out",
+                str(tmp_path),
+            ]
+        )
     assert "nope.png: no such file" in capsys.readouterr().err
 
 

@@ -34,7 +34,9 @@ def test_linked_files_exist():
 
 def test_requirements_pin_a_torch_torchvision_pair():
     requirements = (ROOT / "requirements.txt").read_text()
-    assert re.search(r"^torch==\d", requirements, flags=re.M) and re.search(r"^torchvision==\d", requirements, flags=re.M)
+    assert re.search(r"^torch==\d", requirements, flags=re.M) and re.search(
+        r"^torchvision==\d", requirements, flags=re.M
+    )
     for package in ("streamlit", "matplotlib", "numpy", "pillow"):
         assert re.search(rf"^{package}\b", requirements, flags=re.M), package
 

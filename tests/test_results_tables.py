@@ -15,20 +15,38 @@ spec.loader.exec_module(results_tables)
 
 def report(miou_by_merge: dict[str, float], scales=(1.0, 0.75, 0.5)) -> dict:
     bins = [{"extent_low": 12.0, "extent_high": 24.0, "objects": 3, "iou": 0.25, "recall": 0.3}]
-    merges = {m: {"miou": v, "pixel_accuracy": 0.9, "class_iou": {"background": 0.95, "circle": None}, "iou_by_size": bins}
-              for m, v in miou_by_merge.items()}
-    attention = [{"extent_low": 12.0, "extent_high": 24.0, "objects": 3,
-                  "mean_weight": {f"{s}": w for s, w in zip(scales, (0.2, 0.3, 0.5))}}]
-    return {"dataset": "scaleshapes", "split": "val", "images": 7, "scales": list(scales), "merges": merges,
-            "attention_by_size": attention, "checkpoint": "x.pt"}
+    merges = {
+        m: {"miou": v, "pixel_accuracy": 0.9, "class_iou": {"background": 0.95, "circle": None}, "iou_by_size": bins}
+        for m, v in miou_by_merge.items()
+    }
+    attention = [
+        {
+            "extent_low": 12.0,
+            "extent_high": 24.0,
+            "objects": 3,
+            "mean_weight": {f"{s}": w for s, w in zip(scales, (0.2, 0.3, 0.5))},
+        }
+    ]
+    return {
+        "dataset": "scaleshapes",
+        "split": "val",
+        "images": 7,
+        "scales": list(scales),
+        "merges": merges,
+        "attention_by_size": attention,
+        "checkpoint": "x.pt",
+    }
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("attention_1_075_05_esupv", ("attention", "{1, 0.75, 0.5}", True)),
-    ("max_1_05", ("max", "{1, 0.5}", False)),
-    ("single_1", ("single", "{1}", False)),
-    ("average_15_1_05_esupv", ("average", "{1.5, 1, 0.5}", True)),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("attention_1_075_05_esupv", ("attention", "{1, 0.75, 0.5}", True)),
+        ("max_1_05", ("max", "{1, 0.5}", False)),
+        ("single_1", ("single", "{1}", False)),
+        ("average_15_1_05_esupv", ("average", "{1.5, 1, 0.5}", True)),
+    ],
+)
 def test_row_names_read_back_into_merge_scales_and_esupv(name, expected):
     assert results_tables.describe_row(name) == expected
 
@@ -39,9 +57,11 @@ def test_a_name_that_is_not_a_row_is_an_error():
 
 
 def test_the_comparison_prints_each_row_its_own_merge_score_and_orders_rows():
-    reports = {"attention_1_075_05_esupv": report({"attention": 0.6123}),
-               "single_1": report({"average": 0.4567}, scales=(1.0,)),
-               "max_1_075_05_esupv": report({"max": 0.5561})}
+    reports = {
+        "attention_1_075_05_esupv": report({"attention": 0.6123}),
+        "single_1": report({"average": 0.4567}, scales=(1.0,)),
+        "max_1_075_05_esupv": report({"max": 0.5561}),
+    }
     lines = results_tables.comparison_table(reports).splitlines()[2:]
     assert [line.split("|")[1].strip() for line in lines] == ["single", "max", "attention"]
     assert "**0.457**" in lines[0] and "**0.556**" in lines[1] and "**0.612**" in lines[2]
@@ -59,8 +79,10 @@ def test_main_fails_with_a_message_on_an_empty_folder(tmp_path, capsys):
 
 
 def test_scale_sets_are_one_table_ordered_by_set_size():
-    reports = [report({"attention": 0.7, "average": 0.6}, scales=(2.0, 1.0, 0.5)),
-               report({"attention": 0.8, "average": 0.5}, scales=(1.0, 0.5))]
+    reports = [
+        report({"attention": 0.7, "average": 0.6}, scales=(2.0, 1.0, 0.5)),
+        report({"attention": 0.8, "average": 0.5}, scales=(1.0, 0.5)),
+    ]
     lines = results_tables.scale_sets_table(reports).splitlines()
     assert lines[0].startswith("| scales | images | attention mIoU | average mIoU |")
     assert lines[2] == "| {1, 0.5} | 7 | 0.800 | 0.500 | 0.250 | 0.250 |"
@@ -68,7 +90,10 @@ def test_scale_sets_are_one_table_ordered_by_set_size():
 
 
 def test_the_size_table_gives_each_row_its_bins_and_the_object_counts_once():
-    reports = {"attention_1_075_05_esupv": report({"attention": 0.6}), "single_1": report({"average": 0.4}, scales=(1.0,))}
+    reports = {
+        "attention_1_075_05_esupv": report({"attention": 0.6}),
+        "single_1": report({"average": 0.4}, scales=(1.0,)),
+    }
     lines = results_tables.size_table(reports).splitlines()
     assert lines[0] == "| merge | scales | E-Supv | 12-24 px |"
     assert lines[2] == "| objects | | | 3 |"
@@ -120,7 +145,11 @@ def test_the_published_chen_beside_tao_tables_are_the_committed_json_printed_aga
     folder = REPO / "docs" / "results" / "chen_vs_tao"
     assert results_tables.main(["--chen-vs-tao", str(folder)]) == 0
     printed = capsys.readouterr().out
-    rows = [line for line in printed.splitlines() if line.startswith("| ") and not line.startswith(("| scales |", "| object extent |"))]
+    rows = [
+        line
+        for line in printed.splitlines()
+        if line.startswith("| ") and not line.startswith(("| scales |", "| object extent |"))
+    ]
     splits = results_tables.read_chen_vs_tao(folder)
     assert set(splits) == {"val", "test"} and all(len(reports) == 8 for reports in splits.values())  # 4 sets x 2 models
     published = (REPO / "docs" / "RESULTS.md").read_text()

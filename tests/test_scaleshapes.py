@@ -93,8 +93,10 @@ def test_same_pair_is_identical_in_another_process():
 
 def test_splits_never_share_an_image():
     tiny = ScaleShapesConfig(min_side=32, max_side=40, min_extent=8, max_objects=3)
-    digests = {split: {hashlib.sha256(generate_sample(split, i, tiny).image.tobytes()).digest() for i in range(200)}
-               for split in SPLITS}
+    digests = {
+        split: {hashlib.sha256(generate_sample(split, i, tiny).image.tobytes()).digest() for i in range(200)}
+        for split in SPLITS
+    }
     for split in SPLITS:
         assert len(digests[split]) == 200, f"{split} repeats an image"
     assert not digests["train"] & digests["val"]
@@ -389,8 +391,24 @@ def test_shapes_command_writes_a_preview_and_reports_bad_input(tmp_path):
     from segscale.cli import main
 
     sheet = tmp_path / "sheet.png"
-    assert main(["shapes", "--split", "test", "--count", "2", "--preview", str(sheet), "--max-side", "128",
-                 "--min-side", "96"]) == 0
+    assert (
+        main(
+            [
+                "shapes",
+                "--split",
+                "test",
+                "--count",
+                "2",
+                "--preview",
+                str(sheet),
+                "--max-side",
+                "128",
+                "--min-side",
+                "96",
+            ]
+        )
+        == 0
+    )
     with Image.open(sheet) as picture:
         assert picture.width > 2 * 96 and picture.height > 96
     with pytest.raises(SystemExit) as raised:

@@ -57,7 +57,6 @@ def test_the_demo_segments_held_out_test_images(demo):
     assert report["merges"]["attention"]["miou"] > 0.5
 
 
-
 @pytest.fixture(scope="module")
 def hierarchical() -> Predictor:
     return Predictor.from_checkpoint(HIERARCHICAL, device="cpu")

@@ -34,7 +34,9 @@ def test_tiles_cover_the_side_and_their_cells_partition_the_grid(length, tile, o
     spans = tile_spans(length, tile, overlap, largest_scale=1.0)
     assert spans[0].start == 0 and spans[-1].start + spans[-1].size == length
     assert all(s.start % ALIGN == 0 and s.size <= tile for s in spans)
-    assert all(b.start <= a.start + a.size for a, b in zip(spans, spans[1:])), "neighbouring tiles must touch or overlap"
+    assert all(b.start <= a.start + a.size for a, b in zip(spans, spans[1:])), (
+        "neighbouring tiles must touch or overlap"
+    )
     cells = [(s.cell_lo, s.cell_hi) for s in spans]
     assert cells[0][0] == 0 and cells[-1][1] == -(-length // 8)
     assert all(a[1] == b[0] for a, b in zip(cells, cells[1:])), "every grid cell belongs to exactly one tile"

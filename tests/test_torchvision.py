@@ -126,7 +126,9 @@ def test_single_scale_equals_torchvision(kind, share_nets):
 def test_attention_heads_read_the_backbones_last_feature_map(kind, head, share_nets):
     share_net = share_nets(kind)[1]
     channels = share_net.trunk.out_channels
-    attention_head = PaperAttentionHead(channels, 8, PAPER_SCALES) if head == "paper" else SharedAttentionHead(channels, 8)
+    attention_head = (
+        PaperAttentionHead(channels, 8, PAPER_SCALES) if head == "paper" else SharedAttentionHead(channels, 8)
+    )
     config = replace(share_net.config, head=HeadConfig(kind=head, hidden_channels=8), merge="attention")
     model = MultiScaleNet(share_net.trunk, share_net.score_head, attention_head, config).eval()
     size = (33, 45)  # small and odd: the largest scale's grid is still more than one cell
@@ -168,11 +170,16 @@ def test_import_reads_the_cache_without_network_and_round_trips(cached_small_kin
     assert metadata.classes[1:] == tuple(weights.meta["categories"])[1:] and len(metadata.classes) == 21
     assert metadata.classes == VOC_CLASSES  # "__background__" named as VOC does, so VOC evaluation accepts it
     assert metadata.palette == voc_color_map(21)
-    assert metadata.mean == pytest.approx(weights.transforms().mean) and metadata.std == pytest.approx(weights.transforms().std)
+    assert metadata.mean == pytest.approx(weights.transforms().mean) and metadata.std == pytest.approx(
+        weights.transforms().std
+    )
     assert metadata.model.trunk.name == kind and metadata.model.merge == "average"
     assert metadata.model.scales == PAPER_SCALES
     assert metadata.training["source"]["url"] == weights.url and metadata.training["photo_model"] is True
-    assert metadata.metrics["published miou (COCO-val2017-VOC-labels)"] == weights.meta["_metrics"]["COCO-val2017-VOC-labels"]["miou"]
+    assert (
+        metadata.metrics["published miou (COCO-val2017-VOC-labels)"]
+        == weights.meta["_metrics"]["COCO-val2017-VOC-labels"]["miou"]
+    )
 
     # The weights are the cached file's, renamed; the auxiliary classifier is left out.
     source = cached_small_kinds[kind].state_dict()
@@ -249,7 +256,9 @@ def test_a_damaged_cached_file_says_to_delete_and_fetch_again(torch_home, no_dow
     path = cached_weights_path("lraspp_mobilenet_v3_large")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"PK\x03\x04 cut off")
-    with pytest.raises(CheckpointError, match=f"{path.name}: not readable .*delete it and run `python -m segscale fetch-weights"):
+    with pytest.raises(
+        CheckpointError, match=f"{path.name}: not readable .*delete it and run `python -m segscale fetch-weights"
+    ):
         import_torchvision("lraspp_mobilenet_v3_large")
 
 
@@ -281,7 +290,9 @@ def test_weights_file_instead_of_the_cache(torch_home, no_download, tmp_path):
     assert main(["import-torchvision", kind, "--weights", str(file), "--out", str(out), "--quiet"]) == 0
     state, metadata = load_checkpoint(out)
     assert metadata.training["source"]["published"] is False and metadata.metrics == {}
-    torch.testing.assert_close(state["score_head.classifier.low_classifier.weight"], model.state_dict()["classifier.low_classifier.weight"])
+    torch.testing.assert_close(
+        state["score_head.classifier.low_classifier.weight"], model.state_dict()["classifier.low_classifier.weight"]
+    )
 
     wrong = tmp_path / "wrong.pth"
     torch.save(random_torchvision("deeplabv3_mobilenet_v3_large").state_dict(), wrong)
@@ -319,11 +330,25 @@ def test_a_frozen_share_net_step_changes_the_attention_head_and_nothing_else(cac
     assert main(["import-torchvision", kind, "--out", str(imported), "--quiet", "--offline"]) == 0
     make_voc(tmp_path / "voc")
     config = TrainConfig(
-        trunk=kind, head="shared", head_hidden_channels=8, merge="attention", extra_supervision=False,
-        train_head_only=True, init_from=str(imported), dataset="voc", data_root=str(tmp_path / "voc"),
-        batch_size=2, crop_size=33, val_images=1, workers=0, threads=1, iterations=1, lr=0.1, head_lr_multiplier=1.0,
+        trunk=kind,
+        head="shared",
+        head_hidden_channels=8,
+        merge="attention",
+        extra_supervision=False,
+        train_head_only=True,
+        init_from=str(imported),
+        dataset="voc",
+        data_root=str(tmp_path / "voc"),
+        batch_size=2,
+        crop_size=33,
+        val_images=1,
+        workers=0,
+        threads=1,
+        iterations=1,
+        lr=0.1,
+        head_lr_multiplier=1.0,
         out_dir=str(tmp_path / "run"),
-    )  # fmt: skip
+    )
     torch.manual_seed(0)
     result = train(config, progress=False, log=lambda message: None)
     assert result.steps == 1
@@ -338,6 +363,7 @@ def test_a_frozen_share_net_step_changes_the_attention_head_and_nothing_else(cac
     # The head was trained: its weights differ from a fresh head built with the same seed.
     torch.manual_seed(0)
     from segscale.training.loop import _frozen_share_net_model
+
     fresh, _ = _frozen_share_net_model(config, VOC_CLASSES)
     changed = [key for key in head_keys if not torch.equal(after[key], fresh.state_dict()[key])]
     assert changed, "one step left the attention head as initialised"

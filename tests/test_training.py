@@ -14,17 +14,32 @@ import pytest
 import torch
 
 from segscale.checkpoint import load_checkpoint
+from segscale.modeling import build_model
 from segscale.training.config import TrainConfig, load_train_config
 from segscale.training.data import DiskCachedPairs, StepBatches, sample_scale_set
 from segscale.training.loop import _lr_factor, _parameter_groups, train
-from segscale.modeling import build_model
 
 from .conftest import tiny_config
 
 TINY_RUN = [
-    "--width", "0.0625", "--head", "shared", "--batch-size", "2", "--crop-size", "64", "--train-images", "6",
-    "--val-images", "2", "--workers", "0", "--threads", "1", "--quiet",
-]  # fmt: skip
+    "--width",
+    "0.0625",
+    "--head",
+    "shared",
+    "--batch-size",
+    "2",
+    "--crop-size",
+    "64",
+    "--train-images",
+    "6",
+    "--val-images",
+    "2",
+    "--workers",
+    "0",
+    "--threads",
+    "1",
+    "--quiet",
+]
 
 
 def run_segscale(args, cwd, **kwargs):
@@ -34,17 +49,37 @@ def run_segscale(args, cwd, **kwargs):
 
 def tiny_config_for(tmp_path, **overrides) -> TrainConfig:
     values = dict(
-        width=0.0625, head="shared", batch_size=2, crop_size=64, train_images=6, val_images=2, workers=0,
-        threads=1, iterations=4, val_every=4, checkpoint_every=1, out_dir=str(tmp_path / "run"),
+        width=0.0625,
+        head="shared",
+        batch_size=2,
+        crop_size=64,
+        train_images=6,
+        val_images=2,
+        workers=0,
+        threads=1,
+        iterations=4,
+        val_every=4,
+        checkpoint_every=1,
+        out_dir=str(tmp_path / "run"),
         cache_dir=str(tmp_path / "cache"),
-    )  # fmt: skip
+    )
     values.update(overrides)
     return TrainConfig(**values)
 
 
 def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     """SIGKILL mid-run, run the same command again: the result equals an uninterrupted run's."""
-    common = [*TINY_RUN, "--iterations", "12", "--val-every", "12", "--checkpoint-every", "1", "--cache-dir", str(tmp_path / "cache")]
+    common = [
+        *TINY_RUN,
+        "--iterations",
+        "12",
+        "--val-every",
+        "12",
+        "--checkpoint-every",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     straight = run_segscale(["train", *common, "--out-dir", str(tmp_path / "straight")], tmp_path)
     assert straight.wait(timeout=300) == 0
 
@@ -58,7 +93,9 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     victim.wait()
     saved_step = torch.load(killed_dir / "state.pt", weights_only=True)["step"]
     assert 1 <= saved_step <= 12
-    resumed = run_segscale(["train", *common, "--out-dir", str(killed_dir)], tmp_path, stderr=subprocess.PIPE, text=True)
+    resumed = run_segscale(
+        ["train", *common, "--out-dir", str(killed_dir)], tmp_path, stderr=subprocess.PIPE, text=True
+    )
     _, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
     if saved_step < 12:
@@ -76,10 +113,28 @@ def test_sigterm_to_the_process_group_saves_the_state_and_says_how_to_continue(t
     """As Ctrl-C or `kill` of the group does: the data workers get the signal too."""
     run_dir = tmp_path / "run"
     process = run_segscale(
-        ["train", *TINY_RUN, "--iterations", "100000", "--val-every", "100000", "--checkpoint-every", "100000",
-         "--workers", workers, "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(run_dir)],
-        tmp_path, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        [
+            "train",
+            *TINY_RUN,
+            "--iterations",
+            "100000",
+            "--val-every",
+            "100000",
+            "--checkpoint-every",
+            "100000",
+            "--workers",
+            workers,
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--out-dir",
+            str(run_dir),
+        ],
+        tmp_path,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     started = process.stderr.readline()  # printed once the stop handler is installed
     assert started.startswith("training "), started
     time.sleep(1.0)
@@ -102,11 +157,36 @@ def test_ddp_two_cpu_processes_with_gloo(tmp_path, merge):
     """Both kinds of learned merge train under torchrun; hierarchical on a pair of scales, as Tao et al. train
     it, and its checkpoint then fuses a set of three (issue 16 point 2)."""
     command = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-        "--master_port", str(free_port()), "-m", "segscale", "train", *TINY_RUN, "--iterations", "3",
-        "--val-every", "3", "--cache-dir", str(tmp_path / "cache"), "--out-dir", str(tmp_path / "ddp"),
-        "--merge", merge, "--scales", "1", "0.5", "--inference-scale-range", "0.5", "2",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(free_port()),
+        "-m",
+        "segscale",
+        "train",
+        *TINY_RUN,
+        "--iterations",
+        "3",
+        "--val-every",
+        "3",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out-dir",
+        str(tmp_path / "ddp"),
+        "--merge",
+        merge,
+        "--scales",
+        "1",
+        "0.5",
+        "--inference-scale-range",
+        "0.5",
+        "2",
+    ]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 process(es) on cpu" in result.stderr and f"merge {merge}, E-Supv on" in result.stderr
@@ -143,7 +223,13 @@ def test_step_batches_depend_only_on_seed_and_step(tmp_path):
 
 
 def test_random_scale_sets_stay_in_range_and_budget(tmp_path):
-    config = tiny_config_for(tmp_path, scale_sampling="random", random_scale_range=(0.25, 2.0), random_scale_count=(2, 4), max_scale_pixels=5.0)
+    config = tiny_config_for(
+        tmp_path,
+        scale_sampling="random",
+        random_scale_range=(0.25, 2.0),
+        random_scale_count=(2, 4),
+        max_scale_pixels=5.0,
+    )
     sets = [sample_scale_set(config, step) for step in range(400)]
     assert sets[10] == sample_scale_set(config, 10)
     assert all(0.25 <= s <= 2.0 for scales in sets for s in scales)

@@ -126,7 +126,13 @@ def test_scale_factor_stays_in_range():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"crop_size": 0}, {"scale_range": (1.5, 0.5)}, {"scale_range": (0.0, 1.0)}, {"ignore_index": 300}, {"pad_color": (0, 0)}],
+    [
+        {"crop_size": 0},
+        {"scale_range": (1.5, 0.5)},
+        {"scale_range": (0.0, 1.0)},
+        {"ignore_index": 300},
+        {"pad_color": (0, 0)},
+    ],
 )
 def test_bad_settings_are_refused(kwargs):
     with pytest.raises(ValueError):

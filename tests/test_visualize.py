@@ -33,7 +33,9 @@ def predictions(tmp_path_factory):
     path = save_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt", build_model(config), tiny_metadata(config))
     predictor = Predictor.from_checkpoint(path, device="cpu")
     rgb = np.random.default_rng(0).integers(0, 256, size=(61, 83, 3), dtype=np.uint8)
-    results = {merge: predictor.predict(rgb, scales=(1.0, 0.75, 0.5), merge=merge) for merge in ("attention", "average", "max")}
+    results = {
+        merge: predictor.predict(rgb, scales=(1.0, 0.75, 0.5), merge=merge) for merge in ("attention", "average", "max")
+    }
     return {**results, "single": predictor.predict(rgb, scales=(1.0,), merge="attention")}
 
 
@@ -131,7 +133,11 @@ def test_safe_stems():
 
 def test_output_stems_name_the_image_the_merge_and_the_scale_set():
     assert viz.output_stem("../My photo.JPG", "attention", (1.0, 0.75, 0.5)) == "My_photo_attention_1-0.75-0.5"
-    stems = {viz.output_stem("a.png", merge, scales) for merge in ("attention", "max") for scales in ((1.0,), (1.0, 0.5), (2.0, 1.0))}
+    stems = {
+        viz.output_stem("a.png", merge, scales)
+        for merge in ("attention", "max")
+        for scales in ((1.0,), (1.0, 0.5), (2.0, 1.0))
+    }
     assert len(stems) == 6  # no two settings write the same files
 
 
@@ -153,7 +159,11 @@ def test_build_view_gives_every_map_at_one_display_size(predictions, merge):
     assert math.isclose(sum(s.share for s in view.shares), 1.0)
     raw = viz.build_view(prediction, CLASSES, PALETTE, class_index=2, score_kind="score", width=120)
     low, high = raw.score_range
-    assert low < high and low <= prediction.score_maps[:, 2].min() + 1e-4 and high >= prediction.score_maps[:, 2].max() - 1e-4
+    assert (
+        low < high
+        and low <= prediction.score_maps[:, 2].min() + 1e-4
+        and high >= prediction.score_maps[:, 2].max() - 1e-4
+    )
 
 
 def test_average_pooling_entropy_is_maximal(predictions):

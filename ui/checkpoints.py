@@ -36,7 +36,9 @@ def _checkpoint_card(cache_key: str, path: str) -> arch.CheckpointCard:
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
-def _read_uploaded_checkpoint(digest: str, name: str, _data: bytes) -> tuple[CheckpointMetadata, arch.ArchitectureSummary]:
+def _read_uploaded_checkpoint(
+    digest: str, name: str, _data: bytes
+) -> tuple[CheckpointMetadata, arch.ArchitectureSummary]:
     """Metadata and architecture of an uploaded checkpoint; raises CheckpointError (not cached)."""
     model, metadata = load_checkpoint_bytes(_data, name)
     return metadata, arch.architecture_summary(model)
@@ -82,12 +84,15 @@ def shipped_checkpoints_section() -> None:
 def own_checkpoint_section() -> None:
     """Upload a .pt: read with weights_only=True, its card shown, and on request used on every page of this session."""
     uploaded = st.file_uploader(
-        "A checkpoint file of your own (.pt)", key="checkpoint_upload",
+        "A checkpoint file of your own (.pt)",
+        key="checkpoint_upload",
         help="A segscale checkpoint (python -m segscale train writes them). It is read with torch.load(weights_only=True): "
         f"a file whose pickle would build arbitrary objects is refused, never run. {common.upload_limit_text()}",
-    )  # fmt: skip
+    )
     if uploaded is None:
-        st.caption("Read with `weights_only=True`: only tensors and plain data are unpickled, never code. It stays in this session only.")
+        st.caption(
+            "Read with `weights_only=True`: only tensors and plain data are unpickled, never code. It stays in this session only."
+        )
         return
     data = uploaded.getvalue()
     try:
@@ -100,16 +105,28 @@ def own_checkpoint_section() -> None:
         show_error(f"{uploaded.name}: {type(error).__name__}: {error}", "This file cannot be used as a checkpoint.")
         return
     option = f"{UPLOADED_PREFIX}{uploaded.name}"
-    totals = [("parameters", f"{summary.total_parameters:,}"), ("output stride", str(summary.output_stride)), ("receptive field", arch.NOT_COMPUTED_BRANCHED if summary.receptive_field is None else f"{summary.receptive_field} px")]
+    totals = [
+        ("parameters", f"{summary.total_parameters:,}"),
+        ("output stride", str(summary.output_stride)),
+        (
+            "receptive field",
+            arch.NOT_COMPUTED_BRANCHED if summary.receptive_field is None else f"{summary.receptive_field} px",
+        ),
+    ]
     _card(metadata, f"{uploaded.name} · {len(data) / 1e6:.1f} MB · uploaded, read with weights_only=True", totals)
     if option in uploaded_checkpoints():
-        st.success(f"In use for this session: choose “{plain(option)}” in the Checkpoint box of any page.", icon=":material/check:")
+        st.success(
+            f"In use for this session: choose “{plain(option)}” in the Checkpoint box of any page.",
+            icon=":material/check:",
+        )
     else:
         st.button(
-            "Use it in the app for this session", key="checkpoint_use", icon=":material/input:",
-            on_click=use_uploaded_checkpoint, args=(uploaded.name, data),
-        )  # fmt: skip
-
+            "Use it in the app for this session",
+            key="checkpoint_use",
+            icon=":material/input:",
+            on_click=use_uploaded_checkpoint,
+            args=(uploaded.name, data),
+        )
 
 
 def torchvision_import_section() -> None:
@@ -144,7 +161,10 @@ def torchvision_import_section() -> None:
             icon=":material/check:",
         )
     else:
-        st.info(f"No torchvision weights in this machine's cache ({plain(folder)}) yet: start with step 1.", icon=":material/download:")
+        st.info(
+            f"No torchvision weights in this machine's cache ({plain(folder)}) yet: start with step 1.",
+            icon=":material/download:",
+        )
     st.caption(
         "Without the internet, copy the weights file into that folder from a machine that has it, or import any local state dict "
         "with `--weights FILE`."

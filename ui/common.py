@@ -27,9 +27,9 @@ import logging
 import os
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import streamlit as st
@@ -75,7 +75,16 @@ LAST_UPLOAD_KEY = "segscale.last_upload"  # session state: (name, bytes) of the 
 UPLOADED_CHECKPOINTS_KEY = "segscale.uploaded_checkpoints"  # session state: {option: (file name, bytes)}
 UPLOADED_PREFIX = "uploaded: "  # how a checkpoint uploaded this session is named in the checkpoint box
 # Widgets whose choice follows the person from page to page (see keep_choices).
-SHARED_CHOICES = ("checkpoint", "merge", "scale_preset", "custom_scales", "image_source", "gallery_index", "photo", "photo_size")
+SHARED_CHOICES = (
+    "checkpoint",
+    "merge",
+    "scale_preset",
+    "custom_scales",
+    "image_source",
+    "gallery_index",
+    "photo",
+    "photo_size",
+)
 
 # What the app may keep in memory (issue 13, point 7). st.cache_data keeps each entry pickled,
 # once per process, shared by every session; each cached function keeps at most its number of
@@ -316,7 +325,7 @@ def merge_picker(model: LoadedModel, key_prefix: str = "") -> str:
 
 
 def not_offered_text(model: LoadedModel) -> str | None:
-    """"Not offered: hierarchical, since this model has no gate head ..." or None when every merge is offered."""
+    """ "Not offered: hierarchical, since this model has no gate head ..." or None when every merge is offered."""
     missing = model.predictor.unoffered_merges
     if not missing:
         return None
@@ -364,7 +373,9 @@ def scale_set_picker(model: LoadedModel, merge: str, key_prefix: str = "") -> tu
             help=f"Up to {MAX_CUSTOM_SCALES} scales from {metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}, the range this model was trained on.",
         )
         if len(picked) == MAX_CUSTOM_SCALES:
-            st.caption(f"{MAX_CUSTOM_SCALES} scales is the most a custom set takes: more maps would not fit a row legibly, and each scale costs another pass of the network.")
+            st.caption(
+                f"{MAX_CUSTOM_SCALES} scales is the most a custom set takes: more maps would not fit a row legibly, and each scale costs another pass of the network."
+            )
         if not picked:
             show_error("Pick at least one scale for the custom set.", "No scales.")
             return None
@@ -439,7 +450,9 @@ def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE, photos: 
     Returns the chosen image, or None with a message on the page (nothing uploaded yet, or an
     unusable file); the page keeps working either way, and another source can be picked.
     """
-    source = st.radio("Image", IMAGE_SOURCES, key=f"{key_prefix}image_source", horizontal=True, label_visibility="collapsed")
+    source = st.radio(
+        "Image", IMAGE_SOURCES, key=f"{key_prefix}image_source", horizontal=True, label_visibility="collapsed"
+    )
     if source == "Upload":
         upload_key = f"{key_prefix}upload"
         uploaded = st.file_uploader(
@@ -482,7 +495,10 @@ def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE, photos: 
         return _sample_input(GALLERY_SPLIT, int(index), "gallery")
 
     state_key = f"{key_prefix}random_index"
-    if st.button("New random sample", key=f"{key_prefix}new_sample", icon=":material/casino:") or state_key not in st.session_state:
+    if (
+        st.button("New random sample", key=f"{key_prefix}new_sample", icon=":material/casino:")
+        or state_key not in st.session_state
+    ):
         st.session_state[state_key] = int(np.random.default_rng().integers(0, 100_000))
     return _sample_input(RANDOM_SPLIT, st.session_state[state_key], "random")
 
@@ -512,12 +528,22 @@ def _gallery_label(split: str, index: int) -> str:
 
 
 @st.cache_data(max_entries=PREDICTION_CACHE_ENTRIES, ttl=CACHE_TTL_S, show_spinner=False)
-def _predict(model_key: str, pixels_key: str, scales: tuple[float, ...], merge: str, _model: LoadedModel, _rgb: np.ndarray, _misses: list) -> Prediction:
+def _predict(
+    model_key: str,
+    pixels_key: str,
+    scales: tuple[float, ...],
+    merge: str,
+    _model: LoadedModel,
+    _rgb: np.ndarray,
+    _misses: list,
+) -> Prediction:
     _misses.append(1)  # runs only on a cache miss: tells the caller the model really ran
     return _model.predictor.predict(_rgb, scales=scales, merge=merge)
 
 
-def predict(model: LoadedModel, image: ImageInput, scales: tuple[float, ...], merge: str) -> tuple[Prediction, bool] | None:
+def predict(
+    model: LoadedModel, image: ImageInput, scales: tuple[float, ...], merge: str
+) -> tuple[Prediction, bool] | None:
     """The prediction for (checkpoint, image, scales, merge), from the cache when it has it.
 
     Returns (prediction, computed_now), or None with an error on the page. Also stored in
@@ -525,7 +551,10 @@ def predict(model: LoadedModel, image: ImageInput, scales: tuple[float, ...], me
     """
     misses: list = []
     try:
-        with st.spinner(f"Running the model at {len(scales)} scale{'s' if len(scales) > 1 else ''} on {model.predictor.device_name}…", show_time=True):
+        with st.spinner(
+            f"Running the model at {len(scales)} scale{'s' if len(scales) > 1 else ''} on {model.predictor.device_name}…",
+            show_time=True,
+        ):
             prediction = _predict(model.key, image.key, tuple(scales), merge, model, image.rgb, misses)
     except (ImageError, ValueError) as error:
         show_error(str(error), "The model cannot take this image with these settings.")
@@ -538,7 +567,9 @@ def predict(model: LoadedModel, image: ImageInput, scales: tuple[float, ...], me
     return prediction, bool(misses)
 
 
-def model_sidebar(*, autocast: str = "auto", scale_set: bool = True) -> tuple[LoadedModel | None, tuple[float, ...] | None]:
+def model_sidebar(
+    *, autocast: str = "auto", scale_set: bool = True
+) -> tuple[LoadedModel | None, tuple[float, ...] | None]:
     """The sidebar of the pages beside the main view: checkpoint (with its card) and scale set.
 
     The scale set is the one ``Predictor.inspection_merge`` allows (for a paper head, only its

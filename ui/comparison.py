@@ -36,7 +36,15 @@ def page_caption(model: LoadedModel | None) -> str:
 
 
 @st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
-def _comparison(model_key: str, pixels_key: str, scales: tuple[float, ...], with_truth: bool, _prediction: Prediction, _truth, _classes: tuple[str, ...]) -> diag.MergeComparison:
+def _comparison(
+    model_key: str,
+    pixels_key: str,
+    scales: tuple[float, ...],
+    with_truth: bool,
+    _prediction: Prediction,
+    _truth,
+    _classes: tuple[str, ...],
+) -> diag.MergeComparison:
     return diag.compare_merges(_prediction, _truth if with_truth else None, _classes)
 
 
@@ -50,7 +58,9 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
     classes = tuple(metadata.classes)
     with_truth = image.ground_truth is not None and classes == SCALESHAPES_CLASSES
     try:
-        comparison = _comparison(model.key, image.key, prediction.scales, with_truth, prediction, image.ground_truth, classes)
+        comparison = _comparison(
+            model.key, image.key, prediction.scales, with_truth, prediction, image.ground_truth, classes
+        )
     except ValueError as error:
         show_error(str(error), "The merges cannot be compared on this image.")
         return
@@ -66,18 +76,31 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
     for column, result in zip(columns[1:], comparison.results):
         with column:
             score = "" if result.scores is None else f", mIoU {100 * result.scores.miou:.1f}%"
-            widgets.image(_shown(colorize_labels(result.labels, palette), size), f"Fused labels: {result.method}{score}")
+            widgets.image(
+                _shown(colorize_labels(result.labels, palette), size), f"Fused labels: {result.method}{score}"
+            )
     with columns[-1]:
-        widgets.image(_shown(plots.disagreement_image(comparison.disagreement, prediction.image), size), f"Merges disagree: {100 * disagree:.1f}% of pixels (red)")
+        widgets.image(
+            _shown(plots.disagreement_image(comparison.disagreement, prediction.image), size),
+            f"Merges disagree: {100 * disagree:.1f}% of pixels (red)",
+        )
     if with_truth:
         columns = st.columns(columns_spec, gap="small")
         with columns[0]:
             widgets.image(_shown(colorize_labels(comparison.ground_truth, palette), size), "Ground truth (ScaleShapes)")
         for column, result in zip(columns[1:], comparison.results):
             with column:
-                widgets.image(_shown(plots.error_image(result.errors, comparison.ground_truth), size), f"Errors: {result.method}, {int(result.errors.sum())} px wrong (red)")
+                widgets.image(
+                    _shown(plots.error_image(result.errors, comparison.ground_truth), size),
+                    f"Errors: {result.method}, {int(result.errors.sum())} px wrong (red)",
+                )
         with columns[-1]:
-            widgets.colour_key(widgets.swatches(("wrong", "right", "ignored (void)"), (plots.WRONG_COLOUR, plots.RIGHT_COLOUR, plots.IGNORED_COLOUR)), alt="error colours")
+            widgets.colour_key(
+                widgets.swatches(
+                    ("wrong", "right", "ignored (void)"), (plots.WRONG_COLOUR, plots.RIGHT_COLOUR, plots.IGNORED_COLOUR)
+                ),
+                alt="error colours",
+            )
     common.not_offered_note(model)
     legend_column, text_column = st.columns([1, 2])
     with legend_column:
@@ -86,9 +109,13 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
         st.markdown(
             f"All merges come from **one forward pass**: the same score maps fˢ, fused {len(comparison.results)} ways. They disagree on "
             f"**{int(comparison.disagreement.sum())}** of {comparison.disagreement.size} pixels ({100 * disagree:.2f}%). "
-            + ("" if comparison.has_ground_truth else "No ground truth for this image: pick a ScaleShapes sample (gallery or random) "
-               "with a ScaleShapes checkpoint to score the merges.")
-        )  # fmt: skip
+            + (
+                ""
+                if comparison.has_ground_truth
+                else "No ground truth for this image: pick a ScaleShapes sample (gallery or random) "
+                "with a ScaleShapes checkpoint to score the merges."
+            )
+        )
     st.subheader("Scores" if with_truth else "Agreement")
     if with_truth:
         rows = []
@@ -102,10 +129,19 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
             "mIoU and pixel accuracy on this image; *right where merges disagree*: of the pixels where the merges "
             "give different labels, the share this merge gets right. IoU per class, – where a class is neither present nor predicted."
         )
-    widgets.table([{"merges": f"{a} · {b}", "pixels with the same label": widgets.percent(share)} for a, b, share in comparison.agreement])
+    widgets.table(
+        [
+            {"merges": f"{a} · {b}", "pixels with the same label": widgets.percent(share)}
+            for a, b, share in comparison.agreement
+        ]
+    )
     title = f"{image.name} · {metadata.name} · merges over {format_scale_set(prediction.scales)}"
     st.download_button(
-        "Comparison figure (PNG)", lambda: plots.figure_png(plots.merge_comparison_figure(comparison, prediction.image, palette, title)),
-        viz.output_stem(image.name, "merges", prediction.scales) + ".png", "image/png", key="compare_download", icon=":material/download:", on_click="ignore",
-    )  # fmt: skip
-
+        "Comparison figure (PNG)",
+        lambda: plots.figure_png(plots.merge_comparison_figure(comparison, prediction.image, palette, title)),
+        viz.output_stem(image.name, "merges", prediction.scales) + ".png",
+        "image/png",
+        key="compare_download",
+        icon=":material/download:",
+        on_click="ignore",
+    )

@@ -43,8 +43,15 @@ def how_it_works_section(model: LoadedModel) -> None:
     scales = tuple(config.scales)
     head_kind = summary.head_kind
     count = len(scales)
-    widgets.figure(_diagram_png(scales, head_kind, config.trunk.name), f"The model at its trained scales {format_scale_set(scales)}: "
-            + ("attention head, softmax over scales, weighted sum" if head_kind else f"no attention head, {config.merge} pooling"))
+    widgets.figure(
+        _diagram_png(scales, head_kind, config.trunk.name),
+        f"The model at its trained scales {format_scale_set(scales)}: "
+        + (
+            "attention head, softmax over scales, weighted sum"
+            if head_kind
+            else f"no attention head, {config.merge} pooling"
+        ),
+    )
 
     st.subheader("1. One network, several scales (share-net)")
     if summary.branched:
@@ -95,8 +102,7 @@ def how_it_works_section(model: LoadedModel) -> None:
         "A second, small network, the **attention head** (a 3x3 convolution, ReLU, a 1x1 convolution), reads the features the "
         "trunk computed (fc7) and gives one number per scale and cell: the **logit hˢ**, how much that scale should count there. "
         "A softmax **over the scales** turns the logits into weights that are positive and sum to 1 at every cell. The same "
-        "weight wˢ multiplies every class's score: the head chooses a scale, not a class. "
-        + head_text
+        "weight wˢ multiplies every class's score: the head chooses a scale, not a class. " + head_text
     )
     st.latex(EQ2_LATEX)
     st.subheader("3. Eq. 1: the weighted sum")
@@ -120,7 +126,9 @@ def how_it_works_section(model: LoadedModel) -> None:
         "Trained only through g, a scale can hide behind the others. With extra supervision each scale's own score map fˢ gets a "
         "loss against the ground truth too, so every scale learns to segment by itself and the attention has real alternatives to "
         "choose between. "
-        + {True: "This checkpoint was trained with it.", False: "This checkpoint was trained without it."}.get(supervised, "Its training card does not say whether this checkpoint used it.")
+        + {True: "This checkpoint was trained with it.", False: "This checkpoint was trained without it."}.get(
+            supervised, "Its training card does not say whether this checkpoint used it."
+        )
     )
     st.latex(ESUPV_LATEX)
 
@@ -130,7 +138,9 @@ def architecture_section(model: LoadedModel) -> None:
     summary = _architecture(model.key, model)
     every = st.toggle("Every layer (also ReLU, normalisation, dropout)", key="describe_all_layers")
     rows = summary.rows(spatial_only=not every)
-    widgets.table(rows, digits=0, height=min(38 + 35 * len(rows), 1000))  # every convolution and pooling layer without scrolling
+    widgets.table(
+        rows, digits=0, height=min(38 + 35 * len(rows), 1000)
+    )  # every convolution and pooling layer without scrolling
     if summary.branched:
         st.caption(
             "Kernel, stride, dilation and padding along one axis. Receptive field and jump: "
@@ -148,16 +158,20 @@ def architecture_section(model: LoadedModel) -> None:
     with right:
         paper = _paper_architecture(summary.num_classes)
         st.markdown("**The paper's model, for comparison** (width 1, paper head, {1, 0.75, 0.5})")
-        widgets.pairs_table([
-            ("parameters", f"{paper.total_parameters:,}"),
-            *[(f"  {part}", f"{paper.parameters[part]:,}") for part in arch.PARTS],
-            ("output stride", str(paper.output_stride)),
-            ("receptive field", f"{paper.receptive_field} px"),
-            ("this checkpoint's share", f"{summary.total_parameters / paper.total_parameters:.1%} of the parameters (width {summary.width:g})"),
-        ])  # fmt: skip
+        widgets.pairs_table(
+            [
+                ("parameters", f"{paper.total_parameters:,}"),
+                *[(f"  {part}", f"{paper.parameters[part]:,}") for part in arch.PARTS],
+                ("output stride", str(paper.output_stride)),
+                ("receptive field", f"{paper.receptive_field} px"),
+                (
+                    "this checkpoint's share",
+                    f"{summary.total_parameters / paper.total_parameters:.1%} of the parameters (width {summary.width:g})",
+                ),
+            ]
+        )
 
 
 def training_card_section(metadata: CheckpointMetadata) -> None:
     """What the checkpoint says about its training: data, scales, supervision, optimiser, steps, metrics."""
     widgets.pairs_table(arch.training_card(metadata))
-

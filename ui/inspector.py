@@ -59,16 +59,32 @@ def precision_note(model: LoadedModel) -> str:
 
 
 @st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
-def _grid_frame(model_key: str, pixels_key: str, scales: tuple[float, ...], merge: str, colouring: str, _prediction: Prediction, _classes: tuple[str, ...], _palette):
+def _grid_frame(
+    model_key: str,
+    pixels_key: str,
+    scales: tuple[float, ...],
+    merge: str,
+    colouring: str,
+    _prediction: Prediction,
+    _classes: tuple[str, ...],
+    _palette,
+):
     """One row per grid cell: its rectangle, colour and tooltip (the clickable heat map's data)."""
     import pandas as pd
 
     cells = inspection_grid.grid_cells(_prediction, colouring, _classes, _palette)
-    return pd.DataFrame({
-        "cell_row": cells.rows, "cell_col": cells.cols,
-        "x0": cells.cols, "x1": cells.cols + 1, "y0": cells.rows, "y1": cells.rows + 1,
-        "colour": cells.hex_colours, "cell": list(cells.tips),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "cell_row": cells.rows,
+            "cell_col": cells.cols,
+            "x0": cells.cols,
+            "x1": cells.cols + 1,
+            "y0": cells.rows,
+            "y1": cells.rows + 1,
+            "colour": cells.hex_colours,
+            "cell": list(cells.tips),
+        }
+    )
 
 
 def _grid_chart(frame, grid: tuple[int, int], cell: tuple[int, int]):
@@ -84,11 +100,21 @@ def _grid_chart(frame, grid: tuple[int, int], cell: tuple[int, int]):
     cells = (
         alt.Chart(frame)
         .mark_rect(strokeWidth=0.6)  # a stroke of the cell's own colour closes the hairline seams between cells
-        .encode(x=x, x2="x1:Q", y=y, y2="y1:Q", color=colour, stroke=alt.Stroke("colour:N", scale=None), tooltip=[alt.Tooltip("cell:N", title="")])
+        .encode(
+            x=x,
+            x2="x1:Q",
+            y=y,
+            y2="y1:Q",
+            color=colour,
+            stroke=alt.Stroke("colour:N", scale=None),
+            tooltip=[alt.Tooltip("cell:N", title="")],
+        )
         .add_params(pick)
     )
     chosen = pd.DataFrame({"x0": [cell[1]], "x1": [cell[1] + 1], "y0": [cell[0]], "y1": [cell[0] + 1]})
-    outline = alt.Chart(chosen).mark_rect(fill=None, stroke="#ff00dc", strokeWidth=2.5).encode(x=x, x2="x1:Q", y=y, y2="y1:Q")
+    outline = (
+        alt.Chart(chosen).mark_rect(fill=None, stroke="#ff00dc", strokeWidth=2.5).encode(x=x, x2="x1:Q", y=y, y2="y1:Q")
+    )
     height = max(60, round(GRID_CHART_WIDTH * grid_h / grid_w))  # cells square at the column's usual width
     return alt.layer(cells, outline).properties(width="container", height=height).configure_view(strokeWidth=0)
 
@@ -100,7 +126,9 @@ def _pick_cell(chart_key: str, row_key: str, col_key: str, image_size: tuple[int
         st.session_state[row_key], st.session_state[col_key] = diag.pixel_at_cell(cell, image_size, grid)
 
 
-def pixel_picker(model: LoadedModel, prediction: Prediction, image: ImageInput, key_prefix: str = INSPECT) -> tuple[int, int]:
+def pixel_picker(
+    model: LoadedModel, prediction: Prediction, image: ImageInput, key_prefix: str = INSPECT
+) -> tuple[int, int]:
     """Pick a pixel: click a cell of the stride-8 grid, or type its row and column. Returns (row, col).
 
     ``st.image`` has no click events; an altair heat map with a point selection does: one
@@ -124,11 +152,26 @@ def pixel_picker(model: LoadedModel, prediction: Prediction, image: ImageInput, 
 
     colourings = list(inspection_grid.offered_colourings(prediction))
     colouring = st.radio(
-        "Colour the grid by", colourings, key=f"{key_prefix}grid_colour", horizontal=True, format_func=lambda k: GRID_COLOURINGS[k]
+        "Colour the grid by",
+        colourings,
+        key=f"{key_prefix}grid_colour",
+        horizontal=True,
+        format_func=lambda k: GRID_COLOURINGS[k],
     )
     st.space(CHART_TOOLBAR_ROOM)
-    frame = _grid_frame(model.key, image.key, prediction.scales, prediction.merge, colouring, prediction, tuple(metadata.classes), tuple(metadata.palette))
-    chart_key = f"{key_prefix}grid_{cell[0]}_{cell[1]}"  # a new chart after each pick: clicking the same cell again works
+    frame = _grid_frame(
+        model.key,
+        image.key,
+        prediction.scales,
+        prediction.merge,
+        colouring,
+        prediction,
+        tuple(metadata.classes),
+        tuple(metadata.palette),
+    )
+    chart_key = (
+        f"{key_prefix}grid_{cell[0]}_{cell[1]}"  # a new chart after each pick: clicking the same cell again works
+    )
     st.altair_chart(
         _grid_chart(frame, grid, cell),
         key=chart_key,
@@ -211,23 +254,37 @@ def _merge_table_rows(breakdown: diag.PixelBreakdown) -> list[dict]:
     rows = []
     for row in breakdown.merge_rows():
         method = row.pop("merge")
-        out = {"merge": method + (" (this prediction)" if method == breakdown.merge else ""), "winner": row.pop("winner")}
+        out = {
+            "merge": method + (" (this prediction)" if method == breakdown.merge else ""),
+            "winner": row.pop("winner"),
+        }
         out.update({(f"g {name[2:-1]}" if name.startswith("g[") else name): value for name, value in row.items()})
         rows.append(out)
     return rows
 
 
-def pixel_equations(model: LoadedModel, prediction: Prediction, image: ImageInput, row: int, col: int, key_prefix: str = INSPECT) -> None:
+def pixel_equations(
+    model: LoadedModel, prediction: Prediction, image: ImageInput, row: int, col: int, key_prefix: str = INSPECT
+) -> None:
     """Eq. 2 and Eq. 1 with the numbers of one pixel (at its grid cell), the winners, and average and max pooling."""
     classes = tuple(model.metadata.classes)
     top_column, class_column = st.columns(2)
     with top_column:
-        top_k = st.slider("Classes shown", 1, len(classes), min(3, len(classes)), key=f"{key_prefix}top_k", help="The classes with the highest fused score g at the cell (this prediction's fusion).")
+        top_k = st.slider(
+            "Classes shown",
+            1,
+            len(classes),
+            min(3, len(classes)),
+            key=f"{key_prefix}top_k",
+            help="The classes with the highest fused score g at the cell (this prediction's fusion).",
+        )
     with class_column:
         chosen = st.selectbox(
-            "Also show class", [None, *range(len(classes))], key=f"{key_prefix}class",
+            "Also show class",
+            [None, *range(len(classes))],
+            key=f"{key_prefix}class",
             format_func=lambda c: "(none)" if c is None else classes[c],
-        )  # fmt: skip
+        )
     try:
         breakdown = diag.pixel_breakdown(prediction, row, col, classes, top_k=top_k, chosen_class=chosen)
     except ValueError as error:
@@ -261,7 +318,9 @@ def pixel_equations(model: LoadedModel, prediction: Prediction, image: ImageInpu
             "classes shown, and the class each scale alone would pick."
         )
     widgets.table(_scale_table_rows(breakdown))
-    winners = ", ".join(f"scale {scale_label(s)}: {classes[w]}" for s, w in zip(breakdown.scales, breakdown.scale_winners))
+    winners = ", ".join(
+        f"scale {scale_label(s)}: {classes[w]}" for s, w in zip(breakdown.scales, breakdown.scale_winners)
+    )
     st.caption(f"Each scale on its own (argmax of fˢ): {plain(winners)}.")
 
     st.subheader("Eq. 1: the fused score g, a weighted sum over scales")
@@ -270,9 +329,12 @@ def pixel_equations(model: LoadedModel, prediction: Prediction, image: ImageInpu
     if st.session_state.get(method_key) not in methods:  # start on the prediction's own fusion
         st.session_state[method_key] = breakdown.merge
     method = st.radio(
-        "Fusion written out", methods, key=method_key, horizontal=True,
+        "Fusion written out",
+        methods,
+        key=method_key,
+        horizontal=True,
         format_func=FUSION_LABELS.__getitem__,
-    )  # fmt: skip
+    )
     st.latex(EQUATION_SIZE + breakdown.latex_eq1(method))
     widgets.table(_merge_table_rows(breakdown))
     common.not_offered_note(model)
@@ -289,4 +351,3 @@ def pixel_equations(model: LoadedModel, prediction: Prediction, image: ImageInpu
     st.markdown(text)
     if breakdown.note:
         st.info(plain(breakdown.note[0].upper() + breakdown.note[1:]), icon=":material/info:")
-

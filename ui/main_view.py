@@ -29,12 +29,23 @@ MAX_MAPS_PER_LINE = 6  # more scales wrap onto another line (ui.common caps a cu
 
 
 @st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
-def build_view(model_key: str, pixels_key: str, scales: tuple[float, ...], merge: str, class_index: int, score_kind: str, _prediction: Prediction, _metadata: CheckpointMetadata) -> viz.PredictionView:
+def build_view(
+    model_key: str,
+    pixels_key: str,
+    scales: tuple[float, ...],
+    merge: str,
+    class_index: int,
+    score_kind: str,
+    _prediction: Prediction,
+    _metadata: CheckpointMetadata,
+) -> viz.PredictionView:
     """:func:`segscale.visualize.build_view`, cached on the prediction's own key and the display choices."""
     return viz.build_view(_prediction, _metadata.classes, _metadata.palette, class_index, score_kind)
 
 
-def class_controls(metadata: CheckpointMetadata, labels: np.ndarray, image_identity: str, key_prefix: str = "") -> tuple[int, str]:
+def class_controls(
+    metadata: CheckpointMetadata, labels: np.ndarray, image_identity: str, key_prefix: str = ""
+) -> tuple[int, str]:
     """Selectors for the class whose score map is shown and how (probability or raw score).
 
     ``image_identity`` names the image and model the labels come from (their cache keys). A new
@@ -78,7 +89,9 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
     class_name = metadata.classes[view.class_index]
     h, w = view.size
 
-    def row(title: str, explanation: str, images: list[tuple[np.ndarray, str, bool]], key_image: np.ndarray | None) -> None:
+    def row(
+        title: str, explanation: str, images: list[tuple[np.ndarray, str, bool]], key_image: np.ndarray | None
+    ) -> None:
         for start in range(0, len(images), per_line):
             columns = st.columns(spec, gap="small")
             for column, (array, caption, photo) in zip(columns, images[start : start + per_line]):
@@ -93,7 +106,10 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
     row(
         "Input per scale",
         f"The image resized as the network sees it at each scale, all shown at {w}x{h}: coarser scales carry less detail.",
-        [(c.input, f"Scale {scale_label(c.scale)} · input resized to {c.input_size[1]}x{c.input_size[0]}", True) for c in view.scales],
+        [
+            (c.input, f"Scale {scale_label(c.scale)} · input resized to {c.input_size[1]}x{c.input_size[0]}", True)
+            for c in view.scales
+        ],
         None,
     )
     row(
@@ -103,14 +119,29 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
         widgets.class_swatches(metadata.classes, metadata.palette),
     )
     if view.score_kind == "probability":
-        title, bar_label, note = f"Score maps fˢ: {class_name}", f"P({class_name}) per scale", "softmax over classes, 0 to 1"
+        title, bar_label, note = (
+            f"Score maps fˢ: {class_name}",
+            f"P({class_name}) per scale",
+            "softmax over classes, 0 to 1",
+        )
     else:
         low, high = view.score_range
-        title, bar_label, note = f"Score maps fˢ: {class_name}", f"raw score of {class_name}", f"raw fˢ, one range for all scales ({low:.1f} to {high:.1f})"
+        title, bar_label, note = (
+            f"Score maps fˢ: {class_name}",
+            f"raw score of {class_name}",
+            f"raw fˢ, one range for all scales ({low:.1f} to {high:.1f})",
+        )
     row(
         title,
         f"The {class_name} class at each scale: {note}.",
-        [(c.class_map, f"Scale {scale_label(c.scale)} · {class_name} {'probability' if view.score_kind == 'probability' else 'score'}", False) for c in view.scales],
+        [
+            (
+                c.class_map,
+                f"Scale {scale_label(c.scale)} · {class_name} {'probability' if view.score_kind == 'probability' else 'score'}",
+                False,
+            )
+            for c in view.scales
+        ],
         widgets.colorbar(*view.score_range, SCORE_CMAP, bar_label),
     )
     if prediction.merge == "max":
@@ -122,7 +153,10 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
         row(
             title,
             explanation,
-            [(c.attention, f"Scale {scale_label(c.scale)} · weight wˢ ({prediction.merge})", False) for c in view.scales],
+            [
+                (c.attention, f"Scale {scale_label(c.scale)} · weight wˢ ({prediction.merge})", False)
+                for c in view.scales
+            ],
             widgets.colorbar(0.0, 1.0, ATTENTION_CMAP, "weight wˢ (same scale for all)"),
         )
         if prediction.merge == "hierarchical":
@@ -132,13 +166,25 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
 def weights_row_text(merge: str, count: int) -> tuple[str, str]:
     """(title, explanation) of the weights row: Eq. 2's softmax, average pooling's 1/S, or the gate chain's effective weights."""
     if merge == "attention":
-        return "Attention weights wˢ", "Softmax over scales of the attention logits (Eq. 2); at every pixel the weights sum to 1."
+        return (
+            "Attention weights wˢ",
+            "Softmax over scales of the attention logits (Eq. 2); at every pixel the weights sum to 1.",
+        )
     if merge == "hierarchical":
-        return "Effective weights wˢ", "Products of the sigmoid gates of the hierarchical chain, not a softmax; they sum to 1 (note below)."
+        return (
+            "Effective weights wˢ",
+            "Products of the sigmoid gates of the hierarchical chain, not a softmax; they sum to 1 (note below).",
+        )
     return "Attention weights wˢ", f"Average pooling: every scale weighs 1/{count} everywhere."
 
 
-def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: CheckpointMetadata, image: ImageInput, key_prefix: str = "") -> None:
+def fused_section(
+    view: viz.PredictionView,
+    prediction: Prediction,
+    metadata: CheckpointMetadata,
+    image: ImageInput,
+    key_prefix: str = "",
+) -> None:
     """Fused labels, overlay with an opacity slider, ground truth (samples), legend; dominant scale and entropy."""
     merge = prediction.merge
     spec = [1.0, 1.0, 1.0, 1.0]
@@ -149,16 +195,22 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
     background = metadata.classes[0]
     with background_column:
         paint_background = st.toggle(
-            f"Paint {background} too", False, key=f"{key_prefix}overlay_background",
+            f"Paint {background} too",
+            False,
+            key=f"{key_prefix}overlay_background",
             help=f"Off: the overlay leaves the {background} class (class 0) clear, so the photo is not dimmed where nothing was found.",
-        )  # fmt: skip
+        )
     clear = None if paint_background else view.fused_label_indices == 0
     columns = st.columns(spec, gap="small")
     with columns[0]:
         widgets.image(view.fused_labels, f"Fused labels ({merge})")
     with columns[1]:
         shown = "" if paint_background else f", {background} clear"
-        widgets.image(viz.overlay(view.image, view.fused_labels, alpha, clear), f"Fused labels on the input, opacity {alpha:.2f}{shown}", photo=True)
+        widgets.image(
+            viz.overlay(view.image, view.fused_labels, alpha, clear),
+            f"Fused labels on the input, opacity {alpha:.2f}{shown}",
+            photo=True,
+        )
     with columns[2]:
         if image.ground_truth is not None:
             truth = viz.resize_rgb(colorize_labels(image.ground_truth, metadata.palette), view.size, nearest=True)
@@ -171,7 +223,10 @@ def fused_section(view: viz.PredictionView, prediction: Prediction, metadata: Ch
         st.markdown("**Fused labels**  \nClasses and their share of the pixels:")
         shown = [s for s in view.shares if s.share > 0] or list(view.shares)
         text = "; ".join(f"{s.name} {100 * s.share:.1f}%" for s in shown)
-        widgets.colour_key(widgets.swatches(tuple(f"{s.name}  {100 * s.share:.1f}%" for s in shown), tuple(s.colour for s in shown)), alt=text)
+        widgets.colour_key(
+            widgets.swatches(tuple(f"{s.name}  {100 * s.share:.1f}%" for s in shown), tuple(s.colour for s in shown)),
+            alt=text,
+        )
         absent = [s.name for s in view.shares if s.share == 0]
         if absent and len(shown) < len(view.shares):
             st.caption(f"Not predicted: {plain(', '.join(absent))}")
@@ -219,44 +274,77 @@ def downloads_section(model: LoadedModel, image: ImageInput, prediction: Predict
     stem = viz.output_stem(image.name, prediction.merge, prediction.scales)
     metadata = model.metadata
     files = [
-        ("labels", "Fused labels (palette PNG)", "image/png", lambda: viz.palette_png(prediction.labels, metadata.palette)),
         (
-            "attention", "Attention maps (PNG)", "image/png",
-            None if prediction.attention is None else lambda: viz.attention_png(prediction.attention, prediction.labels.shape),
+            "labels",
+            "Fused labels (palette PNG)",
+            "image/png",
+            lambda: viz.palette_png(prediction.labels, metadata.palette),
         ),
-        ("maps", "Every map (.npz)", "application/octet-stream", lambda: viz.prediction_npz(prediction, metadata.classes, metadata.palette)),
-        ("figure", "Side-by-side figure (PNG)", "image/png", lambda: plots.prediction_figure_png(view, prediction, metadata, image.name)),
-    ]  # fmt: skip
+        (
+            "attention",
+            "Attention maps (PNG)",
+            "image/png",
+            None
+            if prediction.attention is None
+            else lambda: viz.attention_png(prediction.attention, prediction.labels.shape),
+        ),
+        (
+            "maps",
+            "Every map (.npz)",
+            "application/octet-stream",
+            lambda: viz.prediction_npz(prediction, metadata.classes, metadata.palette),
+        ),
+        (
+            "figure",
+            "Side-by-side figure (PNG)",
+            "image/png",
+            lambda: plots.prediction_figure_png(view, prediction, metadata, image.name),
+        ),
+    ]
     for column, (kind, label, mime, make) in zip(st.columns(len(files)), files):
         with column:
             if make is None:
                 st.caption("No attention maps: max pooling has no weights.")
                 continue
             st.download_button(
-                label, make, stem + viz.OUTPUT_SUFFIXES[kind], mime,
-                key=f"download_{kind}", icon=":material/download:", on_click="ignore",
-            )  # fmt: skip
+                label,
+                make,
+                stem + viz.OUTPUT_SUFFIXES[kind],
+                mime,
+                key=f"download_{kind}",
+                icon=":material/download:",
+                on_click="ignore",
+            )
 
 
 def show_device(model: LoadedModel) -> None:
     """Where the model runs, before any prediction (replaced by :func:`show_timings` after one)."""
-    st.caption(f"**Device:** {plain(model.predictor.device_name)}  \nCheckpoint load: {model.load_s:.2f} s (once per process)")
+    st.caption(
+        f"**Device:** {plain(model.predictor.device_name)}  \nCheckpoint load: {model.load_s:.2f} s (once per process)"
+    )
 
 
 def _precision(model: LoadedModel) -> str:
-    """", bf16 autocast" or ", float32" once the predictor has chosen (on its first image)."""
+    """ ", bf16 autocast" or ", float32" once the predictor has chosen (on its first image)."""
     precision = getattr(model.predictor, "precision", "undecided")
     return "" if precision == "undecided" else f", {precision}"
 
 
-def show_timings(model: LoadedModel, image: ImageInput, prediction: Prediction, computed_now: bool, view_s: float, run_s: float) -> None:
+def show_timings(
+    model: LoadedModel, image: ImageInput, prediction: Prediction, computed_now: bool, view_s: float, run_s: float
+) -> None:
     """Where the model ran and the seconds of each stage, as a few short lines."""
     t = prediction.timings
-    lines = [f"**Device:** {plain(prediction.device + _precision(model))}", f"Checkpoint load: {model.load_s:.2f} s (once per process)"]
+    lines = [
+        f"**Device:** {plain(prediction.device + _precision(model))}",
+        f"Checkpoint load: {model.load_s:.2f} s (once per process)",
+    ]
     if image.source == "upload":
         lines.append(f"Image decode: {image.decode_s:.2f} s")
     if computed_now:
-        lines.append(f"Model: {t.model_s:.2f} s (preprocess {t.preprocess_s:.2f} s, postprocess {t.postprocess_s:.2f} s)")
+        lines.append(
+            f"Model: {t.model_s:.2f} s (preprocess {t.preprocess_s:.2f} s, postprocess {t.postprocess_s:.2f} s)"
+        )
     else:
         lines.append(f"Model: prediction cached (it took {t.model_s:.2f} s)")
     lines += [f"Maps: {view_s:.2f} s", f"Whole page run: {run_s:.2f} s"]
@@ -264,7 +352,6 @@ def show_timings(model: LoadedModel, image: ImageInput, prediction: Prediction, 
 
 
 def image_summary(image: ImageInput, prediction: Prediction) -> str:
-    """"photo.jpg: 640x480 px, scales {1, 0.75, 0.5}, attention" with the name made literal."""
+    """ "photo.jpg: 640x480 px, scales {1, 0.75, 0.5}, attention" with the name made literal."""
     height, width = image.rgb.shape[:2]
     return f"{plain(image.name)}: {width}x{height} px · {format_scale_set(prediction.scales)} · {prediction.merge}"
-

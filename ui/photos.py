@@ -36,7 +36,11 @@ def _photo(name: str, size: float, max_side: int) -> np.ndarray:
         from PIL import Image
 
         factor = max_side / max(rgb.shape[:2])
-        rgb = np.asarray(Image.fromarray(rgb).resize((round(rgb.shape[1] * factor), round(rgb.shape[0] * factor)), Image.Resampling.BOX))
+        rgb = np.asarray(
+            Image.fromarray(rgb).resize(
+                (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor)), Image.Resampling.BOX
+            )
+        )
     return rgb
 
 
@@ -52,16 +56,21 @@ def photo_gallery_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) 
     left, right = st.columns([3, 2])
     with left:
         name = st.selectbox(
-            "Photo", [p.name for p in photos.PHOTOS], key=f"{key_prefix}photo",
+            "Photo",
+            [p.name for p in photos.PHOTOS],
+            key=f"{key_prefix}photo",
             format_func=lambda n: f"{n}: {photos.photo_by_name(n).subject}",
             help="scikit-image's sample photos (public domain or CC0), shipped with scikit-image, not with segscale.",
-        )  # fmt: skip
+        )
     with right:
         size = st.radio(
-            "Size", photos.SIZES, key=f"{key_prefix}photo_size", horizontal=True,
+            "Size",
+            photos.SIZES,
+            key=f"{key_prefix}photo_size",
+            horizontal=True,
             format_func=lambda s: "full" if s == 1.0 else f"1/{round(1 / s)}",
             help="The same photo smaller: its objects are fewer pixels across, as if farther away. Watch the weights move between scales.",
-        )  # fmt: skip
+        )
     rgb = _photo(name, float(size), max_side)
     st.caption(f"{plain(photos.photo_by_name(name).credit)} Shown at {rgb.shape[1]}x{rgb.shape[0]} px.")
     return ImageInput(rgb, photos.photo_label(name, float(size)), "gallery", key=image_key(rgb))

@@ -35,13 +35,22 @@ DIAGNOSE_UPLOAD_RUN_KEY = "segscale.diagnose_upload_run"  # session state: the s
 
 
 @st.cache_data(max_entries=common.DIAGNOSTICS_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
-def _scale_diagnostics(model_key: str, count: int, split: str, scales: tuple[float, ...], merges: tuple[str, ...], _model: LoadedModel) -> diag.ScaleDiagnostics:
+def _scale_diagnostics(
+    model_key: str, count: int, split: str, scales: tuple[float, ...], merges: tuple[str, ...], _model: LoadedModel
+) -> diag.ScaleDiagnostics:
     with _progress(count, f"ScaleShapes {split}") as on_image:
         return diag.scale_diagnostics(_model.predictor, split, count, scales, merges, on_image=on_image)
 
 
 @st.cache_data(max_entries=common.DIAGNOSTICS_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
-def _image_diagnostics(model_key: str, pixels_keys: tuple[str, ...], names: tuple[str, ...], scales: tuple[float, ...], _model: LoadedModel, _images) -> diag.ImageSetDiagnostics:
+def _image_diagnostics(
+    model_key: str,
+    pixels_keys: tuple[str, ...],
+    names: tuple[str, ...],
+    scales: tuple[float, ...],
+    _model: LoadedModel,
+    _images,
+) -> diag.ImageSetDiagnostics:
     with _progress(len(_images), "Uploaded images") as on_image:
         return diag.image_diagnostics(_model.predictor, _images, names, scales, on_image=on_image)
 
@@ -50,7 +59,11 @@ def _image_diagnostics(model_key: str, pixels_keys: tuple[str, ...], names: tupl
 def _diagnostics_pngs(run_key: tuple, zoom: bool, _diagnostics: diag.ScaleDiagnostics) -> dict[str, bytes]:
     """The four figures of a run as PNG, drawn once per run (and zoom choice)."""
     d = _diagnostics
-    figures = {"miou_by_merge": plots.merge_scores_figure(d.merges, [s.miou for s in d.scores], [s.pixel_accuracy for s in d.scores])}
+    figures = {
+        "miou_by_merge": plots.merge_scores_figure(
+            d.merges, [s.miou for s in d.scores], [s.pixel_accuracy for s in d.scores]
+        )
+    }
     if d.has_attention:
         figures["weight_by_extent"] = plots.weight_by_extent_figure(d, zoom=zoom)
         figures["weight_by_class"] = plots.weight_by_class_figure(d)
@@ -106,7 +119,9 @@ def scaleshapes_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> No
     offered = list(model.predictor.offered_merges)
     count_column, split_column, merge_column = st.columns([1, 1, 2])
     with count_column:
-        count = st.number_input("Images (N)", 1, MAX_DIAGNOSE_COUNT, DEFAULT_DIAGNOSE_COUNT, step=5, key="diagnose_count")
+        count = st.number_input(
+            "Images (N)", 1, MAX_DIAGNOSE_COUNT, DEFAULT_DIAGNOSE_COUNT, step=5, key="diagnose_count"
+        )
     with split_column:
         split = st.selectbox("Split", SCALESHAPES_SPLITS, index=SCALESHAPES_SPLITS.index("val"), key="diagnose_split")
     with merge_column:
@@ -126,10 +141,11 @@ def scaleshapes_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> No
     if st.session_state.get(DIAGNOSE_RUN_KEY) != request:
         previous = st.session_state.get(DIAGNOSE_RUN_KEY)
         st.info(
-            "Press *Run diagnostics* to run the checkpoint over these images." if previous is None
+            "Press *Run diagnostics* to run the checkpoint over these images."
+            if previous is None
             else "The settings changed since the last run: press *Run diagnostics* to run with these.",
             icon=":material/play_arrow:",
-        )  # fmt: skip
+        )
         return
     try:
         result = _scale_diagnostics(*request, model)
@@ -144,14 +160,18 @@ def scaleshapes_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> No
 
 
 def _scale_columns(row: dict) -> dict:
-    """"weight_s0.75" -> "s=0.75": short headers, so that three tables fit side by side."""
-    return {(f"s={k[len('weight_s'):]}" if k.startswith("weight_s") else k): v for k, v in row.items()}
+    """ "weight_s0.75" -> "s=0.75": short headers, so that three tables fit side by side."""
+    return {(f"s={k[len('weight_s') :]}" if k.startswith("weight_s") else k): v for k, v in row.items()}
 
 
 def weight_name(merges) -> str:
     """What the weights wˢ of a run are called: Chen's attention weights when attention was scored, else the
     hierarchical chain's effective weights (the scoring pass takes its weights from the first of the two)."""
-    return "effective weight wˢ (hierarchical)" if "attention" not in merges and "hierarchical" in merges else "attention weight wˢ"
+    return (
+        "effective weight wˢ (hierarchical)"
+        if "attention" not in merges and "hierarchical" in merges
+        else "attention weight wˢ"
+    )
 
 
 def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> None:
@@ -163,7 +183,11 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
     )
     zoom = False
     if result.has_attention:
-        zoom = st.toggle("Zoom the weight axis to the data", key="diagnose_zoom", help="For a model whose weights stay near 1/S, the 0-1 axis hides the differences.")
+        zoom = st.toggle(
+            "Zoom the weight axis to the data",
+            key="diagnose_zoom",
+            help="For a model whose weights stay near 1/S, the 0-1 axis hides the differences.",
+        )
     try:
         pngs = _diagnostics_pngs(request, zoom, result)
     except Exception as error:  # a figure that cannot be drawn is a message; the tables below still show
@@ -174,14 +198,21 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
         pass  # the error above says why
     elif result.has_attention:
         weights = weight_name(result.merges)
-        widgets.figure_row([
-            (pngs["weight_by_extent"], f"Mean {weights} of each scale against object extent (px, log axis); dots: single objects"),
-            (pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ"),
-        ])  # fmt: skip
-        widgets.figure_row([
-            (pngs["weight_by_class"], f"Mean {weights} of each scale per class (objects in brackets)"),
-            (pngs["miou_by_merge"], "mIoU and pixel accuracy of each merge over these images"),
-        ])  # fmt: skip
+        widgets.figure_row(
+            [
+                (
+                    pngs["weight_by_extent"],
+                    f"Mean {weights} of each scale against object extent (px, log axis); dots: single objects",
+                ),
+                (pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ"),
+            ]
+        )
+        widgets.figure_row(
+            [
+                (pngs["weight_by_class"], f"Mean {weights} of each scale per class (objects in brackets)"),
+                (pngs["miou_by_merge"], "mIoU and pixel accuracy of each merge over these images"),
+            ]
+        )
         if weights.startswith("effective"):
             st.caption(diag.EFFECTIVE_WEIGHTS_NOTE)
     else:
@@ -190,12 +221,25 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
         with left:
             widgets.figure(pngs["miou_by_merge"], "mIoU and pixel accuracy of each merge over these images")
     st.subheader("Tables")
-    merge_rows = [{"merge": r["merge"], "mIoU": widgets.percent(r["mIoU"]), "pixel accuracy": widgets.percent(r["pixel_accuracy"])} for r in result.merge_rows()]
+    merge_rows = [
+        {
+            "merge": r["merge"],
+            "mIoU": widgets.percent(r["mIoU"]),
+            "pixel accuracy": widgets.percent(r["pixel_accuracy"]),
+        }
+        for r in result.merge_rows()
+    ]
     if result.has_attention:
         left, middle, right = st.columns([3, 3, 2], gap="medium")
         with left:
             st.markdown("**Mean weight wˢ per scale, by object extent (px)**")
-            widgets.table([{"extent": f"{r.pop('extent_low'):g}-{r.pop('extent_high'):g}", **_scale_columns(r)} for r in result.extent_rows()], digits=3)
+            widgets.table(
+                [
+                    {"extent": f"{r.pop('extent_low'):g}-{r.pop('extent_high'):g}", **_scale_columns(r)}
+                    for r in result.extent_rows()
+                ],
+                digits=3,
+            )
         with middle:
             st.markdown("**Mean weight wˢ per scale, by class**")
             widgets.table([_scale_columns(r) for r in result.class_rows() if r["objects"]], digits=3)
@@ -208,9 +252,14 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
     widgets.table(result.object_rows(), digits=3, height=260)
     stem = f"scaleshapes_{result.split}_{result.start}-{result.start + result.count - 1}"
     st.download_button(
-        "Objects table (CSV)", result.to_csv(), f"{stem}_objects.csv", "text/csv",
-        key="diagnose_csv", icon=":material/download:", on_click="ignore",
-    )  # fmt: skip
+        "Objects table (CSV)",
+        result.to_csv(),
+        f"{stem}_objects.csv",
+        "text/csv",
+        key="diagnose_csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )
 
 
 def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
@@ -224,10 +273,12 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
         )
         return
     files = st.file_uploader(
-        "Upload images", accept_multiple_files=True, key="diagnose_uploads",
+        "Upload images",
+        accept_multiple_files=True,
+        key="diagnose_uploads",
         help=f"{READABLE_DESCRIPTION}; several at once. Without ground truth, the page shows the attention only. "
         f"{common.upload_limit_text()}",
-    )  # fmt: skip
+    )
     images, names, keys = [], [], []
     for file in files or []:
         try:
@@ -239,10 +290,15 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
         names.append(file.name)
         keys.append(image_key(rgb))
     if not images:
-        st.info(f"Upload one or more images ({READABLE_DESCRIPTION}), then press *Run diagnostics*.", icon=":material/upload:")
+        st.info(
+            f"Upload one or more images ({READABLE_DESCRIPTION}), then press *Run diagnostics*.",
+            icon=":material/upload:",
+        )
         return
     request = (model.key, tuple(keys), tuple(names), tuple(scales))
-    st.caption(f"{len(images)} image{'s' if len(images) > 1 else ''} ready; one forward pass each at {format_scale_set(scales)}.")
+    st.caption(
+        f"{len(images)} image{'s' if len(images) > 1 else ''} ready; one forward pass each at {format_scale_set(scales)}."
+    )
     if st.button("Run diagnostics", key="diagnose_run_uploads", type="primary", icon=":material/play_arrow:"):
         st.session_state[DIAGNOSE_UPLOAD_RUN_KEY] = request
     if st.session_state.get(DIAGNOSE_UPLOAD_RUN_KEY) != request:
@@ -265,14 +321,22 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
         show_error(f"{type(error).__name__}: {error}", "The figures could not be drawn.")
         pngs = None
     if pngs:
-        widgets.figure_row([
-            (pngs["image_weights"], "Mean attention weight wˢ of each scale, per uploaded image"),
-            (pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ"),
-        ])  # fmt: skip
+        widgets.figure_row(
+            [
+                (pngs["image_weights"], "Mean attention weight wˢ of each scale, per uploaded image"),
+                (pngs["dominant_share"], "Share of all pixels where each scale has the largest weight wˢ"),
+            ]
+        )
     widgets.table(result.image_rows(), digits=3)
-    st.caption(f"Entropy of the weights in bits: 0 = one scale takes all the weight, {result.max_entropy_bits:.3f} = all scales weigh the same.")
+    st.caption(
+        f"Entropy of the weights in bits: 0 = one scale takes all the weight, {result.max_entropy_bits:.3f} = all scales weigh the same."
+    )
     st.download_button(
-        "Images table (CSV)", result.to_csv(), "uploaded_images.csv", "text/csv",
-        key="diagnose_upload_csv", icon=":material/download:", on_click="ignore",
-    )  # fmt: skip
-
+        "Images table (CSV)",
+        result.to_csv(),
+        "uploaded_images.csv",
+        "text/csv",
+        key="diagnose_upload_csv",
+        icon=":material/download:",
+        on_click="ignore",
+    )

@@ -67,11 +67,13 @@ def table(rows: list[dict], digits: int = 4, height: int | str = "auto", key: st
         for column in frame.columns
         if pd.api.types.is_float_dtype(frame[column])
     }
-    config.update({
-        column: st.column_config.TextColumn(width=text_column_width(column, frame[column]))
-        for column in frame.columns
-        if pd.api.types.is_string_dtype(frame[column])
-    })
+    config.update(
+        {
+            column: st.column_config.TextColumn(width=text_column_width(column, frame[column]))
+            for column in frame.columns
+            if pd.api.types.is_string_dtype(frame[column])
+        }
+    )
     st.dataframe(frame, hide_index=True, column_config=config, height=height, key=key)
 
 
@@ -85,7 +87,9 @@ def text_column_width(header: str, values) -> int:
 def pairs_table(pairs) -> None:
     """(field, value) pairs as a two-column Markdown table: long values wrap, every cell shown literally."""
     lines = ["| field | value |", "|---|---|"]
-    lines += [f"| {'↳ ' if name.startswith('  ') else ''}{plain(name.strip())} | {plain(value)} |" for name, value in pairs]  # "  x": a part of the row above
+    lines += [
+        f"| {'↳ ' if name.startswith('  ') else ''}{plain(name.strip())} | {plain(value)} |" for name, value in pairs
+    ]  # "  x": a part of the row above
     st.markdown("\n".join(lines))
 
 

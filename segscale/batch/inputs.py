@@ -22,7 +22,9 @@ from pathlib import Path
 from ..visualize import OUTPUT_SUFFIXES, safe_file_stem
 
 # Extensions a folder or glob search picks up: the formats segscale.images.load_image reads.
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"})
+IMAGE_SUFFIXES = frozenset(
+    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".mpo", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif"}
+)
 LIST_SUFFIXES = frozenset({".txt", ".lst"})
 _GLOB_CHARACTERS = frozenset("*?[")
 

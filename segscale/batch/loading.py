@@ -13,8 +13,8 @@ batch, and nothing is resized to make them fit.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 from torch.utils.data import DataLoader, Dataset
@@ -78,7 +78,9 @@ def decoding_loader(items: list[BatchItem], max_side: int | None, workers: int) 
     )
 
 
-def same_size_batches(images: Iterable[DecodedImage], batch_size: int, max_waiting: int | None = None) -> Iterator[list[DecodedImage]]:
+def same_size_batches(
+    images: Iterable[DecodedImage], batch_size: int, max_waiting: int | None = None
+) -> Iterator[list[DecodedImage]]:
     """Group decoded images into lists of one size, each of at most ``batch_size`` images.
 
     Unreadable images come out at once, alone (a list of one with ``rgb`` None). A group is

@@ -121,7 +121,14 @@ def expected_kinds(kinds, merge: str) -> tuple[str, ...]:
     return tuple(kind for kind in kinds if not (kind == "attention" and merge == "max"))
 
 
-def run_folder(predictor, items: list[BatchItem], out: Path, settings: BatchSettings, context: distributed.DistributedContext, progress=None) -> BatchResult:
+def run_folder(
+    predictor,
+    items: list[BatchItem],
+    out: Path,
+    settings: BatchSettings,
+    context: distributed.DistributedContext,
+    progress=None,
+) -> BatchResult:
     """Predict this rank's share of ``items`` into ``out``; returns its rows (not gathered)."""
     kinds = expected_kinds(settings.outputs, settings.merge)
     mine = distributed.shard(items, context.rank, context.world_size)
@@ -145,7 +152,9 @@ def run_folder(predictor, items: list[BatchItem], out: Path, settings: BatchSett
     return result
 
 
-def _predict_batch(predictor, batch: list[DecodedImage], out: Path, settings: BatchSettings, kinds, rank: int) -> list[dict]:
+def _predict_batch(
+    predictor, batch: list[DecodedImage], out: Path, settings: BatchSettings, kinds, rank: int
+) -> list[dict]:
     if batch[0].rgb is None:
         return [{"input": batch[0].item.relative, "status": "unreadable", "rank": rank, "reason": batch[0].error}]
     rows, runnable = [], []
@@ -187,7 +196,12 @@ def _predict_batch(predictor, batch: list[DecodedImage], out: Path, settings: Ba
 
 
 def summary(
-    rows: list[dict], settings: BatchSettings, predictor, context: distributed.DistributedContext, seconds: float, precisions=None
+    rows: list[dict],
+    settings: BatchSettings,
+    predictor,
+    context: distributed.DistributedContext,
+    seconds: float,
+    precisions=None,
 ) -> dict:
     """The job's summary: counts, unreadable files with reasons, per-image rows and the settings.
 
@@ -200,7 +214,9 @@ def summary(
         "images": len(rows),
         "done": counts["done"],
         "skipped_complete": counts["skipped"],
-        "unreadable": [{"input": row["input"], "reason": row["reason"]} for row in rows if row["status"] == "unreadable"],
+        "unreadable": [
+            {"input": row["input"], "reason": row["reason"]} for row in rows if row["status"] == "unreadable"
+        ],
         "unreadable_count": counts["unreadable"],
         "processes": context.world_size,
         "seconds": round(seconds, 3),

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from ..inference import FastMultiScale, FastPathOptions, labels_from_fused, synchronize
 from ..modeling.geometry import resize_bilinear, scaled_size
 
+
 class NaiveMultiScale:
     """Multi-scale attention as public reimplementations write it: the baseline to beat.
 
@@ -115,7 +116,10 @@ def optimisation_ladder(
 
     has_batchnorm = any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     rungs: list[tuple[str, dict]] = [
-        ("+ inference_mode, uint8 pixels normalised in one multiply-add", dict(channels_last=False, fold_batchnorm=False, autocast="off")),
+        (
+            "+ inference_mode, uint8 pixels normalised in one multiply-add",
+            dict(channels_last=False, fold_batchnorm=False, autocast="off"),
+        ),
         ("+ channels_last", dict(channels_last=True)),
     ]
     if has_batchnorm:

@@ -13,6 +13,7 @@ import torch
 from ..inference import cpu_has_amx
 from .measure import count_conv_flops
 
+
 @dataclass(frozen=True)
 class Reference:
     """A well-known workload timed in the same run, to place the results on this machine."""

@@ -30,7 +30,6 @@ from torch import Tensor, nn
 
 from ..inference import synchronize
 
-
 # ----------------------------------------------------------------------------- FLOPs
 
 
@@ -164,9 +163,7 @@ def time_interleaved(
     for index in range(repeats):
         one_round(round_index, timed=True, last=index == repeats - 1)
         round_index += 1
-    return {
-        name: Timing(tuple(seconds[name]), peaks.get(name), results.get(name)) for name in names
-    }
+    return {name: Timing(tuple(seconds[name]), peaks.get(name), results.get(name)) for name in names}
 
 
 def _timed_with_peak(fn: Callable[[], object], device: torch.device) -> tuple[int | None, object, float]:

@@ -27,7 +27,11 @@ MODEL_SCALE_SETS = {TORCHVISION_BENCH_KIND: (PAPER_SCALES,)}
 # its nominal size (a 1024-pixel 5-scale pass takes half a minute there); --full sweeps it too.
 SWEEP = {
     "cpu": {"vgg16_largefov": (513,), "demo": (256, 512, 768, 1024), TORCHVISION_BENCH_KIND: (512,)},
-    "cuda": {"vgg16_largefov": (256, 513, 1024, 2048), "demo": (256, 512, 1024, 2048), TORCHVISION_BENCH_KIND: (256, 512, 1024)},
+    "cuda": {
+        "vgg16_largefov": (256, 513, 1024, 2048),
+        "demo": (256, 512, 1024, 2048),
+        TORCHVISION_BENCH_KIND: (256, 512, 1024),
+    },
 }
 FULL_CPU_SWEEP = (256, 513, 768, 1024)
 # Throughput batch: about this many 512x512 images' worth of pixels per batch.
@@ -88,7 +92,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         largest=args.largest,
         budget_s=args.budget or None,
         precision=args.precision,
-        options=FastPathOptions(compile=args.compile, cuda_graphs=args.cuda_graphs, cudnn_benchmark=args.cudnn_benchmark),
+        options=FastPathOptions(
+            compile=args.compile, cuda_graphs=args.cuda_graphs, cudnn_benchmark=args.cudnn_benchmark
+        ),
         ablation=args.ablation,
         full=args.full,
         quick=args.quick,

@@ -7,7 +7,7 @@ import shlex
 import sys
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import torch
 
@@ -21,12 +21,13 @@ from .settings import FULL_CPU_SWEEP, MODEL_SCALE_SETS, NOMINAL_SIZE, SWEEP, Set
 from .sweep import ablation_ladder, free_memory, largest_input, sweep_model
 from .workloads import Workload, bench_image, fast_options, load_workloads
 
+
 def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, flush=True)) -> dict:
     """Run everything ``settings`` asks for and return the report (schema :data:`SCHEMA`); ``log`` hears what starts."""
     device, kind = settings.device, ("cuda" if settings.device.type == "cuda" else "cpu")
     report: dict = {
         "schema": SCHEMA,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": _command_line(),
         "machine": machine_description(device),
         "settings": _jsonable_settings(settings),
@@ -51,12 +52,24 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
         n = 256 if settings.quick else 2048
         references += [matmul_reference(device, n, torch.float32), matmul_reference(device, n, torch.bfloat16)]
     log(f"bench: reference workloads on {device}")
-    timings = time_interleaved({r.name: r.fn for r in references}, device, settings.warmup, max(settings.repeats, 5), budget_s=settings.budget_s)
+    timings = time_interleaved(
+        {r.name: r.fn for r in references},
+        device,
+        settings.warmup,
+        max(settings.repeats, 5),
+        budget_s=settings.budget_s,
+    )
     for ref in references:
         t = timings[ref.name]
         report["references"].append(
-            {"name": ref.name, "median_s": t.median_s, "min_s": t.min_s, "spread": t.spread, "flops": ref.flops,
-             "tflops": ref.flops / t.median_s / 1e12}
+            {
+                "name": ref.name,
+                "median_s": t.median_s,
+                "min_s": t.min_s,
+                "spread": t.spread,
+                "flops": ref.flops,
+                "tflops": ref.flops / t.median_s / 1e12,
+            }
         )
 
     workloads = load_workloads(settings)
@@ -70,7 +83,11 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
         nominal = settings.sizes[0] if settings.quick and settings.sizes else NOMINAL_SIZE[workload.name]
         sizes = _sizes_for(settings, workload.name, kind, nominal)
         scale_sets = []
-        asked = settings.scale_sets if settings.scale_sets_given else MODEL_SCALE_SETS.get(workload.name, settings.scale_sets)
+        asked = (
+            settings.scale_sets
+            if settings.scale_sets_given
+            else MODEL_SCALE_SETS.get(workload.name, settings.scale_sets)
+        )
         for scales in asked:
             try:
                 predictor.check_request(scales, merge)
@@ -79,7 +96,9 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
                 settings.notes.append(f"{workload.name}: scale set {list(scales)} skipped: {error}")
         if not scale_sets:  # e.g. a 'paper' head, which fuses only the set it was trained on
             scale_sets = [metadata.model.scales]
-            settings.notes.append(f"{workload.name}: benched on its trained scale set {list(metadata.model.scales)} only")
+            settings.notes.append(
+                f"{workload.name}: benched on its trained scale set {list(metadata.model.scales)} only"
+            )
         model_entry = {
             "name": workload.name,
             "description": workload.description,
@@ -90,7 +109,9 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
         }
         report["models"].append(model_entry)
 
-        log(f"bench: {workload.name}: sizes {sizes}, scale sets {[list(x) for x in scale_sets]}, naive and fast interleaved")
+        log(
+            f"bench: {workload.name}: sizes {sizes}, scale sets {[list(x) for x in scale_sets]}, naive and fast interleaved"
+        )
         model_runs = sweep_model(settings, workload, predictor, naive, sizes, scale_sets, merge, nominal, resnet)
         report["runs"] += model_runs
         model_entry["precision"] = predictor.precision
@@ -99,10 +120,19 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
         points = [(r["pixels_x_sum_s2"], r["fast"]["median_s"]) for r in model_runs]
         if len({x for x, _ in points}) >= 2:
             fit = linear_fit([x / 1e6 for x, _ in points], [y for _, y in points])
-            flops_fit = linear_fit([r["pixels_x_sum_s2"] / 1e6 for r in model_runs], [r["flops_per_image"] / 1e9 for r in model_runs])
+            flops_fit = linear_fit(
+                [r["pixels_x_sum_s2"] / 1e6 for r in model_runs], [r["flops_per_image"] / 1e9 for r in model_runs]
+            )
             report["fits"].append(
-                {"model": workload.name, "x": "megapixels x sum(s^2)", "y": "fast-path latency at batch 1 (s)",
-                 "points": len(points), **fit, "flops_r2": flops_fit["r2"], "gflops_per_unit": flops_fit["slope"]}
+                {
+                    "model": workload.name,
+                    "x": "megapixels x sum(s^2)",
+                    "y": "fast-path latency at batch 1 (s)",
+                    "points": len(points),
+                    **fit,
+                    "flops_r2": flops_fit["r2"],
+                    "gflops_per_unit": flops_fit["slope"],
+                }
             )
 
         if settings.ablation == "all" or (settings.ablation == "headline" and workload is headline):
@@ -111,9 +141,13 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
 
         if settings.largest and workload is headline:
             image = bench_image(settings.largest)
-            for scales in dict.fromkeys([metadata.model.scales if metadata.model.scales in scale_sets else scale_sets[-1], scale_sets[-1]]):
+            for scales in dict.fromkeys(
+                [metadata.model.scales if metadata.model.scales in scale_sets else scale_sets[-1], scale_sets[-1]]
+            ):
                 log(f"bench: {workload.name} largest input {settings.largest}x{settings.largest} scales {list(scales)}")
-                report["largest_input"].append(largest_input(settings, predictor, naive, image, scales, merge, workload.name))
+                report["largest_input"].append(
+                    largest_input(settings, predictor, naive, image, scales, merge, workload.name)
+                )
         del predictor, naive
         free_memory(device)
 
@@ -156,7 +190,9 @@ def _jsonable_settings(settings: Settings) -> dict:
         "width": settings.width,
         "sizes": None if settings.sizes is None else list(settings.sizes),
         "scale_sets": [list(s) for s in settings.scale_sets],
-        "model_scale_sets": {} if settings.scale_sets_given else {name: [list(s) for s in sets] for name, sets in MODEL_SCALE_SETS.items()},
+        "model_scale_sets": {}
+        if settings.scale_sets_given
+        else {name: [list(s) for s in sets] for name, sets in MODEL_SCALE_SETS.items()},
         "batch": settings.batch,
         "warmup": settings.warmup,
         "repeats": settings.repeats,

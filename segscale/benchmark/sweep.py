@@ -72,18 +72,26 @@ def sweep_model(settings, workload, predictor, naive, sizes, scale_sets, merge, 
 
     # Throughput: the fast path alone at a large batch, where it is asked for.
     wanted = [
-        (index, size, scales) for index, (size, scales) in enumerate(points)
+        (index, size, scales)
+        for index, (size, scales) in enumerate(points)
         if settings.device.type == "cuda" or settings.full or settings.quick or (size, scales) == headline
     ]
     if wanted:
         batches = {index: _throughput_batch(settings, size) for index, size, _ in wanted}
         candidates = {}
         for index, size, scales in wanted:
-            pixels = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(images[size], (batches[index], size, size, 3)))).to(device)
+            pixels = torch.from_numpy(
+                np.ascontiguousarray(np.broadcast_to(images[size], (batches[index], size, size, 3)))
+            ).to(device)
             candidates[str(index)] = lambda pixels=pixels, scales=scales: predictor.run_pixels(pixels, scales, merge)
         timings = time_interleaved(
-            candidates, device, max(1, settings.warmup // 2), max(1, settings.repeats // 2),
-            budget_s=settings.budget_s, min_repeats=2 if not settings.quick else 1, measure_memory=True,
+            candidates,
+            device,
+            max(1, settings.warmup // 2),
+            max(1, settings.repeats // 2),
+            budget_s=settings.budget_s,
+            min_repeats=2 if not settings.quick else 1,
+            measure_memory=True,
         )
         for index, _, _ in wanted:
             t, batch, run = timings[str(index)], batches[index], runs[index]
@@ -127,7 +135,10 @@ def ablation_ladder(settings, workload, image, scales, merge) -> dict:
         workload.model, metadata.mean, metadata.std, device, scales, merge, pixels, compile=settings.options.compile
     )
     timings = time_interleaved(
-        {s.name: (lambda s=s: s.run(pixels)) for s in steps}, device, settings.warmup, settings.repeats,
+        {s.name: (lambda s=s: s.run(pixels)) for s in steps},
+        device,
+        settings.warmup,
+        settings.repeats,
         budget_s=settings.budget_s,
     )
     reference_labels = steps[0].run(pixels)
@@ -165,7 +176,10 @@ def largest_input(settings, predictor, naive, image, scales, merge, name) -> dic
         synchronize(device)
         start = time.perf_counter()
         peak, _ = peak_memory_bytes(fn, device)
-        entry[label] = {"peak_memory_mb": None if peak is None else peak / 2**20, "seconds": time.perf_counter() - start}
+        entry[label] = {
+            "peak_memory_mb": None if peak is None else peak / 2**20,
+            "seconds": time.perf_counter() - start,
+        }
         free_memory(device)
     return entry
 

@@ -32,7 +32,9 @@ def load_workloads(settings: Settings) -> list[Workload]:
     for name in settings.models:
         if name == "vgg16_largefov":
             torch.manual_seed(0)
-            config = ModelConfig(num_classes=settings.classes, trunk=TrunkConfig(width=settings.width), head=HeadConfig(kind="shared"))
+            config = ModelConfig(
+                num_classes=settings.classes, trunk=TrunkConfig(width=settings.width), head=HeadConfig(kind="shared")
+            )
             model = build_model(config).eval()
             metadata = CheckpointMetadata(
                 model=config,

@@ -13,52 +13,66 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checkpoint import DEFAULT_CHECKPOINT
 from ..config import MERGE_MODES
 from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
-
-from ..checkpoint import DEFAULT_CHECKPOINT
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, merge: bool = True) -> None:
     parser.add_argument(
-        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, metavar="FILE",
+        "--checkpoint",
+        type=Path,
+        default=DEFAULT_CHECKPOINT,
+        metavar="FILE",
         help=f"the segscale .pt checkpoint to predict with (default: {DEFAULT_CHECKPOINT})",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--scales", type=float, nargs="+", metavar="S",
+        "--scales",
+        type=float,
+        nargs="+",
+        metavar="S",
         help="the scale set to resize the image to, e.g. 1 0.75 0.5; within the checkpoint's range (default: its trained set)",
-    )  # fmt: skip
+    )
     if merge:
         parser.add_argument(
-            "--merge", choices=MERGE_MODES,
+            "--merge",
+            choices=MERGE_MODES,
             help="the merge the prediction itself uses (default: attention when the model has a head, else its own)",
-        )  # fmt: skip
+        )
     parser.add_argument("--device", help="where to run: cpu, cuda, cuda:1, mps (default: the best available)")
 
 
 def add_max_side_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--max-side", type=int, default=DEFAULT_MAX_SIDE, metavar="PX",
+        "--max-side",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
+        metavar="PX",
         help=f"images with a longer side are scaled down to this many pixels first (default: {DEFAULT_MAX_SIDE})",
-    )  # fmt: skip
+    )
 
 
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("image", nargs="?", type=Path, metavar="IMAGE", help="an image file (PNG, JPEG, WebP, BMP, TIFF, GIF)")
     parser.add_argument(
-        "--sample", metavar="SPLIT:INDEX",
+        "image", nargs="?", type=Path, metavar="IMAGE", help="an image file (PNG, JPEG, WebP, BMP, TIFF, GIF)"
+    )
+    parser.add_argument(
+        "--sample",
+        metavar="SPLIT:INDEX",
         help="a generated ScaleShapes sample instead of IMAGE, with its ground truth, e.g. val:3 (default: none; give IMAGE or --sample)",
-    )  # fmt: skip
+    )
     add_max_side_argument(parser)
 
 
 def parse_sample(text: str) -> tuple[str, int]:
-    """"val:3" -> ("val", 3); ValueError saying the expected form otherwise."""
+    """ "val:3" -> ("val", 3); ValueError saying the expected form otherwise."""
     from ..data.scaleshapes import SPLITS
 
     split, sep, index = text.partition(":")
     if not sep or split not in SPLITS or not index.isdigit():
-        raise ValueError(f"--sample must be SPLIT:INDEX with SPLIT one of {', '.join(SPLITS)} and INDEX 0, 1, 2, ...; got {text!r}")
+        raise ValueError(
+            f"--sample must be SPLIT:INDEX with SPLIT one of {', '.join(SPLITS)} and INDEX 0, 1, 2, ...; got {text!r}"
+        )
     return split, int(index)
 
 
@@ -88,7 +102,9 @@ def read_input(args: argparse.Namespace) -> InputImage:
         label = sample.label.astype(np.int64)
         notices: tuple[str, ...] = ()
         if max(label.shape) > args.max_side:
-            raise ValueError(f"ScaleShapes sample {split}:{index} is larger than --max-side {args.max_side}; raise --max-side")
+            raise ValueError(
+                f"ScaleShapes sample {split}:{index} is larger than --max-side {args.max_side}; raise --max-side"
+            )
         return InputImage(sample.image, f"ScaleShapes {split}:{index}", sample.image_id, label, notices, label.shape)
     path: Path = args.image
     if not path.is_file():
@@ -107,9 +123,11 @@ PRECISIONS = {"auto": "auto", "float32": "off", "bf16": "bf16"}
 
 def add_precision_argument(parser, default: str, why_default: str) -> None:
     parser.add_argument(
-        "--precision", choices=tuple(PRECISIONS), default=default,
+        "--precision",
+        choices=tuple(PRECISIONS),
+        default=default,
         help=f"auto: bf16 where a timing probe finds it faster and its labels agree with float32; float32; bf16 (default: {default}, {why_default})",
-    )  # fmt: skip
+    )
 
 
 def load_predictor(args: argparse.Namespace, max_side: int | None = DEFAULT_MAX_SIDE, float32: bool = False):

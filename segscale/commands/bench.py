@@ -38,44 +38,77 @@ from ..images import DEFAULT_MAX_SIDE
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: the best available)")
     parser.add_argument(
-        "--models", nargs="+", default=list(MODEL_NAMES), metavar="NAME",
+        "--models",
+        nargs="+",
+        default=list(MODEL_NAMES),
+        metavar="NAME",
         help="vgg16_largefov (random weights, --width), demo (--checkpoint), deeplabv3_mobilenet_v3_large "
         "(torchvision's, random weights, at {1,0.75,0.5} unless --scale-sets); default: all three",
     )
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"the demo model (default: {DEFAULT_CHECKPOINT})")
-    parser.add_argument("--width", type=float, default=1.0, help="channel width of the random vgg16_largefov (default: 1, the paper's)")
-    parser.add_argument("--classes", type=int, default=21, help="classes of the random vgg16_largefov (default: 21, PASCAL VOC)")
-    parser.add_argument("--sizes", type=int, nargs="+", help="square input sizes for every model (default: per device and model)")
     parser.add_argument(
-        "--scale-sets", nargs="+", metavar="S1,S2,...",
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"the demo model (default: {DEFAULT_CHECKPOINT})"
+    )
+    parser.add_argument(
+        "--width", type=float, default=1.0, help="channel width of the random vgg16_largefov (default: 1, the paper's)"
+    )
+    parser.add_argument(
+        "--classes", type=int, default=21, help="classes of the random vgg16_largefov (default: 21, PASCAL VOC)"
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="square input sizes for every model (default: per device and model)"
+    )
+    parser.add_argument(
+        "--scale-sets",
+        nargs="+",
+        metavar="S1,S2,...",
         help="scale sets for every model, e.g. 1 1,0.5 1,0.75,0.5 (default: those three and 1,0.875,0.75,0.625,0.5; "
         "the torchvision model: 1,0.75,0.5 only)",
     )
-    parser.add_argument("--batch", type=int, help="throughput batch at 512x512, scaled by pixels (default: 32 on GPU, 8 on CPU)")
+    parser.add_argument(
+        "--batch", type=int, help="throughput batch at 512x512, scaled by pixels (default: 32 on GPU, 8 on CPU)"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds first (default: 2)")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds; medians over these (default: 7)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument(
-        "--budget", type=float, default=90.0,
+        "--budget",
+        type=float,
+        default=90.0,
         help="seconds of timed rounds per interleaved group; fewer repeats (at least 3) when a round is long (default: 90; 0: no limit)",
     )
     parser.add_argument(
-        "--largest", type=int, default=DEFAULT_MAX_SIDE,
+        "--largest",
+        type=int,
+        default=DEFAULT_MAX_SIDE,
         help=f"side of the memory check at the app's largest input (default: {DEFAULT_MAX_SIDE}; 0 skips it)",
     )
-    parser.add_argument("--precision", choices=("auto", "bf16", "float32"), default="auto",
-                        help="fast path precision: auto = the Predictor's rule for checkpoints, bf16 where it pays "
-                             "for random weights (whose near-ties make a label check meaningless) (default: auto)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "bf16", "float32"),
+        default="auto",
+        help="fast path precision: auto = the Predictor's rule for checkpoints, bf16 where it pays "
+        "for random weights (whose near-ties make a label check meaningless) (default: auto)",
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the fast path (and add it to the ladder)")
     parser.add_argument("--cuda-graphs", action="store_true", help="CUDA graphs in the fast path (CUDA only)")
-    parser.add_argument("--cudnn-benchmark", action="store_true", help="cuDNN algorithm search in the fast path (CUDA only)")
-    parser.add_argument("--ablation", choices=("headline", "all", "none"), default="headline",
-                        help="the one-optimisation-at-a-time ladder for: the device's headline model (default), all, none")
+    parser.add_argument(
+        "--cudnn-benchmark", action="store_true", help="cuDNN algorithm search in the fast path (CUDA only)"
+    )
+    parser.add_argument(
+        "--ablation",
+        choices=("headline", "all", "none"),
+        default="headline",
+        help="the one-optimisation-at-a-time ladder for: the device's headline model (default), all, none",
+    )
     parser.add_argument("--full", action="store_true", help="on a CPU, sweep every size for every model (slow)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, two scale sets, one round")
     parser.add_argument("--json", type=Path, help="write the report here (default: runs/bench/<time>-<device>.json)")
     parser.add_argument("--markdown", type=Path, help="also write the tables as Markdown here (default: none)")
-    parser.add_argument("--from-json", type=Path, help="run nothing: print (and --markdown) the tables of an earlier report (default: none, run the bench)")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        help="run nothing: print (and --markdown) the tables of an earlier report (default: none, run the bench)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

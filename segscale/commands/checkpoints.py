@@ -17,7 +17,13 @@ DEFAULT_FOLDER = Path("checkpoints")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help=f"checkpoint files, or folders whose .pt files to list (default: {DEFAULT_FOLDER}/)")
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="PATH",
+        help=f"checkpoint files, or folders whose .pt files to list (default: {DEFAULT_FOLDER}/)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -32,13 +32,18 @@ from ._inputs import add_image_arguments, add_model_arguments, load_predictor, p
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_image_arguments(parser)
     parser.add_argument(
-        "--labels", type=Path, metavar="FILE",
+        "--labels",
+        type=Path,
+        metavar="FILE",
         help="ground truth for IMAGE: a palette PNG or greyscale PNG of class indices (255: ignore) of the image's size; "
         "gives IoU and error maps (default: none; a --sample brings its own)",
-    )  # fmt: skip
+    )
     add_model_arguments(parser, merge=False)
     parser.add_argument(
-        "--out", type=Path, metavar="DIR", help="write the label, disagreement and error PNGs and the figure here (default: print only)"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write the label, disagreement and error PNGs and the figure here (default: print only)",
     )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON instead of text")
 
@@ -59,13 +64,27 @@ def run(args: argparse.Namespace) -> int:
         ground_truth = read_labels(args.labels, predictor, source)
     prediction = predictor.predict(source.rgb, scales=scales, merge=merge)
     comparison = compare_merges(prediction, ground_truth, predictor.classes)
-    written = write_outputs(comparison, prediction, predictor.palette, args.out, source.stem, source.name) if args.out else []
+    written = (
+        write_outputs(comparison, prediction, predictor.palette, args.out, source.stem, source.name) if args.out else []
+    )
     if args.json:
-        print(json.dumps({"image": source.name, "checkpoint": str(args.checkpoint), "scales": list(scales), **comparison.to_dict()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "image": source.name,
+                    "checkpoint": str(args.checkpoint),
+                    "scales": list(scales),
+                    **comparison.to_dict(),
+                },
+                indent=2,
+            )
+        )
         return 0
     for notice in source.notices:
         print(f"note: {notice}")
-    print(f"{source.name} · {predictor.metadata.name or args.checkpoint.name} · scales {{{', '.join(f'{s:g}' for s in scales)}}}")
+    print(
+        f"{source.name} · {predictor.metadata.name or args.checkpoint.name} · scales {{{', '.join(f'{s:g}' for s in scales)}}}"
+    )
     print(comparison.to_text())
     if written:
         print(f"wrote {', '.join(p.name for p in written)} to {args.out}")
@@ -95,10 +114,14 @@ def read_labels(path: Path, predictor, source) -> np.ndarray:
 
     from ..images import load_label_image
 
-    labels = load_label_image(path.read_bytes(), str(path), predictor.classes, predictor.palette, size=source.original_size)
+    labels = load_label_image(
+        path.read_bytes(), str(path), predictor.classes, predictor.palette, size=source.original_size
+    )
     height, width = source.rgb.shape[:2]
     if labels.shape != (height, width):  # the image was scaled down; class indices must not be blended
-        labels = np.asarray(Image.fromarray(labels.astype(np.uint8), mode="L").resize((width, height), Image.Resampling.NEAREST))
+        labels = np.asarray(
+            Image.fromarray(labels.astype(np.uint8), mode="L").resize((width, height), Image.Resampling.NEAREST)
+        )
     return labels.astype(np.int64)
 
 

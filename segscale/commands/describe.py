@@ -20,7 +20,10 @@ from ._inputs import DEFAULT_CHECKPOINT
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--checkpoint", default=str(DEFAULT_CHECKPOINT), metavar="FILE", help=f"the segscale .pt checkpoint to describe (default: {DEFAULT_CHECKPOINT})"
+        "--checkpoint",
+        default=str(DEFAULT_CHECKPOINT),
+        metavar="FILE",
+        help=f"the segscale .pt checkpoint to describe (default: {DEFAULT_CHECKPOINT})",
     )
     parser.add_argument("--all-layers", action="store_true", help="also list ReLU, normalisation and dropout layers")
     parser.add_argument("--paper", action="store_true", help="also show the totals of the paper's full-width model")
@@ -46,10 +49,12 @@ def run(args: argparse.Namespace) -> int:
     print(summary.to_text(spatial_only=not args.all_layers))
     if paper is not None:
         print()
-        print(f"the paper's model (width 1, 'paper' head, {{1, 0.75, 0.5}}, these {paper.num_classes} classes): {paper.total_parameters:,} parameters "
-              f"(trunk {paper.parameters['trunk']:,}, score head {paper.parameters['score head']:,}, "
-              f"attention head {paper.parameters['attention head']:,}); receptive field {paper.receptive_field} px, "
-              f"output stride {paper.output_stride}")  # fmt: skip
+        print(
+            f"the paper's model (width 1, 'paper' head, {{1, 0.75, 0.5}}, these {paper.num_classes} classes): {paper.total_parameters:,} parameters "
+            f"(trunk {paper.parameters['trunk']:,}, score head {paper.parameters['score head']:,}, "
+            f"attention head {paper.parameters['attention head']:,}); receptive field {paper.receptive_field} px, "
+            f"output stride {paper.output_stride}"
+        )
     print()
     print("training card")
     width = max(len(name) for name, _ in card)

@@ -28,24 +28,53 @@ from pathlib import Path
 
 from ..config import MERGE_MODES
 from ..progress_bar import progress_bar
-from ._inputs import add_model_arguments, add_precision_argument, check_scaleshapes_request, load_predictor, prepare_out, write_bytes
+from ._inputs import (
+    add_model_arguments,
+    add_precision_argument,
+    check_scaleshapes_request,
+    load_predictor,
+    prepare_out,
+    write_bytes,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--count", type=int, default=50, metavar="N", help="ScaleShapes images to run (default: 50)")
-    parser.add_argument("--split", default="val", choices=("train", "val", "test"), help="ScaleShapes split to draw them from (default: val)")
     parser.add_argument(
-        "--start", "--first", dest="start", type=int, default=0, metavar="INDEX",
+        "--split",
+        default="val",
+        choices=("train", "val", "test"),
+        help="ScaleShapes split to draw them from (default: val)",
+    )
+    parser.add_argument(
+        "--start",
+        "--first",
+        dest="start",
+        type=int,
+        default=0,
+        metavar="INDEX",
         help="index of the first ScaleShapes image; under torchrun write --first, as torchrun takes --start for its --start-method (default: 0)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--images", type=Path, nargs="+", metavar="FILE",
+        "--images",
+        type=Path,
+        nargs="+",
+        metavar="FILE",
         help="image files instead of ScaleShapes (no ground truth; unreadable ones are left out with a warning) (default: none)",
-    )  # fmt: skip
+    )
     add_model_arguments(parser, merge=False)
-    add_precision_argument(parser, "float32", "so that the tables depend on no timing and every torchrun process computes alike")
-    parser.add_argument("--merge", nargs="+", choices=MERGE_MODES, help="merges to score (default: every one the model has)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="write the CSV, the JSON aggregates and the PNG plots here (default: print only)")
+    add_precision_argument(
+        parser, "float32", "so that the tables depend on no timing and every torchrun process computes alike"
+    )
+    parser.add_argument(
+        "--merge", nargs="+", choices=MERGE_MODES, help="merges to score (default: every one the model has)"
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write the CSV, the JSON aggregates and the PNG plots here (default: print only)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -72,9 +101,18 @@ def _run_scaleshapes(args: argparse.Namespace, context) -> int:
     predictor = load_predictor(args)
     check_scaleshapes_request(predictor, args.scales, predictor.inspection_merge)
     share = len(context.share(range(args.count)))
-    with progress_bar(share, _bar_title(f"diagnose {args.split}", context), unit="img", enabled=not args.quiet and context.is_main) as bar:
+    with progress_bar(
+        share, _bar_title(f"diagnose {args.split}", context), unit="img", enabled=not args.quiet and context.is_main
+    ) as bar:
         diagnostics = scale_diagnostics(
-            predictor, args.split, args.count, args.scales, args.merge, start=args.start, on_image=lambda _: bar.update(), context=context
+            predictor,
+            args.split,
+            args.count,
+            args.scales,
+            args.merge,
+            start=args.start,
+            on_image=lambda _: bar.update(),
+            context=context,
         )
     if not context.is_main:
         return 0
@@ -83,9 +121,13 @@ def _run_scaleshapes(args: argparse.Namespace, context) -> int:
     if args.out:
         files = {
             "objects.csv": diagnostics.to_csv().encode(),
-            "aggregates.json": (json.dumps({"checkpoint": str(args.checkpoint), **diagnostics.to_dict()}, indent=2) + "\n").encode(),
+            "aggregates.json": (
+                json.dumps({"checkpoint": str(args.checkpoint), **diagnostics.to_dict()}, indent=2) + "\n"
+            ).encode(),
         }
-        files.update({f"{name}.png": plots.figure_png(figure) for name, figure in plots.diagnostics_figures(diagnostics).items()})
+        files.update(
+            {f"{name}.png": plots.figure_png(figure) for name, figure in plots.diagnostics_figures(diagnostics).items()}
+        )
         _write(args.out, files)
     return 0
 
@@ -117,7 +159,10 @@ def _run_images(args: argparse.Namespace, context) -> int:
         images.append(loaded.rgb)
         names.append(path.name)
     if skipped:
-        say(f"warning: {skipped} of {len(args.images)} files left out (unreadable); {len(images)} remain", file=sys.stderr)
+        say(
+            f"warning: {skipped} of {len(args.images)} files left out (unreadable); {len(images)} remain",
+            file=sys.stderr,
+        )
     if not images:
         raise ValueError(f"none of the {len(args.images)} files could be read as an image; nothing to diagnose")
     predictor = load_predictor(args)
@@ -127,19 +172,30 @@ def _run_images(args: argparse.Namespace, context) -> int:
         except ValueError as error:
             raise ValueError(f"{name}: {error}") from None
     share = len(context.share(range(len(images))))
-    with progress_bar(share, _bar_title("diagnose images", context), unit="img", enabled=not args.quiet and context.is_main) as bar:
-        result = image_diagnostics(predictor, images, names, args.scales, on_image=lambda _: bar.update(), context=context)
+    with progress_bar(
+        share, _bar_title("diagnose images", context), unit="img", enabled=not args.quiet and context.is_main
+    ) as bar:
+        result = image_diagnostics(
+            predictor, images, names, args.scales, on_image=lambda _: bar.update(), context=context
+        )
     if not context.is_main:
         return 0
     print(f"{predictor.metadata.name or args.checkpoint} on {predictor.device_name}")
     print(result.to_text())
     if args.out:
-        _write(args.out, {
-            "images.csv": result.to_csv().encode(),
-            "aggregates.json": (json.dumps({"checkpoint": str(args.checkpoint), **result.to_dict()}, indent=2) + "\n").encode(),
-            "image_weights.png": plots.figure_png(plots.image_weights_figure(result)),
-            "dominant_share.png": plots.figure_png(plots.dominant_share_figure(result.scales, result.dominant_share)),
-        })  # fmt: skip
+        _write(
+            args.out,
+            {
+                "images.csv": result.to_csv().encode(),
+                "aggregates.json": (
+                    json.dumps({"checkpoint": str(args.checkpoint), **result.to_dict()}, indent=2) + "\n"
+                ).encode(),
+                "image_weights.png": plots.figure_png(plots.image_weights_figure(result)),
+                "dominant_share.png": plots.figure_png(
+                    plots.dominant_share_figure(result.scales, result.dominant_share)
+                ),
+            },
+        )
     return 0
 
 

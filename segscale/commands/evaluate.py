@@ -21,32 +21,67 @@ from ..checkpoint import DEFAULT_CHECKPOINT
 from ..config import MERGE_MODES
 from ._inputs import add_precision_argument
 
-
 DATASETS = ("scaleshapes", "voc", "person_part")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT, help=f"the segscale .pt checkpoint to score (default: {DEFAULT_CHECKPOINT})")
     parser.add_argument(
-        "--dataset", default="scaleshapes", choices=DATASETS,
+        "--checkpoint",
+        default=DEFAULT_CHECKPOINT,
+        help=f"the segscale .pt checkpoint to score (default: {DEFAULT_CHECKPOINT})",
+    )
+    parser.add_argument(
+        "--dataset",
+        default="scaleshapes",
+        choices=DATASETS,
         help="what to score on: scaleshapes (generated, no download), voc (PASCAL VOC 2012) or person_part "
         "(PASCAL-Person-Part); the last two need --data-root (default: scaleshapes)",
-    )  # fmt: skip
-    parser.add_argument("--data-root", help="folder holding VOC (with VOCdevkit/) or PASCAL-Person-Part (default: none; needed for voc and person_part)")
-    parser.add_argument("--split", default="val", help="scaleshapes: train, val or test; voc and person_part: val or train (default: val)")
-    parser.add_argument("--count", type=int, default=500, help="images to score; ScaleShapes generates them, the others take the first N (default: 500)")
+    )
     parser.add_argument(
-        "--start", "--first", dest="start", type=int, default=0, metavar="INDEX",
+        "--data-root",
+        help="folder holding VOC (with VOCdevkit/) or PASCAL-Person-Part (default: none; needed for voc and person_part)",
+    )
+    parser.add_argument(
+        "--split",
+        default="val",
+        help="scaleshapes: train, val or test; voc and person_part: val or train (default: val)",
+    )
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=500,
+        help="images to score; ScaleShapes generates them, the others take the first N (default: 500)",
+    )
+    parser.add_argument(
+        "--start",
+        "--first",
+        dest="start",
+        type=int,
+        default=0,
+        metavar="INDEX",
         help="index of the first ScaleShapes image; under torchrun write --first, as torchrun takes --start for its --start-method (default: 0)",
-    )  # fmt: skip
-    parser.add_argument("--scales", type=float, nargs="+", metavar="S", help="the scale set to predict with (default: the checkpoint's trained set)")
+    )
     parser.add_argument(
-        "--merge", nargs="+", default=None, choices=MERGE_MODES,
+        "--scales",
+        type=float,
+        nargs="+",
+        metavar="S",
+        help="the scale set to predict with (default: the checkpoint's trained set)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        default=None,
+        choices=MERGE_MODES,
         help="merge modes to score, all from one forward pass (default: the checkpoint's own)",
-    )  # fmt: skip
+    )
     parser.add_argument("--device", help="where to run: cpu, cuda, cuda:1, mps (default: the best available)")
-    add_precision_argument(parser, "float32", "so that a score depends on no timing and every torchrun process computes alike")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the full report to this JSON file (default: print only)")
+    add_precision_argument(
+        parser, "float32", "so that a score depends on no timing and every torchrun process computes alike"
+    )
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the full report to this JSON file (default: print only)"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -90,7 +125,9 @@ def _score(args: argparse.Namespace, context) -> tuple[dict, list[str]]:
     from ._inputs import PRECISIONS, check_scaleshapes_request
 
     options = FastPathOptions(autocast=PRECISIONS[args.precision])
-    predictor = Predictor.from_checkpoint(args.checkpoint, device=distributed.rank_device(args.device, context), options=options)
+    predictor = Predictor.from_checkpoint(
+        args.checkpoint, device=distributed.rank_device(args.device, context), options=options
+    )
     merges = tuple(dict.fromkeys(args.merge or [predictor.default_merge]))
     for merge in merges:  # every merge and the scale set, before the first image
         if args.dataset == "scaleshapes":
@@ -102,17 +139,28 @@ def _score(args: argparse.Namespace, context) -> tuple[dict, list[str]]:
         share = len(context.share(range(args.count)))
         with progress_bar(share, _bar_title(context), unit="img", enabled=enabled) as bar:
             report = evaluate_scaleshapes(
-                predictor, args.split, args.count, args.scales, merges, args.start, on_image=lambda i: bar.update(), context=context
+                predictor,
+                args.split,
+                args.count,
+                args.scales,
+                merges,
+                args.start,
+                on_image=lambda i: bar.update(),
+                context=context,
             )
     else:
         from ..data import pascal
 
-        dataset = (pascal.VOC2012Segmentation if args.dataset == "voc" else pascal.PersonPartSegmentation)(args.data_root, args.split)
+        dataset = (pascal.VOC2012Segmentation if args.dataset == "voc" else pascal.PersonPartSegmentation)(
+            args.data_root, args.split
+        )
         if list(dataset.classes) != predictor.classes:
             raise ValueError(f"{args.checkpoint} predicts {predictor.classes}, not the classes of {args.dataset}")
         count = min(args.count, len(dataset))
         with progress_bar(len(context.share(range(count))), _bar_title(context), unit="img", enabled=enabled) as bar:
-            report = evaluate_pairs_report(predictor, dataset, count, args.scales, merges, on_image=lambda i: bar.update(), context=context)
+            report = evaluate_pairs_report(
+                predictor, dataset, count, args.scales, merges, on_image=lambda i: bar.update(), context=context
+            )
         report["dataset"], report["split"] = args.dataset, args.split
     report["checkpoint"] = str(args.checkpoint)
     report["device"] = predictor.device_name
@@ -126,7 +174,9 @@ def _bar_title(context) -> str:
 def format_report(report: dict, classes) -> str:
     from ..formatting import count_of, format_scale_set
 
-    lines = [f"{report['dataset']} {report['split']}, {count_of(report['images'], 'image')}, scales {format_scale_set(report['scales'])}"]
+    lines = [
+        f"{report['dataset']} {report['split']}, {count_of(report['images'], 'image')}, scales {format_scale_set(report['scales'])}"
+    ]
     header = f"{'merge':<10}{'mIoU':>8}{'pixel acc':>11}  " + " ".join(f"{c[:8]:>8}" for c in classes)
     lines += [header, "-" * len(header)]
     for merge, scores in report["merges"].items():
@@ -138,12 +188,19 @@ def format_report(report: dict, classes) -> str:
         bins = first["iou_by_size"]
         lines.append(f"{'merge':<10}" + "".join(f"{int(b['extent_low']):>5}-{int(b['extent_high']):<5}" for b in bins))
         for merge, scores in report["merges"].items():
-            lines.append(f"{merge:<10}" + "".join(f"{b['iou']:11.3f}" if b["iou"] is not None else f"{'-':>11}" for b in scores["iou_by_size"]))
+            lines.append(
+                f"{merge:<10}"
+                + "".join(f"{b['iou']:11.3f}" if b["iou"] is not None else f"{'-':>11}" for b in scores["iou_by_size"])
+            )
         lines.append(f"{'objects':<10}" + "".join(f"{b['objects']:11d}" for b in bins))
     if "attention_by_size" in report:
         lines += ["", "mean attention weight per scale, by object extent (px):"]
-        lines.append(f"{'extent':<12}" + "".join(f"{'s=' + s:>9}" for s in report["attention_by_size"][0]["mean_weight"]))
+        lines.append(
+            f"{'extent':<12}" + "".join(f"{'s=' + s:>9}" for s in report["attention_by_size"][0]["mean_weight"])
+        )
         for row in report["attention_by_size"]:
             weights = "".join(f"{w:9.3f}" if w is not None else f"{'-':>9}" for w in row["mean_weight"].values())
-            lines.append(f"{int(row['extent_low']):>4}-{int(row['extent_high']):<7}{weights}   ({count_of(row['objects'], 'object')})")
+            lines.append(
+                f"{int(row['extent_low']):>4}-{int(row['extent_high']):<7}{weights}   ({count_of(row['objects'], 'object')})"
+            )
     return "\n".join(lines)

@@ -15,13 +15,23 @@ from ..config import TORCHVISION_TRUNKS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", nargs="?", choices=TORCHVISION_TRUNKS, metavar="KIND", help=f"one of: {', '.join(TORCHVISION_TRUNKS)}")
-    parser.add_argument("--list", action="store_true", help="say which kinds' weights are already in the cache, download nothing")
+    parser.add_argument(
+        "kind", nargs="?", choices=TORCHVISION_TRUNKS, metavar="KIND", help=f"one of: {', '.join(TORCHVISION_TRUNKS)}"
+    )
+    parser.add_argument(
+        "--list", action="store_true", help="say which kinds' weights are already in the cache, download nothing"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..torchvision_import import cached_kinds, cached_weights_path, fetch_weights, hub_checkpoint_dir, import_command
+    from ..torchvision_import import (
+        cached_kinds,
+        cached_weights_path,
+        fetch_weights,
+        hub_checkpoint_dir,
+        import_command,
+    )
 
     if args.list or args.kind is None:
         print(f"torch hub cache: {hub_checkpoint_dir()}")

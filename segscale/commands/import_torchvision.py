@@ -19,11 +19,26 @@ from ..config import PAPER_SCALES, TORCHVISION_TRUNKS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", choices=TORCHVISION_TRUNKS, metavar="KIND", help=f"one of: {', '.join(TORCHVISION_TRUNKS)}")
-    parser.add_argument("--weights", type=Path, metavar="FILE", help="a local state dict of that torchvision model (default: the published weights from the torch hub cache)")
+    parser.add_argument(
+        "kind", choices=TORCHVISION_TRUNKS, metavar="KIND", help=f"one of: {', '.join(TORCHVISION_TRUNKS)}"
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE",
+        help="a local state dict of that torchvision model (default: the published weights from the torch hub cache)",
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="FILE.pt", help="the segscale checkpoint to write")
-    parser.add_argument("--scales", type=float, nargs="+", default=list(PAPER_SCALES), help="the checkpoint's default scale set (default: 1 0.75 0.5)")
-    parser.add_argument("--offline", action="store_true", help="never download; fail clearly when the weights are not cached")
+    parser.add_argument(
+        "--scales",
+        type=float,
+        nargs="+",
+        default=list(PAPER_SCALES),
+        help="the checkpoint's default scale set (default: 1 0.75 0.5)",
+    )
+    parser.add_argument(
+        "--offline", action="store_true", help="never download; fail clearly when the weights are not cached"
+    )
     parser.add_argument("--quiet", action="store_true", help="no download progress bar")
 
 
@@ -32,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     from ..torchvision_import import import_to_checkpoint
 
     if args.out.suffix != ".pt":
-        raise ValueError(f"--out {args.out}: name the checkpoint with a .pt suffix (the app and `segscale checkpoints` list *.pt)")
+        raise ValueError(
+            f"--out {args.out}: name the checkpoint with a .pt suffix (the app and `segscale checkpoints` list *.pt)"
+        )
     path = import_to_checkpoint(
         args.kind, args.out, args.weights, scales=tuple(args.scales), download=not args.offline, progress=not args.quiet
     )
@@ -40,5 +57,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {path} ({card.size_bytes / 1e6:.1f} MB)")
     for name, value in card.summary:
         print(f"  {name}: {value}")
-    print("next: `python -m segscale predict --checkpoint", path, "IMAGE` or train an attention head (docs/TORCHVISION.md)")
+    print(
+        "next: `python -m segscale predict --checkpoint",
+        path,
+        "IMAGE` or train an attention head (docs/TORCHVISION.md)",
+    )
     return 0

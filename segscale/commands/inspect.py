@@ -22,11 +22,23 @@ from ._inputs import add_image_arguments, add_model_arguments, load_predictor, r
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_image_arguments(parser)
-    parser.add_argument("--pixel", type=int, nargs=2, required=True, metavar=("ROW", "COL"), help="the pixel to explain: row and column from the top left, from 0 (required)")
-    add_model_arguments(parser)
-    parser.add_argument("--top-k", type=int, default=3, metavar="K", help="classes to show, highest fused score first (default: 3)")
     parser.add_argument(
-        "--class", dest="class_name", metavar="NAME", help="a class to show as well, if not among the top-k (default: none)"
+        "--pixel",
+        type=int,
+        nargs=2,
+        required=True,
+        metavar=("ROW", "COL"),
+        help="the pixel to explain: row and column from the top left, from 0 (required)",
+    )
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--top-k", type=int, default=3, metavar="K", help="classes to show, highest fused score first (default: 3)"
+    )
+    parser.add_argument(
+        "--class",
+        dest="class_name",
+        metavar="NAME",
+        help="a class to show as well, if not among the top-k (default: none)",
     )
     parser.add_argument("--json", action="store_true", help="print the breakdown as JSON instead of text")
 
@@ -41,12 +53,19 @@ def run(args: argparse.Namespace) -> int:
     merge = args.merge or predictor.inspection_merge
     scales, merge = predictor.check_request(args.scales, merge, image_size=source.original_size)
     if args.class_name is not None and args.class_name not in predictor.classes:
-        raise ValueError(f"unknown class {args.class_name!r}; this checkpoint's classes: {', '.join(predictor.classes)}")
+        raise ValueError(
+            f"unknown class {args.class_name!r}; this checkpoint's classes: {', '.join(predictor.classes)}"
+        )
     prediction = predictor.predict(source.rgb, scales=scales, merge=merge)
     row, col = args.pixel
     breakdown = pixel_breakdown(prediction, row, col, predictor.classes, top_k=args.top_k, chosen_class=args.class_name)
     if args.json:
-        data = {"image": source.name, "checkpoint": str(args.checkpoint), "notices": list(source.notices), **breakdown.to_dict()}
+        data = {
+            "image": source.name,
+            "checkpoint": str(args.checkpoint),
+            "notices": list(source.notices),
+            **breakdown.to_dict(),
+        }
         if source.ground_truth is not None:
             truth = int(source.ground_truth[row, col])
             data["ground_truth"] = predictor.classes[truth] if truth < len(predictor.classes) else None

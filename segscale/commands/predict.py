@@ -22,30 +22,44 @@ from pathlib import Path
 
 from .. import plots
 from .. import visualize as viz
+from ..batch.inputs import is_batch_input
 from ..config import MERGE_MODES
 from ..formatting import format_scale_set
 from ..images import ImageError, load_image
-from ..batch.inputs import is_batch_input
 from ._inputs import add_max_side_argument, add_model_arguments
-from .predict_folder import add_arguments as add_folder_arguments, run as run_folder_job
+from .predict_folder import add_arguments as add_folder_arguments
+from .predict_folder import run as run_folder_job
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "images", nargs="+", type=Path, metavar="IMAGE",
+        "images",
+        nargs="+",
+        type=Path,
+        metavar="IMAGE",
         help="image files (PNG, JPEG, WebP, BMP, TIFF, GIF), or one folder, quoted glob or list file (.txt) of them",
-    )  # fmt: skip
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the maps and figures (required; created if missing)")
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="folder for the maps and figures (required; created if missing)",
+    )
     add_model_arguments(parser, merge=False)
     parser.add_argument("--merge", choices=MERGE_MODES, help="how to merge the scales (default: the checkpoint's own)")
     parser.add_argument(
-        "--class", dest="class_name", metavar="NAME",
+        "--class",
+        dest="class_name",
+        metavar="NAME",
         help="class whose score map the figure shows (default: the most frequent predicted class besides the background)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--score", choices=viz.SCORE_KINDS, default="probability",
+        "--score",
+        choices=viz.SCORE_KINDS,
+        default="probability",
         help="show that class as a probability (0-1) or as the raw score f^s_c (default: probability)",
-    )  # fmt: skip
+    )
     add_max_side_argument(parser)
     add_folder_arguments(parser)
 
@@ -62,7 +76,9 @@ def run(args: argparse.Namespace) -> int:
     stems = [viz.safe_file_stem(path.name) for path in args.images]
     repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
     if repeated:
-        raise ValueError(f"several images would write the same files ({', '.join(repeated)}); rename or predict them separately")
+        raise ValueError(
+            f"several images would write the same files ({', '.join(repeated)}); rename or predict them separately"
+        )
     if args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} exists and is not a folder")
     for path in args.images:  # every input is checked before the model loads, so a typo fails at once
@@ -73,7 +89,9 @@ def run(args: argparse.Namespace) -> int:
     metadata = predictor.metadata
     scales, merge = predictor.check_request(args.scales, args.merge)
     class_index = _class_index(args.class_name, metadata.classes)
-    print(f"{metadata.name or args.checkpoint.name} on {predictor.device_name}: {merge} over {format_scale_set(scales)}")
+    print(
+        f"{metadata.name or args.checkpoint.name} on {predictor.device_name}: {merge} over {format_scale_set(scales)}"
+    )
 
     args.out.mkdir(parents=True, exist_ok=True)
     for path in args.images:
@@ -85,7 +103,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {path.name}: {notice}")
         started = time.perf_counter()
         prediction = predictor.predict(loaded.rgb, scales=scales, merge=merge)
-        written = write_outputs(prediction, metadata, args.out, viz.output_stem(path.name, merge, scales), class_index, args.score, title=path.name)
+        written = write_outputs(
+            prediction,
+            metadata,
+            args.out,
+            viz.output_stem(path.name, merge, scales),
+            class_index,
+            args.score,
+            title=path.name,
+        )
         print(
             f"{path.name}: {loaded.rgb.shape[1]}x{loaded.rgb.shape[0]}, model {prediction.timings.model_s:.2f} s, "
             f"total {time.perf_counter() - started:.2f} s -> {', '.join(p.name for p in written)}"
@@ -93,14 +119,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_outputs(prediction, metadata, out: Path, stem: str, class_index: int | None = None, score_kind: str = "probability", title: str = "") -> list[Path]:
+def write_outputs(
+    prediction,
+    metadata,
+    out: Path,
+    stem: str,
+    class_index: int | None = None,
+    score_kind: str = "probability",
+    title: str = "",
+) -> list[Path]:
     """Write the page's downloads for one prediction into ``out``; returns the paths written."""
     if class_index is None:
         class_index = viz.default_class(prediction.labels, len(metadata.classes))
     view = viz.build_view(prediction, metadata.classes, metadata.palette, class_index, score_kind)
     files = {
         "labels": viz.palette_png(prediction.labels, metadata.palette),
-        "attention": None if prediction.attention is None else viz.attention_png(prediction.attention, prediction.labels.shape),
+        "attention": None
+        if prediction.attention is None
+        else viz.attention_png(prediction.attention, prediction.labels.shape),
         "maps": viz.prediction_npz(prediction, metadata.classes, metadata.palette),
     }
     files["figure"] = plots.prediction_figure_png(view, prediction, metadata, title)
@@ -123,4 +159,3 @@ def _class_index(name: str | None, classes) -> int | None:
     if name not in classes:
         raise ValueError(f"unknown class {name!r}; this checkpoint's classes: {', '.join(classes)}")
     return list(classes).index(name)
-

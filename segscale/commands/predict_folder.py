@@ -21,25 +21,36 @@ from ..visualize import OUTPUT_SUFFIXES
 from ._inputs import PRECISIONS
 
 
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of folder jobs, added to ``predict``'s own."""
     group = parser.add_argument_group("folders, globs and list files (one IMAGE argument naming many images)")
     group.add_argument(
-        "--outputs", nargs="+", choices=tuple(OUTPUT_SUFFIXES), default=None, metavar="KIND",
+        "--outputs",
+        nargs="+",
+        choices=tuple(OUTPUT_SUFFIXES),
+        default=None,
+        metavar="KIND",
         help=f"files to write per image, of {', '.join(OUTPUT_SUFFIXES)} (default: labels)",
-    )  # fmt: skip
+    )
     group.add_argument("--batch-size", type=int, default=4, help="images of one size per model call (default: 4)")
-    group.add_argument("--workers", type=int, default=2, help="decoding processes per rank; 0 decodes in-process (default: 2)")
     group.add_argument(
-        "--tile", type=int, metavar="PX",
+        "--workers", type=int, default=2, help="decoding processes per rank; 0 decodes in-process (default: 2)"
+    )
+    group.add_argument(
+        "--tile",
+        type=int,
+        metavar="PX",
         help="sliding-window inference with PX x PX tiles (a multiple of 64) for images too large for memory at the scales (default: none, whole images)",
-    )  # fmt: skip
-    group.add_argument("--tile-overlap", type=int, default=128, metavar="PX", help="overlap of neighbouring tiles (default: 128)")
+    )
     group.add_argument(
-        "--precision", choices=tuple(PRECISIONS), default="auto",
+        "--tile-overlap", type=int, default=128, metavar="PX", help="overlap of neighbouring tiles (default: 128)"
+    )
+    group.add_argument(
+        "--precision",
+        choices=tuple(PRECISIONS),
+        default="auto",
         help="auto: bf16 where it measures faster and its labels agree with float32 (default); float32; bf16",
-    )  # fmt: skip
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,8 +59,16 @@ def run(args: argparse.Namespace) -> int:
     from .. import distributed
     from ..batch.inputs import enumerate_inputs
     from ..batch.runner import (
-        DEFAULT_OUTPUTS, JOB_NAME, SUMMARY_NAME, BatchSettings, check_resumable, job_record, run_folder, summary, write_summary,
-    )  # fmt: skip
+        DEFAULT_OUTPUTS,
+        JOB_NAME,
+        SUMMARY_NAME,
+        BatchSettings,
+        check_resumable,
+        job_record,
+        run_folder,
+        summary,
+        write_summary,
+    )
     from ..inference import FastPathOptions
     from ..predictor import Predictor
 
@@ -74,9 +93,15 @@ def run(args: argparse.Namespace) -> int:
         predictor = Predictor.from_checkpoint(args.checkpoint, device=device, max_side=args.max_side, options=options)
         scales, merge = predictor.check_request(args.scales, args.merge)
         settings = BatchSettings(
-            scales=scales, merge=merge, outputs=tuple(args.outputs or DEFAULT_OUTPUTS), batch_size=args.batch_size,
-            workers=args.workers, max_side=args.max_side, tile=args.tile, tile_overlap=args.tile_overlap,
-        )  # fmt: skip
+            scales=scales,
+            merge=merge,
+            outputs=tuple(args.outputs or DEFAULT_OUTPUTS),
+            batch_size=args.batch_size,
+            workers=args.workers,
+            max_side=args.max_side,
+            tile=args.tile,
+            tile_overlap=args.tile_overlap,
+        )
         if context.is_main:
             print(
                 f"{predictor.metadata.name or args.checkpoint.name}: {merge} over {_format_scales(scales)}, "
@@ -89,8 +114,14 @@ def run(args: argparse.Namespace) -> int:
         if context.is_main:
             write_summary(args.out / JOB_NAME, record)
         share = len(distributed.shard(items, context.rank, context.world_size))
-        with tqdm(total=share, unit="img", desc=f"rank 0 of {context.world_size}" if context.is_distributed else "predict",
-                  disable=not context.is_main, file=sys.stderr, dynamic_ncols=True) as progress:  # fmt: skip
+        with tqdm(
+            total=share,
+            unit="img",
+            desc=f"rank 0 of {context.world_size}" if context.is_distributed else "predict",
+            disable=not context.is_main,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        ) as progress:
             result = run_folder(predictor, items, args.out, settings, context, progress)
         rows = distributed.gather_rows(result.rows)
         seconds = max(distributed.gather_rows([result.seconds]))
@@ -115,7 +146,6 @@ def _print_report(report: dict, path: Path) -> None:
         f"{report['done']} predicted, {report['skipped_complete']} already complete, {report['unreadable_count']} unreadable"
         + (f"; {rate:.2f} images/s over {report['processes']} process(es)" if rate else "")
         + f" -> {path}",
-        
     )
     for entry in report["unreadable"]:
         print(f"  unreadable: {entry['input']}: {entry['reason']}")

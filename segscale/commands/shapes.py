@@ -29,17 +29,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default="val", help=f"which split to generate: {', '.join(SPLITS)} (default: val)")
     parser.add_argument("--count", type=int, default=12, metavar="N", help="number of images (default: 12)")
     parser.add_argument("--start", type=int, default=0, metavar="INDEX", help="index of the first image (default: 0)")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="write the split into this folder in the PASCAL VOC layout (default: none)")
-    parser.add_argument("--preview", type=Path, metavar="PNG", help="write a contact sheet (image | label pairs) to this PNG (default: none)")
-    parser.add_argument("--columns", type=int, default=3, metavar="N", help="image/label pairs per row of the sheet (default: 3)")
     parser.add_argument(
-        "--min-side", type=int, default=defaults.min_side, metavar="PX", help=f"smallest image width or height in pixels (default: {defaults.min_side})"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write the split into this folder in the PASCAL VOC layout (default: none)",
     )
     parser.add_argument(
-        "--max-side", type=int, default=defaults.max_side, metavar="PX", help=f"largest image width or height in pixels (default: {defaults.max_side})"
+        "--preview",
+        type=Path,
+        metavar="PNG",
+        help="write a contact sheet (image | label pairs) to this PNG (default: none)",
     )
     parser.add_argument(
-        "--max-objects", type=int, default=defaults.max_objects, metavar="N", help=f"most objects in one image (default: {defaults.max_objects})"
+        "--columns", type=int, default=3, metavar="N", help="image/label pairs per row of the sheet (default: 3)"
+    )
+    parser.add_argument(
+        "--min-side",
+        type=int,
+        default=defaults.min_side,
+        metavar="PX",
+        help=f"smallest image width or height in pixels (default: {defaults.min_side})",
+    )
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=defaults.max_side,
+        metavar="PX",
+        help=f"largest image width or height in pixels (default: {defaults.max_side})",
+    )
+    parser.add_argument(
+        "--max-objects",
+        type=int,
+        default=defaults.max_objects,
+        metavar="N",
+        help=f"most objects in one image (default: {defaults.max_objects})",
     )
 
 
@@ -73,7 +97,12 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--out {args.out} exists and is not a folder")
         with progress_bar(args.count, args.split, unit="img") as bar:
             root = write_voc_layout(
-                args.out, args.split, args.count, config, start=args.start, progress=lambda done, total: bar.update(done - bar.n)
+                args.out,
+                args.split,
+                args.count,
+                config,
+                start=args.start,
+                progress=lambda done, total: bar.update(done - bar.n),
             )
         print(f"wrote {args.count} {args.split} images to {root} (PASCAL VOC layout)")
     return 0

@@ -115,7 +115,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            parser.add_argument(flag, type=kind, nargs=nargs, default=None, help=text, metavar=_METAVARS.get(kind, "VALUE"))
+            parser.add_argument(
+                flag, type=kind, nargs=nargs, default=None, help=text, metavar=_METAVARS.get(kind, "VALUE")
+            )
 
 
 def run(args: argparse.Namespace) -> int:

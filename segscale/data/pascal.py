@@ -39,7 +39,6 @@ from torch.utils.data import Dataset
 from ..config import IGNORE_INDEX
 from ..palette import voc_color_map
 
-
 VOC_CLASSES = (
     "background",
     "aeroplane",
@@ -240,7 +239,9 @@ def read_pair_list(list_path: Path, base_dir: Path, *, image_dir: str, label_dir
             continue
         if len(fields) == 1:
             name = Path(fields[0]).stem  # tolerates "x.jpg" or "/JPEGImages/x.jpg" as well as "x"
-            samples.append(SamplePaths(name, base_dir / image_dir / f"{name}.jpg", base_dir / label_dir / f"{name}.png"))
+            samples.append(
+                SamplePaths(name, base_dir / image_dir / f"{name}.jpg", base_dir / label_dir / f"{name}.png")
+            )
         elif len(fields) == 2:
             image, label = (base_dir / field.lstrip("/") for field in fields)
             samples.append(SamplePaths(image.stem, image, label))
@@ -293,6 +294,4 @@ def _check_samples_exist(samples: tuple[SamplePaths, ...], list_path: Path, help
     if missing:
         shown = ", ".join(str(path) for path in missing[:3])
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise FileNotFoundError(
-            f"{len(missing)} file(s) named by {list_path} do not exist: {shown}{more}; {help_text}"
-        )
+        raise FileNotFoundError(f"{len(missing)} file(s) named by {list_path} do not exist: {shown}{more}; {help_text}")

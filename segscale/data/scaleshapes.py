@@ -482,8 +482,13 @@ def generate_sample(split: str, index: int, config: ScaleShapesConfig = ScaleSha
 
     visible = np.bincount(instances.ravel(), minlength=count + 1)
     objects = tuple(
-        replace(obj, fill=kind, contrast=round(contrast, 3), drawn_pixels=pixels_in_image,
-                visible_pixels=int(visible[obj.instance_id]))
+        replace(
+            obj,
+            fill=kind,
+            contrast=round(contrast, 3),
+            drawn_pixels=pixels_in_image,
+            visible_pixels=int(visible[obj.instance_id]),
+        )
         for obj, kind, contrast, pixels_in_image in drawn
     )
     return ScaleShapesSample(
@@ -637,4 +642,3 @@ def write_voc_layout(
     listed = split_file.read_text().split() if split_file.exists() else []
     split_file.write_text("".join(f"{stem}\n" for stem in sorted(set(listed) | set(ids))))
     return root
-

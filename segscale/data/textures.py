@@ -204,9 +204,7 @@ _FIELDS = {
 }
 
 
-def render_paint(
-    kind: str, rng: np.random.Generator, region: tuple[int, int, int, int]
-) -> np.ndarray:
+def render_paint(kind: str, rng: np.random.Generator, region: tuple[int, int, int, int]) -> np.ndarray:
     """Paint ``kind`` over ``region`` = (y0, x0, y1, x1) of the image: (y1-y0, x1-x0, 3) uint8.
 
     Raises ValueError for an unknown kind (valid: :data:`BACKGROUND_KINDS`).
@@ -302,9 +300,6 @@ def _smooth_path(rng: np.random.Generator, width: int, height: int, span: float)
     t = np.linspace(0.0, 1.0, 32)[:, None]
     # Cubic Bezier with the four points as control polygon: smooth, no loops for small spans.
     curve = (
-        (1 - t) ** 3 * points[0]
-        + 3 * (1 - t) ** 2 * t * points[1]
-        + 3 * (1 - t) * t**2 * points[2]
-        + t**3 * points[3]
+        (1 - t) ** 3 * points[0] + 3 * (1 - t) ** 2 * t * points[1] + 3 * (1 - t) * t**2 * points[2] + t**3 * points[3]
     )
     return [(float(x), float(y)) for x, y in curve]

@@ -21,7 +21,6 @@ from torch import Tensor
 from ..config import IGNORE_INDEX
 from ..modeling.geometry import scaled_size
 
-
 # The ImageNet mean colour (0.485, 0.456, 0.406) in 0..255: padding with it becomes ~0 after
 # normalisation, as DeepLab's padding with its mean pixel did, so padding looks like "no signal".
 MEAN_COLOR = (124, 116, 104)

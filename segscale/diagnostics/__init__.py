@@ -24,7 +24,15 @@ from __future__ import annotations
 
 from ..evaluation import ObjectRecord
 from .gates import EFFECTIVE_WEIGHTS_NOTE, GateChain, gate_chain_at
-from .grid import cell_center, cell_footprint, cell_mean_colours, nearest_cell, nearest_cells, pixel_at_cell, salient_pixel
+from .grid import (
+    cell_center,
+    cell_footprint,
+    cell_mean_colours,
+    nearest_cell,
+    nearest_cells,
+    pixel_at_cell,
+    salient_pixel,
+)
 from .merges import MergeComparison, MethodResult, available_merges, compare_merges
 from .pixel import CellFusion, PixelBreakdown, SoftmaxSteps, pixel_breakdown
 from .scales import ImageAttentionRecord, ImageSetDiagnostics, ScaleDiagnostics, image_diagnostics, scale_diagnostics

@@ -40,8 +40,18 @@ def latex_number(value: float, digits: int = 3) -> str:
     return f"({text})" if value < 0 or scientific else text
 
 
-_LATEX_ESCAPES = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "^": r"\^{}", "#": r"\#",
-                  "&": r"\&", "%": r"\%", "$": r"\$", "~": r"\~{}"}  # fmt: skip
+_LATEX_ESCAPES = {
+    "\\": r"\textbackslash{}",
+    "{": r"\{",
+    "}": r"\}",
+    "_": r"\_",
+    "^": r"\^{}",
+    "#": r"\#",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "~": r"\~{}",
+}
 
 
 def latex_text(text: str) -> str:

@@ -97,22 +97,29 @@ class GateChain:
         ]
         for k, name in enumerate(names):
             unused = "   (coarsest: nothing coarser to weigh, unused)" if k == 0 else ""
-            lines.append(f"  {name:<{width + 2}}{self.gate_logits[k]:10.4f}{format_number(self.gates[k], WEIGHT_DIGITS):>10}{unused}")
+            lines.append(
+                f"  {name:<{width + 2}}{self.gate_logits[k]:10.4f}{format_number(self.gates[k], WEIGHT_DIGITS):>10}{unused}"
+            )
         lines += ["", "running prediction   r^1_c = f^(coarsest)_c,   r^k_c = a^s f^s_c + (1 - a^s) r^(k-1)_c"]
         label_width = max(len(classes[c]) for c in shown)
         for c in shown:
             for k, index in enumerate(self.order):
                 step = f"  r^{k + 1}_{classes[c]:<{label_width}} = "
                 if k == 0:
-                    lines.append(f"{step}f^{scale_label(self.scales[0])}_{classes[c]} = {format_number(self.running[0][c], 4)}")
+                    lines.append(
+                        f"{step}f^{scale_label(self.scales[0])}_{classes[c]} = {format_number(self.running[0][c], 4)}"
+                    )
                     continue
                 gate = format_number(self.gates[k], WEIGHT_DIGITS)
                 lines.append(
                     f"{step}{gate} x {signed(scores[index][c])} + (1 - {gate}) x {signed(self.running[k - 1][c])}"
                     f" = {format_number(self.running[k][c], 4)}"
                 )
-        lines += ["", "effective weights   w^s = a^s x prod over finer t of (1 - a^t)   (the coarsest scale's a read as 1)"]
-        for k, name in enumerate(names):
+        lines += [
+            "",
+            "effective weights   w^s = a^s x prod over finer t of (1 - a^t)   (the coarsest scale's a read as 1)",
+        ]
+        for k in range(len(names)):
             product = self._product(
                 k, lambda j: f"a^{scale_label(self.scales[j])}", lambda v: format_number(v, WEIGHT_DIGITS), " x "
             )
@@ -136,7 +143,10 @@ class GateChain:
         lines.append(r"w^{(s_k)} &= a^{(s_k)} \prod_{j > k} \bigl(1 - a^{(s_j)}\bigr)")
         for k, scale in enumerate(self.scales):
             product = self._product(
-                k, lambda j: rf"a^{{({scale_label(self.scales[j])})}}", lambda v: latex_number(v, WEIGHT_DIGITS), r" \cdot "
+                k,
+                lambda j: rf"a^{{({scale_label(self.scales[j])})}}",
+                lambda v: latex_number(v, WEIGHT_DIGITS),
+                r" \cdot ",
             )
             lines.append(rf"w^{{({scale_label(scale)})}} &= {product}")
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
@@ -146,14 +156,18 @@ class GateChain:
         c = class_index
         name = latex_text(class_name)
         first = scale_label(self.scales[0])
-        lines = [rf"r^{{(1)}}_{{\text{{{name}}}}} &= f^{{({first})}}_{{\text{{{name}}}}} = {latex_number(self.running[0][c])}"]
+        lines = [
+            rf"r^{{(1)}}_{{\text{{{name}}}}} &= f^{{({first})}}_{{\text{{{name}}}}} = {latex_number(self.running[0][c])}"
+        ]
         for k in range(1, len(self.scales)):
             gate = latex_number(self.gates[k], WEIGHT_DIGITS)
             lines.append(
                 rf"r^{{({k + 1})}}_{{\text{{{name}}}}} &= {gate} \cdot {latex_number(scores[self.order[k]][c])} + "
                 rf"(1 - {gate}) \cdot {latex_number(self.running[k - 1][c])} = {latex_number(self.running[k][c])}"
             )
-        lines.append(rf"g_{{\text{{{name}}}}} &= r^{{({len(self.scales)})}}_{{\text{{{name}}}}} = {latex_number(self.fused[c])}")
+        lines.append(
+            rf"g_{{\text{{{name}}}}} &= r^{{({len(self.scales)})}}_{{\text{{{name}}}}} = {latex_number(self.fused[c])}"
+        )
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
     def step_rows(self, classes, shown) -> list[dict]:

@@ -46,7 +46,9 @@ def nearest_cells(pixels: int, cells: int) -> np.ndarray:
     return np.minimum(cells - 1, np.floor(positions + 0.5)).astype(np.int64)
 
 
-def cell_footprint(cell: tuple[int, int], image_size: tuple[int, int], grid: tuple[int, int]) -> tuple[int, int, int, int]:
+def cell_footprint(
+    cell: tuple[int, int], image_size: tuple[int, int], grid: tuple[int, int]
+) -> tuple[int, int, int, int]:
     """(top, left, bottom, right), inclusive: the image pixels whose nearest grid cell is ``cell``.
 
     About ``stride`` pixels a side (8 for DeepLab-LargeFOV); half that at the image border,
@@ -83,7 +85,10 @@ def cell_mean_colours(image: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     rows, cols = nearest_cells(height, grid[0]), nearest_cells(width, grid[1])
     index = (rows[:, None] * grid[1] + cols[None, :]).ravel()
     counts = np.bincount(index, minlength=grid[0] * grid[1]).astype(np.float64)
-    channels = [np.bincount(index, weights=image[..., k].ravel().astype(np.float64), minlength=grid[0] * grid[1]) for k in range(3)]
+    channels = [
+        np.bincount(index, weights=image[..., k].ravel().astype(np.float64), minlength=grid[0] * grid[1])
+        for k in range(3)
+    ]
     means = np.stack(channels, axis=-1) / np.maximum(counts, 1)[:, None]
     return np.clip(means + 0.5, 0, 255).astype(np.uint8).reshape(grid[0], grid[1], 3)
 
@@ -100,7 +105,9 @@ def salient_pixel(prediction) -> tuple[int, int]:
     if num_classes < 2:
         chosen_map = fused[0]
     else:
-        counts = np.bincount(np.asarray(prediction.labels).ravel().astype(np.int64), minlength=num_classes)[:num_classes]
+        counts = np.bincount(np.asarray(prediction.labels).ravel().astype(np.int64), minlength=num_classes)[
+            :num_classes
+        ]
         chosen = int(counts[1:].argmax()) + 1
         others = np.delete(fused, chosen, axis=0).max(axis=0)
         chosen_map = fused[chosen] - others  # the margin by which it wins (or loses)
@@ -108,7 +115,9 @@ def salient_pixel(prediction) -> tuple[int, int]:
     return pixel_at_cell((int(cell[0]), int(cell[1])), tuple(prediction.labels.shape), tuple(fused.shape[-2:]))
 
 
-def bilinear_at(maps: np.ndarray, row: int, col: int, image_size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def bilinear_at(
+    maps: np.ndarray, row: int, col: int, image_size: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """maps (C, h, w) sampled at image pixel (row, col) as the upsampling does -> (C,), and the cells used (top, left, bottom, right)."""
     height, width = maps.shape[-2:]
     y = _aligned_position(row, image_size[0], height)

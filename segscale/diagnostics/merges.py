@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -76,7 +76,9 @@ class MergeComparison:
                 row["pixel accuracy"] = r.scores.pixel_accuracy
                 row["wrong pixels"] = int(r.errors.sum())
                 row["right where merges disagree"] = r.correct_where_disagree
-                row.update({f"IoU {name}": (None if np.isnan(v) else v) for name, v in zip(self.classes, r.scores.class_iou)})
+                row.update(
+                    {f"IoU {name}": (None if np.isnan(v) else v) for name, v in zip(self.classes, r.scores.class_iou)}
+                )
             rows.append(row)
         return rows
 
@@ -91,7 +93,9 @@ class MergeComparison:
             lines.append("no ground truth: IoU and error maps need a ScaleShapes sample or a label image")
             return "\n".join(lines)
         names = [name[:9] for name in self.classes]
-        header = f"{'merge':<11}{'mIoU':>8}{'pix acc':>9}{'wrong':>9}{'right@dis':>11}  " + " ".join(f"{n:>9}" for n in names)
+        header = f"{'merge':<11}{'mIoU':>8}{'pix acc':>9}{'wrong':>9}{'right@dis':>11}  " + " ".join(
+            f"{n:>9}" for n in names
+        )
         lines += ["", header, "-" * len(header)]
         for r in self.results:
             right = "-" if r.correct_where_disagree is None else f"{r.correct_where_disagree:.3f}"
@@ -111,25 +115,32 @@ class MergeComparison:
             "ground_truth": self.has_ground_truth,
             "results": {
                 r.method: (
-                    None if r.scores is None else {
+                    None
+                    if r.scores is None
+                    else {
                         **r.scores.as_dict(self.classes),
                         "wrong_pixels": int(r.errors.sum()),
                         "correct_where_disagree": r.correct_where_disagree,
                     }
                 )
                 for r in self.results
-            },  # fmt: skip
+            },
         }
 
 
 def available_merges(prediction) -> tuple[str, ...]:
     """The merges one prediction can be scored with: attention when it has attention logits,
     hierarchical when it has gate logits, average and max always."""
-    has_logits = {"attention": prediction.attention_logits is not None, "hierarchical": getattr(prediction, "gate_logits", None) is not None}
+    has_logits = {
+        "attention": prediction.attention_logits is not None,
+        "hierarchical": getattr(prediction, "gate_logits", None) is not None,
+    }
     return tuple(m for m in MERGE_MODES if has_logits.get(m, True))
 
 
-def compare_merges(prediction, ground_truth: np.ndarray | None = None, classes: Sequence[str] | None = None) -> MergeComparison:
+def compare_merges(
+    prediction, ground_truth: np.ndarray | None = None, classes: Sequence[str] | None = None
+) -> MergeComparison:
     """Attention, average and max pooling from one prediction's score maps, and against the ground truth if given.
 
     Args:
@@ -145,7 +156,11 @@ def compare_merges(prediction, ground_truth: np.ndarray | None = None, classes: 
     if ground_truth is not None:
         ground_truth = np.asarray(ground_truth)
         if tuple(ground_truth.shape) != size:
-            hint = " (the image was scaled down before prediction; compare at the predicted size)" if prediction.was_downscaled else ""
+            hint = (
+                " (the image was scaled down before prediction; compare at the predicted size)"
+                if prediction.was_downscaled
+                else ""
+            )
             raise ValueError(f"ground truth is {ground_truth.shape}, the prediction {size}: they must match{hint}")
         valid = ground_truth != IGNORE_INDEX
         if valid.any() and (ground_truth[valid].min() < 0 or ground_truth[valid].max() >= num_classes):
@@ -153,7 +168,12 @@ def compare_merges(prediction, ground_truth: np.ndarray | None = None, classes: 
     methods = available_merges(prediction)
     labels = {
         m: labels_for_merge(
-            prediction.score_maps, prediction.attention_logits, m, size, gate_logits=prediction.gate_logits, scales=prediction.scales
+            prediction.score_maps,
+            prediction.attention_logits,
+            m,
+            size,
+            gate_logits=prediction.gate_logits,
+            scales=prediction.scales,
         )
         for m in methods
     }

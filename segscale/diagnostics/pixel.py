@@ -9,8 +9,8 @@ pixel itself is g interpolated between its four surrounding cells.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -139,12 +139,14 @@ class PixelBreakdown:
         for s, scale in enumerate(self.scales):
             row: dict = {"scale": scale}
             if self.softmax is not None:
-                row.update({
-                    "h": self.softmax.logits[s],
-                    "h - max h": self.softmax.shifted[s],
-                    "exp(h - max h)": self.softmax.exps[s],
-                    "w": self.softmax.weights[s],
-                })  # fmt: skip
+                row.update(
+                    {
+                        "h": self.softmax.logits[s],
+                        "h - max h": self.softmax.shifted[s],
+                        "exp(h - max h)": self.softmax.exps[s],
+                        "w": self.softmax.weights[s],
+                    }
+                )
             row.update({f"f[{self.classes[c]}]": self.scores[s][c] for c in self.shown_classes})
             row["winner"] = self.classes[self.scale_winners[s]]
             rows.append(row)
@@ -153,7 +155,11 @@ class PixelBreakdown:
     def merge_rows(self) -> list[dict]:
         """One row per merge: g_c of the shown classes and the winner."""
         return [
-            {"merge": f.method, **{f"g[{self.classes[c]}]": f.fused[c] for c in self.shown_classes}, "winner": self.classes[f.winner]}
+            {
+                "merge": f.method,
+                **{f"g[{self.classes[c]}]": f.fused[c] for c in self.shown_classes},
+                "winner": self.classes[f.winner],
+            }
             for f in self.fusions
         ]
 
@@ -184,7 +190,10 @@ class PixelBreakdown:
                 )
             lines += [f"  {'sum':<8}{'':>10}{'':>12}{sm.exp_sum:12.6f}{sum(sm.weights):10.4f}", ""]
         elif self.gate_chain is not None:
-            lines += ["Eq. 2   not used: hierarchical attention weighs the scales by a chain of gates, written out below.", ""]
+            lines += [
+                "Eq. 2   not used: hierarchical attention weighs the scales by a chain of gates, written out below.",
+                "",
+            ]
         else:
             lines += [
                 f"Eq. 2   not shown: this prediction was merged by {self.merge} and carries no attention logits.",
@@ -197,7 +206,8 @@ class PixelBreakdown:
         lines.append(f"  {'class':<{label_width}}" + "".join(f"{n:>12}" for n in scale_names))
         for c in shown:
             cells = "".join(
-                f"{self.scores[s][c]:11.4f}{'*' if self.scale_winners[s] == c else ' '}" for s in range(len(self.scales))
+                f"{self.scores[s][c]:11.4f}{'*' if self.scale_winners[s] == c else ' '}"
+                for s in range(len(self.scales))
             )
             lines.append(f"  {names[c]:<{label_width}}{cells}")
         lines.append(f"  {'winner':<{label_width}}" + "".join(f"{names[w]:>12}" for w in self.scale_winners))
@@ -233,12 +243,16 @@ class PixelBreakdown:
         width = max(len(names[c]) for c in shown)
         for c in shown:
             if fusion.terms is not None:
-                sums = " + ".join(f"{fusion.weights[s]:.4f} x {signed(self.scores[s][c])}" for s in range(len(self.scales)))
+                sums = " + ".join(
+                    f"{fusion.weights[s]:.4f} x {signed(self.scores[s][c])}" for s in range(len(self.scales))
+                )
                 lines.append(f"  g_{names[c]:<{width}} = {sums} = {format_number(fusion.fused[c], 4)}")
             else:
                 picks = ", ".join(signed(self.scores[s][c]) for s in range(len(self.scales)))
                 source = scale_names[fusion.source_scales[c]]
-                lines.append(f"  g_{names[c]:<{width}} = max({picks}) = {format_number(fusion.fused[c], 4)}  (from {source})")
+                lines.append(
+                    f"  g_{names[c]:<{width}} = max({picks}) = {format_number(fusion.fused[c], 4)}  (from {source})"
+                )
         lines.append(f"  winner: {names[fusion.winner]} (g = {format_number(fusion.fused[fusion.winner], 4)})")
         return lines
 
@@ -311,15 +325,23 @@ class PixelBreakdown:
         if self.softmax is not None:
             sm = self.softmax
             data["softmax"] = {
-                "logits": list(sm.logits), "max_logit": sm.max_logit, "shifted": list(sm.shifted),
-                "exps": list(sm.exps), "exp_sum": sm.exp_sum, "weights": list(sm.weights),
-            }  # fmt: skip
+                "logits": list(sm.logits),
+                "max_logit": sm.max_logit,
+                "shifted": list(sm.shifted),
+                "exps": list(sm.exps),
+                "exp_sum": sm.exp_sum,
+                "weights": list(sm.weights),
+            }
         for f in self.fusions:
             data["fusions"][f.method] = {
                 "weights": None if f.weights is None else list(f.weights),
                 "fused": dict(zip(names, f.fused)),
                 "winner": names[f.winner],
-                **({"source_scales": {names[c]: self.scales[s] for c, s in enumerate(f.source_scales)}} if f.source_scales else {}),
+                **(
+                    {"source_scales": {names[c]: self.scales[s] for c, s in enumerate(f.source_scales)}}
+                    if f.source_scales
+                    else {}
+                ),
             }
         return data
 
@@ -355,10 +377,14 @@ def _cell_fusions(
 def _weighted(method: str, weights: np.ndarray, scores: np.ndarray) -> CellFusion:
     terms = weights[:, None] * scores  # (S, C)
     fused = terms.sum(axis=0)
-    return CellFusion(method, floats(weights), tuple(floats(t) for t in terms), floats(fused), None, int(fused.argmax()))
+    return CellFusion(
+        method, floats(weights), tuple(floats(t) for t in terms), floats(fused), None, int(fused.argmax())
+    )
 
 
-def pixel_breakdown(prediction, row: int, col: int, classes: Sequence[str], top_k: int = 3, chosen_class: int | str | None = None) -> PixelBreakdown:
+def pixel_breakdown(
+    prediction, row: int, col: int, classes: Sequence[str], top_k: int = 3, chosen_class: int | str | None = None
+) -> PixelBreakdown:
     """Eq. 1 and Eq. 2 with the numbers of one pixel of a :class:`~segscale.predictor.Prediction`.
 
     Args:

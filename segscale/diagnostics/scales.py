@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -139,7 +139,10 @@ class ScaleDiagnostics:
                 "extent_low": self.bin_edges[b],
                 "extent_high": self.bin_edges[b + 1],
                 "objects": int(self.objects_per_bin[b]),
-                **{f"weight_s{scale_label(s)}": _none_if_nan(self.weight_by_extent, b, k) for k, s in enumerate(self.scales)},
+                **{
+                    f"weight_s{scale_label(s)}": _none_if_nan(self.weight_by_extent, b, k)
+                    for k, s in enumerate(self.scales)
+                },
             }
             for b in range(len(self.bin_edges) - 1)
         ]
@@ -149,15 +152,17 @@ class ScaleDiagnostics:
             {
                 "class": name,
                 "objects": int(self.objects_per_class[c]),
-                **{f"weight_s{scale_label(s)}": _none_if_nan(self.weight_by_class, c, k) for k, s in enumerate(self.scales)},
+                **{
+                    f"weight_s{scale_label(s)}": _none_if_nan(self.weight_by_class, c, k)
+                    for k, s in enumerate(self.scales)
+                },
             }
             for c, name in enumerate(self.classes)
         ]
 
     def merge_rows(self) -> list[dict]:
         return [
-            {"merge": m, "mIoU": s.miou, "pixel_accuracy": s.pixel_accuracy}
-            for m, s in zip(self.merges, self.scores)
+            {"merge": m, "mIoU": s.miou, "pixel_accuracy": s.pixel_accuracy} for m, s in zip(self.merges, self.scores)
         ]
 
     def to_text(self) -> str:
@@ -173,10 +178,16 @@ class ScaleDiagnostics:
         if not self.has_attention:
             lines.append("(no attention weights: the 'attention' merge was not scored)")
             return "\n".join(lines)
-        lines += ["", "mean attention weight per scale, by object extent (px):", f"{'extent':<12}{scale_heads}  objects"]
+        lines += [
+            "",
+            "mean attention weight per scale, by object extent (px):",
+            f"{'extent':<12}{scale_heads}  objects",
+        ]
         for b in range(len(self.bin_edges) - 1):
             cells = "".join(f"{'-':>9}" if np.isnan(v) else f"{v:9.3f}" for v in self.weight_by_extent[b])
-            lines.append(f"{self.bin_edges[b]:>4g}-{self.bin_edges[b + 1]:<7g}{cells}  {int(self.objects_per_bin[b]):7d}")
+            lines.append(
+                f"{self.bin_edges[b]:>4g}-{self.bin_edges[b + 1]:<7g}{cells}  {int(self.objects_per_bin[b]):7d}"
+            )
         lines += ["", "by class:", f"{'class':<12}{scale_heads}  objects"]
         for c, name in enumerate(self.classes):
             if self.objects_per_class[c]:
@@ -195,12 +206,15 @@ class ScaleDiagnostics:
             "objects": len(self.objects),
             "scales": list(self.scales),
             "merges": {
-                m: {**s.as_dict(self.classes), "iou_by_size": list(rows)} for m, s, rows in zip(self.merges, self.scores, self.iou_by_size)
+                m: {**s.as_dict(self.classes), "iou_by_size": list(rows)}
+                for m, s, rows in zip(self.merges, self.scores, self.iou_by_size)
             },
             "weight_by_extent": self.extent_rows() if self.has_attention else None,
             "weight_by_class": self.class_rows() if self.has_attention else None,
             "dominant_share": (
-                {scale_label(s): float(v) for s, v in zip(self.scales, self.dominant_share)} if self.has_attention else None
+                {scale_label(s): float(v) for s, v in zip(self.scales, self.dominant_share)}
+                if self.has_attention
+                else None
             ),
             "seconds": round(self.seconds, 3),
         }
@@ -283,13 +297,17 @@ class ImageSetDiagnostics:
         ]
         for r in self.images:
             lines.append(
-                f"{r.name[:30]:<{width}}" + "".join(f"{w:10.3f}" for w in r.mean_weights)
-                + "".join(f"{d:11.1%}" for d in r.dominant_share) + f"{r.mean_entropy_bits:9.3f}"
-            )  # fmt: skip
+                f"{r.name[:30]:<{width}}"
+                + "".join(f"{w:10.3f}" for w in r.mean_weights)
+                + "".join(f"{d:11.1%}" for d in r.dominant_share)
+                + f"{r.mean_entropy_bits:9.3f}"
+            )
         lines.append(
-            f"{'all':<{width}}" + "".join(f"{w:10.3f}" for w in self.mean_weights)
-            + "".join(f"{d:11.1%}" for d in self.dominant_share) + f"{self.mean_entropy_bits:9.3f}"
-        )  # fmt: skip
+            f"{'all':<{width}}"
+            + "".join(f"{w:10.3f}" for w in self.mean_weights)
+            + "".join(f"{d:11.1%}" for d in self.dominant_share)
+            + f"{self.mean_entropy_bits:9.3f}"
+        )
         lines.append(f"entropy in bits: 0 = all weight on one scale, {self.max_entropy_bits:.3f} = all scales equal")
         return "\n".join(lines)
 
@@ -329,7 +347,9 @@ def image_diagnostics(
     """
     merge = predictor.inspection_merge  # attention, else hierarchical: the model's learned weights over scales
     if merge not in LEARNED_MERGES:
-        raise ValueError("this checkpoint has neither an attention head nor a gate head, so there are no learned weights to summarise")
+        raise ValueError(
+            "this checkpoint has neither an attention head nor a gate head, so there are no learned weights to summarise"
+        )
     if len(images) == 0:
         raise ValueError("no images given")
     names = tuple(names) if names is not None else tuple(f"image {k + 1}" for k in range(len(images)))

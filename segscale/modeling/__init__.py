@@ -8,7 +8,7 @@ its ``out_channels`` and ``output_stride``). torchvision's segmentation models c
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 

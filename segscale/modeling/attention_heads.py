@@ -91,7 +91,9 @@ class SharedAttentionHead(nn.Module):
     that to learn which resolution suits which size.
     """
 
-    def __init__(self, feature_channels: int, hidden_channels: int, dropout: float = 0.5, scale_feature: bool = True) -> None:
+    def __init__(
+        self, feature_channels: int, hidden_channels: int, dropout: float = 0.5, scale_feature: bool = True
+    ) -> None:
         super().__init__()
         self.scale_feature = scale_feature
         in_channels = feature_channels + (1 if scale_feature else 0)

@@ -93,7 +93,7 @@ class MultiScaleNet(nn.Module):
         self.config = config
         self.share_net_frozen = False
 
-    def freeze_share_net(self) -> "MultiScaleNet":
+    def freeze_share_net(self) -> MultiScaleNet:
         """Fix the trunk and the score head: no gradients, eval mode (batch norm, dropout) even in ``train()``.
 
         For training only the attention head on a trained network: its score maps are then
@@ -105,7 +105,7 @@ class MultiScaleNet(nn.Module):
         self.share_net_frozen = True
         return self.train(self.training)
 
-    def train(self, mode: bool = True) -> "MultiScaleNet":
+    def train(self, mode: bool = True) -> MultiScaleNet:
         super().train(mode)
         if self.share_net_frozen:
             self.trunk.eval()
@@ -157,7 +157,9 @@ class MultiScaleNet(nn.Module):
         score_maps = torch.stack([resize_bilinear(s, grid).float() for s in native_scores], dim=1)  # (B, S, C, h, w)
 
         logits = self.attention_head(features, scales, grid).float() if merge == "attention" else None  # (B, S, h, w)
-        gate_logits = self.gate_head(features, scales, grid).float() if merge == "hierarchical" else None  # (B, S, h, w)
+        gate_logits = (
+            self.gate_head(features, scales, grid).float() if merge == "hierarchical" else None
+        )  # (B, S, h, w)
         fused, weights = merge_score_maps(score_maps, merge, logits, gate_logits=gate_logits, scales=scales)
         return MultiScaleOutput(
             scales=scales,

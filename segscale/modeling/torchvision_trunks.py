@@ -60,7 +60,9 @@ KINDS: dict[str, TorchvisionKind] = {
     "deeplabv3_mobilenet_v3_large": TorchvisionKind("out", 960, 16),
     "fcn_resnet50": TorchvisionKind("out", 2048, 8),
     "fcn_resnet101": TorchvisionKind("out", 2048, 8),
-    "lraspp_mobilenet_v3_large": TorchvisionKind("high", 960, 16, classifier_reads_all=True, has_aux_classifier=False, score_stride=8),
+    "lraspp_mobilenet_v3_large": TorchvisionKind(
+        "high", 960, 16, classifier_reads_all=True, has_aux_classifier=False, score_stride=8
+    ),
 }
 assert tuple(KINDS) == TORCHVISION_TRUNKS, "segscale.config.TORCHVISION_TRUNKS and KINDS must list the same kinds"
 
@@ -104,9 +106,12 @@ def build_torchvision_model(name: str, num_classes: int, *, aux_classifier: bool
 
     kind = torchvision_kind(name)
     return get_model(
-        name, weights=None, weights_backbone=None, num_classes=num_classes,
+        name,
+        weights=None,
+        weights_backbone=None,
+        num_classes=num_classes,
         aux_loss=aux_classifier and kind.has_aux_classifier,
-    )  # fmt: skip
+    )
 
 
 def build_torchvision_parts(config: ModelConfig) -> tuple[TorchvisionTrunk, TorchvisionScoreHead]:
@@ -126,6 +131,6 @@ def segscale_state_from_torchvision(state_dict: Mapping[str, Tensor]) -> dict[st
     for key, value in state_dict.items():
         for old, new in _PREFIXES.items():
             if key.startswith(old):
-                renamed[new + key[len(old):]] = value
+                renamed[new + key[len(old) :]] = value
                 break
     return renamed

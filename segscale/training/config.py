@@ -14,7 +14,17 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..config import HEAD_KINDS, MERGE_MODES, NORM_KINDS, TORCHVISION_TRUNKS, TRUNK_NAMES, HeadConfig, ModelConfig, TrunkConfig, normalize_scales
+from ..config import (
+    HEAD_KINDS,
+    MERGE_MODES,
+    NORM_KINDS,
+    TORCHVISION_TRUNKS,
+    TRUNK_NAMES,
+    HeadConfig,
+    ModelConfig,
+    TrunkConfig,
+    normalize_scales,
+)
 
 DATASETS = ("scaleshapes", "voc", "voc_aug", "person_part")
 OPTIMIZERS = ("sgd", "adamw")
@@ -38,7 +48,9 @@ class TrainConfig:
     scale_sampling: str = "fixed"
     random_scale_range: tuple[float, float] = (0.25, 2.0)
     random_scale_count: tuple[int, int] = (2, 4)
-    max_scale_pixels: float = 0.0  # >0: in random sets, crop x scale^2 summed over scales stays under this many crop areas
+    max_scale_pixels: float = (
+        0.0  # >0: in random sets, crop x scale^2 summed over scales stays under this many crop areas
+    )
     # The scales the checkpoint accepts at inference; None: the scales it trains on. Tao et al. train
     # their gates on one pair (1 and 0.5) and chain them over any set, e.g. {0.25, 0.5, 1, 2}.
     inference_scale_range: tuple[float, float] | None = None
@@ -49,7 +61,9 @@ class TrainConfig:
     freeze_norm_statistics: bool = False  # batch norm uses (and keeps) its running statistics while training
     imagenet_init: bool = False
     init_from: str | None = None  # a segscale checkpoint whose matching weights start this run
-    train_head_only: bool = False  # the share-net (trunk and score head) of init_from stays fixed; only the attention head learns
+    train_head_only: bool = (
+        False  # the share-net (trunk and score head) of init_from stays fixed; only the attention head learns
+    )
 
     # Data
     dataset: str = "scaleshapes"
@@ -115,7 +129,9 @@ class TrainConfig:
         object.__setattr__(self, "random_scale_count", (fewest, most))
         object.__setattr__(self, "augment_scale_range", tuple(float(v) for v in self.augment_scale_range))
         if self.head == "paper" and self.merge == "attention" and self.scale_sampling == "random":
-            raise ValueError("a 'paper' attention head is tied to one scale set; use head 'shared' with random scale sets")
+            raise ValueError(
+                "a 'paper' attention head is tied to one scale set; use head 'shared' with random scale sets"
+            )
         if self.dataset != "scaleshapes" and not self.data_root:
             raise ValueError(f"dataset {self.dataset!r} needs --data-root (the folder holding it)")
         if self.foreground_weight <= 0 or not 0 < self.hard_pixel_fraction <= 1:
@@ -129,7 +145,9 @@ class TrainConfig:
                     "nothing to train: set extra_supervision = false (--no-extra-supervision)"
                 )
             if not self.init_from:
-                raise ValueError("train_head_only needs --init-from: the checkpoint whose network the head is trained on")
+                raise ValueError(
+                    "train_head_only needs --init-from: the checkpoint whose network the head is trained on"
+                )
         elif self.trunk in TORCHVISION_TRUNKS:
             raise ValueError(
                 f"trunk {self.trunk} is trained here only with its share-net frozen: import it "

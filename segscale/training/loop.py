@@ -174,7 +174,13 @@ def _initialise(model: MultiScaleNet, config: TrainConfig, log) -> None:
 
 
 def _metadata(
-    config: TrainConfig, model: MultiScaleNet, classes, palette, extra_training: dict, metrics: dict, share_net: CheckpointMetadata | None = None
+    config: TrainConfig,
+    model: MultiScaleNet,
+    classes,
+    palette,
+    extra_training: dict,
+    metrics: dict,
+    share_net: CheckpointMetadata | None = None,
 ) -> CheckpointMetadata:
     name = f"{config.dataset} {config.trunk} x{config.width:g} {config.head} head, {config.merge}"
     if share_net is not None:  # the network is the init checkpoint's; say where it came from
@@ -260,7 +266,9 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
     if resume and state_path.exists():
         state = read_torch_file(state_path, what="training state")
         if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise CheckpointError(f"training state {state_path}: not a segscale training state; move it away or use another --out-dir")
+            raise CheckpointError(
+                f"training state {state_path}: not a segscale training state; move it away or use another --out-dir"
+            )
         saved = state["config"]
         differences = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v and k not in RESUMABLE_CHANGES)
         if differences:
@@ -281,7 +289,11 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
     if device.type == "cpu" and world_size == 1:
         # On the CPU the oneDNN convolutions run faster on channels-last tensors.
         model.to(memory_format=torch.channels_last)
-    net: nn.Module = DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None) if world_size > 1 else model
+    net: nn.Module = (
+        DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+        if world_size > 1
+        else model
+    )
     mean, std = (share_net.mean, share_net.std) if share_net is not None else (IMAGENET_MEAN, IMAGENET_STD)
     batches = StepBatches(train_pairs, config, mean, std, rank, world_size)
     loader = torch.utils.data.DataLoader(
@@ -346,7 +358,10 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 output = net(images, scales=scales)
             terms = extra_supervision_loss(
-                output, labels, extra_supervision=config.extra_supervision, class_weights=class_weights,
+                output,
+                labels,
+                extra_supervision=config.extra_supervision,
+                class_weights=class_weights,
                 hard_pixel_fraction=config.hard_pixel_fraction,
             )
             optimizer.zero_grad(set_to_none=True)
@@ -358,7 +373,10 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
             elapsed = elapsed_before + time.perf_counter() - started
             images_per_s = (done - start_step) * config.batch_size * world_size / (time.perf_counter() - started)
             bar.set_postfix(
-                loss=terms.total.item(), fused=terms.fused.item(), lr=optimizer.param_groups[0]["lr"], img_s=f"{images_per_s:.1f}",
+                loss=terms.total.item(),
+                fused=terms.fused.item(),
+                lr=optimizer.param_groups[0]["lr"],
+                img_s=f"{images_per_s:.1f}",
                 refresh=False,
             )
             bar.update(1)
@@ -369,20 +387,43 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
                 stopping = bool(flag.item())
             if done % config.val_every == 0 or done == config.iterations:
                 if is_main:
-                    scores = evaluate_pairs(model, val_pairs, len(classes), mean, std, model.config.scales, model.config.merge, device)
+                    scores = evaluate_pairs(
+                        model, val_pairs, len(classes), mean, std, model.config.scales, model.config.merge, device
+                    )
                     miou = scores.miou
-                    record = {"step": done, "val_miou": miou, "elapsed_s": round(elapsed, 1), "scales": list(model.config.scales),
-                              "class_iou": dict(zip(classes, scores.class_iou)), "loss": terms.total.item()}
+                    record = {
+                        "step": done,
+                        "val_miou": miou,
+                        "elapsed_s": round(elapsed, 1),
+                        "scales": list(model.config.scales),
+                        "class_iou": dict(zip(classes, scores.class_iou)),
+                        "loss": terms.total.item(),
+                    }
                     history.append(record)
                     with open(out_dir / "history.jsonl", "a") as handle:
                         handle.write(json.dumps(record) + "\n")
-                    note(f"step {done}: validation mIoU {miou:.4f} on {len(val_pairs)} images ({tqdm.format_interval(elapsed)})")
+                    note(
+                        f"step {done}: validation mIoU {miou:.4f} on {len(val_pairs)} images ({tqdm.format_interval(elapsed)})"
+                    )
                     metrics = {"val_miou": miou, "val_images": len(val_pairs), "step": done}
-                    extra = {"steps": done, "wall_time_s": round(elapsed, 1), "machine": machine_description(), "processes": world_size}
-                    save_checkpoint(out_dir / "model.pt", model, _metadata(config, model, classes, palette, extra, metrics, share_net))
+                    extra = {
+                        "steps": done,
+                        "wall_time_s": round(elapsed, 1),
+                        "machine": machine_description(),
+                        "processes": world_size,
+                    }
+                    save_checkpoint(
+                        out_dir / "model.pt",
+                        model,
+                        _metadata(config, model, classes, palette, extra, metrics, share_net),
+                    )
                     if best_miou is None or miou > best_miou:
                         best_miou = miou
-                        save_checkpoint(out_dir / "best.pt", model, _metadata(config, model, classes, palette, extra, metrics, share_net))
+                        save_checkpoint(
+                            out_dir / "best.pt",
+                            model,
+                            _metadata(config, model, classes, palette, extra, metrics, share_net),
+                        )
                     _set_training_mode(model, config.freeze_norm_statistics)  # validation left it in eval mode
                 if world_size > 1:
                     dist.barrier()
