@@ -456,7 +456,7 @@ def _head_description(model, imported: bool = False) -> str:
     if model.merge != "attention" and imported:
         return f"none yet: an imported network merges by {model.merge} until an attention head is trained on it"
     if model.merge == "hierarchical":
-        return "none; a gate head instead (Tao et al.: one sigmoid gate per scale, chained from the coarsest scale up; any scale set)"
+        return "none; a gate head instead (Tao et al.: one sigmoid gate per scale, chained from the finest scale down; any scale set)"
     if model.merge != "attention":
         return f"none: trained with {model.merge} pooling over scales"
     head = model.head

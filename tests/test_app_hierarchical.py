@@ -118,11 +118,15 @@ def check_chain_against_the_prediction(at) -> None:
         assert abs(written_gates[scale] - gates[scale]) <= 5.1e-5, (scale, written_gates, gates)
 
     chain_table = next(frame.value for frame in at.dataframe if "wˢ (effective)" in frame.value.columns)
-    assert list(chain_table["scale"]) == sorted(scale_names, key=float)  # coarsest first
+    assert list(chain_table["scale"]) == sorted(scale_names, key=float, reverse=True)  # finest first, as Tao et al.
     np.testing.assert_allclose(
         chain_table["wˢ (effective)"], [weights[s] for s in chain_table["scale"]], rtol=0, atol=1e-6
     )
-    np.testing.assert_allclose(chain_table["aˢ = σ(qˢ)"], [gates[s] for s in chain_table["scale"]], rtol=0, atol=1e-6)
+    # The gate column is text: the finest scale's gate, first, says it is unused; the others are plain numbers.
+    gate_cells = list(chain_table["aˢ = σ(qˢ)"])
+    assert gate_cells[0].endswith(" (unused)") and not any("unused" in cell for cell in gate_cells[1:])
+    written = [float(cell.split()[0]) for cell in gate_cells]
+    np.testing.assert_allclose(written, [gates[s] for s in chain_table["scale"]], rtol=0, atol=5.1e-5)
     classes = [name[3:] for name in chain_table.columns if name.startswith("rᵏ ")]
     assert classes
     class_names = list(at.selectbox(key="inspect_class").options)[1:]
@@ -145,7 +149,7 @@ def test_inspector_writes_out_the_chain_of_gates_with_the_predictions_numbers(ga
     assert prediction.merge == "hierarchical"
     blocks = [latex.value for latex in at.latex]
     assert len(blocks) == 3  # the gates and effective weights, the running prediction, Eq. 1
-    assert r"\prod_{j > k}" in blocks[0] and r"\text{(coarsest: unused)}" in blocks[0]
+    assert r"\prod_{j > k}" in blocks[0] and r"\text{(finest: unused)}" in blocks[0]
     assert r"r^{(3)}_{\text{" in blocks[1] and r"g_{\text{" in blocks[1]
     assert r"\sum_{s=1}^{S} w^{(s)}" in blocks[2]
     assert at.radio(key="inspect_eq1_merge").value == "hierarchical"

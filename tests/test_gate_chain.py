@@ -20,15 +20,16 @@ SCALE_SETS = [(1.0, 0.5), (1.0, 2.0, 0.5), (0.5, 2.0, 0.25, 1.0)]  # unsorted: t
 
 
 def independent_chain(scores: np.ndarray, logits: np.ndarray, scales):
-    """Effective weights and fused scores written another way: finest scale down, each weight its gate
-    times what the finer scales left over (1 minus the sum of their weights)."""
-    order = np.argsort(scales)[::-1]  # finest first
+    """Effective weights and fused scores written another way: coarsest scale first (it has the last
+    word in Tao et al.'s chain), each weight its gate times what the coarser scales left over (1 minus
+    the sum of their weights); the finest scale takes the rest, its own gate unused."""
+    order = np.argsort(scales)  # coarsest first
     gates = 1.0 / (1.0 + np.exp(-logits))
     weights = np.zeros(len(scales))
     left = 1.0
     for position, k in enumerate(order):
-        coarsest = position == len(order) - 1
-        weights[k] = left if coarsest else left * gates[k]
+        finest = position == len(order) - 1
+        weights[k] = left if finest else left * gates[k]
         left -= weights[k]
     return weights, (weights[:, None] * scores).sum(axis=0)
 
@@ -41,11 +42,11 @@ def test_chain_at_a_cell_matches_an_independent_computation_and_the_model(scales
     chain = diag.gate_chain_at(scores, logits, scales)
 
     weights, fused = independent_chain(scores, logits, scales)
-    assert chain.scales == tuple(sorted(scales))
+    assert chain.scales == tuple(sorted(scales, reverse=True))
     np.testing.assert_allclose(chain.weights_in_scale_order(), weights, rtol=0, atol=1e-12)
     np.testing.assert_allclose(chain.fused, fused, rtol=0, atol=1e-12)
     np.testing.assert_allclose(sum(chain.weights), 1.0, atol=1e-12)
-    # Every running step is the recurrence: r^k = a^k f^k + (1 - a^k) r^(k-1), from the coarsest scale's scores.
+    # Every running step is the recurrence: r^k = a^k f^k + (1 - a^k) r^(k-1), from the finest scale's scores.
     np.testing.assert_allclose(chain.running[0], scores[chain.order[0]])
     for k in range(1, len(scales)):
         expected = chain.gates[k] * scores[chain.order[k]] + (1 - chain.gates[k]) * np.asarray(chain.running[k - 1])
@@ -60,20 +61,22 @@ def test_chain_at_a_cell_matches_an_independent_computation_and_the_model(scales
 
 def test_weights_are_written_as_their_products():
     chain = diag.gate_chain_at(np.zeros((3, 2)), np.array([0.0, 1.0, -1.0]), (1.0, 0.5, 0.75))
-    assert chain.scales == (0.5, 0.75, 1.0)
-    assert chain.weight_factors(0) == [("1-a", 1), ("1-a", 2)]  # w^0.5 = (1 - a^0.75)(1 - a^1)
+    assert chain.scales == (1.0, 0.75, 0.5)
+    assert chain.weight_factors(0) == [("1-a", 1), ("1-a", 2)]  # w^1 = (1 - a^0.75)(1 - a^0.5)
     assert chain.weight_factors(1) == [("a", 1), ("1-a", 2)]
     assert chain.weight_factors(2) == [("a", 2)]
     text = "\n".join(chain.to_text(np.zeros((3, 2)), ("a", "b"), (0, 1)))
-    a75, a1 = 1 / (1 + np.exp(1.0)), 0.5
+    a75, a05 = 1 / (1 + np.exp(1.0)), 1 / (1 + np.exp(-1.0))
     assert (
-        f"w^0.5    = (1 - a^0.75) x (1 - a^1) = (1 - {a75:.4f}) x (1 - {a1:.4f}) = {(1 - a75) * (1 - a1):.4f}" in text
+        f"w^1      = (1 - a^0.75) x (1 - a^0.5) = (1 - {a75:.4f}) x (1 - {a05:.4f}) = {(1 - a75) * (1 - a05):.4f}"
+        in text
     )
-    assert f"w^1      = a^1 = {a1:.4f}" in text
+    assert f"w^0.5    = a^0.5 = {a05:.4f}" in text
+    assert "(finest: the chain starts here, gate unused)" in text.splitlines()[2]
     latex = chain.latex_gates()
     assert (
-        rf"w^{{(0.75)}} &= a^{{(0.75)}} \cdot (1 - a^{{(1)}}) = {a75:.4f} \cdot (1 - {a1:.4f}) = {a75 * (1 - a1):.4f}"
-        in latex
+        rf"w^{{(0.75)}} &= a^{{(0.75)}} \cdot (1 - a^{{(0.5)}}) = {a75:.4f} \cdot (1 - {a05:.4f}) = "
+        rf"{a75 * (1 - a05):.4f}" in latex
     )
 
 
@@ -101,7 +104,7 @@ def test_the_pixel_breakdown_writes_out_the_models_own_chain(hierarchical_predic
     i, j = breakdown.cell
     chain = breakdown.gate_chain
     assert chain is not None and breakdown.softmax is None
-    assert [prediction.scales[k] for k in chain.order] == [0.5, 0.75, 1.0]
+    assert [prediction.scales[k] for k in chain.order] == [1.0, 0.75, 0.5]
     np.testing.assert_allclose(chain.weights_in_scale_order(), prediction.attention[:, i, j], rtol=0, atol=1e-6)
     np.testing.assert_allclose(chain.fused, prediction.fused[:, i, j], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(
@@ -130,19 +133,19 @@ def test_inspect_on_the_command_line_writes_out_the_chain(make_checkpoint, tmp_p
     ]
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
-    assert "Hierarchical chain (Tao et al. 2020), coarsest scale first" in text and "effective weights" in text
+    assert "Hierarchical chain (Tao et al. 2020), finest scale first" in text and "effective weights" in text
     assert "no softmax over scales" in text and "Eq. 2   not used" in text
     weights = [float(v) for v in re.findall(r"^  w\^\S+\s+=.* = (-?\d\.\d{4})$", text, flags=re.MULTILINE)]
     assert cli.main([*argv, "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     chain = data["gate_chain"]
-    assert chain["scales_coarsest_first"] == [0.5, 0.75, 1.0]
+    assert chain["scales_finest_first"] == [1.0, 0.75, 0.5]
     np.testing.assert_allclose(weights, chain["effective_weights"], atol=5e-5)  # the text writes the same numbers
     np.testing.assert_allclose(sum(chain["effective_weights"]), 1.0, atol=1e-9)
-    coarse_first = [
-        data["fusions"]["hierarchical"]["weights"][data["scales"].index(s)] for s in chain["scales_coarsest_first"]
+    fine_first = [
+        data["fusions"]["hierarchical"]["weights"][data["scales"].index(s)] for s in chain["scales_finest_first"]
     ]
-    np.testing.assert_allclose(coarse_first, chain["effective_weights"], atol=1e-12)
+    np.testing.assert_allclose(fine_first, chain["effective_weights"], atol=1e-12)
 
 
 def test_the_saved_figure_names_the_effective_weights_not_attention(hierarchical_prediction):

@@ -16,9 +16,6 @@ from .conftest import tiny_config, tiny_metadata
 
 B, C, H, W = 2, 4, 5, 6
 
-# Given in no sorted order, so the chain has to order them itself.
-SCALE_SETS = [(1.0, 0.5), (1.0, 2.0, 0.5), (0.5, 2.0, 0.25, 1.0)]
-
 
 def random_inputs(num_scales: int, seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
@@ -27,34 +24,68 @@ def random_inputs(num_scales: int, seed: int = 0):
     return score_maps, gate_logits
 
 
-def numpy_chain(score_maps: np.ndarray, gate_logits: np.ndarray, scales) -> np.ndarray:
-    """The chain as the paper states it, pixel by pixel: start from the coarsest scale's scores,
-    then for each finer scale p = a f + (1 - a) p with a = 1 / (1 + exp(-q))."""
-    order = np.argsort(scales)
+def tao_nscale_loop(score_maps: np.ndarray, gate_logits: np.ndarray, scales) -> np.ndarray:
+    """Tao et al.'s recurrence transcribed on its own, pixel by pixel, from their paper and the
+    published ``nscale_forward``: the scales sorted high to low ("lower resolution provides
+    attention for higher rez predictions, so we evaluate in order: high to low"); the first,
+    finest prediction starts the chain; each next, coarser scale's own sigmoid gate weighs it,
+    ``pred = attn * p + (1 - attn) * pred``. The finest scale's gate is never read."""
+    high_to_low = sorted(range(len(scales)), key=lambda k: scales[k], reverse=True)
     fused = np.empty(score_maps.shape[:1] + score_maps.shape[2:])
     for b in range(score_maps.shape[0]):
         for i in range(score_maps.shape[3]):
             for j in range(score_maps.shape[4]):
-                running = score_maps[b, order[0], :, i, j].copy()
-                for k in order[1:]:
-                    gate = 1.0 / (1.0 + np.exp(-gate_logits[b, k, i, j]))
-                    running = gate * score_maps[b, k, :, i, j] + (1.0 - gate) * running
-                fused[b, :, i, j] = running
+                pred = None
+                for k in high_to_low:
+                    p = score_maps[b, k, :, i, j]
+                    if pred is None:
+                        pred = p.copy()
+                    else:
+                        attn = 1.0 / (1.0 + np.exp(-gate_logits[b, k, i, j]))
+                        pred = attn * p + (1.0 - attn) * pred
+                fused[b, :, i, j] = pred
     return fused
 
 
-@pytest.mark.parametrize("scales", SCALE_SETS, ids=lambda s: f"{len(s)}-scales")
-def test_chain_matches_an_independent_loop(scales):
-    score_maps, gate_logits = random_inputs(len(scales))
-    fused, _ = hierarchical_chain(score_maps, gate_logits, scales)
-    expected = numpy_chain(score_maps.numpy(), gate_logits.numpy(), scales)
+# S = 2 to 5, each in a shuffled order of the S axis, so the chain has to sort them itself.
+TAO_SETS = [(1.0, 0.5), (0.5, 1.0), (1.0, 2.0, 0.5), (0.5, 2.0, 0.25, 1.0), (0.75, 2.0, 0.25, 1.5, 0.5)]
+
+
+@pytest.mark.parametrize("scales", TAO_SETS, ids=lambda s: "-".join(map(str, s)))
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chain_matches_tao_et_al_recurrence_for_any_axis_order(scales, seed):
+    score_maps, gate_logits = random_inputs(len(scales), seed=seed)
+    fused, weights = hierarchical_chain(score_maps, gate_logits, scales)
+    expected = tao_nscale_loop(score_maps.numpy(), gate_logits.numpy(), scales)
     np.testing.assert_allclose(fused.numpy(), expected, rtol=1e-12, atol=1e-12)
+    # The finest scale's gate is never used: changing it changes nothing.
+    finest = int(np.argmax(scales))
+    changed = gate_logits.clone()
+    changed[:, finest] = torch.randn_like(changed[:, finest]) * 5
+    torch.testing.assert_close(hierarchical_chain(score_maps, changed, scales)[0], fused, rtol=0, atol=0)
+    # The coarsest scale's effective weight is its own gate (it has the last word).
+    coarsest = int(np.argmin(scales))
+    torch.testing.assert_close(weights[:, coarsest], torch.sigmoid(gate_logits[:, coarsest]), rtol=0, atol=1e-15)
     # merge_score_maps routes "hierarchical" to the same chain.
     routed, _ = merge_score_maps(score_maps, "hierarchical", gate_logits=gate_logits, scales=scales)
     torch.testing.assert_close(routed, fused)
 
 
-@pytest.mark.parametrize("scales", SCALE_SETS, ids=lambda s: f"{len(s)}-scales")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("axis_order", [(1.0, 0.5), (0.5, 1.0)])
+def test_two_scales_are_tao_et_als_two_scale_forward_exactly(dtype, axis_order):
+    """joint = attn_05x * pred_05x + (1 - attn_05x) * p_1x, bit for bit."""
+    score_maps, gate_logits = (t.to(dtype) for t in random_inputs(2, seed=11))
+    low, high = axis_order.index(0.5), axis_order.index(1.0)
+    # The sigmoid over the whole (B, S, h, w) tensor, as the chain takes it: torch's vectorised and
+    # scalar sigmoid may differ in the last float32 bit, and this test is about the formula.
+    a_low = torch.sigmoid(gate_logits)[:, low].unsqueeze(1)
+    expected = a_low * score_maps[:, low] + (1 - a_low) * score_maps[:, high]
+    fused, _ = hierarchical_chain(score_maps, gate_logits, axis_order)
+    torch.testing.assert_close(fused, expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("scales", TAO_SETS, ids=lambda s: "-".join(map(str, s)))
 def test_effective_weights_reproduce_the_fused_map_in_float32(scales):
     score_maps, gate_logits = (t.float() for t in random_inputs(len(scales), seed=7))
     fused, weights = hierarchical_chain(score_maps, gate_logits, scales)
@@ -65,18 +96,18 @@ def test_effective_weights_reproduce_the_fused_map_in_float32(scales):
 
 
 def test_effective_weights_are_the_products_of_gates():
-    """Written out for {0.5, 1, 2}: w^2 = a^2, w^1 = a^1 (1 - a^2), w^0.5 = (1 - a^1)(1 - a^2)."""
+    """Written out for {2, 1, 0.5}, finest first: w^0.5 = a^0.5, w^1 = a^1 (1 - a^0.5), w^2 = (1 - a^1)(1 - a^0.5)."""
     scales = (2.0, 0.5, 1.0)
     score_maps, gate_logits = random_inputs(3, seed=3)
     _, weights = hierarchical_chain(score_maps, gate_logits, scales)
-    a2, _, a1 = torch.sigmoid(gate_logits).unbind(dim=1)
-    torch.testing.assert_close(weights[:, 0], a2)
-    torch.testing.assert_close(weights[:, 2], a1 * (1 - a2))
-    torch.testing.assert_close(weights[:, 1], (1 - a1) * (1 - a2))
+    _, a05, a1 = torch.sigmoid(gate_logits).unbind(dim=1)
+    torch.testing.assert_close(weights[:, 1], a05)
+    torch.testing.assert_close(weights[:, 2], a1 * (1 - a05))
+    torch.testing.assert_close(weights[:, 0], (1 - a1) * (1 - a05))
 
 
-@pytest.mark.parametrize("closed_or_open, expected_scale", [(-torch.inf, 0.5), (torch.inf, 1.0)])
-def test_gate_at_zero_and_one_gives_the_coarse_or_the_fine_prediction_exactly(closed_or_open, expected_scale):
+@pytest.mark.parametrize("closed_or_open, expected_scale", [(-torch.inf, 1.0), (torch.inf, 0.5)])
+def test_a_closed_coarse_gate_keeps_the_fine_prediction_an_open_one_takes_the_coarse(closed_or_open, expected_scale):
     scales = (1.0, 0.5)
     score_maps, _ = random_inputs(2, seed=5)
     score_maps = score_maps.float()

@@ -25,7 +25,7 @@ MERGE_PHRASES = {
     "attention": "learned attention weights (softmax over scales)",
     "average": "average pooling (wˢ = 1/S)",
     "max": "max pooling",
-    "hierarchical": "hierarchical attention (Tao et al. 2020: a chain of sigmoid gates, coarsest scale first)",
+    "hierarchical": "hierarchical attention (Tao et al. 2020: a chain of sigmoid gates, finest scale first)",
 }
 
 

@@ -16,7 +16,7 @@ import streamlit as st
 from segscale import diagnostics as diag
 from segscale import inspection_grid, plots
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
-from segscale.formatting import format_scale_set, scale_label
+from segscale.formatting import format_number, format_scale_set, scale_label
 from segscale.predictor import Prediction
 from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, plain, show_error
@@ -221,13 +221,19 @@ def _scale_table_rows(breakdown: diag.PixelBreakdown) -> list[dict]:
 
 
 def _chain_table_rows(chain: diag.GateChain, classes, shown) -> list[dict]:
-    """:meth:`GateChain.step_rows` with readable headers (qˢ, aˢ, wˢ, rᵏ), coarsest scale first."""
+    """:meth:`GateChain.step_rows` with readable headers (qˢ, aˢ, wˢ, rᵏ), finest scale first.
+
+    The gate column is text so that the finest scale's gate can say it is unused: the chain starts
+    from that scale's scores, and no gate weighs them against anything."""
     renames = {"q": "qˢ", "a": "aˢ = σ(qˢ)", "w": "wˢ (effective)"}
     rows = []
     for row in chain.step_rows(classes, shown):
-        out = {"step": row.pop("step"), "scale": scale_label(row.pop("scale"))}
+        step = row.pop("step")
+        out = {"step": step, "scale": scale_label(row.pop("scale"))}
+        gate = format_number(row.pop("a"), diag.WEIGHT_DIGITS)
         for name, value in row.items():
             out[f"rᵏ {name[2:-1]}" if name.startswith("r[") else renames[name]] = value
+        out[renames["a"]] = f"{gate} (unused)" if step == 1 else gate
         rows.append(out)
     return rows
 
@@ -244,8 +250,9 @@ def gate_chain_section(breakdown: diag.PixelBreakdown, chosen: int | None) -> No
     written = breakdown.fusion("hierarchical").winner if chosen is None else chosen
     st.latex(EQUATION_SIZE + chain.latex_running(breakdown.scores, written, classes[written]))
     st.caption(
-        f"The chain from the coarsest scale up, for {plain(classes[written])}: r¹ is the coarsest scale's score, each finer "
-        "scale's gate aˢ weighs its own score against the running prediction, and the last r is the fused score g. "
+        f"The chain from the finest scale down (Tao et al.'s order), for {plain(classes[written])}: r¹ is the finest "
+        "scale's score, each coarser scale's gate aˢ weighs its own score against the running prediction, and the last "
+        "r is the fused score g. "
         "The table gives every step for the classes shown; Eq. 1 below adds up the same g from the effective weights."
     )
 

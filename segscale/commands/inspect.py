@@ -7,7 +7,7 @@ The model runs in float32 (no bf16 autocast), as on the app's Pixel inspector pa
 digits agree with it. For the grid cell nearest the pixel it prints h^s for every scale, the softmax of Eq. 2 step by
 step, f^s_c of the top classes, g_c = sum_s w^s f^s_c term by term, the winner of every scale
 and of every merge (attention, average, max), and the label at the pixel itself. For a hierarchical
-model (a gate head) it writes out the chain of gates instead of Eq. 2: a^s per scale from the coarsest up, the
+model (a gate head) it writes out the chain of gates instead of Eq. 2: a^s per scale from the finest down, the
 running prediction at each step and the effective weights as products of gates, as the app's page does. ROW and COL
 are in the image as predicted (after any ``--max-side`` scaling, which is reported).
 """

@@ -23,7 +23,7 @@ nothing imports Streamlit. Figures of these results live in :mod:`segscale.plots
 from __future__ import annotations
 
 from ..evaluation import ObjectRecord
-from .gates import EFFECTIVE_WEIGHTS_NOTE, GateChain, gate_chain_at
+from .gates import EFFECTIVE_WEIGHTS_NOTE, WEIGHT_DIGITS, GateChain, gate_chain_at
 from .grid import (
     cell_center,
     cell_footprint,
@@ -39,6 +39,7 @@ from .scales import ImageAttentionRecord, ImageSetDiagnostics, ScaleDiagnostics,
 
 __all__ = [
     "EFFECTIVE_WEIGHTS_NOTE",
+    "WEIGHT_DIGITS",
     "CellFusion",
     "GateChain",
     "ImageAttentionRecord",

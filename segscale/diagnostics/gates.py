@@ -1,9 +1,10 @@
 """One cell's chain of gates: Tao et al.'s hierarchical attention written out with its numbers.
 
 The chain (:func:`segscale.modeling.fusion.hierarchical_chain`) runs over the scales from the
-coarsest up, on the common grid. At one cell, with q^s the gate head's logit and a^s = sigmoid(q^s):
+finest down, as Tao et al.'s code does, on the common grid. At one cell, with q^s the gate
+head's logit and a^s = sigmoid(q^s):
 
-    r^1_c = f^{s_1}_c                                        (the coarsest scale's scores)
+    r^1_c = f^{s_1}_c                                        (the finest scale's scores)
     r^k_c = a^{s_k} f^{s_k}_c + (1 - a^{s_k}) r^{k-1}_c      (k = 2..S)
     g_c   = r^S_c = sum_k w^{s_k} f^{s_k}_c,   w^{s_k} = a^{s_k} prod_{j>k} (1 - a^{s_j})   (a^{s_1} read as 1)
 
@@ -27,8 +28,8 @@ WEIGHT_DIGITS = 4  # gates and effective weights, in text and LaTeX alike (Eq. 2
 # What the effective weights are, in one sentence a page and the command line both show beside them.
 EFFECTIVE_WEIGHTS_NOTE = (
     "Hierarchical attention (Tao et al. 2020) has no softmax over scales: these are its effective weights, "
-    "the products of the sigmoid gates aˢ along the chain from the coarsest scale up, "
-    "wˢ = aˢ · Π over finer scales t of (1 − aᵗ) (the coarsest scale's gate read as 1). Every gate lies "
+    "the products of the sigmoid gates aˢ along the chain from the finest scale down, "
+    "wˢ = aˢ · Π over coarser scales t of (1 − aᵗ) (the finest scale's gate read as 1). Every gate lies "
     "in [0, 1], so each step of the chain is a convex combination and the weights sum to 1 at every cell; "
     "they are computed on the common stride-8 grid, where the chain runs, and only upsampled for display."
 )
@@ -36,13 +37,13 @@ EFFECTIVE_WEIGHTS_NOTE = (
 
 @dataclass(frozen=True)
 class GateChain:
-    """The chain of gates at one grid cell, every tuple in chain order (coarsest scale first).
+    """The chain of gates at one grid cell, every tuple in chain order (finest scale first).
 
     order: (S,) index of each chain step's scale on the prediction's S axis.
-    scales: (S,) the scales, coarsest first.
-    gate_logits: (S,) q^s. gates: (S,) a^s = sigmoid(q^s); the coarsest one's is computed but unused.
+    scales: (S,) the scales, finest first.
+    gate_logits: (S,) q^s. gates: (S,) a^s = sigmoid(q^s); the finest one's is computed but unused.
     running: (S, C) r^k_c, the running prediction after each step (r^1 = f^{s_1}).
-    weights: (S,) w^s = a^s prod_{finer t} (1 - a^t), the effective weights.
+    weights: (S,) w^s = a^s prod_{coarser t} (1 - a^t), the effective weights.
     fused: (C,) g_c = r^S_c.
     """
 
@@ -64,7 +65,7 @@ class GateChain:
     # ---- the products, as factors
 
     def weight_factors(self, step: int) -> list[tuple[str, int]]:
-        """w at ``step`` as its factors: ("a", k) for a^{s_k}, ("1-a", j) for (1 - a^{s_j}); the coarsest has no a."""
+        """w at ``step`` as its factors: ("a", k) for a^{s_k}, ("1-a", j) for (1 - a^{s_j}); the finest has no a."""
         factors = [] if step == 0 else [("a", step)]
         return factors + [("1-a", j) for j in range(step + 1, len(self.scales))]
 
@@ -92,15 +93,14 @@ class GateChain:
         names = [f"s={scale_label(s)}" for s in self.scales]
         width = max(len(n) for n in names)
         lines = [
-            "Hierarchical chain (Tao et al. 2020), coarsest scale first:   a^s = sigmoid(q^s)",
+            "Hierarchical chain (Tao et al. 2020), finest scale first:   a^s = sigmoid(q^s)",
             f"  {'scale':<{width + 2}}{'q^s':>10}{'a^s':>10}",
         ]
         for k, name in enumerate(names):
-            unused = "   (coarsest: nothing coarser to weigh, unused)" if k == 0 else ""
-            lines.append(
-                f"  {name:<{width + 2}}{self.gate_logits[k]:10.4f}{format_number(self.gates[k], WEIGHT_DIGITS):>10}{unused}"
-            )
-        lines += ["", "running prediction   r^1_c = f^(coarsest)_c,   r^k_c = a^s f^s_c + (1 - a^s) r^(k-1)_c"]
+            unused = "   (finest: the chain starts here, gate unused)" if k == 0 else ""
+            gate = format_number(self.gates[k], WEIGHT_DIGITS)
+            lines.append(f"  {name:<{width + 2}}{self.gate_logits[k]:10.4f}{gate:>10}{unused}")
+        lines += ["", "running prediction   r^1_c = f^(finest)_c,   r^k_c = a^s f^s_c + (1 - a^s) r^(k-1)_c"]
         label_width = max(len(classes[c]) for c in shown)
         for c in shown:
             for k, index in enumerate(self.order):
@@ -117,7 +117,7 @@ class GateChain:
                 )
         lines += [
             "",
-            "effective weights   w^s = a^s x prod over finer t of (1 - a^t)   (the coarsest scale's a read as 1)",
+            "effective weights   w^s = a^s x prod over coarser t of (1 - a^t)   (the finest scale's a read as 1)",
         ]
         for k in range(len(names)):
             product = self._product(
@@ -135,7 +135,7 @@ class GateChain:
         """The gates a^s and the effective weights as products, with this cell's numbers (one aligned block)."""
         lines = [r"a^{(s)} &= \sigma(q^{(s)}) = \frac{1}{1 + e^{-q^{(s)}}}"]
         for k, scale in enumerate(self.scales):
-            note = r"\quad\text{(coarsest: unused)}" if k == 0 else ""
+            note = r"\quad\text{(finest: unused)}" if k == 0 else ""
             lines.append(
                 rf"a^{{({scale_label(scale)})}} &= \sigma{_in_parentheses(latex_number(self.gate_logits[k]))} = "
                 rf"{latex_number(self.gates[k], WEIGHT_DIGITS)}{note}"
@@ -156,9 +156,8 @@ class GateChain:
         c = class_index
         name = latex_text(class_name)
         first = scale_label(self.scales[0])
-        lines = [
-            rf"r^{{(1)}}_{{\text{{{name}}}}} &= f^{{({first})}}_{{\text{{{name}}}}} = {latex_number(self.running[0][c])}"
-        ]
+        start = latex_number(self.running[0][c])
+        lines = [rf"r^{{(1)}}_{{\text{{{name}}}}} &= f^{{({first})}}_{{\text{{{name}}}}} = {start}"]
         for k in range(1, len(self.scales)):
             gate = latex_number(self.gates[k], WEIGHT_DIGITS)
             lines.append(
@@ -171,7 +170,7 @@ class GateChain:
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
     def step_rows(self, classes, shown) -> list[dict]:
-        """One row per chain step (coarsest first): scale, q^s, a^s, w^s and r^k_c of the classes shown."""
+        """One row per chain step (finest first): scale, q^s, a^s, w^s and r^k_c of the classes shown."""
         rows = []
         for k, scale in enumerate(self.scales):
             row = {"step": k + 1, "scale": scale, "q": self.gate_logits[k], "a": self.gates[k], "w": self.weights[k]}
@@ -182,7 +181,7 @@ class GateChain:
     def to_dict(self, classes) -> dict:
         """JSON-ready plain data, in chain order (the ``gate_chain`` of ``segscale inspect --json``)."""
         return {
-            "scales_coarsest_first": list(self.scales),
+            "scales_finest_first": list(self.scales),
             "gate_logits": list(self.gate_logits),
             "gates": list(self.gates),
             "effective_weights": list(self.weights),
@@ -202,7 +201,7 @@ def gate_chain_at(scores: np.ndarray, gate_logits: np.ndarray, scales) -> GateCh
     Args:
         scores: (S, C) f^s_c at the cell, on the prediction's S axis.
         gate_logits: (S,) q^s at the cell, same order.
-        scales: (S,) the scales in that order (any order; the chain sorts them, coarsest first).
+        scales: (S,) the scales in that order (any order; the chain sorts them, finest first).
     """
     scores = np.asarray(scores, dtype=np.float64)
     gate_logits = np.asarray(gate_logits, dtype=np.float64)
@@ -212,7 +211,7 @@ def gate_chain_at(scores: np.ndarray, gate_logits: np.ndarray, scales) -> GateCh
             f"a gate chain needs (S, C) scores, (S,) gate logits and S scales; got {scores.shape}, "
             f"{gate_logits.shape} and {len(scales)} scales"
         )
-    order = sorted(range(len(scales)), key=lambda k: scales[k])  # coarsest first, as the model's chain
+    order = sorted(range(len(scales)), key=lambda k: -scales[k])  # finest first, as the model's chain
     gates = 1.0 / (1.0 + np.exp(-gate_logits[order]))
     running = [scores[order[0]]]
     for k in range(1, len(order)):

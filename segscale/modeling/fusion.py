@@ -15,26 +15,23 @@ Average and max pooling over scales are special cases of the same two equations:
 
 Tao, Sapra and Catanzaro ("Hierarchical Multi-Scale Attention for Semantic Segmentation",
 2020) replace the softmax by a chain of pairwise gates, one sigmoid a^s_i = sigmoid(q^s_i) per
-scale from a one-channel gate logit q^s. With the scales ordered coarsest first,
-s_1 < s_2 < ... < s_S, and every map on the common grid:
+scale from a one-channel gate logit q^s. With the scales ordered finest first,
+s_1 > s_2 > ... > s_S, and every map on the common grid:
 
     r^1_{i,c} = f^{s_1}_{i,c}
     r^k_{i,c} = a^{s_k}_i f^{s_k}_{i,c} + (1 - a^{s_k}_i) r^{k-1}_{i,c}     (k = 2..S)
     g_{i,c}   = r^S_{i,c}
 
-Each finer scale's gate decides between its own scores and the running prediction of the
-coarser ones; the coarsest scale's gate is computed but unused (nothing coarser to weigh).
-Unrolled, g is Eq. 1 with the effective weights
+Each coarser scale's gate decides between its own scores and the running prediction of the
+finer ones: "lower resolution provides attention for higher resolution predictions", so the
+chain is evaluated from high to low resolution, as in their code (``nscale_forward``; for two
+scales ``two_scale_forward``: joint = a^{0.5} f^{0.5} + (1 - a^{0.5}) f^1). The finest scale's
+gate is computed but unused. Unrolled, g is Eq. 1 with the effective weights
 
     w^{s_k}_i = a^{s_k}_i prod_{j>k} (1 - a^{s_j}_i)      (a^{s_1} read as 1)
 
-which telescope to sum_k w^{s_k}_i = 1. Those are shown where Chen's w^s are shown.
-
-The direction is the one issue 16 specifies (coarsest first, the finer scale's gate). As we
-read Tao et al.'s published code, it runs the same recurrence in the other direction: from
-the finest scale down, each pair weighed by the *lower*-resolution scale's gate ("priority
-to the lower resolutions"). The form of the chain and of its effective weights is the same
-with the order of the scales reversed; which scale the last word belongs to differs.
+which telescope to sum_k w^{s_k}_i = 1; the coarsest scale's weight is its own gate. Those
+are shown where Chen's w^s are shown.
 
 This module is the one place where the softmax over scales happens, and the one place where
 the hierarchical chain is written (:func:`hierarchical_chain`).
@@ -66,7 +63,7 @@ def weighted_sum_over_scales(score_maps: Tensor, weights: Tensor) -> Tensor:
 
 
 def hierarchical_chain(score_maps: Tensor, gate_logits: Tensor, scales) -> tuple[Tensor, Tensor]:
-    """Tao et al.'s pairwise gates, chained from the coarsest scale up, on the common grid.
+    """Tao et al.'s pairwise gates, chained from the finest scale down, on the common grid.
 
     Args:
         score_maps: (B, S, C, h, w), f^s, all resized to the common grid.
@@ -75,16 +72,18 @@ def hierarchical_chain(score_maps: Tensor, gate_logits: Tensor, scales) -> tuple
 
     Returns:
         fused: (B, C, h, w), g = r^S of the chain.
-        effective_weights: (B, S, h, w), w^s = a^s prod_{finer t} (1 - a^t), in the order of
-            the S axis, such that g = sum_s w^s f^s (Eq. 1 with these weights).
+        effective_weights: (B, S, h, w), w^s = a^s prod_{coarser t} (1 - a^t) (the finest
+            scale's a^s read as 1), in the order of the S axis, such that g = sum_s w^s f^s
+            (Eq. 1 with these weights).
 
     Where the weights sum to 1: every gate lies in [0, 1], so each step is a convex
     combination and the weights are non-negative and telescope to exactly 1 (up to float
     rounding) at every grid cell, for any number of scales. That holds here because all
     maps are resized to the common grid *first* and the chain runs cell by cell there. Tao
     et al.'s code instead resizes the running prediction between neighbouring scales' own
-    grids; bilinear resizing of a product is not the product of the resized factors, so
-    there the products of gates only approximate the weights, and they need not sum to 1.
+    grids (down to each coarser scale's grid, then back up at the end); bilinear resizing of
+    a product is not the product of the resized factors, so there the products of gates only
+    approximate the weights, and they need not sum to 1.
 
     Gates are computed in at least float32, like Eq. 2's softmax.
     """
@@ -100,17 +99,17 @@ def hierarchical_chain(score_maps: Tensor, gate_logits: Tensor, scales) -> tuple
         raise ValueError(f"{len(scales)} scales given for {score_maps.shape[SCALE_DIM]} score maps")
     compute_dtype = torch.promote_types(gate_logits.dtype, torch.float32)
     gates = torch.sigmoid(gate_logits.to(compute_dtype))  # (B, S, h, w), a^s
-    coarse_to_fine = sorted(range(len(scales)), key=lambda k: scales[k])
+    fine_to_coarse = sorted(range(len(scales)), key=lambda k: -scales[k])
 
-    coarsest = coarse_to_fine[0]
-    running = score_maps[:, coarsest].to(compute_dtype)  # (B, C, h, w), r^1
+    finest = fine_to_coarse[0]
+    running = score_maps[:, finest].to(compute_dtype)  # (B, C, h, w), r^1
     weights = [None] * len(scales)
-    weights[coarsest] = torch.ones_like(gates[:, coarsest])  # (B, h, w)
-    for k in coarse_to_fine[1:]:
+    weights[finest] = torch.ones_like(gates[:, finest])  # (B, h, w); its own gate is unused
+    for position, k in enumerate(fine_to_coarse[1:], start=1):
         gate = gates[:, k]  # (B, h, w)
         running = gate.unsqueeze(1) * score_maps[:, k] + (1 - gate.unsqueeze(1)) * running
         # Everything already in the chain is scaled by (1 - a^k); the new scale enters with a^k.
-        for done in coarse_to_fine[: coarse_to_fine.index(k)]:
+        for done in fine_to_coarse[:position]:
             weights[done] = weights[done] * (1 - gate)
         weights[k] = gate
     effective = torch.stack(weights, dim=SCALE_DIM).to(score_maps.dtype)  # (B, S, h, w)

@@ -4,7 +4,7 @@ Chen et al. (CVPR 2016), Sec. 3.2 and Fig. 3: the image is resized to every scal
 fully convolutional network with shared weights gives features and a score map f^s per
 scale, every f^s is resized (bilinear) to the grid of the finest scale, and an attention
 head weights them (Eq. 1-2, in :mod:`segscale.modeling.fusion`). With merge "hierarchical" a
-gate head instead gives one sigmoid gate per scale, chained from the coarsest scale up (Tao
+gate head instead gives one sigmoid gate per scale, chained from the finest scale down (Tao
 et al. 2020, also in :mod:`segscale.modeling.fusion`).
 
 The wrapper builds nothing: it is handed a trunk, a score head and an attention head, and
@@ -43,7 +43,7 @@ class MultiScaleOutput:
             weights of the gate chain (products of gates, summing to 1 on the grid); None for "max".
         fused: (B, C, h, w), g of Eq. 1.
         gate_logits: (B, S, h, w), q^s of the gate head, float32; None unless merge is
-            "hierarchical" (the coarsest scale's gate is computed but unused).
+            "hierarchical" (the finest scale's gate is computed but unused).
     """
 
     scales: tuple[float, ...]
