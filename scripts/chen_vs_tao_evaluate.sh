@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 16's evaluations for one of the two twins, one scale set after another: val 0-299 at the four
+# The Chen-beside-Tao evaluations for one of the two twins, one scale set after another: val 0-299 at the four
 # sets first, then test 0-499. Each writes docs/results/chen_vs_tao/<split>_<model>_set_<scales>.json;
 # a file already there is kept (so a stopped run continues where it was). One thread each, so that the
 # two twins run side by side on a 2-core machine.

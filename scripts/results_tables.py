@@ -1,7 +1,7 @@
 """Markdown tables for docs/RESULTS.md and checkpoints/README.md from `segscale evaluate --json` files.
 
     python scripts/results_tables.py docs/results          # every table, to stdout
-    python scripts/results_tables.py --chen-vs-tao docs/results/chen_vs_tao   # issue 16's tables
+    python scripts/results_tables.py --chen-vs-tao docs/results/chen_vs_tao   # Chen beside Tao
 
 The figures in those documents are pasted from this script's output, so they are the
 evaluation runs' numbers, rounded, and nothing else. ``test_<model>.json`` files are printed
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--chen-vs-tao",
         action="store_true",
-        help="the folder holds issue 16's <split>_<chen|hierarchical>_set_<scales>.json files",
+        help="the folder holds the Chen-beside-Tao <split>_<chen|hierarchical>_set_<scales>.json files",
     )
     args = parser.parse_args(argv)
     if args.chen_vs_tao:

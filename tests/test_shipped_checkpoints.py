@@ -19,7 +19,7 @@ from segscale.evaluation import evaluate_scaleshapes
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 DEMO = CHECKPOINTS / "scaleshapes_demo.pt"
 PAPER_HEAD = CHECKPOINTS / "scaleshapes_paper_head.pt"
-HIERARCHICAL = CHECKPOINTS / "scaleshapes_hierarchical.pt"  # issue 16: Tao et al.'s gates
+HIERARCHICAL = CHECKPOINTS / "scaleshapes_hierarchical.pt"  # Tao et al.'s gates
 MAX_BYTES = 25 * 1024 * 1024
 
 
@@ -72,6 +72,19 @@ def test_the_hierarchical_model_has_a_gate_head_and_chains_sets_it_never_trained
         result = hierarchical.predict(image, scales=scales, merge="hierarchical")
         assert result.scales == scales and result.gate_logits.shape[0] == len(scales)
         np.testing.assert_allclose(result.attention.sum(axis=0), 1.0, atol=1e-5)
+
+
+def test_the_hierarchical_models_weights_follow_tao_et_als_order(hierarchical):
+    """At {2, 1, 0.5}: the effective weights sum to 1 at every cell, the coarsest scale's weight is its own gate
+    (it has the last word in the chain), and the finest scale's gate plays no part."""
+    image = np.random.default_rng(4).integers(0, 256, size=(80, 104, 3), dtype=np.uint8)
+    scales = (2.0, 1.0, 0.5)
+    result = hierarchical.predict(image, scales=scales, merge="hierarchical")
+    weights, gates = result.attention.astype(np.float64), 1 / (1 + np.exp(-result.gate_logits.astype(np.float64)))
+    np.testing.assert_allclose(weights.sum(axis=0), 1.0, atol=1e-5)
+    np.testing.assert_allclose(weights[2], gates[2], atol=1e-5)  # w^0.5 = a^0.5
+    np.testing.assert_allclose(weights[1], gates[1] * (1 - gates[2]), atol=1e-5)  # w^1 = a^1 (1 - a^0.5)
+    np.testing.assert_allclose(weights[0], (1 - gates[1]) * (1 - gates[2]), atol=1e-5)  # w^2: no gate of its own
 
 
 def test_the_hierarchical_model_segments_held_out_test_images(hierarchical):
