@@ -53,3 +53,27 @@ def test_requirements_comments_name_only_the_pinned_torch():
     comments = " ".join(line for line in text.splitlines() if line.startswith("#"))
     for version in re.findall(r"torch (\d+\.\d+(?:\.\d+)?)", comments):
         assert pinned.startswith(version), f"requirements.txt comments on torch {version}, but pins {pinned}"
+
+
+def _requirement_lines(name: str) -> list[str]:
+    return [
+        line.strip()
+        for line in (ROOT / name).read_text().splitlines()
+        if line.strip() and not line.startswith("#") and not line.startswith("-")
+    ]
+
+
+def test_every_install_is_pinned_by_the_constraints_file():
+    """A fresh machine gets exactly the versions the suite passed with: both requirements files read
+    constraints.txt, every requirement is ==, and it agrees with the constraints' line for that package."""
+    constraints = dict(line.split("==") for line in _requirement_lines("constraints.txt"))
+    constraints = {name.lower(): version for name, version in constraints.items()}
+    assert "-c constraints.txt" in (ROOT / "requirements.txt").read_text().splitlines()
+    assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text().splitlines()
+    for name in ("requirements.txt", "requirements-dev.txt"):
+        for line in _requirement_lines(name):
+            package, _, version = line.partition("==")
+            assert version, f"{name}: {line!r} is not pinned with =="
+            assert constraints.get(package.lower()) == version, f"{name}: {line} disagrees with constraints.txt"
+    for package in ("pytest", "ruff", "streamlit", "torch", "torchvision", "numpy", "pillow", "matplotlib"):
+        assert package in constraints, f"constraints.txt lacks {package}"
