@@ -213,7 +213,9 @@ def imported_metadata(kind: str, source: dict[str, Any], scales=PAPER_SCALES) ->
             "recipe": meta.get("_docs", "").strip(),
             "published_resize": list(getattr(preprocessing, "resize_size", []) or []),
             "output_stride": kind_info.output_stride,
-            "default_merge_reason": "average until an attention head is trained (segscale train --config configs/torchvision_head.toml)",
+            "default_merge_reason": (
+                "average until an attention head is trained (segscale train --config configs/torchvision_head.toml)"
+            ),
         },
         metrics=metrics,
     )

@@ -55,7 +55,10 @@ _IMAGES_LOADED = """() => {
     return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0);
 }"""
 _NO_IMAGE_PENDING = "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
-_IMAGE_STATUS = "() => [...document.images].map(i => ({src: i.src.slice(0, 120), complete: i.complete, naturalWidth: i.naturalWidth}))"
+_IMAGE_STATUS = (
+    "() => [...document.images].map(i => ("
+    "{src: i.src.slice(0, 120), complete: i.complete, naturalWidth: i.naturalWidth}))"
+)
 
 
 def free_port() -> int:

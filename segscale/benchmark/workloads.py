@@ -79,7 +79,10 @@ def torchvision_workload(kind: str) -> Workload:
     model = imported_model(kind, reference.state_dict(), where="random weights").eval()
     source = {"kind": kind, "weights": "random (torch.manual_seed(0))", "url": "", "file": "", "published": False}
     metadata = imported_metadata(kind, source)
-    description = f"torchvision {kind} (its backbone and classifier as the share-net), {_parameters(model)} parameters, random weights, average merge"
+    description = (
+        f"torchvision {kind} (its backbone and classifier as the share-net), "
+        f"{_parameters(model)} parameters, random weights, average merge"
+    )
     return Workload(kind, model, metadata, description, random_weights=True)
 
 

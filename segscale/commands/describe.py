@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
     if paper is not None:
         print()
         print(
-            f"the paper's model (width 1, 'paper' head, {{1, 0.75, 0.5}}, these {paper.num_classes} classes): {paper.total_parameters:,} parameters "
-            f"(trunk {paper.parameters['trunk']:,}, score head {paper.parameters['score head']:,}, "
-            f"attention head {paper.parameters['attention head']:,}); receptive field {paper.receptive_field} px, "
-            f"output stride {paper.output_stride}"
+            f"the paper's model (width 1, 'paper' head, {{1, 0.75, 0.5}}, these {paper.num_classes} classes): "
+            f"{paper.total_parameters:,} parameters (trunk {paper.parameters['trunk']:,}, score head "
+            f"{paper.parameters['score head']:,}, attention head {paper.parameters['attention head']:,}); receptive "
+            f"field {paper.receptive_field} px, output stride {paper.output_stride}"
         )
     print()
     print("training card")

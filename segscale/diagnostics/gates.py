@@ -98,7 +98,8 @@ class GateChain:
         for k, name in enumerate(names):
             unused = "   (coarsest: nothing coarser to weigh, unused)" if k == 0 else ""
             lines.append(
-                f"  {name:<{width + 2}}{self.gate_logits[k]:10.4f}{format_number(self.gates[k], WEIGHT_DIGITS):>10}{unused}"
+                f"  {name:<{width + 2}}{self.gate_logits[k]:10.4f}"
+                f"{format_number(self.gates[k], WEIGHT_DIGITS):>10}{unused}"
             )
         lines += ["", "running prediction   r^1_c = f^(coarsest)_c,   r^k_c = a^s f^s_c + (1 - a^s) r^(k-1)_c"]
         label_width = max(len(classes[c]) for c in shown)
@@ -157,7 +158,8 @@ class GateChain:
         name = latex_text(class_name)
         first = scale_label(self.scales[0])
         lines = [
-            rf"r^{{(1)}}_{{\text{{{name}}}}} &= f^{{({first})}}_{{\text{{{name}}}}} = {latex_number(self.running[0][c])}"
+            rf"r^{{(1)}}_{{\text{{{name}}}}} &= f^{{({first})}}_{{\text{{{name}}}}} "
+            rf"= {latex_number(self.running[0][c])}"
         ]
         for k in range(1, len(self.scales)):
             gate = latex_number(self.gates[k], WEIGHT_DIGITS)
