@@ -12,8 +12,8 @@ images; RSS after each session. The caches are bounded (ui/common.py: PREDICTION
 VIEW_CACHE_ENTRIES, DECODED_UPLOAD_CACHE_ENTRIES, CACHE_TTL_S), so past the first
 PREDICTION_CACHE_ENTRIES uploads the curve must be flat: each new entry pushes an old one out.
 The script fits a line to the RSS after the caches are full (the "plateau", from upload
-PREDICTION_CACHE_ENTRIES + 5) and exits 1 if that trend grows more than --tolerance-mb over it. The server is the one a person would get: real
-`checkpoints/` (or SEGSCALE_CHECKPOINT_DIR), the demo checkpoint, its trained scale set.
+PREDICTION_CACHE_ENTRIES + 5) and exits 1 if that trend grows more than --tolerance-mb over it. The server is the one a
+person would get: real `checkpoints/` (or SEGSCALE_CHECKPOINT_DIR), the demo checkpoint, its trained scale set.
 """
 
 from __future__ import annotations

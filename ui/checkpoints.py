@@ -1,4 +1,5 @@
-"""The Checkpoints page's sections: a card per shipped checkpoint, a checkpoint file of one's own, importing torchvision's.
+"""The Checkpoints page's sections: a card per shipped checkpoint,
+a checkpoint file of one's own, importing torchvision's.
 
 Widget keys: ``checkpoint_upload``, ``checkpoint_use``. The cards come from
 :mod:`segscale.architecture`, as in ``python -m segscale checkpoints``. An uploaded file is read
@@ -62,7 +63,8 @@ def _card(metadata: CheckpointMetadata, caption: str, extra=()) -> None:
 
 
 def shipped_checkpoints_section() -> None:
-    """A card per checkpoint in the checkpoint folder: trunk, head, scales, data, steps, metrics (or why it cannot be used)."""
+    """A card per checkpoint in the checkpoint folder: trunk, head,
+    scales, data, steps, metrics (or why it cannot be used)."""
     folder = checkpoint_dir()
     paths = list_checkpoints(folder)
     if not paths:
@@ -132,7 +134,8 @@ def own_checkpoint_section() -> None:
 
 
 def torchvision_import_section() -> None:
-    """How to bring one of torchvision's photo networks in: fetch, import, optionally train a head; which weights are cached here."""
+    """How to bring one of torchvision's photo networks in: fetch,
+    import, optionally train a head; which weights are cached here."""
     from segscale.config import TORCHVISION_TRUNKS
     from segscale.torchvision_import import cached_kinds, fetch_command, hub_checkpoint_dir, import_command
 

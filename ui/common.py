@@ -9,7 +9,8 @@ helpers in ``ui.widgets``. Nothing in ``segscale/`` imports Streamlit; what a mo
 
 Widget keys (for ``AppTest`` and for pages sharing state): ``checkpoint``, ``merge``,
 ``scale_preset``, ``custom_scales``, ``image_source``, ``upload``, ``gallery_index``,
-``new_sample`` (and ``photo``, ``photo_size`` of :mod:`ui.photos`). Pass ``key_prefix`` to use a control twice on one page.
+``new_sample`` (and ``photo``, ``photo_size`` of :mod:`ui.photos`).
+Pass ``key_prefix`` to use a control twice on one page.
 
 Across pages: :func:`keep_choices` carries the checkpoint, scale set and image choice from
 page to page, the latest uploaded image is remembered for the session (another page shows

@@ -1,4 +1,5 @@
-"""The Merge comparison page's section: attention (or hierarchical attention), average and max pooling from one forward pass.
+"""The Merge comparison page's section: attention (or hierarchical
+attention), average and max pooling from one forward pass.
 
 Widget key: ``compare_download``. The numbers come from :func:`segscale.diagnostics.compare_merges`,
 the pictures from :mod:`segscale.plots`, as in ``python -m segscale compare``.

@@ -144,7 +144,8 @@ def how_it_works_section(model: LoadedModel) -> None:
 
 
 def architecture_section(model: LoadedModel) -> None:
-    """The loaded checkpoint's layers with receptive field and jump, its totals, and the paper's full model beside it."""
+    """The loaded checkpoint's layers with receptive field and
+    jump, its totals, and the paper's full model beside it."""
     summary = _architecture(model.key, model)
     every = st.toggle("Every layer (also ReLU, normalisation, dropout)", key="describe_all_layers")
     rows = summary.rows(spatial_only=not every)

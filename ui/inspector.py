@@ -1,4 +1,5 @@
-"""The Pixel inspector page's sections: a clickable grid to pick a pixel, and Eq. 2 (or the chain of gates) and Eq. 1 with its numbers.
+"""The Pixel inspector page's sections: a clickable grid to pick a
+pixel, and Eq. 2 (or the chain of gates) and Eq. 1 with its numbers.
 
 Widget keys: ``inspect_row``, ``inspect_col``, ``inspect_grid_colour``, ``inspect_top_k``,
 ``inspect_class``, ``inspect_eq1_merge`` (the ``INSPECT`` prefix). The grid's colours and tips

@@ -173,7 +173,8 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
 
 
 def weights_row_text(merge: str, count: int) -> tuple[str, str]:
-    """(title, explanation) of the weights row: Eq. 2's softmax, average pooling's 1/S, or the gate chain's effective weights."""
+    """(title, explanation) of the weights row: Eq. 2's softmax,
+    average pooling's 1/S, or the gate chain's effective weights."""
     if merge == "attention":
         return (
             "Attention weights wˢ",

@@ -45,7 +45,8 @@ def _photo(name: str, size: float, max_side: int) -> np.ndarray:
 
 
 def photo_gallery_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) -> ImageInput | None:
-    """A photo and its size from :data:`segscale.photos.PHOTOS`, its credit below; None (and how to install) without scikit-image."""
+    """A photo and its size from :data:`segscale.photos.PHOTOS`, its
+    credit below; None (and how to install) without scikit-image."""
     if not photos.photos_available():
         st.info(
             "The photo gallery uses scikit-image's sample photos, and scikit-image is not installed. Run "
@@ -80,7 +81,8 @@ def photo_gallery_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) 
 
 
 def photo_on_shapes_model_notice(metadata: CheckpointMetadata, image: ImageInput) -> None:
-    """For an uploaded image and a ScaleShapes model: what the model knows, what its maps mean, and how to get a photo network."""
+    """For an uploaded image and a ScaleShapes model: what the model
+    knows, what its maps mean, and how to get a photo network."""
     if image.source != "upload" or not is_scaleshapes_model(metadata):
         return
     shapes = ", ".join(SCALESHAPES_CLASSES[1:])

@@ -86,7 +86,8 @@ def diagnostics_source() -> str:
 
 @contextlib.contextmanager
 def _progress(total: int, what: str):
-    """An st.progress bar while the block runs; yields the on_image callback that moves it. Removed afterwards, error or not."""
+    """An st.progress bar while the block runs; yields the on_image
+    callback that moves it. Removed afterwards, error or not."""
     bar = st.progress(0.0, text=f"{what}: 0 of {total}")
     started = time.perf_counter()
 

@@ -26,7 +26,8 @@ def _find_run(report, model, size, scales):
 
 
 def bench_targets(report: dict, kind: str) -> list[dict]:
-    """The device's performance targets, each with its value, its threshold and whether it is met (None: no threshold)."""
+    """The device's performance targets, each with its value,
+    its threshold and whether it is met (None: no threshold)."""
     targets = []
 
     def add(name, value, threshold, met, detail=""):

@@ -1,4 +1,5 @@
-"""The whole bench run: reference workloads, then every model's sweep, ladder and largest input, as one JSON-ready report."""
+"""The whole bench run: reference workloads, then every model's
+sweep, ladder and largest input, as one JSON-ready report."""
 
 from __future__ import annotations
 

@@ -140,8 +140,8 @@ def add_precision_argument(parser, default: str, why_default: str) -> None:
 
 
 def load_predictor(args: argparse.Namespace, max_side: int | None = DEFAULT_MAX_SIDE, float32: bool = False):
-    """The checkpoint's Predictor; ``float32`` turns bf16 autocast off (numbers read digit by digit, as the pixel inspector's),
-    as does ``args.precision`` where the command has that flag."""
+    """The checkpoint's Predictor; ``float32`` turns bf16 autocast off (numbers read digit by digit, as the pixel
+    inspector's), as does ``args.precision`` where the command has that flag."""
     from ..inference import FastPathOptions
     from ..predictor import Predictor
 

@@ -1,4 +1,5 @@
-"""``python -m segscale describe``: a checkpoint's architecture, receptive field and training card (the "How it works" view).
+"""``python -m segscale describe``: a checkpoint's architecture,
+receptive field and training card (the "How it works" view).
 
     python -m segscale describe
     python -m segscale describe --checkpoint runs/voc/model.pt --all-layers

@@ -1,4 +1,5 @@
-"""One image, every merge: attention, average and max pooling from one forward pass, where they disagree, and against the ground truth."""
+"""One image, every merge: attention, average and max pooling from one
+forward pass, where they disagree, and against the ground truth."""
 
 from __future__ import annotations
 

@@ -42,7 +42,8 @@ class CellFusion:
     """One merge at one cell.
 
     method: "attention", "average", "max" or "hierarchical".
-    weights: (S,) w^s of Eq. 1 (1/S for average, the gate chain's effective weights for hierarchical); None for max, whose pick differs per class.
+    weights: (S,) w^s of Eq. 1 (1/S for average, the gate chain's effective weights for hierarchical); None for max,
+        whose pick differs per class.
     terms: (S, C) w^s f^s_c, the summands of Eq. 1; None for max.
     fused: (C,) g_c.
     source_scales: max only: (C,) index of the scale each class's maximum came from.

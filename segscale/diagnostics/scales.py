@@ -1,4 +1,5 @@
-"""Scales over many images: which scale the attention trusts, against object size and class (ScaleShapes, with ground truth) or per image (uploads, without)."""
+"""Scales over many images: which scale the attention trusts, against object size
+and class (ScaleShapes, with ground truth) or per image (uploads, without)."""
 
 from __future__ import annotations
 
