@@ -1,4 +1,5 @@
-"""Pixel inspector: pick a pixel, see Eq. 2 (or the chain of gates) and Eq. 1 with its numbers, and what average and max pooling make of it.
+"""Pixel inspector: pick a pixel, see Eq. 2 (or the chain of gates) and
+Eq. 1 with its numbers, and what average and max pooling make of it.
 
 Command-line twin: ``python -m segscale inspect IMAGE --pixel ROW COL`` (or ``--sample val:3``).
 """

@@ -13,7 +13,8 @@ model, scales = common.model_sidebar()
 
 st.title("Scale diagnostics")
 st.caption(
-    "Run the checkpoint over many images: mean weight wˢ per scale against object size and class, the pixels each scale dominates, mIoU per merge."
+    "Run the checkpoint over many images: mean weight wˢ per scale against "
+    "object size and class, the pixels each scale dominates, mIoU per merge."
 )
 source = scale_diagnostics.diagnostics_source()
 if model is None or scales is None:

@@ -13,7 +13,8 @@ model, _ = common.model_sidebar(scale_set=False)
 
 st.title("How it works")
 st.caption(
-    "Attention to Scale (Chen et al., CVPR 2016): one network at several scales, and a learned, per-pixel choice between them."
+    "Attention to Scale (Chen et al., CVPR 2016): one network at "
+    "several scales, and a learned, per-pixel choice between them."
 )
 if model is None:
     st.stop()

@@ -124,7 +124,8 @@ def main() -> int:
 
 
 def pick_salient_cell(page) -> None:
-    """Click the grid cell the page opened on (its most telling pixel), as a person would, so the picture shows a click's result."""
+    """Click the grid cell the page opened on (its most telling pixel),
+    as a person would, so the picture shows a click's result."""
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     chart.locator("canvas, svg").first.wait_for()
     page.locator('[data-testid="stNumberInput"] input').nth(1).wait_for()  # widgets' code loads on first use
@@ -132,7 +133,8 @@ def pick_salient_cell(page) -> None:
     height, width = (
         int(v)
         for v in page.evaluate(
-            """() => [...document.querySelectorAll('[data-testid="stNumberInput"] label')].map(l => l.innerText.match(/to (\\d+)/)[1])"""
+            """() => [...document.querySelectorAll('[data-testid="stNumberInput"] label')]
+                .map(l => l.innerText.match(/to (\\d+)/)[1])"""
         )
     )
     box = chart.locator("canvas, svg").first.bounding_box()

@@ -12,8 +12,8 @@ images; RSS after each session. The caches are bounded (ui/common.py: PREDICTION
 VIEW_CACHE_ENTRIES, DECODED_UPLOAD_CACHE_ENTRIES, CACHE_TTL_S), so past the first
 PREDICTION_CACHE_ENTRIES uploads the curve must be flat: each new entry pushes an old one out.
 The script fits a line to the RSS after the caches are full (the "plateau", from upload
-PREDICTION_CACHE_ENTRIES + 5) and exits 1 if that trend grows more than --tolerance-mb over it. The server is the one a person would get: real
-`checkpoints/` (or SEGSCALE_CHECKPOINT_DIR), the demo checkpoint, its trained scale set.
+PREDICTION_CACHE_ENTRIES + 5) and exits 1 if that trend grows more than --tolerance-mb over it. The server is the one a
+person would get: real `checkpoints/` (or SEGSCALE_CHECKPOINT_DIR), the demo checkpoint, its trained scale set.
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.uploads <= PREDICTION_CACHE_ENTRIES + 5:
         parser.error(
-            f"--uploads must exceed the prediction cache's {PREDICTION_CACHE_ENTRIES} entries by more than 5 to show the plateau"
+            "--uploads must exceed the prediction cache's "
+            f"{PREDICTION_CACHE_ENTRIES} entries by more than 5 to show the plateau"
         )
 
     from playwright.sync_api import sync_playwright
@@ -165,7 +166,8 @@ def main() -> int:
                     )
                     if count % 5 == 0:
                         print(
-                            f"one session, {count:2d} uploads: {single[-1]['rss_mib']:.0f} MiB ({single[-1]['s']:.0f} s)"
+                            f"one session, {count:2d} uploads: "
+                            f"{single[-1]['rss_mib']:.0f} MiB ({single[-1]['s']:.0f} s)"
                         )
                 for number in range(1, args.sessions + 1):
                     session_page = open_upload_session(
@@ -192,7 +194,10 @@ def main() -> int:
         "single_session": single,
         "more_sessions": sessions,
         **summarise(single, sessions),
-        "image": f"{args.side}x{args.side} PNG (ScaleShapes test samples), the demo checkpoint's trained scale set, attention",
+        "image": (
+            f"{args.side}x{args.side} PNG (ScaleShapes test samples), "
+            "the demo checkpoint's trained scale set, attention"
+        ),
         "prediction_cache_entries": PREDICTION_CACHE_ENTRIES,
         "server_env": args.server_env,
         "machine": machine(),
@@ -200,10 +205,11 @@ def main() -> int:
     }
     print(
         f"from upload {result['plateau_from_upload']} to {args.uploads}: mean {result['plateau_mean_mib']:.0f} MiB, "
-        f"sd {result['plateau_stdev_mib']:.0f}, range {result['plateau_range_mib'][0]:.0f}-{result['plateau_range_mib'][1]:.0f}, "
-        f"trend {result['plateau_slope_mib_per_upload']:+.2f} MiB per upload ({result['plateau_growth_mib']:+.0f} MiB over the "
-        f"plateau); with {args.sessions} more sessions: {result['after_sessions_range_mib'][0]:.0f}-"
-        f"{result['after_sessions_range_mib'][1]:.0f} MiB"
+        f"sd {result['plateau_stdev_mib']:.0f}, range "
+        f"{result['plateau_range_mib'][0]:.0f}-{result['plateau_range_mib'][1]:.0f}, trend "
+        f"{result['plateau_slope_mib_per_upload']:+.2f} MiB per upload ({result['plateau_growth_mib']:+.0f} MiB over "
+        f"the plateau); with {args.sessions} more sessions: "
+        f"{result['after_sessions_range_mib'][0]:.0f}-{result['after_sessions_range_mib'][1]:.0f} MiB"
     )
     print(json.dumps(result["machine"]))
     if args.json:

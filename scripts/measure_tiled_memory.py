@@ -1,7 +1,8 @@
-"""Peak memory of one 2048x1024 prediction at 5 scales on the CPU: whole image against sliding-window tiles.
+r"""Peak memory of one 2048x1024 prediction at 5 scales on the CPU: whole image against sliding-window tiles.
 
     python scripts/measure_tiled_memory.py --json docs/bench/tiled-memory-cpu.json
-    python scripts/measure_tiled_memory.py --checkpoint paper-width --tiles 1024 --json docs/bench/tiled-memory-cpu-paper.json
+    python scripts/measure_tiled_memory.py --checkpoint paper-width --tiles 1024 \
+        --json docs/bench/tiled-memory-cpu-paper.json
 
 Each mode runs in a fresh Python process (peak resident set size is a per-process high-water
 mark): it loads the demo checkpoint, makes the image (ScaleShapes samples tiled to 2048x1024),

@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         f"batch {args.batch} x {args.crop} px, float32, median of {args.repeats} rounds after {args.warmup} warm-up"
     )
     print(
-        f"{'kind':<30} {'step s':>8} {'inference s':>12} {'step/inf':>9} {'head params':>12} {'frozen params':>14}  peak memory"
+        f"{'kind':<30} {'step s':>8} {'inference s':>12} {'step/inf':>9} "
+        f"{'head params':>12} {'frozen params':>14}  peak memory"
     )
     for kind in args.kinds:
         r = measure(kind, args, device)

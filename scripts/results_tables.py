@@ -132,7 +132,8 @@ def scale_sets_table(reports: list[dict]) -> str:
         scores = " | ".join(f"{report['merges'][m]['miou']:.3f}" for m in merges)
         bins = report["merges"].get("attention", {}).get("iou_by_size") or [{"iou": float("nan")}]
         lines.append(
-            f"| {format_scale_set(report['scales'])} | {report['images']} | {scores} | {bins[0]['iou']:.3f} | {bins[-1]['iou']:.3f} |"
+            f"| {format_scale_set(report['scales'])} | {report['images']} "
+            f"| {scores} | {bins[0]['iou']:.3f} | {bins[-1]['iou']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -159,7 +160,10 @@ def _by_set(reports: dict[tuple[str, tuple[float, ...]], dict]) -> list[tuple[fl
 def chen_vs_tao_table(reports: dict[tuple[str, tuple[float, ...]], dict]) -> str:
     """One split: per scale set, each model's mIoU with its own learned merge and with average pooling."""
     lines = [
-        "| scales | images | Chen attention | Chen, average | hierarchical | hierarchical, average | hierarchical - Chen |",
+        (
+            "| scales | images | Chen attention | Chen, average | "
+            "hierarchical | hierarchical, average | hierarchical - Chen |"
+        ),
         "|---|---|---|---|---|---|---|",
     ]
     for scales in _by_set(reports):
@@ -168,8 +172,9 @@ def chen_vs_tao_table(reports: dict[tuple[str, tuple[float, ...]], dict]) -> str
             continue
         own_chen, own_tao = chen["merges"]["attention"]["miou"], tao["merges"]["hierarchical"]["miou"]
         lines.append(
-            f"| {format_scale_set(scales)} | {tao['images']} | {own_chen:.3f} | {chen['merges']['average']['miou']:.3f} | "
-            f"{own_tao:.3f} | {tao['merges']['average']['miou']:.3f} | {own_tao - own_chen:+.3f} |"
+            f"| {format_scale_set(scales)} | {tao['images']} | {own_chen:.3f} | "
+            f"{chen['merges']['average']['miou']:.3f} | {own_tao:.3f} | "
+            f"{tao['merges']['average']['miou']:.3f} | {own_tao - own_chen:+.3f} |"
         )
     return "\n".join(lines)
 

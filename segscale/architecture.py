@@ -218,8 +218,8 @@ class ArchitectureSummary:
                 continue
             lines.append(
                 f"{row.part:<15}{row.name:<14}{row.kind:<12}{_cell(row.kernel, 3)}{_cell(row.stride, 3)}"
-                f"{_cell(row.dilation, 4)}{_cell(row.padding, 4)}{_cell(row.in_channels, 6)}{_cell(row.out_channels, 6)}"
-                f"{row.parameters:>11,}{_cell(row.receptive_field, 6)}{_cell(row.jump, 6)}"
+                f"{_cell(row.dilation, 4)}{_cell(row.padding, 4)}{_cell(row.in_channels, 6)}"
+                f"{_cell(row.out_channels, 6)}{row.parameters:>11,}{_cell(row.receptive_field, 6)}{_cell(row.jump, 6)}"
             )
         lines.append("")
         width = max(len(name) for name, _ in self.totals())
@@ -456,7 +456,10 @@ def _head_description(model, imported: bool = False) -> str:
     if model.merge != "attention" and imported:
         return f"none yet: an imported network merges by {model.merge} until an attention head is trained on it"
     if model.merge == "hierarchical":
-        return "none; a gate head instead (Tao et al.: one sigmoid gate per scale, chained from the finest scale down; any scale set)"
+        return (
+            "none; a gate head instead (Tao et al.: one sigmoid gate per "
+            "scale, chained from the finest scale down; any scale set)"
+        )
     if model.merge != "attention":
         return f"none: trained with {model.merge} pooling over scales"
     head = model.head

@@ -255,7 +255,8 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], C
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint {path}: format version {version!r}, but this segscale reads up to {FORMAT_VERSION}; upgrade segscale"
+            f"checkpoint {path}: format version {version!r}, but this "
+            f"segscale reads up to {FORMAT_VERSION}; upgrade segscale"
         )
     raw_metadata = payload.get("metadata")
     if not isinstance(raw_metadata, dict):

@@ -48,7 +48,9 @@ RUN_AS = "python -m segscale"
 def build_parser(prog: str = "segscale") -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="Attention to Scale (Chen et al., CVPR 2016): train, inspect and benchmark multi-scale segmentation.",
+        description=(
+            "Attention to Scale (Chen et al., CVPR 2016): train, inspect and benchmark multi-scale segmentation."
+        ),
         epilog=(
             f"Run `{RUN_AS} COMMAND --help` for a command's options (`segscale COMMAND` works too after "
             "`pip install -e .`). The app: `streamlit run app.py`. SEGSCALE_DEBUG=1 shows tracebacks and "

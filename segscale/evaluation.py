@@ -430,7 +430,8 @@ def evaluate_scaleshapes(
 
 
 def evaluate_pairs_report(predictor, pairs, count: int, scales, merges, on_image=None, context=None) -> dict:
-    """mIoU, per-class IoU and pixel accuracy per merge mode over the first ``count`` (image, label) pairs (any dataset).
+    """mIoU, per-class IoU and pixel accuracy per merge mode
+    over the first ``count`` (image, label) pairs (any dataset).
 
     ``context``: under torchrun each rank scores its shard of the pairs and the confusion
     matrices are summed, as in :func:`score_scaleshapes`.

@@ -23,7 +23,8 @@ def format_percent(share: float, digits: int = 1) -> str:
 
 
 def format_number(value: float, digits: int) -> str:
-    """``digits`` fixed decimals, or 3 significant digits for values too small to show that way (an untrained model's scores)."""
+    """``digits`` fixed decimals, or 3 significant digits for values
+    too small to show that way (an untrained model's scores)."""
     if value != 0 and abs(value) < 0.5 * 10 ** (1 - digits):
         return f"{value:.2e}"
     return f"{value:.{digits}f}"

@@ -376,8 +376,8 @@ def load_label_image(data: bytes, name: str, classes, palette, size: tuple[int, 
     if unknown:
         shown = ", ".join(str(v) for v in unknown[:5]) + (", ..." if len(unknown) > 5 else "")
         raise ImageError(
-            f"label image {name} holds the value{'s' if len(unknown) > 1 else ''} {shown}, but this checkpoint's classes are 0 to {len(classes) - 1} "
-            f"({', '.join(classes)}), with {IGNORE_LABEL} for pixels to ignore"
+            f"label image {name} holds the value{'s' if len(unknown) > 1 else ''} {shown}, but this checkpoint's "
+            f"classes are 0 to {len(classes) - 1} ({', '.join(classes)}), with {IGNORE_LABEL} for pixels to ignore"
         )
     return labels
 
@@ -392,7 +392,8 @@ def _labels_from_colours(rgb: np.ndarray, palette, name: str) -> np.ndarray:
     if missing:
         shown = ", ".join(f"({v >> 16}, {(v >> 8) & 255}, {v & 255})" for v in missing[:3])
         raise ImageError(
-            f"label image {name} is in colour and uses {len(missing)} colour{'s' if len(missing) > 1 else ''} that are no "
-            f"class's (e.g. {shown}); paint it in the checkpoint's class colours or save class indices as a palette PNG"
+            f"label image {name} is in colour and uses {len(missing)} colour{'s' if len(missing) > 1 else ''} that are "
+            f"no class's (e.g. {shown}); paint it in the checkpoint's "
+            "class colours or save class indices as a palette PNG"
         )
     return np.array([lookup[int(v)] for v in values], dtype=np.int64)[inverse].reshape(codes.shape)

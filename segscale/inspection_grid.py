@@ -85,7 +85,8 @@ def cell_tips(prediction: Prediction, classes: Sequence[str]) -> list[str]:
     centre_x = [diag.cell_center((0, j), size, prediction.grid)[1] for j in range(grid_w)]
     winners = prediction.fused.argmax(axis=0).ravel()
     tips = [
-        f"cell ({k // grid_w}, {k % grid_w}) on pixel ({centre_y[k // grid_w]:.0f}, {centre_x[k % grid_w]:.0f}) · {classes[winner]}"
+        f"cell ({k // grid_w}, {k % grid_w}) on pixel ({centre_y[k // grid_w]:.0f}, "
+        f"{centre_x[k % grid_w]:.0f}) · {classes[winner]}"
         for k, winner in enumerate(winners.tolist())
     ]
     if prediction.attention is not None:

@@ -277,7 +277,8 @@ def disagreement_image(disagreement: np.ndarray, image: np.ndarray) -> np.ndarra
 
 
 def error_image(errors: np.ndarray, ground_truth: np.ndarray) -> np.ndarray:
-    """(H, W) bool errors and labels -> RGB: red where wrong, white where right, grey where the truth is "ignore" (255)."""
+    """(H, W) bool errors and labels -> RGB: red where wrong,
+    white where right, grey where the truth is "ignore" (255)."""
     errors = np.asarray(errors, dtype=bool)
     picture = np.empty(errors.shape + (3,), np.uint8)
     picture[...] = RIGHT_COLOUR
@@ -442,8 +443,8 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
     """The page's side-by-side view as one matplotlib Figure (no pyplot, so it is safe in threads).
 
     Rows: the input per scale, its labels, the chosen class's map, its attention weights
-    (for attention and average; the effective weights for hierarchical), then the fused labels, the dominant scale and the entropy.
-    One column per scale. Colour bars use the same fixed ranges as the page.
+    (for attention and average; the effective weights for hierarchical), then the fused labels, the dominant scale and
+    the entropy. One column per scale. Colour bars use the same fixed ranges as the page.
     """
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
@@ -573,7 +574,8 @@ def _grouped_bars(
 ) -> Figure:
     """values (G, K): G groups of K bars."""
     values = np.asarray(values, dtype=float).reshape(len(groups), len(series))
-    # Wider with more bars; up to 8 groups no wider than the other figures (7 in), so that side by side they share a text size.
+    # Wider with more bars; up to 8 groups no wider than the other figures (7 in),
+    # so that side by side they share a text size.
     natural = 1.0 + 0.35 * len(groups) * (len(series) + 1)
     figure = Figure(figsize=(max(5.0, natural if len(groups) > 8 else min(7.5, natural)), 3.8), layout="constrained")
     axes = figure.add_subplot()
@@ -601,6 +603,7 @@ def _grouped_bars(
 
 
 def _short(name: str, limit: int = 18) -> str:
-    """A file name as a tick label: shortened, and its "$" escaped (matplotlib would read "$...$" as maths, and fail on bad maths)."""
+    """A file name as a tick label: shortened, and its "$" escaped
+    (matplotlib would read "$...$" as maths, and fail on bad maths)."""
     name = name if len(name) <= limit else name[: limit - 1] + "…"
     return name.replace("$", r"\$")

@@ -59,7 +59,8 @@ def kind_weights(kind: str):
 
 
 def hub_checkpoint_dir() -> Path:
-    """Where torchvision's loader keeps downloaded weights: ``$TORCH_HOME/hub/checkpoints`` (read now, not at import)."""
+    """Where torchvision's loader keeps downloaded weights:
+    ``$TORCH_HOME/hub/checkpoints`` (read now, not at import)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -121,7 +122,8 @@ def _state_from_torchvision_loader(kind: str, *, download: bool, progress: bool)
 
 
 def _published_file(path: Path, kind: str) -> bool:
-    """Whether ``path`` is the published weights: torchvision's file names end in the first hex digits of their SHA-256."""
+    """Whether ``path`` is the published weights: torchvision's
+    file names end in the first hex digits of their SHA-256."""
     stem = os.path.basename(kind_weights(kind).url).rsplit(".", 1)[0]
     prefix = stem.rsplit("-", 1)[-1]
     digest = hashlib.sha256()
@@ -213,7 +215,9 @@ def imported_metadata(kind: str, source: dict[str, Any], scales=PAPER_SCALES) ->
             "recipe": meta.get("_docs", "").strip(),
             "published_resize": list(getattr(preprocessing, "resize_size", []) or []),
             "output_stride": kind_info.output_stride,
-            "default_merge_reason": "average until an attention head is trained (segscale train --config configs/torchvision_head.toml)",
+            "default_merge_reason": (
+                "average until an attention head is trained (segscale train --config configs/torchvision_head.toml)"
+            ),
         },
         metrics=metrics,
     )

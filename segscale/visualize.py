@@ -311,8 +311,9 @@ class PredictionView:
     fused_labels: the prediction's labels in the palette, at the display size.
     fused_label_indices: (H_d, W_d) int64, the class indices behind ``fused_labels`` (for overlays
         that leave a class clear).
-    dominant: which scale has the largest weight (attention's, or hierarchical's effective one), in :data:`SCALE_COLOURS`; for max pooling
-        which scale won the fused class; None for average pooling (no scale dominates).
+    dominant: which scale has the largest weight (attention's, or hierarchical's effective one), in
+        :data:`SCALE_COLOURS`; for max pooling which scale won the fused class; None for average pooling (no scale
+        dominates).
     entropy: attention entropy normalised to 0-1 (0 = one scale, 1 = all equal); None for max.
     shares: the legend of ``fused_labels``.
     """

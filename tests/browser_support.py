@@ -42,7 +42,8 @@ _COUNT_RUNS = """() => {
 }"""
 _SETTLED = """() => {
     const app = document.querySelector('[data-testid="stApp"]');
-    return app.getAttribute('data-test-script-state') === 'notRunning' && document.querySelectorAll('[data-stale="true"]').length === 0;
+    return app.getAttribute('data-test-script-state') === 'notRunning'
+        && document.querySelectorAll('[data-stale="true"]').length === 0;
 }"""
 _RUN_FINISHED = """([before, text]) => {
     const app = document.querySelector('[data-testid="stApp"]');
@@ -55,7 +56,10 @@ _IMAGES_LOADED = """() => {
     return images.length > 0 && images.every(i => i.complete && i.naturalWidth > 0);
 }"""
 _NO_IMAGE_PENDING = "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
-_IMAGE_STATUS = "() => [...document.images].map(i => ({src: i.src.slice(0, 120), complete: i.complete, naturalWidth: i.naturalWidth}))"
+_IMAGE_STATUS = (
+    "() => [...document.images].map(i => ("
+    "{src: i.src.slice(0, 120), complete: i.complete, naturalWidth: i.naturalWidth}))"
+)
 
 
 def free_port() -> int:
@@ -265,8 +269,10 @@ def full_page_screenshot(page, path: Path | str, width: int | None = None) -> No
     viewport = page.viewport_size
     width = width or viewport["width"]
     height = page.evaluate(
-        """() => Math.max(...['[data-testid="stMain"]', '[data-testid="stAppViewContainer"]', '[data-testid="stSidebarContent"]']
-            .map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight), document.body.scrollHeight)"""
+        """() => Math.max(
+            ...['[data-testid="stMain"]', '[data-testid="stAppViewContainer"]', '[data-testid="stSidebarContent"]']
+                .map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight),
+            document.body.scrollHeight)"""
     )
     page.set_viewport_size({"width": width, "height": int(height) + 40})
     page.wait_for_timeout(500)  # let the layout settle at the new size

@@ -307,7 +307,8 @@ def test_a_scaleshapes_checkpoint_scores_the_sample_against_its_ground_truth(mak
 
 
 def test_every_merge_mode_has_its_help_line():
-    """The merge radio's help is built from MERGE_HELP for whatever the checkpoint offers; a missing mode would be a KeyError on the page."""
+    """The merge radio's help is built from MERGE_HELP for whatever the
+    checkpoint offers; a missing mode would be a KeyError on the page."""
     from segscale.config import MERGE_MODES
     from ui.common import MERGE_HELP
 

@@ -89,7 +89,8 @@ def test_main_view_without_a_gate_head_does_not_offer_hierarchical_and_says_why(
 
 
 def latex_values(block: str, symbol: str) -> dict[str, float]:
-    """{scale: value} from the lines ``symbol^{(scale)} &= ... = value`` of a LaTeX block (values may be in parentheses)."""
+    """{scale: value} from the lines ``symbol^{(scale)} &= ... = value``
+    of a LaTeX block (values may be in parentheses)."""
     found = {}
     for line in block.splitlines():  # one equation a line, each but the last ending in "\\\\"
         match = re.fullmatch(

@@ -1,4 +1,5 @@
-"""Architecture summary, receptive field (checked by an independent formula and by gradients), training cards, checkpoint files."""
+"""Architecture summary, receptive field (checked by an independent
+formula and by gradients), training cards, checkpoint files."""
 
 from __future__ import annotations
 

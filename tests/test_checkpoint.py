@@ -175,7 +175,9 @@ def test_weights_that_do_not_fit_the_described_architecture(tmp_path):
     path = save_checkpoint(tmp_path / "mismatch.pt", wide, metadata)
     with pytest.raises(
         CheckpointError,
-        match="do not fit the architecture its metadata describes .*of another shape, e.g. attention_head.* in the file",
+        match=(
+            "do not fit the architecture its metadata describes .*of another shape, e.g. attention_head.* in the file"
+        ),
     ):
         model_from_checkpoint(path)
 

@@ -186,7 +186,8 @@ def _scoring_worker(rank: int, world_size: int, port: int, checkpoint: str, resu
 
 
 def test_pairs_and_image_files_are_shared_out_and_combined(make_checkpoint):
-    """``evaluate --dataset voc`` (evaluate_pairs_report) and ``diagnose --images`` (image_diagnostics) over two gloo processes."""
+    """``evaluate --dataset voc`` (evaluate_pairs_report) and
+    ``diagnose --images`` (image_diagnostics) over two gloo processes."""
     checkpoint = str(make_checkpoint())
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

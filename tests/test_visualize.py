@@ -1,4 +1,5 @@
-"""segscale.visualize: pure functions, checked on small arrays (shapes, ranges, views, files); its figure in segscale.plots."""
+"""segscale.visualize: pure functions, checked on small arrays
+(shapes, ranges, views, files); its figure in segscale.plots."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The Checkpoints page's sections: a card per shipped checkpoint, a checkpoint file of one's own, importing torchvision's.
+"""The Checkpoints page's sections: a card per shipped checkpoint,
+a checkpoint file of one's own, importing torchvision's.
 
 Widget keys: ``checkpoint_upload``, ``checkpoint_use``. The cards come from
 :mod:`segscale.architecture`, as in ``python -m segscale checkpoints``. An uploaded file is read
@@ -62,7 +63,8 @@ def _card(metadata: CheckpointMetadata, caption: str, extra=()) -> None:
 
 
 def shipped_checkpoints_section() -> None:
-    """A card per checkpoint in the checkpoint folder: trunk, head, scales, data, steps, metrics (or why it cannot be used)."""
+    """A card per checkpoint in the checkpoint folder: trunk, head,
+    scales, data, steps, metrics (or why it cannot be used)."""
     folder = checkpoint_dir()
     paths = list_checkpoints(folder)
     if not paths:
@@ -86,12 +88,14 @@ def own_checkpoint_section() -> None:
     uploaded = st.file_uploader(
         "A checkpoint file of your own (.pt)",
         key="checkpoint_upload",
-        help="A segscale checkpoint (python -m segscale train writes them). It is read with torch.load(weights_only=True): "
-        f"a file whose pickle would build arbitrary objects is refused, never run. {common.upload_limit_text()}",
+        help="A segscale checkpoint (python -m segscale train writes them). It is read with "
+        "torch.load(weights_only=True): a file whose pickle would build "
+        f"arbitrary objects is refused, never run. {common.upload_limit_text()}",
     )
     if uploaded is None:
         st.caption(
-            "Read with `weights_only=True`: only tensors and plain data are unpickled, never code. It stays in this session only."
+            "Read with `weights_only=True`: only tensors and plain data "
+            "are unpickled, never code. It stays in this session only."
         )
         return
     data = uploaded.getvalue()
@@ -130,21 +134,23 @@ def own_checkpoint_section() -> None:
 
 
 def torchvision_import_section() -> None:
-    """How to bring one of torchvision's photo networks in: fetch, import, optionally train a head; which weights are cached here."""
+    """How to bring one of torchvision's photo networks in: fetch,
+    import, optionally train a head; which weights are cached here."""
     from segscale.config import TORCHVISION_TRUNKS
     from segscale.torchvision_import import cached_kinds, fetch_command, hub_checkpoint_dir, import_command
 
     example = "deeplabv3_mobilenet_v3_large"
     st.markdown(
-        "torchvision's semantic segmentation networks, trained on photos for the 21 PASCAL VOC classes (person, cat, car, ...), "
-        "work here as the share-net: their backbone is the trunk, their classifier the score head. Three steps, each one command, "
-        f"run from the folder of app.py (shown for {example}; any of {plain(', '.join(TORCHVISION_TRUNKS))}):"
+        "torchvision's semantic segmentation networks, trained on photos for the 21 PASCAL VOC classes (person, cat, "
+        "car, ...), work here as the share-net: their backbone is the trunk, their classifier the score head. Three "
+        "steps, each one command, run from the folder of app.py (shown for "
+        f"{example}; any of {plain(', '.join(TORCHVISION_TRUNKS))}):"
     )
     st.markdown("**1. Fetch the weights** (once, on a machine with the internet) into torchvision's cache:")
     st.code(fetch_command(example), language="bash")
     st.markdown(
-        "**2. Import** them as a segscale checkpoint in the checkpoint folder, where every page lists it (it merges by average "
-        "and max: it has no attention head yet):"
+        "**2. Import** them as a segscale checkpoint in the checkpoint folder, where every page lists it (it merges by "
+        "average and max: it has no attention head yet):"
     )
     st.code(import_command(example), language="bash")
     st.markdown(
@@ -157,7 +163,10 @@ def torchvision_import_section() -> None:
     folder = hub_checkpoint_dir()
     if found:
         st.success(
-            f"Already in this machine's cache ({plain(folder)}), ready for step 2 without the internet: {plain(', '.join(found))}.",
+            (
+                f"Already in this machine's cache ({plain(folder)}), ready "
+                f"for step 2 without the internet: {plain(', '.join(found))}."
+            ),
             icon=":material/check:",
         )
     else:
@@ -166,6 +175,6 @@ def torchvision_import_section() -> None:
             icon=":material/download:",
         )
     st.caption(
-        "Without the internet, copy the weights file into that folder from a machine that has it, or import any local state dict "
-        "with `--weights FILE`."
+        "Without the internet, copy the weights file into that folder from a machine that has it, or import any local "
+        "state dict with `--weights FILE`."
     )

@@ -9,7 +9,8 @@ helpers in ``ui.widgets``. Nothing in ``segscale/`` imports Streamlit; what a mo
 
 Widget keys (for ``AppTest`` and for pages sharing state): ``checkpoint``, ``merge``,
 ``scale_preset``, ``custom_scales``, ``image_source``, ``upload``, ``gallery_index``,
-``new_sample`` (and ``photo``, ``photo_size`` of :mod:`ui.photos`). Pass ``key_prefix`` to use a control twice on one page.
+``new_sample`` (and ``photo``, ``photo_size`` of :mod:`ui.photos`).
+Pass ``key_prefix`` to use a control twice on one page.
 
 Across pages: :func:`keep_choices` carries the checkpoint, scale set and image choice from
 page to page, the latest uploaded image is remembered for the session (another page shows
@@ -68,7 +69,10 @@ MERGE_HELP = {
     "attention": "attention: learned per-pixel weights wˢ (softmax over scales, Eq. 2)",
     "average": "average: wˢ = 1/S everywhere",
     "max": "max: per pixel and class, the largest score over scales",
-    "hierarchical": "hierarchical (Tao et al. 2020): a chain of sigmoid gates between neighbouring scales; the maps show its effective weights",
+    "hierarchical": (
+        "hierarchical (Tao et al. 2020): a chain of sigmoid gates "
+        "between neighbouring scales; the maps show its effective weights"
+    ),
 }
 LAST_PREDICTION_KEY = "segscale.last_prediction"  # session state: the latest Prediction shown, for other pages
 LAST_UPLOAD_KEY = "segscale.last_upload"  # session state: (name, bytes) of the latest usable image uploaded on any page
@@ -370,11 +374,15 @@ def scale_set_picker(model: LoadedModel, merge: str, key_prefix: str = "") -> tu
             key=state_key,
             format_func=scale_label,
             max_selections=MAX_CUSTOM_SCALES,
-            help=f"Up to {MAX_CUSTOM_SCALES} scales from {metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}, the range this model was trained on.",
+            help=(
+                f"Up to {MAX_CUSTOM_SCALES} scales from {metadata.scale_range[0]:g} "
+                f"to {metadata.scale_range[1]:g}, the range this model was trained on."
+            ),
         )
         if len(picked) == MAX_CUSTOM_SCALES:
             st.caption(
-                f"{MAX_CUSTOM_SCALES} scales is the most a custom set takes: more maps would not fit a row legibly, and each scale costs another pass of the network."
+                f"{MAX_CUSTOM_SCALES} scales is the most a custom set takes: more maps would "
+                "not fit a row legibly, and each scale costs another pass of the network."
             )
         if not picked:
             show_error("Pick at least one scale for the custom set.", "No scales.")
@@ -552,7 +560,10 @@ def predict(
     misses: list = []
     try:
         with st.spinner(
-            f"Running the model at {len(scales)} scale{'s' if len(scales) > 1 else ''} on {model.predictor.device_name}…",
+            (
+                f"Running the model at {len(scales)} "
+                f"scale{'s' if len(scales) > 1 else ''} on {model.predictor.device_name}…"
+            ),
             show_time=True,
         ):
             prediction = _predict(model.key, image.key, tuple(scales), merge, model, image.rgb, misses)

@@ -1,4 +1,5 @@
-"""The Merge comparison page's section: attention (or hierarchical attention), average and max pooling from one forward pass.
+"""The Merge comparison page's section: attention (or hierarchical
+attention), average and max pooling from one forward pass.
 
 Widget key: ``compare_download``. The numbers come from :func:`segscale.diagnostics.compare_merges`,
 the pictures from :mod:`segscale.plots`, as in ``python -m segscale compare``.
@@ -107,8 +108,9 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
         widgets.colour_key(widgets.class_swatches(classes, palette), alt="class colours")
     with text_column:
         st.markdown(
-            f"All merges come from **one forward pass**: the same score maps fˢ, fused {len(comparison.results)} ways. They disagree on "
-            f"**{int(comparison.disagreement.sum())}** of {comparison.disagreement.size} pixels ({100 * disagree:.2f}%). "
+            f"All merges come from **one forward pass**: the same score maps fˢ, fused {len(comparison.results)} ways. "
+            f"They disagree on **{int(comparison.disagreement.sum())}** of "
+            f"{comparison.disagreement.size} pixels ({100 * disagree:.2f}%). "
             + (
                 ""
                 if comparison.has_ground_truth
@@ -127,7 +129,8 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
         widgets.table(rows)
         st.caption(
             "mIoU and pixel accuracy on this image; *right where merges disagree*: of the pixels where the merges "
-            "give different labels, the share this merge gets right. IoU per class, – where a class is neither present nor predicted."
+            "give different labels, the share this merge gets right. IoU "
+            "per class, – where a class is neither present nor predicted."
         )
     widgets.table(
         [

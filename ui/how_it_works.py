@@ -17,8 +17,14 @@ from ui.common import LoadedModel, plain
 
 EQ2_LATEX = r"w_i^{s} = \frac{\exp(h_i^{s})}{\sum_{t=1}^{S} \exp(h_i^{t})} \qquad (2)"
 EQ1_LATEX = r"g_{i,c} = \sum_{s=1}^{S} w_i^{s}\, f_{i,c}^{s} \qquad (1)"
-AVERAGE_LATEX = r"\text{average pooling: } w_i^{s} = \tfrac{1}{S} \;\Rightarrow\; g_{i,c} = \tfrac{1}{S} \sum_{s=1}^{S} f_{i,c}^{s} \qquad\quad \text{max pooling: } g_{i,c} = \max_{s} f_{i,c}^{s}"
-ESUPV_LATEX = r"\mathcal{L} = \ell\big(g, y\big) + \sum_{s=1}^{S} \ell\big(f^{s}, y\big) \qquad \ell = \text{cross-entropy over the labelled pixels}"
+AVERAGE_LATEX = (
+    r"\text{average pooling: } w_i^{s} = \tfrac{1}{S} \;\Rightarrow\; g_{i,c} = \tfrac{1}{S} "
+    r"\sum_{s=1}^{S} f_{i,c}^{s} \qquad\quad \text{max pooling: } g_{i,c} = \max_{s} f_{i,c}^{s}"
+)
+ESUPV_LATEX = (
+    r"\mathcal{L} = \ell\big(g, y\big) + \sum_{s=1}^{S} \ell\big(f^{s}, "
+    r"y\big) \qquad \ell = \text{cross-entropy over the labelled pixels}"
+)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -60,72 +66,76 @@ def how_it_works_section(model: LoadedModel) -> None:
             "(the paper used DeepLab-LargeFOV)"
         )
         field = (
-            "Its layers run in parallel branches, so its receptive field is not computed here; a coarser copy still shows "
-            "each cell 1/s times more of the original, so the coarse copies see whole large objects while the full-size copy "
-            "keeps the detail of small ones."
+            "Its layers run in parallel branches, so its receptive field is not computed here; a coarser copy still "
+            "shows each cell 1/s times more of the original, so the coarse copies see whole large objects while the "
+            "full-size copy keeps the detail of small ones."
         )
     else:
         network = (
-            "DeepLab-LargeFOV: VGG-16 made fully convolutional, its last pooling layers keeping the resolution and atrous "
-            "(dilated) convolutions widening the view instead"
+            "DeepLab-LargeFOV: VGG-16 made fully convolutional, its last pooling layers keeping the resolution and "
+            "atrous (dilated) convolutions widening the view instead"
         )
         field = (
-            f"A cell sees **{summary.receptive_field} x {summary.receptive_field} pixels** of the image it is given; at scale s "
-            f"that is {summary.receptive_field} / s pixels of the original, so the coarse copies see whole large objects while "
-            "the full-size copy keeps the detail of small ones."
+            f"A cell sees **{summary.receptive_field} x {summary.receptive_field} pixels** of the image it is given; "
+            f"at scale s that is {summary.receptive_field} / s pixels of the original, so the coarse copies see whole "
+            "large objects while the full-size copy keeps the detail of small ones."
         )
     st.markdown(
         f"The image is resized to each scale s, here {format_scale_set(scales)}, and every copy goes through "
-        f"**the same network**, {network}. Each scale gives a **score map fˢ**: for every cell of a grid with one cell per "
-        f"**{summary.output_stride} input pixels**, one score per class. {field} The score maps are resized to the grid of "
-        "the largest scale, so that they can be compared cell by cell."
+        f"**the same network**, {network}. Each scale gives a **score map fˢ**: for every cell of a grid with one cell "
+        f"per **{summary.output_stride} input pixels**, one score per class. {field} The score maps are resized to the "
+        "grid of the largest scale, so that they can be compared cell by cell."
     )
     st.subheader("2. The attention head and Eq. 2")
     if head_kind == "paper":
         head_text = (
-            f"This checkpoint's head is the paper's: it concatenates the fc7 features of all {count} scales and returns "
-            f"{count} logits per cell, one per scale, so it only fuses the scale set it was trained with."
+            f"This checkpoint's head is the paper's: it concatenates the fc7 features of all {count} scales and "
+            f"returns {count} logits per cell, one per scale, so it only fuses the scale set it was trained with."
         )
     elif head_kind == "shared":
         head_text = (
-            "This checkpoint's head is shared: it scores each scale's fc7 features on their own (one logit per scale and cell, "
-            "given log2 s as an extra input channel), so it can fuse any set of scales in its trained range."
+            "This checkpoint's head is shared: it scores each scale's fc7 features on their own (one logit per scale "
+            "and cell, given log2 s as an extra input channel), so it can fuse any set of scales in its trained range."
         )
     else:
         head_text = (
-            f"This checkpoint has **no attention head** yet: an imported network merges by {plain(config.merge)} pooling, a special "
-            "case below, until a head is trained on it (the Checkpoints page has the command)."
+            f"This checkpoint has **no attention head** yet: an imported network merges by {plain(config.merge)} "
+            "pooling, a special case below, until a head is trained on it (the Checkpoints page has the command)."
             if summary.branched
-            else f"This checkpoint has **no attention head**: it was trained with {plain(config.merge)} pooling, a special case below."
+            else "This checkpoint has **no attention head**: it was trained "
+            f"with {plain(config.merge)} pooling, a special case below."
         )
     st.markdown(
-        "A second, small network, the **attention head** (a 3x3 convolution, ReLU, a 1x1 convolution), reads the features the "
-        "trunk computed (fc7) and gives one number per scale and cell: the **logit hˢ**, how much that scale should count there. "
-        "A softmax **over the scales** turns the logits into weights that are positive and sum to 1 at every cell. The same "
-        "weight wˢ multiplies every class's score: the head chooses a scale, not a class. " + head_text
+        "A second, small network, the **attention head** (a 3x3 convolution, ReLU, a 1x1 convolution), reads the "
+        "features the trunk computed (fc7) and gives one number per scale and cell: the **logit hˢ**, how much that "
+        "scale should count there. A softmax **over the scales** turns the logits into weights that are positive and "
+        "sum to 1 at every cell. The same weight wˢ multiplies "
+        "every class's score: the head chooses a scale, not a class. " + head_text
     )
     st.latex(EQ2_LATEX)
     st.subheader("3. Eq. 1: the weighted sum")
     st.markdown(
-        "The fused score of class c at cell i is the weighted sum of the scales' scores. Its argmax over the classes, upsampled to "
-        "the image, is the label. Where a scale's weight is near 1, the result is that scale's own prediction; where the weights are "
-        "even, the scales vote. The *Pixel inspector* writes both equations out with the numbers of any pixel you pick."
+        "The fused score of class c at cell i is the weighted sum of the scales' scores. Its argmax over the classes, "
+        "upsampled to the image, is the label. Where a scale's weight is near 1, the result is that scale's own "
+        "prediction; where the weights are even, the scales vote. The *Pixel inspector* "
+        "writes both equations out with the numbers of any pixel you pick."
     )
     st.latex(EQ1_LATEX)
     st.subheader("4. Average and max pooling are special cases")
     st.markdown(
-        f"Fix the weights at 1/S (here 1/{count}) everywhere and Eq. 1 is **average pooling**. Take, for each class on its own, the "
-        "largest score over the scales and it is **max pooling**: then there is no weight shared by the classes, so max pooling is "
-        "not a weighted sum of the kind Eq. 1 describes. The attention model learns where each scale deserves the weight instead of "
-        "fixing the rule in advance; the *Merge comparison* page shows the three side by side."
+        f"Fix the weights at 1/S (here 1/{count}) everywhere and Eq. 1 is **average pooling**. Take, for each class on "
+        "its own, the largest score over the scales and it is **max pooling**: then there is no weight shared by the "
+        "classes, so max pooling is not a weighted sum of the kind Eq. 1 describes. The attention model learns where "
+        "each scale deserves the weight instead of fixing the rule in advance; "
+        "the *Merge comparison* page shows the three side by side."
     )
     st.latex(AVERAGE_LATEX)
     st.subheader("5. Extra supervision (E-Supv)")
     supervised = (model.metadata.training or {}).get("config", {}).get("extra_supervision")
     st.markdown(
-        "Trained only through g, a scale can hide behind the others. With extra supervision each scale's own score map fˢ gets a "
-        "loss against the ground truth too, so every scale learns to segment by itself and the attention has real alternatives to "
-        "choose between. "
+        "Trained only through g, a scale can hide behind the others. With extra supervision each scale's own score map "
+        "fˢ gets a loss against the ground truth too, so every scale learns to segment by itself and the attention has "
+        "real alternatives to choose between. "
         + {True: "This checkpoint was trained with it.", False: "This checkpoint was trained without it."}.get(
             supervised, "Its training card does not say whether this checkpoint used it."
         )
@@ -134,7 +144,8 @@ def how_it_works_section(model: LoadedModel) -> None:
 
 
 def architecture_section(model: LoadedModel) -> None:
-    """The loaded checkpoint's layers with receptive field and jump, its totals, and the paper's full model beside it."""
+    """The loaded checkpoint's layers with receptive field and
+    jump, its totals, and the paper's full model beside it."""
     summary = _architecture(model.key, model)
     every = st.toggle("Every layer (also ReLU, normalisation, dropout)", key="describe_all_layers")
     rows = summary.rows(spatial_only=not every)
@@ -144,12 +155,13 @@ def architecture_section(model: LoadedModel) -> None:
     if summary.branched:
         st.caption(
             "Kernel, stride, dilation and padding along one axis. Receptive field and jump: "
-            f"{arch.NOT_COMPUTED_BRANCHED} (the layers run in parallel branches, so adding them up in order would be wrong)."
+            f"{arch.NOT_COMPUTED_BRANCHED} (the layers run in parallel "
+            "branches, so adding them up in order would be wrong)."
         )
     else:
         st.caption(
-            "Kernel, stride, dilation and padding along one axis; receptive field (RF) and jump in pixels of the image at the scale it is fed, "
-            "after the layer. The score head and the attention head continue from fc7."
+            "Kernel, stride, dilation and padding along one axis; receptive field (RF) and jump in pixels of the image "
+            "at the scale it is fed, after the layer. The score head and the attention head continue from fc7."
         )
     left, right = st.columns(2, gap="large")
     with left:
@@ -166,7 +178,10 @@ def architecture_section(model: LoadedModel) -> None:
                 ("receptive field", f"{paper.receptive_field} px"),
                 (
                     "this checkpoint's share",
-                    f"{summary.total_parameters / paper.total_parameters:.1%} of the parameters (width {summary.width:g})",
+                    (
+                        f"{summary.total_parameters / paper.total_parameters:.1%} "
+                        f"of the parameters (width {summary.width:g})"
+                    ),
                 ),
             ]
         )

@@ -1,4 +1,5 @@
-"""The Pixel inspector page's sections: a clickable grid to pick a pixel, and Eq. 2 (or the chain of gates) and Eq. 1 with its numbers.
+"""The Pixel inspector page's sections: a clickable grid to pick a
+pixel, and Eq. 2 (or the chain of gates) and Eq. 1 with its numbers.
 
 Widget keys: ``inspect_row``, ``inspect_col``, ``inspect_grid_colour``, ``inspect_top_k``,
 ``inspect_class``, ``inspect_eq1_merge`` (the ``INSPECT`` prefix). The grid's colours and tips
@@ -52,7 +53,10 @@ def precision_note(model: LoadedModel) -> str:
     """Which precision the numbers on the page are in, as a sentence."""
     precision = getattr(model.predictor, "precision", "undecided")
     if precision == "float32":
-        return "Numbers in float32: this page runs its own float32 copy of the model (no bf16 autocast), so the digits are the model's."
+        return (
+            "Numbers in float32: this page runs its own float32 copy of "
+            "the model (no bf16 autocast), so the digits are the model's."
+        )
     if precision == "bf16 autocast":
         return "Numbers from bf16 autocast (trunk and heads), with Eq. 1-2 in float32: the last digits are rounded."
     return "Numbers in float32."
@@ -199,7 +203,10 @@ def pixel_picker(
     zoom = plots.pixel_zoom(prediction.image, int(row), int(col), footprint, radius=24, factor=6)
     st.image(
         zoom,
-        caption=f"Input at scale 1 around pixel ({row}, {col}), 6x: the pink square is grid cell {cell}'s pixels, the small frame the pixel",
+        caption=(
+            f"Input at scale 1 around pixel ({row}, {col}), 6x: the pink "
+            f"square is grid cell {cell}'s pixels, the small frame the pixel"
+        ),
         width="stretch",
         output_format="PNG",
     )
@@ -320,9 +327,9 @@ def pixel_equations(
     elif eq2 is not None:
         st.latex(EQUATION_SIZE + eq2)
         st.caption(
-            "The table takes Eq. 2 step by step: the logit hˢ of the attention head, minus the largest one m (the same result, "
-            "without overflow), its exponential, and wˢ, that exponential over the sum of them all. Then the scores fˢ of the "
-            "classes shown, and the class each scale alone would pick."
+            "The table takes Eq. 2 step by step: the logit hˢ of the attention head, minus the largest one m (the same "
+            "result, without overflow), its exponential, and wˢ, that exponential over the sum of them all. Then the "
+            "scores fˢ of the classes shown, and the class each scale alone would pick."
         )
     widgets.table(_scale_table_rows(breakdown))
     winners = ", ".join(

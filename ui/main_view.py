@@ -63,7 +63,10 @@ def class_controls(
         list(range(len(metadata.classes))),
         key=class_key,
         format_func=lambda k: metadata.classes[k],
-        help="Its score at every scale is drawn as a heat map; a new image starts on its most frequent predicted object class.",
+        help=(
+            "Its score at every scale is drawn as a heat map; a new "
+            "image starts on its most frequent predicted object class."
+        ),
     )
     score_kind = st.radio(
         "Show the class as",
@@ -105,7 +108,10 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
 
     row(
         "Input per scale",
-        f"The image resized as the network sees it at each scale, all shown at {w}x{h}: coarser scales carry less detail.",
+        (
+            "The image resized as the network sees it at each scale, "
+            f"all shown at {w}x{h}: coarser scales carry less detail."
+        ),
         [
             (c.input, f"Scale {scale_label(c.scale)} · input resized to {c.input_size[1]}x{c.input_size[0]}", True)
             for c in view.scales
@@ -137,7 +143,10 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
         [
             (
                 c.class_map,
-                f"Scale {scale_label(c.scale)} · {class_name} {'probability' if view.score_kind == 'probability' else 'score'}",
+                (
+                    f"Scale {scale_label(c.scale)} · {class_name} "
+                    f"{'probability' if view.score_kind == 'probability' else 'score'}"
+                ),
                 False,
             )
             for c in view.scales
@@ -164,7 +173,8 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
 
 
 def weights_row_text(merge: str, count: int) -> tuple[str, str]:
-    """(title, explanation) of the weights row: Eq. 2's softmax, average pooling's 1/S, or the gate chain's effective weights."""
+    """(title, explanation) of the weights row: Eq. 2's softmax,
+    average pooling's 1/S, or the gate chain's effective weights."""
     if merge == "attention":
         return (
             "Attention weights wˢ",
@@ -198,7 +208,10 @@ def fused_section(
             f"Paint {background} too",
             False,
             key=f"{key_prefix}overlay_background",
-            help=f"Off: the overlay leaves the {background} class (class 0) clear, so the photo is not dimmed where nothing was found.",
+            help=(
+                f"Off: the overlay leaves the {background} class (class 0) "
+                "clear, so the photo is not dimmed where nothing was found."
+            ),
         )
     clear = None if paint_background else view.fused_label_indices == 0
     columns = st.columns(spec, gap="small")

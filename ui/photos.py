@@ -45,11 +45,12 @@ def _photo(name: str, size: float, max_side: int) -> np.ndarray:
 
 
 def photo_gallery_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) -> ImageInput | None:
-    """A photo and its size from :data:`segscale.photos.PHOTOS`, its credit below; None (and how to install) without scikit-image."""
+    """A photo and its size from :data:`segscale.photos.PHOTOS`, its
+    credit below; None (and how to install) without scikit-image."""
     if not photos.photos_available():
         st.info(
-            f"The photo gallery uses scikit-image's sample photos, and scikit-image is not installed. Run `{photos.INSTALL_HINT}` "
-            "and reload, or upload a photo of your own.",
+            "The photo gallery uses scikit-image's sample photos, and scikit-image is not installed. Run "
+            f"`{photos.INSTALL_HINT}` and reload, or upload a photo of your own.",
             icon=":material/photo_library:",
         )
         return None
@@ -69,7 +70,10 @@ def photo_gallery_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) 
             key=f"{key_prefix}photo_size",
             horizontal=True,
             format_func=lambda s: "full" if s == 1.0 else f"1/{round(1 / s)}",
-            help="The same photo smaller: its objects are fewer pixels across, as if farther away. Watch the weights move between scales.",
+            help=(
+                "The same photo smaller: its objects are fewer pixels across, "
+                "as if farther away. Watch the weights move between scales."
+            ),
         )
     rgb = _photo(name, float(size), max_side)
     st.caption(f"{plain(photos.photo_by_name(name).credit)} Shown at {rgb.shape[1]}x{rgb.shape[0]} px.")
@@ -77,17 +81,19 @@ def photo_gallery_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE) 
 
 
 def photo_on_shapes_model_notice(metadata: CheckpointMetadata, image: ImageInput) -> None:
-    """For an uploaded image and a ScaleShapes model: what the model knows, what its maps mean, and how to get a photo network."""
+    """For an uploaded image and a ScaleShapes model: what the model
+    knows, what its maps mean, and how to get a photo network."""
     if image.source != "upload" or not is_scaleshapes_model(metadata):
         return
     shapes = ", ".join(SCALESHAPES_CLASSES[1:])
     st.info(
-        f"**This model knows only ScaleShapes**: six flat shapes ({shapes}) of many sizes on synthetic textures. It has never "
-        "seen a photo, so on yours it paints those shapes wherever an edge or a texture looks a little like one: its labels "
-        "mean nothing about what is in the picture. What still means something is *how* it weighs the scales: where the "
-        "attention trusts the fine or the coarse copy.  \n"
-        f"To inspect a network trained on photos (21 PASCAL VOC classes: person, cat, car, ...), import one of torchvision's: "
-        f"`{fetch_command(EXAMPLE_KIND)}` on a machine with the internet, then `{import_command(EXAMPLE_KIND)}`, and choose it "
-        "in the Checkpoint box. The *Checkpoints* page has the steps.",
+        f"**This model knows only ScaleShapes**: six flat shapes ({shapes}) of many sizes on synthetic textures. It "
+        "has never seen a photo, so on yours it paints those shapes wherever an edge or a texture looks a little like "
+        "one: its labels mean nothing about what is in the picture. What still means something is *how* it weighs the "
+        "scales: where the attention trusts the fine or the coarse copy.  \n"
+        "To inspect a network trained on photos (21 PASCAL VOC classes: person, cat, car, ...), import one of "
+        f"torchvision's: `{fetch_command(EXAMPLE_KIND)}` on a machine with the internet, then "
+        f"`{import_command(EXAMPLE_KIND)}`, and choose it in the Checkpoint box. "
+        "The *Checkpoints* page has the steps.",
         icon=":material/info:",
     )

@@ -86,7 +86,8 @@ def diagnostics_source() -> str:
 
 @contextlib.contextmanager
 def _progress(total: int, what: str):
-    """An st.progress bar while the block runs; yields the on_image callback that moves it. Removed afterwards, error or not."""
+    """An st.progress bar while the block runs; yields the on_image
+    callback that moves it. Removed afterwards, error or not."""
     bar = st.progress(0.0, text=f"{what}: 0 of {total}")
     started = time.perf_counter()
 
@@ -129,8 +130,8 @@ def scaleshapes_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> No
         common.not_offered_note(model)
     st.caption(
         f"One forward pass per image at every scale of {format_scale_set(scales)}; every merge comes from it. On a "
-        "2-core CPU that is about 1 s per ScaleShapes image with the demo checkpoint (N = 20: some 20 s), a fraction of that on a GPU. "
-        "Results are kept: the same settings again, or coming back to this page, show them at once."
+        "2-core CPU that is about 1 s per ScaleShapes image with the demo checkpoint (N = 20: some 20 s), a fraction "
+        "of that on a GPU. Results are kept: the same settings again, or coming back to this page, show them at once."
     )
     if not merges:
         show_error("Pick at least one merge to score.", "No merges.")
@@ -176,8 +177,8 @@ def weight_name(merges) -> str:
 
 def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> None:
     st.success(
-        f"ScaleShapes {result.split} images {result.start} to {result.start + result.count - 1}: {len(result.objects)} visible "
-        f"objects, scales {format_scale_set(result.scales)}; computed in {result.seconds:.1f} s "
+        f"ScaleShapes {result.split} images {result.start} to {result.start + result.count - 1}: {len(result.objects)} "
+        f"visible objects, scales {format_scale_set(result.scales)}; computed in {result.seconds:.1f} s "
         f"({result.seconds / result.count:.2f} s per image).",
         icon=":material/check:",
     )
@@ -266,9 +267,9 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
     """Several uploaded images (no ground truth): mean weight and dominant share per scale, per image."""
     if model.predictor.inspection_merge not in LEARNED_MERGES:
         show_error(
-            f"This checkpoint has neither an attention head nor a gate head (it merges by {model.metadata.model.merge}), so "
-            "there are no learned weights over scales to summarise over uploaded images. ScaleShapes images still give its "
-            "mIoU per merge.",
+            "This checkpoint has neither an attention head nor a gate head (it merges by "
+            f"{model.metadata.model.merge}), so there are no learned weights over scales to summarise over uploaded "
+            "images. ScaleShapes images still give its mIoU per merge.",
             "No attention weights.",
         )
         return
@@ -297,7 +298,8 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
         return
     request = (model.key, tuple(keys), tuple(names), tuple(scales))
     st.caption(
-        f"{len(images)} image{'s' if len(images) > 1 else ''} ready; one forward pass each at {format_scale_set(scales)}."
+        f"{len(images)} image{'s' if len(images) > 1 else ''} "
+        f"ready; one forward pass each at {format_scale_set(scales)}."
     )
     if st.button("Run diagnostics", key="diagnose_run_uploads", type="primary", icon=":material/play_arrow:"):
         st.session_state[DIAGNOSE_UPLOAD_RUN_KEY] = request
@@ -329,7 +331,8 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
         )
     widgets.table(result.image_rows(), digits=3)
     st.caption(
-        f"Entropy of the weights in bits: 0 = one scale takes all the weight, {result.max_entropy_bits:.3f} = all scales weigh the same."
+        "Entropy of the weights in bits: 0 = one scale takes all the "
+        f"weight, {result.max_entropy_bits:.3f} = all scales weigh the same."
     )
     st.download_button(
         "Images table (CSV)",

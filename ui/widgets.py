@@ -104,7 +104,8 @@ def figure(png: bytes, caption: str) -> None:
 
 
 def figure_row(figures: list[tuple[bytes, str]]) -> None:
-    """Figures side by side in columns as wide as the figures are, so that all are scaled alike and share one text size."""
+    """Figures side by side in columns as wide as the figures
+    are, so that all are scaled alike and share one text size."""
     from PIL import Image
 
     widths = [Image.open(io.BytesIO(png)).width for png, _ in figures]

@@ -126,6 +126,7 @@ def _refuse_collisions(items: list[BatchItem]) -> None:
         key = item.output_paths(Path("."), ["labels"])["labels"]
         if key in seen:
             raise ValueError(
-                f"{seen[key]} and {item.relative} would write the same files ({key}); rename one or list them separately"
+                f"{seen[key]} and {item.relative} would write the same "
+                f"files ({key}); rename one or list them separately"
             )
         seen[key] = item.relative

@@ -269,7 +269,8 @@ def check_resumable(out: Path, record: dict) -> None:
     changed = [key for key in record if previous.get(key) != record[key]]
     if changed:
         raise ValueError(
-            f"--out {out} holds outputs made with other settings ({', '.join(f'{k}: {previous.get(k)}' for k in changed)}); "
+            f"--out {out} holds outputs made with other settings "
+            f"({', '.join(f'{k}: {previous.get(k)}' for k in changed)}); "
             "choose a new --out folder, or delete it to start again"
         )
 

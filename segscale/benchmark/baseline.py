@@ -1,4 +1,5 @@
-"""The naive baseline the fast path is measured against, and the fast path built up from it one optimisation at a time."""
+"""The naive baseline the fast path is measured against, and
+the fast path built up from it one optimisation at a time."""
 
 from __future__ import annotations
 

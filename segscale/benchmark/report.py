@@ -26,7 +26,8 @@ def _find_run(report, model, size, scales):
 
 
 def bench_targets(report: dict, kind: str) -> list[dict]:
-    """The device's performance targets, each with its value, its threshold and whether it is met (None: no threshold)."""
+    """The device's performance targets, each with its value,
+    its threshold and whether it is met (None: no threshold)."""
     targets = []
 
     def add(name, value, threshold, met, detail=""):
@@ -51,7 +52,10 @@ def bench_targets(report: dict, kind: str) -> list[dict]:
                     share,
                     ">= 0.40",
                     share >= 0.4,
-                    f"{run['throughput']['tflops']:.1f} of {matmul['tflops']:.1f} TFLOP/s at batch {run['throughput']['batch']}",
+                    (
+                        f"{run['throughput']['tflops']:.1f} of {matmul['tflops']:.1f} "
+                        f"TFLOP/s at batch {run['throughput']['batch']}"
+                    ),
                 )
     else:
         run = _find_run(report, "demo", 512, PAPER_SCALES)
@@ -66,7 +70,10 @@ def bench_targets(report: dict, kind: str) -> list[dict]:
             fit["r2"],
             "close to 1",
             None,
-            f"{fit['slope'] * 1e3:.1f} ms per Mpx*sum(s^2) + {fit['intercept'] * 1e3:.1f} ms over {fit['points']} points",
+            (
+                f"{fit['slope'] * 1e3:.1f} ms per Mpx*sum(s^2) + "
+                f"{fit['intercept'] * 1e3:.1f} ms over {fit['points']} points"
+            ),
         )
     for row in report["largest_input"]:
         add(
@@ -165,7 +172,10 @@ def report_sections(report: dict) -> list[tuple[str, list[str], list[list[str]]]
     for ladder in report["ablation"]:
         sections.append(
             (
-                f"One optimisation at a time: {ladder['model']} {ladder['size'][0]}x{ladder['size'][1]} scales {ladder['scales']}",
+                (
+                    f"One optimisation at a time: {ladder['model']} "
+                    f"{ladder['size'][0]}x{ladder['size'][1]} scales {ladder['scales']}"
+                ),
                 ["step", "median ms", "vs previous", "vs naive", "agree %", "setup s"],
                 [
                     [

@@ -1,4 +1,5 @@
-"""The whole bench run: reference workloads, then every model's sweep, ladder and largest input, as one JSON-ready report."""
+"""The whole bench run: reference workloads, then every model's
+sweep, ladder and largest input, as one JSON-ready report."""
 
 from __future__ import annotations
 
@@ -110,7 +111,8 @@ def run_suite(settings: Settings, log=lambda text: print(text, file=sys.stderr, 
         report["models"].append(model_entry)
 
         log(
-            f"bench: {workload.name}: sizes {sizes}, scale sets {[list(x) for x in scale_sets]}, naive and fast interleaved"
+            f"bench: {workload.name}: sizes {sizes}, scale sets "
+            f"{[list(x) for x in scale_sets]}, naive and fast interleaved"
         )
         model_runs = sweep_model(settings, workload, predictor, naive, sizes, scale_sets, merge, nominal, resnet)
         report["runs"] += model_runs

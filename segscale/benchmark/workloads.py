@@ -1,4 +1,5 @@
-"""The models a bench run times: a random full-width net, the demo checkpoint and a torchvision kind, with their fast-path options."""
+"""The models a bench run times: a random full-width net, the demo
+checkpoint and a torchvision kind, with their fast-path options."""
 
 from __future__ import annotations
 
@@ -79,7 +80,10 @@ def torchvision_workload(kind: str) -> Workload:
     model = imported_model(kind, reference.state_dict(), where="random weights").eval()
     source = {"kind": kind, "weights": "random (torch.manual_seed(0))", "url": "", "file": "", "published": False}
     metadata = imported_metadata(kind, source)
-    description = f"torchvision {kind} (its backbone and classifier as the share-net), {_parameters(model)} parameters, random weights, average merge"
+    description = (
+        f"torchvision {kind} (its backbone and classifier as the share-net), "
+        f"{_parameters(model)} parameters, random weights, average merge"
+    )
     return Workload(kind, model, metadata, description, random_weights=True)
 
 
@@ -95,7 +99,8 @@ def bench_image(size: int) -> np.ndarray:
 
 
 def fast_options(settings: Settings, workload: Workload) -> FastPathOptions:
-    """The Predictor's options for ``--precision``: random weights get bf16 only where it pays (their near-ties fail the label check)."""
+    """The Predictor's options for ``--precision``: random weights get
+    bf16 only where it pays (their near-ties fail the label check)."""
     autocast = {"auto": "auto", "bf16": "bf16", "float32": "off"}[settings.precision]
     if settings.precision == "auto" and workload.random_weights:
         autocast = "bf16" if bf16_pays_off(settings.device) else "off"

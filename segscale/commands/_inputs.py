@@ -31,7 +31,10 @@ def add_model_arguments(parser: argparse.ArgumentParser, merge: bool = True) -> 
         type=float,
         nargs="+",
         metavar="S",
-        help="the scale set to resize the image to, e.g. 1 0.75 0.5; within the checkpoint's range (default: its trained set)",
+        help=(
+            "the scale set to resize the image to, e.g. 1 0.75 0.5; "
+            "within the checkpoint's range (default: its trained set)"
+        ),
     )
     if merge:
         parser.add_argument(
@@ -59,7 +62,10 @@ def add_image_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sample",
         metavar="SPLIT:INDEX",
-        help="a generated ScaleShapes sample instead of IMAGE, with its ground truth, e.g. val:3 (default: none; give IMAGE or --sample)",
+        help=(
+            "a generated ScaleShapes sample instead of IMAGE, with its "
+            "ground truth, e.g. val:3 (default: none; give IMAGE or --sample)"
+        ),
     )
     add_max_side_argument(parser)
 
@@ -126,13 +132,16 @@ def add_precision_argument(parser, default: str, why_default: str) -> None:
         "--precision",
         choices=tuple(PRECISIONS),
         default=default,
-        help=f"auto: bf16 where a timing probe finds it faster and its labels agree with float32; float32; bf16 (default: {default}, {why_default})",
+        help=(
+            "auto: bf16 where a timing probe finds it faster and its labels "
+            f"agree with float32; float32; bf16 (default: {default}, {why_default})"
+        ),
     )
 
 
 def load_predictor(args: argparse.Namespace, max_side: int | None = DEFAULT_MAX_SIDE, float32: bool = False):
-    """The checkpoint's Predictor; ``float32`` turns bf16 autocast off (numbers read digit by digit, as the pixel inspector's),
-    as does ``args.precision`` where the command has that flag."""
+    """The checkpoint's Predictor; ``float32`` turns bf16 autocast off (numbers read digit by digit, as the pixel
+    inspector's), as does ``args.precision`` where the command has that flag."""
     from ..inference import FastPathOptions
     from ..predictor import Predictor
 

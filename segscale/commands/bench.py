@@ -74,7 +74,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--budget",
         type=float,
         default=90.0,
-        help="seconds of timed rounds per interleaved group; fewer repeats (at least 3) when a round is long (default: 90; 0: no limit)",
+        help=(
+            "seconds of timed rounds per interleaved group; fewer repeats "
+            "(at least 3) when a round is long (default: 90; 0: no limit)"
+        ),
     )
     parser.add_argument(
         "--largest",

@@ -35,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--labels",
         type=Path,
         metavar="FILE",
-        help="ground truth for IMAGE: a palette PNG or greyscale PNG of class indices (255: ignore) of the image's size; "
-        "gives IoU and error maps (default: none; a --sample brings its own)",
+        help="ground truth for IMAGE: a palette PNG or greyscale PNG of class indices (255: ignore) of the image's "
+        "size; gives IoU and error maps (default: none; a --sample brings its own)",
     )
     add_model_arguments(parser, merge=False)
     parser.add_argument(
@@ -83,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     for notice in source.notices:
         print(f"note: {notice}")
     print(
-        f"{source.name} · {predictor.metadata.name or args.checkpoint.name} · scales {{{', '.join(f'{s:g}' for s in scales)}}}"
+        f"{source.name} · {predictor.metadata.name or args.checkpoint.name} "
+        f"· scales {{{', '.join(f'{s:g}' for s in scales)}}}"
     )
     print(comparison.to_text())
     if written:

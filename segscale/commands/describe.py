@@ -1,4 +1,5 @@
-"""``python -m segscale describe``: a checkpoint's architecture, receptive field and training card (the "How it works" view).
+"""``python -m segscale describe``: a checkpoint's architecture,
+receptive field and training card (the "How it works" view).
 
     python -m segscale describe
     python -m segscale describe --checkpoint runs/voc/model.pt --all-layers
@@ -50,10 +51,10 @@ def run(args: argparse.Namespace) -> int:
     if paper is not None:
         print()
         print(
-            f"the paper's model (width 1, 'paper' head, {{1, 0.75, 0.5}}, these {paper.num_classes} classes): {paper.total_parameters:,} parameters "
-            f"(trunk {paper.parameters['trunk']:,}, score head {paper.parameters['score head']:,}, "
-            f"attention head {paper.parameters['attention head']:,}); receptive field {paper.receptive_field} px, "
-            f"output stride {paper.output_stride}"
+            f"the paper's model (width 1, 'paper' head, {{1, 0.75, 0.5}}, these {paper.num_classes} classes): "
+            f"{paper.total_parameters:,} parameters (trunk {paper.parameters['trunk']:,}, score head "
+            f"{paper.parameters['score head']:,}, attention head {paper.parameters['attention head']:,}); receptive "
+            f"field {paper.receptive_field} px, output stride {paper.output_stride}"
         )
     print()
     print("training card")

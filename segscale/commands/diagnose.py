@@ -53,14 +53,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="INDEX",
-        help="index of the first ScaleShapes image; under torchrun write --first, as torchrun takes --start for its --start-method (default: 0)",
+        help=(
+            "index of the first ScaleShapes image; under torchrun write --first, "
+            "as torchrun takes --start for its --start-method (default: 0)"
+        ),
     )
     parser.add_argument(
         "--images",
         type=Path,
         nargs="+",
         metavar="FILE",
-        help="image files instead of ScaleShapes (no ground truth; unreadable ones are left out with a warning) (default: none)",
+        help=(
+            "image files instead of ScaleShapes (no ground truth; "
+            "unreadable ones are left out with a warning) (default: none)"
+        ),
     )
     add_model_arguments(parser, merge=False)
     add_precision_argument(

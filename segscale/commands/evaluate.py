@@ -39,7 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--data-root",
-        help="folder holding VOC (with VOCdevkit/) or PASCAL-Person-Part (default: none; needed for voc and person_part)",
+        help=(
+            "folder holding VOC (with VOCdevkit/) or PASCAL-Person-Part (default: none; needed for voc and person_part)"
+        ),
     )
     parser.add_argument(
         "--split",
@@ -59,7 +61,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="INDEX",
-        help="index of the first ScaleShapes image; under torchrun write --first, as torchrun takes --start for its --start-method (default: 0)",
+        help=(
+            "index of the first ScaleShapes image; under torchrun write --first, "
+            "as torchrun takes --start for its --start-method (default: 0)"
+        ),
     )
     parser.add_argument(
         "--scales",
@@ -175,7 +180,8 @@ def format_report(report: dict, classes) -> str:
     from ..formatting import count_of, format_scale_set
 
     lines = [
-        f"{report['dataset']} {report['split']}, {count_of(report['images'], 'image')}, scales {format_scale_set(report['scales'])}"
+        f"{report['dataset']} {report['split']}, {count_of(report['images'], 'image')}, "
+        f"scales {format_scale_set(report['scales'])}"
     ]
     header = f"{'merge':<10}{'mIoU':>8}{'pixel acc':>11}  " + " ".join(f"{c[:8]:>8}" for c in classes)
     lines += [header, "-" * len(header)]
@@ -201,6 +207,7 @@ def format_report(report: dict, classes) -> str:
         for row in report["attention_by_size"]:
             weights = "".join(f"{w:9.3f}" if w is not None else f"{'-':>9}" for w in row["mean_weight"].values())
             lines.append(
-                f"{int(row['extent_low']):>4}-{int(row['extent_high']):<7}{weights}   ({count_of(row['objects'], 'object')})"
+                f"{int(row['extent_low']):>4}-{int(row['extent_high']):<7}{weights}   "
+                f"({count_of(row['objects'], 'object')})"
             )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""``python -m segscale import-torchvision KIND --out FILE.pt``: a torchvision segmentation model as a segscale checkpoint.
+"""``python -m segscale import-torchvision KIND --out FILE.pt``:
+a torchvision segmentation model as a segscale checkpoint.
 
     python -m segscale import-torchvision deeplabv3_mobilenet_v3_large --out checkpoints/deeplabv3_mobilenet_v3_large.pt
     python -m segscale import-torchvision fcn_resnet50 --weights my_fcn.pth --out checkpoints/my_fcn.pt

@@ -52,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--class",
         dest="class_name",
         metavar="NAME",
-        help="class whose score map the figure shows (default: the most frequent predicted class besides the background)",
+        help=(
+            "class whose score map the figure shows (default: the most frequent predicted class besides the background)"
+        ),
     )
     parser.add_argument(
         "--score",

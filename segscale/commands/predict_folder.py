@@ -40,7 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tile",
         type=int,
         metavar="PX",
-        help="sliding-window inference with PX x PX tiles (a multiple of 64) for images too large for memory at the scales (default: none, whole images)",
+        help=(
+            "sliding-window inference with PX x PX tiles (a multiple of 64) for "
+            "images too large for memory at the scales (default: none, whole images)"
+        ),
     )
     group.add_argument(
         "--tile-overlap", type=int, default=128, metavar="PX", help="overlap of neighbouring tiles (default: 128)"
@@ -143,7 +146,8 @@ def _format_scales(scales) -> str:
 def _print_report(report: dict, path: Path) -> None:
     rate = report["images_per_second"]
     print(
-        f"{report['done']} predicted, {report['skipped_complete']} already complete, {report['unreadable_count']} unreadable"
+        f"{report['done']} predicted, {report['skipped_complete']} "
+        f"already complete, {report['unreadable_count']} unreadable"
         + (f"; {rate:.2f} images/s over {report['processes']} process(es)" if rate else "")
         + f" -> {path}",
     )

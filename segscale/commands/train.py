@@ -34,16 +34,26 @@ HELP = {
     "scale_sampling": "fixed: always --scales; random: a new set per step from --random-scale-range",
     "random_scale_range": "with --scale-sampling random: the smallest and largest scale to draw (log-uniformly)",
     "random_scale_count": "with --scale-sampling random: the fewest and most scales in one drawn set",
-    "max_scale_pixels": "in random sets, keep crop area x scale^2 summed over the scales under this many crop areas (0 = no limit)",
-    "inference_scale_range": "the smallest and largest scale the checkpoint accepts at inference (default: none, the scales trained on); e.g. 0.25 2 for a hierarchical model trained on 1 0.5",
+    "max_scale_pixels": (
+        "in random sets, keep crop area x scale^2 summed over the scales under this many crop areas (0 = no limit)"
+    ),
+    "inference_scale_range": (
+        "the smallest and largest scale the checkpoint accepts at inference (default: "
+        "none, the scales trained on); e.g. 0.25 2 for a hierarchical model trained on 1 0.5"
+    ),
     "extra_supervision": "E-Supv: also a loss on every scale's own output",
     "foreground_weight": "loss weight of object classes relative to background (1 = plain cross-entropy)",
     "hard_pixel_fraction": "online hard example mining: only this fraction of the hardest pixels counts (1 = off)",
     "dropout": "dropout probability in the trunk's fully convolutional layers and the attention head",
-    "freeze_norm_statistics": "batch norm keeps its running statistics while training (for fine-tuning a trained trunk)",
+    "freeze_norm_statistics": (
+        "batch norm keeps its running statistics while training (for fine-tuning a trained trunk)"
+    ),
     "imagenet_init": "start the trunk from torchvision's ImageNet VGG-16 (needs the weights cached or internet)",
     "init_from": "a segscale checkpoint whose matching weights start this run",
-    "train_head_only": "keep the --init-from checkpoint's network (trunk and score head) fixed, under no_grad; train only the attention head",
+    "train_head_only": (
+        "keep the --init-from checkpoint's network (trunk and score "
+        "head) fixed, under no_grad; train only the attention head"
+    ),
     # Data
     "dataset": f"what to train on: {', '.join(DATASETS)} (scaleshapes is generated; voc_aug adds SBD's train_aug)",
     "data_root": "folder holding the dataset (VOC: the folder with VOCdevkit/); not needed for scaleshapes",

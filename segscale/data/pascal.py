@@ -83,9 +83,10 @@ VOC_SOURCE = (
     "(VOCtrainval_11-May-2012.tar unpacks to VOCdevkit/VOC2012)"
 )
 SBD_SOURCE = (
-    "the 10,582-image train_aug set is VOC 2012 train plus SBD (http://home.bharathh.info/pubs/codes/SBD/download.html) "
-    "minus VOC 2012 val; DeepLab's release converts it to index PNGs: unpack SegmentationClassAug/ into "
-    "VOCdevkit/VOC2012/ and put its list as ImageSets/Segmentation/train_aug.txt"
+    "the 10,582-image train_aug set is VOC 2012 train plus SBD "
+    "(http://home.bharathh.info/pubs/codes/SBD/download.html) minus VOC 2012 val; DeepLab's release converts it to "
+    "index PNGs: unpack SegmentationClassAug/ into VOCdevkit/VOC2012/ "
+    "and put its list as ImageSets/Segmentation/train_aug.txt"
 )
 PERSON_PART_SOURCE = (
     "PASCAL-Person-Part (Chen et al., CVPR 2014, from the PASCAL-Part annotations "
@@ -279,7 +280,8 @@ def read_index_label(path: Path, *, num_classes: int, ignore_index: int = IGNORE
     if bad.any():
         raise ValueError(
             f"label {path} holds indices {sorted(int(v) for v in np.unique(label[bad]))[:10]} outside the "
-            f"{num_classes} classes (0..{num_classes - 1}) and the ignore value {ignore_index}; is it the right data set?"
+            f"{num_classes} classes (0..{num_classes - 1}) and the "
+            f"ignore value {ignore_index}; is it the right data set?"
         )
     return label
 

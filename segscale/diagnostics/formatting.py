@@ -1,4 +1,5 @@
-"""The diagnostics' numbers as text: terminal tables, LaTeX for ``st.latex``, CSV, and plain float tuples for the frozen results.
+"""The diagnostics' numbers as text: terminal tables, LaTeX for
+``st.latex``, CSV, and plain float tuples for the frozen results.
 
 Scales, scale sets and plain numbers are written by :mod:`segscale.formatting`, as everywhere.
 """

@@ -118,7 +118,8 @@ def salient_pixel(prediction) -> tuple[int, int]:
 def bilinear_at(
     maps: np.ndarray, row: int, col: int, image_size: tuple[int, int]
 ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """maps (C, h, w) sampled at image pixel (row, col) as the upsampling does -> (C,), and the cells used (top, left, bottom, right)."""
+    """maps (C, h, w) sampled at image pixel (row, col) as the upsampling
+    does -> (C,), and the cells used (top, left, bottom, right)."""
     height, width = maps.shape[-2:]
     y = _aligned_position(row, image_size[0], height)
     x = _aligned_position(col, image_size[1], width)

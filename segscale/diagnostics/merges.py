@@ -1,4 +1,5 @@
-"""One image, every merge: attention, average and max pooling from one forward pass, where they disagree, and against the ground truth."""
+"""One image, every merge: attention, average and max pooling from one
+forward pass, where they disagree, and against the ground truth."""
 
 from __future__ import annotations
 
@@ -86,7 +87,10 @@ class MergeComparison:
         """The comparison as an aligned table for a terminal."""
         lines = [
             f"merges compared: {', '.join(self.methods)} (from one forward pass)",
-            f"pixels where they disagree: {int(self.disagreement.sum())} of {self.disagreement.size} ({self.disagreement_share:.2%})",
+            (
+                f"pixels where they disagree: {int(self.disagreement.sum())} "
+                f"of {self.disagreement.size} ({self.disagreement_share:.2%})"
+            ),
             "pairwise agreement: " + ", ".join(f"{a}/{b} {share:.2%}" for a, b, share in self.agreement),
         ]
         if not self.has_ground_truth:
@@ -101,7 +105,8 @@ class MergeComparison:
             right = "-" if r.correct_where_disagree is None else f"{r.correct_where_disagree:.3f}"
             ious = " ".join(f"{'-':>9}" if np.isnan(v) else f"{v:9.3f}" for v in r.scores.class_iou)
             lines.append(
-                f"{r.method:<11}{r.scores.miou:8.4f}{r.scores.pixel_accuracy:9.4f}{int(r.errors.sum()):9d}{right:>11}  {ious}"
+                f"{r.method:<11}{r.scores.miou:8.4f}{r.scores.pixel_accuracy:9.4f}"
+                f"{int(r.errors.sum()):9d}{right:>11}  {ious}"
             )
         lines.append("right@dis: share of the pixels where the merges disagree that this merge labels correctly")
         return "\n".join(lines)

@@ -42,7 +42,8 @@ class CellFusion:
     """One merge at one cell.
 
     method: "attention", "average", "max" or "hierarchical".
-    weights: (S,) w^s of Eq. 1 (1/S for average, the gate chain's effective weights for hierarchical); None for max, whose pick differs per class.
+    weights: (S,) w^s of Eq. 1 (1/S for average, the gate chain's effective weights for hierarchical); None for max,
+        whose pick differs per class.
     terms: (S, C) w^s f^s_c, the summands of Eq. 1; None for max.
     fused: (C,) g_c.
     source_scales: max only: (C,) index of the scale each class's maximum came from.
@@ -186,7 +187,8 @@ class PixelBreakdown:
             ]
             for s in range(len(self.scales)):
                 lines.append(
-                    f"  {scale_names[s]:<8}{sm.logits[s]:10.4f}{sm.shifted[s]:12.4f}{sm.exps[s]:12.6f}{sm.weights[s]:10.4f}"
+                    f"  {scale_names[s]:<8}{sm.logits[s]:10.4f}"
+                    f"{sm.shifted[s]:12.4f}{sm.exps[s]:12.6f}{sm.weights[s]:10.4f}"
                 )
             lines += [f"  {'sum':<8}{'':>10}{'':>12}{sm.exp_sum:12.6f}{sum(sm.weights):10.4f}", ""]
         elif self.gate_chain is not None:
@@ -236,7 +238,9 @@ class PixelBreakdown:
             "attention": "Eq. 1   g_c = sum_s w^s f^s_c   (attention: w^s from Eq. 2)",
             "average": f"average pooling   g_c = sum_s (1/{len(self.scales)}) f^s_c",
             "max": "max pooling   g_c = max_s f^s_c   (per class; no weights shared across classes)",
-            "hierarchical": "hierarchical   g_c = sum_s w^s f^s_c   (w^s: effective weights, products of the sigmoid gates)",
+            "hierarchical": (
+                "hierarchical   g_c = sum_s w^s f^s_c   (w^s: effective weights, products of the sigmoid gates)"
+            ),
         }[fusion.method]
         marker = "  <- this prediction" if fusion.method == self.merge else ""
         lines = [equation + marker]
@@ -267,7 +271,8 @@ class PixelBreakdown:
         lines = [r"w^{(s)} &= \frac{\exp(h^{(s)})}{\sum_{t=1}^{S} \exp(h^{(t)})}"]
         for s, scale in enumerate(self.scales):
             lines.append(
-                rf"w^{{({scale_label(scale)})}} &= \frac{{e^{{{latex_number(sm.logits[s])}}}}}{{{exps}}} = {sm.weights[s]:.4f}"
+                rf"w^{{({scale_label(scale)})}} &= "
+                rf"\frac{{e^{{{latex_number(sm.logits[s])}}}}}{{{exps}}} = {sm.weights[s]:.4f}"
             )
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
@@ -404,7 +409,8 @@ def pixel_breakdown(
     height, width = image_size
     if isinstance(row, bool) or isinstance(col, bool) or not (0 <= int(row) < height and 0 <= int(col) < width):
         raise ValueError(
-            f"pixel (row {row}, col {col}) is outside the {width}x{height} image; rows run 0..{height - 1}, cols 0..{width - 1}"
+            f"pixel (row {row}, col {col}) is outside the {width}x{height} "
+            f"image; rows run 0..{height - 1}, cols 0..{width - 1}"
         )
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")

@@ -1,4 +1,5 @@
-"""Scales over many images: which scale the attention trusts, against object size and class (ScaleShapes, with ground truth) or per image (uploads, without)."""
+"""Scales over many images: which scale the attention trusts, against object size
+and class (ScaleShapes, with ground truth) or per image (uploads, without)."""
 
 from __future__ import annotations
 
@@ -292,7 +293,10 @@ class ImageSetDiagnostics:
         dominant_heads = "".join(f"{'dom s=' + scale_label(s):>11}" for s in self.scales)
         width = max(12, *(len(r.name[:30]) + 2 for r in self.images))
         lines = [
-            f"{count_of(len(self.images), 'image')}, scales {format_scale_set(self.scales)}, {self.merge} weights, {self.seconds:.1f} s",
+            (
+                f"{count_of(len(self.images), 'image')}, scales "
+                f"{format_scale_set(self.scales)}, {self.merge} weights, {self.seconds:.1f} s"
+            ),
             f"{'image':<{width}}{scale_heads}{dominant_heads}{'entropy':>9}",
         ]
         for r in self.images:
@@ -348,7 +352,8 @@ def image_diagnostics(
     merge = predictor.inspection_merge  # attention, else hierarchical: the model's learned weights over scales
     if merge not in LEARNED_MERGES:
         raise ValueError(
-            "this checkpoint has neither an attention head nor a gate head, so there are no learned weights to summarise"
+            "this checkpoint has neither an attention head nor a "
+            "gate head, so there are no learned weights to summarise"
         )
     if len(images) == 0:
         raise ValueError("no images given")

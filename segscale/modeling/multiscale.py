@@ -131,7 +131,8 @@ class MultiScaleNet(nn.Module):
         return scales
 
     def forward(self, images: Tensor, scales=None, merge: str | None = None) -> MultiScaleOutput:
-        """images: (B, 3, H, W), normalized. scales: None for the configured set. merge: None for the configured mode."""
+        """images: (B, 3, H, W), normalized. scales: None for the
+        configured set. merge: None for the configured mode."""
         merge = self.config.merge if merge is None else merge
         scales = self.check_scales(scales, merge)
         if images.dim() != 4 or images.shape[1] != 3:

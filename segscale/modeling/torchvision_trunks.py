@@ -1,4 +1,5 @@
-"""torchvision's semantic segmentation models as the share-net: their backbone is the trunk, their classifier the score head.
+"""torchvision's semantic segmentation models as the share-net:
+their backbone is the trunk, their classifier the score head.
 
 torchvision builds each model (``torchvision.models.get_model``); nothing here reimplements
 a layer. A torchvision segmentation model is ``backbone`` (an ``IntermediateLayerGetter``

@@ -120,7 +120,8 @@ class TrainConfig:
             trained = self._trained_scale_range()
             if not (0 < low <= trained[0] and trained[1] <= high):
                 raise ValueError(
-                    f"inference_scale_range {low:g} to {high:g} must hold the scales trained on ({trained[0]:g} to {trained[1]:g})"
+                    f"inference_scale_range {low:g} to {high:g} must hold "
+                    f"the scales trained on ({trained[0]:g} to {trained[1]:g})"
                 )
             object.__setattr__(self, "inference_scale_range", (low, high))
         fewest, most = (int(v) for v in self.random_scale_count)

@@ -210,12 +210,13 @@ def _frozen_share_net_model(config: TrainConfig, classes) -> tuple[MultiScaleNet
     state, share_net = load_checkpoint(config.init_from)
     if share_net.model.trunk.name != config.trunk:
         raise ValueError(
-            f"--init-from {config.init_from} holds a {share_net.model.trunk.name} network; set --trunk {share_net.model.trunk.name}"
+            f"--init-from {config.init_from} holds a {share_net.model.trunk.name} "
+            f"network; set --trunk {share_net.model.trunk.name}"
         )
     if len(share_net.classes) != len(classes):
         raise ValueError(
-            f"--init-from {config.init_from} predicts {len(share_net.classes)} classes, the dataset {config.dataset} has "
-            f"{len(classes)}; a frozen score head cannot change its classes"
+            f"--init-from {config.init_from} predicts {len(share_net.classes)} classes, the dataset {config.dataset} "
+            f"has {len(classes)}; a frozen score head cannot change its classes"
         )
     model_config = replace(
         share_net.model,
@@ -341,9 +342,11 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
     with _StopRequest() as stop:
         # Said once the stop handler is in place: from here on, Ctrl-C or SIGTERM saves the state.
         say(
-            f"training {model.config.trunk.name} x{model.config.trunk.width:g} ({sum(p.numel() for p in model.parameters()):,} parameters), "
-            f"{config.head} head{' only (share-net frozen)' if config.train_head_only else ''}, merge {config.merge}, E-Supv {'on' if config.extra_supervision else 'off'}, "
-            f"{world_size} process(es) on {device}{' with bf16 autocast' if use_amp else ''}, batch {config.batch_size} x {config.crop_size}px"
+            f"training {model.config.trunk.name} x{model.config.trunk.width:g} "
+            f"({sum(p.numel() for p in model.parameters()):,} parameters), {config.head} "
+            f"head{' only (share-net frozen)' if config.train_head_only else ''}, merge {config.merge}, E-Supv "
+            f"{'on' if config.extra_supervision else 'off'}, {world_size} process(es) on "
+            f"{device}{' with bf16 autocast' if use_amp else ''}, batch {config.batch_size} x {config.crop_size}px"
         )
         bar = progress_bar(config.iterations, "train", initial=start_step, unit="step", enabled=is_main and progress)
         for step, (images, labels) in zip(range(start_step, config.iterations), loader):
@@ -403,7 +406,8 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
                     with open(out_dir / "history.jsonl", "a") as handle:
                         handle.write(json.dumps(record) + "\n")
                     note(
-                        f"step {done}: validation mIoU {miou:.4f} on {len(val_pairs)} images ({tqdm.format_interval(elapsed)})"
+                        f"step {done}: validation mIoU {miou:.4f} on "
+                        f"{len(val_pairs)} images ({tqdm.format_interval(elapsed)})"
                     )
                     metrics = {"val_miou": miou, "val_images": len(val_pairs), "step": done}
                     extra = {
