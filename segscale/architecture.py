@@ -44,7 +44,7 @@ from torch import nn
 from .checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
 from .config import TORCHVISION_TRUNKS
 from .formatting import format_scale_set
-from .torchvision_import import imported_card_rows, is_imported
+from .torchvision_import import NOT_VERIFIED, imported_card_rows, is_imported
 
 __all__ = [
     "ArchitectureSummary",
@@ -218,7 +218,8 @@ class ArchitectureSummary:
                 continue
             lines.append(
                 f"{row.part:<15}{row.name:<14}{row.kind:<12}{_cell(row.kernel, 3)}{_cell(row.stride, 3)}"
-                f"{_cell(row.dilation, 4)}{_cell(row.padding, 4)}{_cell(row.in_channels, 6)}{_cell(row.out_channels, 6)}"
+                f"{_cell(row.dilation, 4)}{_cell(row.padding, 4)}"
+                f"{_cell(row.in_channels, 6)}{_cell(row.out_channels, 6)}"
                 f"{row.parameters:>11,}{_cell(row.receptive_field, 6)}{_cell(row.jump, 6)}"
             )
         lines.append("")
@@ -447,6 +448,9 @@ def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     pairs.append(("command", command or "not recorded"))
     if metadata.metrics:
         pairs += [(f"metric: {key}", _value(value)) for key, value in metadata.metrics.items()]
+    elif imported and not ((metadata.training or {}).get("source") or {}).get("published", True):
+        # The summary, the command's printout and the app all show this row: say why no metric is claimed.
+        pairs.append(("metrics", f"none: {NOT_VERIFIED}"))
     else:
         pairs.append(("metrics", "none recorded"))
     return pairs
