@@ -102,6 +102,36 @@ def test_the_main_view_loads_an_imported_checkpoint_with_21_classes_and_the_phot
     assert last_prediction(at).image.shape[:2] == (75, 113)
 
 
+def test_a_photo_network_is_not_offered_scaleshapes_samples_and_its_input_says_what_it_is(photo_app, no_network):
+    at = open_with_small_photo()
+    assert_clean(at)
+    # ScaleShapes' random samples carry a truth in classes a VOC network does not have: not offered.
+    assert list(at.radio(key="image_source").options) == ["Gallery", "Upload"]
+    assert "Ground truth (ScaleShapes)" not in captions(at)
+    # The gallery photo shown beside the labels is captioned as the photo it is, not as an upload.
+    gallery_photo = f"Input: gallery photo {photos.PHOTOS[0].name}, 1/4 size (photos have no ground truth here)"
+    assert gallery_photo in captions(at)
+    assert not any("uploads have no ground truth" in c for c in captions(at))
+    upload(at, "holiday.png", png(np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)))
+    assert_clean(at)
+    assert "Input: holiday.png, uploaded (uploads have no ground truth)" in captions(at)
+
+
+def test_a_random_sample_chosen_with_a_scaleshapes_model_does_not_follow_to_a_photo_network(
+    photo_app, shapes_dir, monkeypatch
+):
+    from ui.common import CHECKPOINT_DIR_ENV as ENV
+
+    at = open_page()
+    at.radio(key="image_source").set_value("Random sample").run()
+    assert "Ground truth (ScaleShapes)" in captions(at)
+    monkeypatch.setenv(ENV, str(photo_app))  # the same session now sees only the photo network
+    at.session_state["photo_size"] = 0.25
+    at.run()
+    assert_clean(at)
+    assert at.radio(key="image_source").value == "Gallery" and "Ground truth (ScaleShapes)" not in captions(at)
+
+
 def test_the_gallery_without_scikit_image_says_how_to_install_it(photo_app, monkeypatch):
     monkeypatch.setitem(sys.modules, "skimage", None)  # `import skimage.data` now raises ImportError
     assert not photos.photos_available()

@@ -64,6 +64,7 @@ MAX_CUSTOM_SCALES = 8  # more maps per row than a page can show legibly, and eac
 GALLERY_SPLIT, GALLERY_SIZE = "val", 12
 RANDOM_SPLIT = "test"  # "new random sample" draws from the test split, never seen in training
 IMAGE_SOURCES = ("Gallery", "Upload", "Random sample")
+PHOTO_IMAGE_SOURCES = ("Gallery", "Upload")  # a photo network's gallery is photos; random samples are ScaleShapes'
 MERGE_HELP = {
     "attention": "attention: learned per-pixel weights wˢ (softmax over scales, Eq. 2)",
     "average": "average: wˢ = 1/S everywhere",
@@ -450,9 +451,12 @@ def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE, photos: 
     Returns the chosen image, or None with a message on the page (nothing uploaded yet, or an
     unusable file); the page keeps working either way, and another source can be picked.
     """
-    source = st.radio(
-        "Image", IMAGE_SOURCES, key=f"{key_prefix}image_source", horizontal=True, label_visibility="collapsed"
-    )
+    # A photo network is not offered ScaleShapes' random samples: their truth is in ScaleShapes' classes, which
+    # such a network does not have, so neither its labels nor its palette could be compared with it.
+    sources = PHOTO_IMAGE_SOURCES if photos else IMAGE_SOURCES
+    if st.session_state.get(f"{key_prefix}image_source") not in (None, *sources):
+        st.session_state[f"{key_prefix}image_source"] = sources[0]
+    source = st.radio("Image", sources, key=f"{key_prefix}image_source", horizontal=True, label_visibility="collapsed")
     if source == "Upload":
         upload_key = f"{key_prefix}upload"
         uploaded = st.file_uploader(

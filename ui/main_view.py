@@ -17,6 +17,7 @@ from segscale import visualize as viz
 from segscale.checkpoint import CheckpointMetadata
 from segscale.config import LEARNED_MERGES
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
+from segscale.data.scaleshapes import PALETTE as SCALESHAPES_PALETTE
 from segscale.diagnostics import EFFECTIVE_WEIGHTS_NOTE
 from segscale.formatting import format_percent, format_scale_set, scale_label
 from segscale.metrics import segmentation_scores
@@ -213,12 +214,13 @@ def fused_section(
         )
     with columns[2]:
         if image.ground_truth is not None:
-            truth = viz.resize_rgb(colorize_labels(image.ground_truth, metadata.palette), view.size, nearest=True)
+            # The truth is ScaleShapes' class indices: drawn in its own palette whatever the model's classes are.
+            truth = viz.resize_rgb(colorize_labels(image.ground_truth, SCALESHAPES_PALETTE), view.size, nearest=True)
             widgets.image(truth, "Ground truth (ScaleShapes)")
             if tuple(metadata.classes) == SCALESHAPES_CLASSES:
                 st.caption(agreement_caption(image.ground_truth, prediction.labels, len(metadata.classes)))
         else:
-            widgets.image(view.image, "Input (uploads have no ground truth)", photo=True)
+            widgets.image(view.image, input_caption(image), photo=True)
     with columns[3]:
         st.markdown("**Fused labels**  \nClasses and their share of the pixels:")
         shown = [s for s in view.shares if s.share > 0] or list(view.shares)
@@ -255,6 +257,13 @@ def fused_section(
             widgets.colour_key(widgets.scale_swatches(prediction.scales))
         if view.entropy is not None:
             widgets.colour_key(widgets.colorbar(0.0, 1.0, ENTROPY_CMAP, "entropy: 0 one scale · 1 all equal"))
+
+
+def input_caption(image: ImageInput) -> str:
+    """What the input shown in place of a ground truth is: a gallery photo or an upload, by name."""
+    if image.source == "upload":
+        return f"Input: {image.name}, uploaded (uploads have no ground truth)"
+    return f"Input: gallery photo {image.name} (photos have no ground truth here)"
 
 
 def agreement_caption(truth: np.ndarray, labels: np.ndarray, num_classes: int) -> str:
