@@ -98,7 +98,29 @@ class CheckpointMetadata:
     def from_dict(cls, data: dict[str, Any]) -> CheckpointMetadata:
         values = dict(data)
         values["model"] = model_config_from_dict(values["model"])
+        values["name"] = _renamed_unused_head(str(values.get("name", "")), values["model"])
         return cls(**values)
+
+
+def head_phrase(head_kind: str, merge: str) -> str:
+    """The part of a checkpoint's name that says which head it has: only a head its merge uses.
+
+    A hierarchical model has a gate head and no softmax attention head, and average or max pooling
+    has no head at all, whatever head kind its training config carried.
+    """
+    if merge == "attention":
+        return f"{head_kind} head, attention"
+    if merge == "hierarchical":
+        return "gate head, hierarchical"
+    return f"no attention head, {merge} pooling"
+
+
+def _renamed_unused_head(name: str, model: ModelConfig) -> str:
+    """A name written by the old rule ("... shared head, hierarchical") says what the model has instead."""
+    old_ending = f" {model.head.kind} head, {model.merge}"
+    if model.merge != "attention" and name.endswith(old_ending):
+        return name[: -len(old_ending)] + " " + head_phrase(model.head.kind, model.merge)
+    return name
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, metadata: CheckpointMetadata) -> Path:

@@ -284,7 +284,7 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
         f"**{plain(metadata.name or 'unnamed model')}**",
         f"Classes ({len(metadata.classes)}): {plain(', '.join(metadata.classes))}",
         f"Trained scale set: {plain(format_scale_set(model.scales))}, merge {plain(model.merge)}",
-        f"Attention head: {plain(_head_description(model.merge, model.head.kind))}; "
+        f"{plain(_head_description(model.merge, model.head.kind))}; "
         f"scales supported: {plain(f'{low:g}')} to {plain(f'{high:g}')}",
     ]
     miou = metadata.metrics.get("val_miou") if isinstance(metadata.metrics, dict) else None
@@ -294,11 +294,12 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
 
 
 def _head_description(merge: str, head_kind: str) -> str:
+    """The head a model has, named first: the checkpoint's name above says the same."""
     if merge == "attention":
-        return head_kind
+        return f"Attention head: {head_kind}"
     if merge == "hierarchical":
-        return "none; a gate head for hierarchical attention (Tao et al. 2020)"
-    return f"none, merges by {merge}"
+        return "Gate head: hierarchical attention (Tao et al. 2020), no softmax attention head"
+    return f"Attention head: none, merges by {merge}"
 
 
 def merge_picker(model: LoadedModel, key_prefix: str = "") -> str:
