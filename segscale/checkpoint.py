@@ -33,6 +33,9 @@ from .config import ModelConfig, model_config_from_dict
 
 # The shipped demo model, where the commands look for it when no --checkpoint is given (from the repository root).
 DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
+# The files the repository ships in checkpoints/ (checkpoints/README.md is their card); any other
+# .pt there is the person's own: imported, trained or copied in.
+SHIPPED_CHECKPOINTS = ("scaleshapes_demo.pt", "scaleshapes_paper_head.pt", "scaleshapes_hierarchical.pt")
 CHECKPOINT_FORMAT = "segscale-checkpoint"
 FORMAT_VERSION = 1
 

@@ -186,6 +186,25 @@ def test_the_checkpoints_page_explains_the_import_and_lists_the_cached_weights(s
     assert KIND in texts(at.success) and "deeplabv3_resnet50" not in texts(at.success)
 
 
+def test_an_imported_checkpoint_is_listed_as_ones_own_and_its_kind_as_imported(photo_app, tmp_path, monkeypatch):
+    from segscale.torchvision_import import cached_weights_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    path = cached_weights_path(KIND)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"stands in for the weights")
+    at = open_page()  # the main view chooses the imported checkpoint: it is in use
+    assert at.selectbox(key="checkpoint").value == f"{KIND}.pt"
+    at.switch_page(CHECKPOINTS).run()
+    assert_clean(at)
+    card_captions = texts(at.caption)
+    assert f"{KIND}.pt · " in card_captions
+    assert "yours, in the checkpoint folder" in card_captions and "shipped with segscale" not in card_captions
+    done = texts(at.success)
+    assert f"{KIND} is imported: {KIND}.pt in the checkpoint folder, in use now" in done
+    assert "ready for step 2" not in done
+
+
 # ----------------------------------------------------------------------------- the photos themselves
 
 
