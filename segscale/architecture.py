@@ -456,6 +456,12 @@ def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     return pairs
 
 
+def head_features(trunk: str) -> str:
+    """What the attention head reads, named as the trunk names it: DeepLab-LargeFOV's fc7, a torchvision
+    backbone's last feature map (it has no fc7)."""
+    return "fc7" if trunk == "vgg16_largefov" else "last backbone features"
+
+
 def _head_description(model, imported: bool = False) -> str:
     if model.merge != "attention" and imported:
         return f"none yet: an imported network merges by {model.merge} until an attention head is trained on it"
@@ -465,10 +471,13 @@ def _head_description(model, imported: bool = False) -> str:
         return f"none: trained with {model.merge} pooling over scales"
     head = model.head
     if head.kind == "paper":
-        text = "paper (Chen et al.: all scales' fc7 concatenated, S outputs; fuses only its trained scale set)"
+        text = (
+            f"paper (Chen et al.: all scales' {head_features(model.trunk.name)} concatenated, S outputs; "
+            "fuses only its trained scale set)"
+        )
     else:
         feature = ", with log2(s) as an input channel" if head.scale_feature else ""
-        text = f"shared (one head scores each scale's fc7{feature}; any scale set)"
+        text = f"shared (one head scores each scale's {head_features(model.trunk.name)}{feature}; any scale set)"
     return f"{text}, {model.head_hidden_channels} hidden channels"
 
 

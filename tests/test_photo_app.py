@@ -149,6 +149,8 @@ def test_the_how_it_works_page_on_an_imported_checkpoint(photo_app):
     assert_clean(at)
     page = texts(at.markdown) + texts(at.caption)
     assert KIND in page and "not computed" in page and "8 input pixels" in page
+    # torchvision's backbones have no fc7: the head reads their last feature map, and the page says so.
+    assert "fc7" not in page and "last backbone features" in page
 
 
 # ----------------------------------------------------------------------------- a ScaleShapes model on a photo

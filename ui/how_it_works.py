@@ -81,15 +81,16 @@ def how_it_works_section(model: LoadedModel) -> None:
         "the largest scale, so that they can be compared cell by cell."
     )
     st.subheader("2. The attention head and Eq. 2")
+    features = arch.head_features(config.trunk.name)  # fc7 for DeepLab-LargeFOV; torchvision's backbones have none
     if head_kind == "paper":
         head_text = (
-            f"This checkpoint's head is the paper's: it concatenates the fc7 features of all {count} scales and returns "
+            f"This checkpoint's head is the paper's: it concatenates the {features} of all {count} scales and returns "
             f"{count} logits per cell, one per scale, so it only fuses the scale set it was trained with."
         )
     elif head_kind == "shared":
         head_text = (
-            "This checkpoint's head is shared: it scores each scale's fc7 features on their own (one logit per scale and cell, "
-            "given log2 s as an extra input channel), so it can fuse any set of scales in its trained range."
+            f"This checkpoint's head is shared: it scores each scale's {features} on their own (one logit per scale "
+            "and cell, given log2 s as an extra input channel), so it can fuse any set of scales in its trained range."
         )
     else:
         head_text = (
@@ -99,8 +100,9 @@ def how_it_works_section(model: LoadedModel) -> None:
             else f"This checkpoint has **no attention head**: it was trained with {plain(config.merge)} pooling, a special case below."
         )
     st.markdown(
-        "A second, small network, the **attention head** (a 3x3 convolution, ReLU, a 1x1 convolution), reads the features the "
-        "trunk computed (fc7) and gives one number per scale and cell: the **logit hˢ**, how much that scale should count there. "
+        "A second, small network, the **attention head** (a 3x3 convolution, ReLU, a 1x1 convolution), reads the features "
+        f"the trunk computed ({features}) and gives one number per scale and cell: the **logit hˢ**, how much that scale "
+        "should count there. "
         "A softmax **over the scales** turns the logits into weights that are positive and sum to 1 at every cell. The same "
         "weight wˢ multiplies every class's score: the head chooses a scale, not a class. " + head_text
     )

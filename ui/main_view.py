@@ -8,6 +8,7 @@ Widget keys: ``score_class``, ``score_kind``, ``overlay_alpha``, ``overlay_backg
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -236,27 +237,64 @@ def fused_section(
     if len(view.scales) == 1:
         st.caption(f"Dominant scale and attention entropy: none. {viz.SINGLE_SCALE_NOTE}")
         return
+    decides = DECIDING_SCALE[merge]
     columns = st.columns(spec, gap="small")
     with columns[0]:
-        if view.dominant is not None:
-            what = "largest wˢ" if merge in LEARNED_MERGES else "max score of the fused class"
-            widgets.image(view.dominant, f"Dominant scale: {what}")
-        else:
-            st.caption("Dominant scale: none; average pooling weighs every scale equally.")
+        if decides.dominant and view.dominant is not None:
+            widgets.image(view.dominant, decides.dominant)
     with columns[1]:
-        if view.entropy is not None:
-            widgets.image(view.entropy, f"Attention entropy ({merge}), 0-1")
-        else:
-            st.caption("Attention entropy: none; max pooling has no weight map.")
+        if decides.entropy and view.entropy is not None:
+            widgets.image(view.entropy, decides.entropy)
     with columns[3]:
-        st.markdown(
-            "**Which scale decides**  \nThe dominant scale has the largest weight at each pixel. The entropy of the "
-            "weights, −Σ wˢ log wˢ / log S, is 0 where one scale takes all the weight and 1 where all weigh the same."
-        )
-        if view.dominant is not None:
+        st.markdown(f"**Which scale decides**  \n{decides.explanation}")
+        if decides.dominant and view.dominant is not None:
             widgets.colour_key(widgets.scale_swatches(prediction.scales))
-        if view.entropy is not None:
+        if decides.entropy and view.entropy is not None:
             widgets.colour_key(widgets.colorbar(0.0, 1.0, ENTROPY_CMAP, "entropy: 0 one scale · 1 all equal"))
+
+
+@dataclass(frozen=True)
+class DecidingScale:
+    """What "Which scale decides" shows under one merge: only the maps that merge has, and words that fit it.
+
+    dominant: caption of the map of the deciding scale, or "" when the merge has none.
+    entropy: caption of the entropy map of its weights, or "" when it has no weights that vary.
+    """
+
+    dominant: str
+    entropy: str
+    explanation: str
+
+
+_ENTROPY_TEXT = (
+    "The entropy of the weights, −Σ wˢ log wˢ / log S, is 0 where one scale takes all the weight and 1 where all weigh "
+    "the same."
+)
+DECIDING_SCALE = {
+    "attention": DecidingScale(
+        "Dominant scale: largest wˢ",
+        "Attention entropy (attention), 0-1",
+        "The dominant scale has the largest attention weight wˢ (Eq. 2) at each pixel. " + _ENTROPY_TEXT,
+    ),
+    "hierarchical": DecidingScale(
+        "Dominant scale: largest wˢ",
+        "Attention entropy (hierarchical), 0-1",
+        "The dominant scale has the largest effective weight wˢ (a product of the chain's gates) at each pixel. "
+        + _ENTROPY_TEXT,
+    ),
+    "average": DecidingScale(
+        "",
+        "",
+        "None: average pooling weighs every scale the same, 1/S, at every pixel, so no scale decides more than another "
+        "and there is no weight map to draw.",
+    ),
+    "max": DecidingScale(
+        "Dominant scale: max score of the fused class",
+        "",
+        "Max pooling takes, for each class on its own, the largest score over the scales: the scale shown at a pixel "
+        "is the one whose score of the winning class is that maximum. It has no weights, so no entropy.",
+    ),
+}
 
 
 def input_caption(image: ImageInput) -> str:
