@@ -166,9 +166,12 @@ def test_comparison_shows_every_merge_its_errors_and_scores(shapes_dir):
         assert any(c.startswith(f"Errors: {merge}, ") for c in shown), shown
     assert any(c.startswith("Merges disagree: ") for c in shown)
     assert "Ground truth (ScaleShapes)" in shown
+    # One column per merge and a row per measure: seven classes' IoU in columns ran off the page's right edge.
     scores = at.dataframe[0].value
-    assert list(scores["merge"]) == ["attention", "average", "max"]
-    assert {"mIoU", "pixel accuracy", "IoU circle"} <= set(scores.columns)
+    assert list(scores.columns) == ["measure", "attention", "average", "max"]
+    shapes = ("background", "circle", "triangle", "square", "star", "cross", "ring")
+    assert list(scores["measure"])[:2] == ["mIoU", "pixel accuracy"]
+    assert [f"IoU {name}" for name in shapes] == [m for m in scores["measure"] if m.startswith("IoU ")]
     assert len(at.dataframe[1].value) == 3  # three pairs of merges
     assert at.get("download_button")
 

@@ -20,6 +20,10 @@ from .formatting import floats, latex_number, latex_text, signed
 from .gates import EFFECTIVE_WEIGHTS_NOTE, GateChain, gate_chain_at
 from .grid import bilinear_at, cell_center, nearest_cell
 
+# Terms of Eq. 1 per written line: three "0.333 · (−1.234)" terms and a class name fit the pixel inspector's
+# numbers column at 1,280 px; more scales continue on the next line instead of running off the page.
+EQ1_TERMS_PER_LINE = 3
+
 
 @dataclass(frozen=True)
 class SoftmaxSteps:
@@ -271,8 +275,12 @@ class PixelBreakdown:
             )
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
-    def latex_eq1(self, method: str | None = None) -> str:
-        """Eq. 1 (or the average / max special case) for the shown classes, with this cell's numbers."""
+    def latex_eq1(self, method: str | None = None, terms_per_line: int = EQ1_TERMS_PER_LINE) -> str:
+        """Eq. 1 (or the average / max special case) for the shown classes, with this cell's numbers.
+
+        Each class's sum is broken after every ``terms_per_line`` terms and its result has a line of
+        its own, so the block stays as narrow as the page's numbers column at any scale count.
+        """
         fusion = self.fusion(method or self.merge)
         scales = self.scales
         if fusion.method == "max":
@@ -283,12 +291,22 @@ class PixelBreakdown:
         for c in self.shown_classes:
             name = rf"g_{{\text{{{latex_text(self.classes[c])}}}}}"
             if fusion.terms is not None:
-                summands = " + ".join(
+                terms = [
                     rf"{fusion.weights[s]:.3f} \cdot {latex_number(self.scores[s][c])}" for s in range(len(scales))
-                )
+                ]
+                joiner = " + "
             else:
-                summands = r"\max(" + ", ".join(latex_number(self.scores[s][c]) for s in range(len(scales))) + ")"
-            lines.append(rf"{name} &= {summands} = {latex_number(fusion.fused[c])}")
+                terms = [latex_number(self.scores[s][c], operand=False) for s in range(len(scales))]
+                joiner = ", "
+            chunks = [joiner.join(terms[k : k + terms_per_line]) for k in range(0, len(terms), terms_per_line)]
+            if fusion.terms is None:
+                chunks[0], chunks[-1] = r"\max(" + chunks[0], chunks[-1] + ")"
+            continued = joiner.rstrip()  # " +" or ","
+            lines.append(rf"{name} &= {chunks[0]}" + (continued if len(chunks) > 1 else ""))
+            lines += [
+                rf"&\quad {chunk}" + (continued if k < len(chunks) - 2 else "") for k, chunk in enumerate(chunks[1:])
+            ]
+            lines.append(rf"&= {latex_number(fusion.fused[c], operand=False)}")
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
     def latex_blocks(self) -> list[str]:
