@@ -118,7 +118,8 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
         )
     st.subheader("Scores" if with_truth else "Agreement")
     if with_truth:
-        widgets.table(score_rows(comparison.summary_rows()))
+        scores = score_rows(comparison.summary_rows())
+        widgets.table(scores, height=widgets.whole_table_height(len(scores)))  # every class's IoU in view
         st.caption(
             "mIoU and pixel accuracy on this image; *right where merges disagree*: of the pixels where the merges "
             "give different labels, the share this merge gets right. IoU per class, – where a class is neither present "

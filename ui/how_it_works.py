@@ -141,7 +141,7 @@ def architecture_section(model: LoadedModel) -> None:
     every = st.toggle("Every layer (also ReLU, normalisation, dropout)", key="describe_all_layers")
     rows = summary.rows(spatial_only=not every)
     widgets.table(
-        rows, digits=0, height=min(38 + 35 * len(rows), 1000)
+        rows, digits=0, height=min(widgets.whole_table_height(len(rows)), 1000)
     )  # every convolution and pooling layer without scrolling
     if summary.branched:
         st.caption(

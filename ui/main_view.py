@@ -27,6 +27,9 @@ from segscale.predictor import Prediction
 from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, plain
 
+# Beside more maps than this, the key's column (a fifth of the page at four maps) is narrower than the key at
+# 1,280 px, and a key drawn smaller than its KEY_WIDTH shrinks its text with it: it goes above the maps instead.
+MAX_MAPS_WITH_KEY_BESIDE = 3
 MAX_MAPS_PER_LINE = 6  # more scales wrap onto another line (ui.common caps a custom set at MAX_CUSTOM_SCALES)
 
 
@@ -91,15 +94,24 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
     class_name = metadata.classes[view.class_index]
     h, w = view.size
 
+    key_beside = per_line <= MAX_MAPS_WITH_KEY_BESIDE
+
     def row(
         title: str, explanation: str, images: list[tuple[np.ndarray, str, bool]], key_image: np.ndarray | None
     ) -> None:
+        if not key_beside:  # a column beside four or more maps is too narrow for the key: above them instead
+            text_column, key_column = st.columns([2, 1], gap="small")
+            with text_column:
+                st.markdown(f"**{title}**  \n{explanation}")
+            if key_image is not None:
+                with key_column:
+                    widgets.colour_key(key_image)
         for start in range(0, len(images), per_line):
-            columns = st.columns(spec, gap="small")
+            columns = st.columns(spec if key_beside else [1.0] * per_line, gap="small")
             for column, (array, caption, photo) in zip(columns, images[start : start + per_line]):
                 with column:
                     widgets.image(array, caption, photo)
-            if start == 0:  # the title and key once, beside the first line
+            if start == 0 and key_beside:  # the title and key once, beside the first line
                 with columns[-1]:
                     st.markdown(f"**{title}**  \n{explanation}")
                     if key_image is not None:

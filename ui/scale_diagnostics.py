@@ -230,7 +230,8 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
         for r in result.merge_rows()
     ]
     if result.has_attention:
-        left, middle, right = st.columns([3, 3, 2], gap="medium")
+        # Two tables a row: three side by side cut the narrowest one's headers ("pixel accura") at 1,280 px.
+        left, middle = st.columns(2, gap="medium")
         with left:
             st.markdown("**Mean weight wˢ per scale, by object extent (px)**")
             widgets.table(
@@ -243,7 +244,8 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
         with middle:
             st.markdown("**Mean weight wˢ per scale, by class**")
             widgets.table([_scale_columns(r) for r in result.class_rows() if r["objects"]], digits=3)
-        with right:
+        left, _ = st.columns(2, gap="medium")
+        with left:
             st.markdown("**Score per merge**")
             widgets.table(merge_rows)
     else:

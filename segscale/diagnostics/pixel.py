@@ -20,9 +20,9 @@ from .formatting import floats, latex_number, latex_text, signed
 from .gates import EFFECTIVE_WEIGHTS_NOTE, GateChain, gate_chain_at
 from .grid import bilinear_at, cell_center, nearest_cell
 
-# Terms of Eq. 1 per written line: three "0.333 · (−1.234)" terms and a class name fit the pixel inspector's
-# numbers column at 1,280 px; more scales continue on the next line instead of running off the page.
-EQ1_TERMS_PER_LINE = 3
+# Terms of Eq. 1 per written line: a class name, two "0.333 · (−1.234)" terms and the result fit the pixel
+# inspector's numbers column at 1,280 px (three ran off it); more scales continue on the next lines.
+EQ1_TERMS_PER_LINE = 2
 
 
 @dataclass(frozen=True)
@@ -278,8 +278,8 @@ class PixelBreakdown:
     def latex_eq1(self, method: str | None = None, terms_per_line: int = EQ1_TERMS_PER_LINE) -> str:
         """Eq. 1 (or the average / max special case) for the shown classes, with this cell's numbers.
 
-        Each class's sum is broken after every ``terms_per_line`` terms and its result has a line of
-        its own, so the block stays as narrow as the page's numbers column at any scale count.
+        Each class's sum is broken after every ``terms_per_line`` terms (its result ends the last
+        line), so the block stays as narrow as the page's numbers column at any scale count.
         """
         fusion = self.fusion(method or self.merge)
         scales = self.scales
@@ -301,12 +301,12 @@ class PixelBreakdown:
             chunks = [joiner.join(terms[k : k + terms_per_line]) for k in range(0, len(terms), terms_per_line)]
             if fusion.terms is None:
                 chunks[0], chunks[-1] = r"\max(" + chunks[0], chunks[-1] + ")"
-            continued = joiner.rstrip()  # " +" or ","
+            continued = " +{}" if fusion.terms is not None else ","  # {} keeps the + binary at a line end
             lines.append(rf"{name} &= {chunks[0]}" + (continued if len(chunks) > 1 else ""))
             lines += [
                 rf"&\quad {chunk}" + (continued if k < len(chunks) - 2 else "") for k, chunk in enumerate(chunks[1:])
             ]
-            lines.append(rf"&= {latex_number(fusion.fused[c], operand=False)}")
+            lines[-1] += rf" = {latex_number(fusion.fused[c], operand=False)}"
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
     def latex_blocks(self) -> list[str]:
