@@ -255,6 +255,11 @@ def test_eq1_is_written_at_most_two_terms_a_line_with_a_plain_negative_result(co
     # Every scale's score of class a is still written, in order, across the lines.
     for s in range(count):
         assert f"{scores[s, 0, 0, 0]:.3f}" in block
+    # Eq. 2 as narrow: past three scales the sum of exponentials is written once (Z), three powers a line
+    # (at most four powers a line: a numerator over three, or Z's sum symbol and three).
+    eq2_lines = b.latex_eq2().split("\\\\\n")
+    assert all(line.count("e^{") <= 4 for line in eq2_lines), eq2_lines
+    assert "e^{(" not in b.latex_eq2()  # an exponent is written plainly, negative or not
 
 
 def test_label_between_cells_can_differ_from_the_nearest_cell_and_says_so():

@@ -201,7 +201,7 @@ def fused_section(
 ) -> None:
     """Fused labels, overlay with an opacity slider, ground truth (samples), legend; dominant scale and entropy."""
     merge = prediction.merge
-    spec = [1.0, 1.0, 1.0, 1.0]
+    spec = [1.0, 1.0, 1.0, 1.3]  # the keys' column: KEY_WIDTH wide at 1,280 px (a quarter was 193 px)
     # The slider sits above the row, so that the three images of the row stay aligned.
     slider_column, background_column, _ = st.columns([1.0, 1.0, 1.0])
     with slider_column:

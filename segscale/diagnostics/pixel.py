@@ -23,6 +23,8 @@ from .grid import bilinear_at, cell_center, nearest_cell
 # Terms of Eq. 1 per written line: a class name, two "0.333 · (−1.234)" terms and the result fit the pixel
 # inspector's numbers column at 1,280 px (three ran off it); more scales continue on the next lines.
 EQ1_TERMS_PER_LINE = 2
+# Up to this many scales Eq. 2 writes the whole sum of exponentials under each fraction; past it, once, as Z.
+EQ2_WHOLE_DENOMINATOR_MAX = 3
 
 
 @dataclass(frozen=True)
@@ -267,12 +269,17 @@ class PixelBreakdown:
         if self.softmax is None:
             return None
         sm = self.softmax
-        exps = " + ".join(f"e^{{{latex_number(h)}}}" for h in sm.logits)
+        powers = [f"e^{{{latex_number(h, operand=False)}}}" for h in sm.logits]  # an exponent needs no parentheses
         lines = [r"w^{(s)} &= \frac{\exp(h^{(s)})}{\sum_{t=1}^{S} \exp(h^{(t)})}"]
+        if len(powers) <= EQ2_WHOLE_DENOMINATOR_MAX:
+            denominator = " + ".join(powers)
+        else:  # the sum once, as Z, a few powers a line: five in every fraction ran off the inspector's column
+            chunks = [" + ".join(powers[k : k + 3]) for k in range(0, len(powers), 3)]
+            lines.append(r"Z &= \textstyle\sum_{t} e^{h^{(t)}} = " + (" +{} \\\\\n" + r"&\quad ").join(chunks))
+            denominator = "Z"
         for s, scale in enumerate(self.scales):
-            lines.append(
-                rf"w^{{({scale_label(scale)})}} &= \frac{{e^{{{latex_number(sm.logits[s])}}}}}{{{exps}}} = {sm.weights[s]:.4f}"
-            )
+            fraction = rf"\frac{{{powers[s]}}}{{{denominator}}}"
+            lines.append(rf"w^{{({scale_label(scale)})}} &= {fraction} = {sm.weights[s]:.4f}")
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
     def latex_eq1(self, method: str | None = None, terms_per_line: int = EQ1_TERMS_PER_LINE) -> str:
