@@ -139,7 +139,7 @@ def architecture_section(model: LoadedModel) -> None:
     """The loaded checkpoint's layers with receptive field and jump, its totals, and the paper's full model beside it."""
     summary = _architecture(model.key, model)
     every = st.toggle("Every layer (also ReLU, normalisation, dropout)", key="describe_all_layers")
-    rows = summary.rows(spatial_only=not every)
+    rows = _dashes_for_none(summary.rows(spatial_only=not every))
     widgets.table(
         rows, digits=0, height=min(widgets.whole_table_height(len(rows)), 1000)
     )  # every convolution and pooling layer without scrolling
@@ -177,3 +177,13 @@ def architecture_section(model: LoadedModel) -> None:
 def training_card_section(metadata: CheckpointMetadata) -> None:
     """What the checkpoint says about its training: data, scales, supervision, optimiser, steps, metrics."""
     widgets.pairs_table(arch.training_card(metadata))
+
+
+def _dashes_for_none(rows: list[dict]) -> list[dict]:
+    """A value a layer does not have (a pooling layer's channels) written "-", as ``segscale describe`` writes it:
+    a table shows a missing number as "None". Such a column becomes text, its numbers written as they are."""
+    with_none = {key for row in rows for key, value in row.items() if value is None}
+    return [
+        {key: ("-" if value is None else str(value)) if key in with_none else value for key, value in row.items()}
+        for row in rows
+    ]

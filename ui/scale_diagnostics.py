@@ -128,8 +128,8 @@ def scaleshapes_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> No
         merges = st.multiselect("Merges scored", offered, default=offered, key="diagnose_merges")
         common.not_offered_note(model)
     st.caption(
-        f"One forward pass per image at every scale of {format_scale_set(scales)}; every merge comes from it. On a "
-        "2-core CPU that is about 1 s per ScaleShapes image with the demo checkpoint (N = 20: some 20 s), a fraction of that on a GPU. "
+        f"One forward pass per image at every scale of {format_scale_set(scales)}; every merge comes from it. "
+        "The time it takes depends on the machine and its load (a first run says its time per image below). "
         "Results are kept: the same settings again, or coming back to this page, show them at once."
     )
     if not merges:
