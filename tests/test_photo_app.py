@@ -163,6 +163,9 @@ def test_a_photo_on_a_scaleshapes_model_says_what_the_model_knows(shapes_dir):
     assert_clean(at)
     notice = texts(at.info)
     assert "knows only ScaleShapes" in notice and "circle, triangle, square, star, cross, ring" in notice
+    from segscale.data.scaleshapes import CLASSES
+
+    assert photos.shapes_model_on_photo_note(CLASSES) in notice  # the line `predict` prints too
     assert "python -m segscale fetch-weights" in notice and "python -m segscale import-torchvision" in notice
 
 
