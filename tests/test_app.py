@@ -40,7 +40,7 @@ def test_an_uploaded_image_gives_every_map(checkpoint_dir):
     upload(at, "noise.png", png(rgb))
     assert_every_map(at)
     np.testing.assert_array_equal(last_prediction(at).image, rgb)
-    assert "Input (uploads have no ground truth)" in captions(at)
+    assert "Input: noise.png, uploaded (uploads have no ground truth)" in captions(at)
     assert any("noise" in m.value and "96x72 px" in m.value for m in at.markdown)
 
 
