@@ -15,6 +15,7 @@ st.caption("Every checkpoint carries its own card: architecture, trained scales,
 st.header("Shipped")
 checkpoints.shipped_checkpoints_section()
 st.header("Your own")
+checkpoints.folder_own_checkpoints_section()
 checkpoints.own_checkpoint_section()
 st.header("A network trained on photos, from torchvision")
 checkpoints.torchvision_import_section()

@@ -44,7 +44,7 @@ from torch import nn
 from .checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
 from .config import TORCHVISION_TRUNKS
 from .formatting import format_scale_set
-from .torchvision_import import imported_card_rows, is_imported
+from .torchvision_import import NOT_VERIFIED, imported_card_rows, is_imported
 
 __all__ = [
     "ArchitectureSummary",
@@ -218,8 +218,9 @@ class ArchitectureSummary:
                 continue
             lines.append(
                 f"{row.part:<15}{row.name:<14}{row.kind:<12}{_cell(row.kernel, 3)}{_cell(row.stride, 3)}"
-                f"{_cell(row.dilation, 4)}{_cell(row.padding, 4)}{_cell(row.in_channels, 6)}"
-                f"{_cell(row.out_channels, 6)}{row.parameters:>11,}{_cell(row.receptive_field, 6)}{_cell(row.jump, 6)}"
+                f"{_cell(row.dilation, 4)}{_cell(row.padding, 4)}"
+                f"{_cell(row.in_channels, 6)}{_cell(row.out_channels, 6)}"
+                f"{row.parameters:>11,}{_cell(row.receptive_field, 6)}{_cell(row.jump, 6)}"
             )
         lines.append("")
         width = max(len(name) for name, _ in self.totals())
@@ -447,9 +448,18 @@ def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     pairs.append(("command", command or "not recorded"))
     if metadata.metrics:
         pairs += [(f"metric: {key}", _value(value)) for key, value in metadata.metrics.items()]
+    elif imported and not ((metadata.training or {}).get("source") or {}).get("published", True):
+        # The summary, the command's printout and the app all show this row: say why no metric is claimed.
+        pairs.append(("metrics", f"none: {NOT_VERIFIED}"))
     else:
         pairs.append(("metrics", "none recorded"))
     return pairs
+
+
+def head_features(trunk: str) -> str:
+    """What the attention head reads, named as the trunk names it: DeepLab-LargeFOV's fc7, a torchvision
+    backbone's last feature map (it has no fc7)."""
+    return "fc7" if trunk == "vgg16_largefov" else "last backbone features"
 
 
 def _head_description(model, imported: bool = False) -> str:
@@ -464,10 +474,13 @@ def _head_description(model, imported: bool = False) -> str:
         return f"none: trained with {model.merge} pooling over scales"
     head = model.head
     if head.kind == "paper":
-        text = "paper (Chen et al.: all scales' fc7 concatenated, S outputs; fuses only its trained scale set)"
+        text = (
+            f"paper (Chen et al.: all scales' {head_features(model.trunk.name)} concatenated, S outputs; "
+            "fuses only its trained scale set)"
+        )
     else:
         feature = ", with log2(s) as an input channel" if head.scale_feature else ""
-        text = f"shared (one head scores each scale's fc7{feature}; any scale set)"
+        text = f"shared (one head scores each scale's {head_features(model.trunk.name)}{feature}; any scale set)"
     return f"{text}, {model.head_hidden_channels} hidden channels"
 
 

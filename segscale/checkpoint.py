@@ -33,6 +33,9 @@ from .config import ModelConfig, model_config_from_dict
 
 # The shipped demo model, where the commands look for it when no --checkpoint is given (from the repository root).
 DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
+# The files the repository ships in checkpoints/ (checkpoints/README.md is their card); any other
+# .pt there is the person's own: imported, trained or copied in.
+SHIPPED_CHECKPOINTS = ("scaleshapes_demo.pt", "scaleshapes_paper_head.pt", "scaleshapes_hierarchical.pt")
 CHECKPOINT_FORMAT = "segscale-checkpoint"
 FORMAT_VERSION = 1
 
@@ -98,7 +101,29 @@ class CheckpointMetadata:
     def from_dict(cls, data: dict[str, Any]) -> CheckpointMetadata:
         values = dict(data)
         values["model"] = model_config_from_dict(values["model"])
+        values["name"] = _renamed_unused_head(str(values.get("name", "")), values["model"])
         return cls(**values)
+
+
+def head_phrase(head_kind: str, merge: str) -> str:
+    """The part of a checkpoint's name that says which head it has: only a head its merge uses.
+
+    A hierarchical model has a gate head and no softmax attention head, and average or max pooling
+    has no head at all, whatever head kind its training config carried.
+    """
+    if merge == "attention":
+        return f"{head_kind} head, attention"
+    if merge == "hierarchical":
+        return "gate head, hierarchical"
+    return f"no attention head, {merge} pooling"
+
+
+def _renamed_unused_head(name: str, model: ModelConfig) -> str:
+    """A name written by the old rule ("... shared head, hierarchical") says what the model has instead."""
+    old_ending = f" {model.head.kind} head, {model.merge}"
+    if model.merge != "attention" and name.endswith(old_ending):
+        return name[: -len(old_ending)] + " " + head_phrase(model.head.kind, model.merge)
+    return name
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, metadata: CheckpointMetadata) -> Path:

@@ -116,3 +116,16 @@ def load_photo(name: str, size: float = 1.0) -> np.ndarray:
 def photo_label(name: str, size: float) -> str:
     """ "Astronaut, 1/2 size" as the gallery lists it."""
     return name if size == 1.0 else f"{name}, 1/{round(1 / size)} size"
+
+
+def shapes_model_on_photo_note(classes) -> str | None:
+    """The one line said wherever a ScaleShapes model meets an image of one's own (the app, ``predict``); None for
+    any other model. The app follows it with how to get a photo network."""
+    from .data.scaleshapes import CLASSES
+
+    if tuple(classes) != CLASSES:
+        return None
+    return (
+        f"This model knows only ScaleShapes: six flat shapes ({', '.join(CLASSES[1:])}) on synthetic textures, never a "
+        "photo, so on a photo its labels mean nothing about what is in the picture; only how it weighs the scales does."
+    )

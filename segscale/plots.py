@@ -400,7 +400,8 @@ def model_diagram_figure(
         box(5.25, y + 0.0, 1.45, 0.36, f"score map $f^{{{k + 1}}}$", face="#ffffff", edge=colour, size=9)
         if head_kind is not None:
             arrow(4.7, y - 0.22, 5.25, y - 0.22, colour)
-            box(5.25, y - 0.4, 1.45, 0.34, "fc7 features", face="#ffffff", edge=colour, size=8.5)
+            features = "fc7 features" if trunk == "vgg16_largefov" else "last features"  # torchvision's have no fc7
+            box(5.25, y - 0.4, 1.45, 0.34, features, face="#ffffff", edge=colour, size=8.5)
         # every score map goes round the head to the fusion (drawn behind the boxes)
         arrow(6.7, y + 0.18, 10.75, middle + 0.55, "0.6", connectionstyle="arc3,rad=-0.1", linestyle="--")
     if head_kind is not None:

@@ -19,6 +19,7 @@ from torch import nn
 
 from .checkpoint import CheckpointMetadata, model_from_checkpoint
 from .config import MERGE_MODES, normalize_scales
+from .formatting import count_of
 from .images import DEFAULT_MAX_SIDE, as_rgb_array, cap_longest_side, capped_size, check_min_size
 from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions, synchronize
 from .modeling.geometry import scaled_size
@@ -113,7 +114,7 @@ def device_description(device: torch.device) -> str:
         return f"GPU: {torch.cuda.get_device_name(device)}"
     if device.type == "mps":
         return "GPU: Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    return f"CPU ({count_of(torch.get_num_threads(), 'thread')})"  # torchrun gives each process one
 
 
 @dataclass(frozen=True)

@@ -59,8 +59,7 @@ def kind_weights(kind: str):
 
 
 def hub_checkpoint_dir() -> Path:
-    """Where torchvision's loader keeps downloaded weights:
-    ``$TORCH_HOME/hub/checkpoints`` (read now, not at import)."""
+    """Where torchvision's loader keeps downloaded weights: ``$TORCH_HOME/hub/checkpoints`` (read now)."""
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -121,11 +120,19 @@ def _state_from_torchvision_loader(kind: str, *, download: bool, progress: bool)
         raise MissingWeightsError(missing_weights_message(kind, f"the download failed ({error})")) from None
 
 
-def _published_file(path: Path, kind: str) -> bool:
-    """Whether ``path`` is the published weights: torchvision's
-    file names end in the first hex digits of their SHA-256."""
+# What a card and the import say of weights whose hash does not match the published file's.
+NOT_VERIFIED = "weights not verified as torchvision's published file"
+
+
+def published_hash_prefix(kind: str) -> str:
+    """The first hex digits of the published file's SHA-256: the URL's file name ends in them (torchvision's rule)."""
     stem = os.path.basename(kind_weights(kind).url).rsplit(".", 1)[0]
-    prefix = stem.rsplit("-", 1)[-1]
+    return stem.rsplit("-", 1)[-1]
+
+
+def _published_file(path: Path, kind: str) -> bool:
+    """Whether ``path`` is the published file (torchvision's downloader checks this hash; its cache never does)."""
+    prefix = published_hash_prefix(kind)
     digest = hashlib.sha256()
     with open(path, "rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
@@ -141,13 +148,17 @@ def load_torchvision_weights(
     Without ``weights_file``: the published weights through torchvision's loader (the cache,
     or a download when ``download``); :class:`MissingWeightsError` names the file, the folder,
     the URL and the command to fetch it. With ``weights_file``: that local state dict, read
-    with ``weights_only=True``.
+    with ``weights_only=True``. Either way ``source["published"]`` is whether the file's SHA-256
+    matches the published file's, which alone lets the checkpoint claim the published metrics.
     """
     weights = kind_weights(kind)
     source: dict[str, Any] = {"kind": kind, "weights": f"{type(weights).__name__}.{WEIGHTS_NAME}", "url": weights.url}
     if weights_file is None:
         state = _state_from_torchvision_loader(kind, download=download, progress=progress)
-        source.update(file=str(cached_weights_path(kind)), published=True)
+        # torchvision's loader reads a file already in the cache without checking it, and offline users
+        # are told to copy files there: only a file whose hash matches may claim the published metrics.
+        path = cached_weights_path(kind)
+        source.update(file=str(path), published=_published_file(path, kind))
         return state, source
     path = Path(weights_file)
     state = read_torch_file(path, what="weights file")
@@ -273,7 +284,7 @@ def imported_card_rows(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     source = training.get("source") or {}
     rows = [] if training.get("config") else [("data", training.get("dataset", PHOTO_DATASET))]
     if source:
-        origin = "published" if source.get("published") else "a local file (not the published one)"
+        origin = "published (hash checked)" if source.get("published") else NOT_VERIFIED
         rows.append(
             (
                 "source weights",

@@ -40,7 +40,7 @@ def test_an_uploaded_image_gives_every_map(checkpoint_dir):
     upload(at, "noise.png", png(rgb))
     assert_every_map(at)
     np.testing.assert_array_equal(last_prediction(at).image, rgb)
-    assert "Input (uploads have no ground truth)" in captions(at)
+    assert "Input: noise.png, uploaded (uploads have no ground truth)" in captions(at)
     assert any("noise" in m.value and "96x72 px" in m.value for m in at.markdown)
 
 
@@ -132,11 +132,19 @@ def test_changing_the_merge_method_changes_the_result(checkpoint_dir, merge):
     assert not np.allclose(merged.fused, attention.fused)
     if merge == "average":
         np.testing.assert_allclose(merged.attention, 0.5 if merged.attention.shape[0] == 2 else 1 / 3, rtol=1e-6)
-        assert any(c.startswith("Attention entropy") for c in captions(at))
     else:
         assert merged.attention is None
         assert not any("weight wˢ" in c for c in captions(at))
         assert any(c.startswith("Dominant scale: max score") for c in captions(at))
+    # "Which scale decides" shows and says only what the merge has: no learned weight, so no entropy map, and
+    # no dominant scale explained by "the largest weight".
+    decides = next(m.value for m in at.markdown if m.value.startswith("**Which scale decides**"))
+    assert "largest" not in decides.replace("largest score", "") and "entropy" not in decides.replace("no entropy", "")
+    assert not any("entropy" in c.lower() for c in captions(at))
+    if merge == "average":
+        assert not any(c.startswith("Dominant scale") for c in captions(at)) and "no weight map" in decides
+    else:
+        assert "largest score over the scales" in decides
 
 
 def test_the_class_selector_and_raw_scores_change_the_score_maps(checkpoint_dir):

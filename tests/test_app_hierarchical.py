@@ -235,3 +235,72 @@ def test_diagnostics_without_a_gate_head_do_not_offer_hierarchical(shapes_dir):
     at = open_page(DIAGNOSTICS)
     assert "hierarchical" not in at.multiselect(key="diagnose_merges").options
     assert NO_GATE_HEAD in texts(at.caption)
+
+
+# ----------------------------------------------------------------------------- its name and card
+
+
+OLD_RULE_NAME = "scaleshapes vgg16_largefov x0.0625 shared head, hierarchical"  # how training used to name it
+
+
+@pytest.fixture
+def old_name_gate_dir(tmp_path, monkeypatch):
+    """A tiny hierarchical checkpoint named by the old rule, which named the head kind its merge never uses."""
+    import torch
+
+    from segscale.checkpoint import save_checkpoint
+    from segscale.data.scaleshapes import CLASSES, PALETTE
+    from segscale.modeling import build_model
+    from tests.conftest import tiny_config, tiny_metadata
+
+    torch.manual_seed(0)
+    config = tiny_config(num_classes=len(CLASSES), merge="hierarchical")
+    metadata = tiny_metadata(config, CLASSES, PALETTE)
+    metadata = type(metadata).from_dict({**metadata.to_dict(), "name": OLD_RULE_NAME})
+    save_checkpoint(tmp_path / "gates.pt", build_model(config), metadata)
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(tmp_path))
+    return tmp_path
+
+
+def test_a_hierarchical_checkpoint_is_named_for_its_gate_head_in_the_sidebar_the_page_and_the_cli(
+    old_name_gate_dir, capsys
+):
+    from segscale.cli import main
+    from tests.conftest import CHECKPOINTS
+
+    expected = "scaleshapes vgg16_largefov x0.0625 gate head, hierarchical"
+    at = open_page(APP)
+    sidebar = sidebar_captions(at)
+    assert expected in sidebar and "shared head" not in sidebar
+    assert "Gate head: hierarchical attention" in sidebar and "Attention head: none" not in sidebar
+
+    page = open_page(CHECKPOINTS)
+    names = texts(page.markdown)
+    assert expected in names and "shared head" not in names
+
+    assert main(["checkpoints", str(old_name_gate_dir / "gates.pt")]) == 0
+    printed = capsys.readouterr().out
+    assert expected in printed
+    assert "shared head" not in printed
+
+
+@pytest.mark.parametrize(
+    "head, merge, ending",
+    [
+        ("shared", "attention", "shared head, attention"),
+        ("paper", "attention", "paper head, attention"),
+        ("shared", "hierarchical", "gate head, hierarchical"),
+        ("shared", "average", "no attention head, average pooling"),
+        ("shared", "max", "no attention head, max pooling"),
+    ],
+)
+def test_training_names_a_checkpoint_by_the_head_its_merge_uses(head, merge, ending):
+    from segscale.data.scaleshapes import CLASSES, PALETTE
+    from segscale.modeling import build_model
+    from segscale.training.config import TrainConfig
+    from segscale.training.loop import _metadata
+
+    config = TrainConfig(head=head, merge=merge, width=0.0625)
+    model = build_model(config.model_config(len(CLASSES)))
+    metadata = _metadata(config, model, CLASSES, PALETTE, {}, {})
+    assert metadata.name.endswith(" " + ending), metadata.name

@@ -19,6 +19,7 @@ from segscale.batch.loading import DecodedImage, same_size_batches
 from segscale.cli import main
 from segscale.inference import FastPathOptions
 from segscale.predictor import Predictor
+from segscale.visualize import output_stem
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,9 +55,9 @@ def test_a_folder_is_searched_recursively_and_mirrored(tmp_path):
     (tmp_path / "in" / "notes.md").write_text("not an image, not picked up")
     items = enumerate_inputs(tmp_path / "in")
     assert [item.relative for item in items] == ["img_00.png", "img_02.png", "sub/img_01.png", "sub/img_03.png"]
-    assert (
-        items[2].output_paths(tmp_path / "out", ["labels"])["labels"] == tmp_path / "out" / "sub" / "img_01_labels.png"
-    )
+    # Named as one image's files are (image, merge, scale set): one rule for `predict IMAGE` and a folder.
+    paths = items[2].output_paths(tmp_path / "out", ["labels"], "attention", (1.0, 0.75, 0.5))
+    assert paths["labels"] == tmp_path / "out" / "sub" / "img_01_attention_1-0.75-0.5_labels.png"
 
 
 def test_a_glob_and_a_list_file_name_the_same_images(tmp_path):
@@ -147,7 +148,7 @@ def test_folder_outputs_equal_the_one_image_prediction(make_checkpoint, tmp_path
     predictor = Predictor.from_checkpoint(checkpoint, options=FastPathOptions(autocast="off"))
     for path in paths:
         relative = path.relative_to(tmp_path / "in")
-        stem = out / relative.parent / relative.stem
+        stem = out / relative.parent / output_stem(relative.name, "attention", (1.0, 0.75, 0.5))
         single = predictor.predict(np.asarray(Image.open(path).convert("RGB")))
         maps = np.load(f"{stem}_maps.npz")
         np.testing.assert_allclose(maps["fused"], single.fused, atol=1e-4)  # batched or alone: the same numbers

@@ -237,6 +237,31 @@ def test_shown_classes_are_the_top_k_of_the_fusion_then_the_chosen_one():
         pixel_breakdown(prediction, 0, -1, names)
 
 
+@pytest.mark.parametrize("count", [3, 5])
+@pytest.mark.parametrize("merge", ["attention", "average", "max"])
+def test_eq1_is_written_at_most_two_terms_a_line_with_a_plain_negative_result(count, merge):
+    """Eq. 1 must fit the inspector's numbers column, and "= −0.640" reads better than "=(−0.640)"."""
+    scores = np.zeros((count, 2, 2, 2))
+    scores[:, 0, 0, 0] = -np.arange(1, count + 1) / 4  # class a: negative at every scale, so g_a < 0
+    scores[:, 1, 0, 0] = -2.0
+    prediction = _synthetic(scores, logits=np.zeros((count, 2, 2)), size=(9, 9))
+    b = pixel_breakdown(prediction, 0, 0, ("a", "b"), top_k=2)
+    block = b.latex_eq1(merge)
+    lines = block.split("\\\\\n")
+    assert all(line.count("\\cdot") <= 2 and line.count(",") <= 2 for line in lines), block
+    fused_a = b.fusion(merge).fused[0]
+    assert fused_a < 0 and f" = {fused_a:.3f}" in block, block
+    assert "= (" not in block and "=(" not in block
+    # Every scale's score of class a is still written, in order, across the lines.
+    for s in range(count):
+        assert f"{scores[s, 0, 0, 0]:.3f}" in block
+    # Eq. 2 as narrow: past three scales the sum of exponentials is written once (Z), three powers a line
+    # (at most four powers a line: a numerator over three, or Z's sum symbol and three).
+    eq2_lines = b.latex_eq2().split("\\\\\n")
+    assert all(line.count("e^{") <= 4 for line in eq2_lines), eq2_lines
+    assert "e^{(" not in b.latex_eq2()  # an exponent is written plainly, negative or not
+
+
 def test_label_between_cells_can_differ_from_the_nearest_cell_and_says_so():
     # Two cells along the rows: cell 0 (pixel row 0) mildly class 0, cell 1 (row 8) strongly class 1.
     scores = np.zeros((1, 2, 2, 1))
@@ -342,6 +367,22 @@ def test_compare_merges_against_independent_computations(make_checkpoint, rgb):
     )
     json.dumps(comparison.to_dict())
     assert [row["merge"] for row in comparison.summary_rows()] == ["attention", "average", "max"]
+
+
+def test_compare_text_writes_every_class_name_whole_with_its_iou_per_merge():
+    """A terminal table that cut "background" to "backgroun" (and VOC's "pottedplant") hid which class a column was."""
+    classes = ("background", "pottedplant", "tvmonitor")
+    scores = np.random.default_rng(2).normal(size=(2, 3, 3, 3))
+    prediction = _synthetic(scores, logits=np.zeros((2, 3, 3)), size=(9, 9))
+    truth = np.random.default_rng(3).integers(0, 3, size=(9, 9))
+    comparison = compare_merges(prediction, truth, classes)
+    text = comparison.to_text()
+    lines = text.splitlines()
+    for c, name in enumerate(classes):
+        row = next(line for line in lines if line.startswith(name + " "))
+        values = [comparison.result(m).scores.class_iou[c] for m in comparison.methods]
+        assert row.split()[1:] == ["-" if np.isnan(v) else f"{v:.3f}" for v in values], row
+    assert max(len(line) for line in lines) <= 100
 
 
 def test_compare_without_ground_truth_or_attention_head(make_checkpoint, rgb):

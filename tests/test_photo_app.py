@@ -102,6 +102,36 @@ def test_the_main_view_loads_an_imported_checkpoint_with_21_classes_and_the_phot
     assert last_prediction(at).image.shape[:2] == (75, 113)
 
 
+def test_a_photo_network_is_not_offered_scaleshapes_samples_and_its_input_says_what_it_is(photo_app, no_network):
+    at = open_with_small_photo()
+    assert_clean(at)
+    # ScaleShapes' random samples carry a truth in classes a VOC network does not have: not offered.
+    assert list(at.radio(key="image_source").options) == ["Gallery", "Upload"]
+    assert "Ground truth (ScaleShapes)" not in captions(at)
+    # The gallery photo shown beside the labels is captioned as the photo it is, not as an upload.
+    gallery_photo = f"Input: gallery photo {photos.PHOTOS[0].name}, 1/4 size (photos have no ground truth here)"
+    assert gallery_photo in captions(at)
+    assert not any("uploads have no ground truth" in c for c in captions(at))
+    upload(at, "holiday.png", png(np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)))
+    assert_clean(at)
+    assert "Input: holiday.png, uploaded (uploads have no ground truth)" in captions(at)
+
+
+def test_a_random_sample_chosen_with_a_scaleshapes_model_does_not_follow_to_a_photo_network(
+    photo_app, shapes_dir, monkeypatch
+):
+    from ui.common import CHECKPOINT_DIR_ENV as ENV
+
+    at = open_page()
+    at.radio(key="image_source").set_value("Random sample").run()
+    assert "Ground truth (ScaleShapes)" in captions(at)
+    monkeypatch.setenv(ENV, str(photo_app))  # the same session now sees only the photo network
+    at.session_state["photo_size"] = 0.25
+    at.run()
+    assert_clean(at)
+    assert at.radio(key="image_source").value == "Gallery" and "Ground truth (ScaleShapes)" not in captions(at)
+
+
 def test_the_gallery_without_scikit_image_says_how_to_install_it(photo_app, monkeypatch):
     monkeypatch.setitem(sys.modules, "skimage", None)  # `import skimage.data` now raises ImportError
     assert not photos.photos_available()
@@ -119,6 +149,8 @@ def test_the_how_it_works_page_on_an_imported_checkpoint(photo_app):
     assert_clean(at)
     page = texts(at.markdown) + texts(at.caption)
     assert KIND in page and "not computed" in page and "8 input pixels" in page
+    # torchvision's backbones have no fc7: the head reads their last feature map, and the page says so.
+    assert "fc7" not in page and "last backbone features" in page
 
 
 # ----------------------------------------------------------------------------- a ScaleShapes model on a photo
@@ -131,6 +163,9 @@ def test_a_photo_on_a_scaleshapes_model_says_what_the_model_knows(shapes_dir):
     assert_clean(at)
     notice = texts(at.info)
     assert "knows only ScaleShapes" in notice and "circle, triangle, square, star, cross, ring" in notice
+    from segscale.data.scaleshapes import CLASSES
+
+    assert photos.shapes_model_on_photo_note(CLASSES) in notice  # the line `predict` prints too
     assert "python -m segscale fetch-weights" in notice and "python -m segscale import-torchvision" in notice
 
 
@@ -154,6 +189,25 @@ def test_the_checkpoints_page_explains_the_import_and_lists_the_cached_weights(s
     path.write_bytes(b"stands in for the weights")  # the page only looks at which files are there
     at = open_page(CHECKPOINTS)
     assert KIND in texts(at.success) and "deeplabv3_resnet50" not in texts(at.success)
+
+
+def test_an_imported_checkpoint_is_listed_as_ones_own_and_its_kind_as_imported(photo_app, tmp_path, monkeypatch):
+    from segscale.torchvision_import import cached_weights_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    path = cached_weights_path(KIND)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"stands in for the weights")
+    at = open_page()  # the main view chooses the imported checkpoint: it is in use
+    assert at.selectbox(key="checkpoint").value == f"{KIND}.pt"
+    at.switch_page(CHECKPOINTS).run()
+    assert_clean(at)
+    card_captions = texts(at.caption)
+    assert f"{KIND}.pt · " in card_captions
+    assert "yours, in the checkpoint folder" in card_captions and "shipped with segscale" not in card_captions
+    done = texts(at.success)
+    assert f"{KIND} is imported: {KIND}.pt in the checkpoint folder, in use now" in done
+    assert "ready for step 2" not in done
 
 
 # ----------------------------------------------------------------------------- the photos themselves

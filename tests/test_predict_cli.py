@@ -127,3 +127,17 @@ def test_exif_rotation_reaches_the_cli(make_checkpoint, tmp_path):
     assert main(["predict", str(path), "--checkpoint", str(make_checkpoint()), "--out", str(tmp_path / "out")]) == 0
     labels = next((tmp_path / "out").glob("turned_*_labels.png"))  # the checkpoint's own merge and scales
     assert Image.open(labels).size == (24, 40)  # upright: width and height swapped
+
+
+def test_a_scaleshapes_model_on_an_image_says_the_apps_one_line(make_checkpoint, photo, tmp_path, capsys):
+    from segscale.data.scaleshapes import CLASSES
+    from segscale.photos import shapes_model_on_photo_note
+
+    note = shapes_model_on_photo_note(CLASSES)
+    assert note and "knows only ScaleShapes" in note and "circle, triangle" in note
+    shapes = make_checkpoint("shapes.pt", scaleshapes=True)
+    assert main(["predict", str(photo), "--checkpoint", str(shapes), "--out", str(tmp_path / "a")]) == 0
+    assert f"note: {note}" in capsys.readouterr().out.splitlines()
+    other = make_checkpoint("other.pt")  # its own three classes: not a ScaleShapes model, no such note
+    assert main(["predict", str(photo), "--checkpoint", str(other), "--out", str(tmp_path / "b")]) == 0
+    assert "knows only ScaleShapes" not in capsys.readouterr().out

@@ -154,3 +154,13 @@ def test_architecture_summary_counts_the_unfolded_model(make_checkpoint):
     expected = architecture_summary(model)
     summary = Predictor.from_checkpoint(path, device="cpu").architecture_summary()
     assert summary.parameters == expected.parameters and len(summary.layers) == len(expected.layers)
+
+
+def test_the_cpu_is_described_with_its_thread_count_in_the_right_number(monkeypatch):
+    """torchrun gives each process one thread: "CPU (1 thread)", not "1 threads"."""
+    from segscale.predictor import device_description
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert device_description(torch.device("cpu")) == "CPU (1 thread)"
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert device_description(torch.device("cpu")) == "CPU (2 threads)"

@@ -77,3 +77,18 @@ def test_every_install_is_pinned_by_the_constraints_file():
             assert constraints.get(package.lower()) == version, f"{name}: {line} disagrees with constraints.txt"
     for package in ("pytest", "ruff", "streamlit", "torch", "torchvision", "numpy", "pillow", "matplotlib"):
         assert package in constraints, f"constraints.txt lacks {package}"
+
+
+def test_the_cpu_wheel_route_installs_the_pinned_pair_and_keeps_the_default_commands():
+    """The optional CPU-only route names requirements.txt's torch and torchvision, which its +cpu builds satisfy."""
+    from packaging.specifiers import SpecifierSet
+
+    commands = readme_commands()
+    cpu = next(c for c in commands if "download.pytorch.org/whl/cpu" in c)
+    assert commands.index(cpu) >= 2  # after the install-and-run and the test command, which stay first
+    requirements = (ROOT / "requirements.txt").read_text()
+    for package in ("torch", "torchvision"):
+        pinned = re.search(rf"^{package}==([\d.]+)$", requirements, flags=re.M).group(1)
+        assert f"{package}=={pinned}" in cpu.split(), (package, pinned)
+        assert SpecifierSet(f"=={pinned}").contains(f"{pinned}+cpu")  # so the default command keeps that build
+    assert "pip install -r requirements.txt" in cpu

@@ -99,3 +99,18 @@ def test_the_hub_entry_loads_the_hierarchical_model():
 
     predictor = torch.hub.load(str(CHECKPOINTS.parent), "scaleshapes_hierarchical", source="local", device="cpu")
     assert predictor.has_gate_head and predictor.default_merge == "hierarchical"
+
+
+def test_the_shipped_names_are_the_files_in_checkpoints_and_in_their_readme():
+    """The Checkpoints page lists these as shipped and every other file as the person's own."""
+    import re
+    import subprocess
+
+    from segscale.checkpoint import SHIPPED_CHECKPOINTS
+
+    readme = (CHECKPOINTS / "README.md").read_text()
+    in_table = set(re.findall(r"^\| `([\w.]+\.pt)` \|", readme, flags=re.MULTILINE))
+    tracked = subprocess.run(
+        ["git", "ls-files", "checkpoints/*.pt"], cwd=CHECKPOINTS.parent, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert set(SHIPPED_CHECKPOINTS) == in_table == {Path(name).name for name in tracked}

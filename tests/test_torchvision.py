@@ -160,8 +160,11 @@ def test_import_reads_the_cache_without_network_and_round_trips(cached_small_kin
     assert {k for k, path in cached_kinds().items() if path} == set(SMALL_KINDS)
     kind = "deeplabv3_mobilenet_v3_large"
     out = tmp_path / "imported.pt"
+    # A random file where the published one belongs is not the published file: it claims no metric.
     assert main(["import-torchvision", kind, "--out", str(out), "--quiet"]) == 0
-    assert "no attention head" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "no attention head" in printed and "weights not verified as torchvision's published file" in printed
+    assert "published miou" not in printed and "91.2" not in printed
 
     payload = torch.load(out, weights_only=True)
     assert payload["format"] == "segscale-checkpoint"
@@ -176,10 +179,7 @@ def test_import_reads_the_cache_without_network_and_round_trips(cached_small_kin
     assert metadata.model.trunk.name == kind and metadata.model.merge == "average"
     assert metadata.model.scales == PAPER_SCALES
     assert metadata.training["source"]["url"] == weights.url and metadata.training["photo_model"] is True
-    assert (
-        metadata.metrics["published miou (COCO-val2017-VOC-labels)"]
-        == weights.meta["_metrics"]["COCO-val2017-VOC-labels"]["miou"]
-    )
+    assert metadata.training["source"]["published"] is False and metadata.metrics == {}
 
     # The weights are the cached file's, renamed; the auxiliary classifier is left out.
     source = cached_small_kinds[kind].state_dict()
@@ -191,8 +191,36 @@ def test_import_reads_the_cache_without_network_and_round_trips(cached_small_kin
 
     card = dict(training_card(metadata))
     assert card["attention head"].startswith("none yet") and "average" in card["default merge note"]
-    assert weights.url in card["source weights"]
-    assert checkpoint_card(out).ok
+    assert weights.url in card["source weights"] and "not verified" in card["source weights"]
+    assert card["metrics"] == "none: weights not verified as torchvision's published file"
+    assert checkpoint_card(out).ok and ("metrics", card["metrics"]) in checkpoint_card(out).summary
+
+
+def test_a_cached_file_claims_the_published_metrics_only_when_its_hash_matches(
+    cached_small_kinds, tmp_path, monkeypatch, capsys
+):
+    """The check is the one torchvision's downloader makes: the SHA-256 begins with the digits in the file's name."""
+    import hashlib
+
+    import segscale.torchvision_import as tv_import
+
+    kind = "deeplabv3_mobilenet_v3_large"
+    weights = kind_weights(kind)
+    assert tv_import.published_hash_prefix(kind) == weights.url.rsplit("-", 1)[-1].split(".")[0]
+    # Pretend the random file is the published one by making its own hash the expected one.
+    digest = hashlib.sha256(cached_weights_path(kind).read_bytes()).hexdigest()
+    monkeypatch.setattr(tv_import, "published_hash_prefix", lambda _kind: digest[:8])
+    out = tmp_path / "verified.pt"
+    assert main(["import-torchvision", kind, "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "not verified" not in printed
+    _, metadata = load_checkpoint(out)
+    assert metadata.training["source"]["published"] is True
+    assert (
+        metadata.metrics["published miou (COCO-val2017-VOC-labels)"]
+        == weights.meta["_metrics"]["COCO-val2017-VOC-labels"]["miou"]
+    )
+    assert "published miou (COCO-val2017-VOC-labels): 60.3" in printed
 
 
 @pytest.mark.parametrize("kind", SMALL_KINDS)

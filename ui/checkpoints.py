@@ -12,6 +12,7 @@ import streamlit as st
 
 from segscale import architecture as arch
 from segscale.checkpoint import (
+    SHIPPED_CHECKPOINTS,
     CheckpointError,
     CheckpointMetadata,
     load_checkpoint_bytes,
@@ -62,19 +63,40 @@ def _card(metadata: CheckpointMetadata, caption: str, extra=()) -> None:
             widgets.pairs_table(full)
 
 
+def _is_shipped(path) -> bool:
+    return path.name in SHIPPED_CHECKPOINTS
+
+
 def shipped_checkpoints_section() -> None:
-    """A card per checkpoint in the checkpoint folder: trunk, head,
-    scales, data, steps, metrics (or why it cannot be used)."""
+    """A card per shipped checkpoint in the checkpoint folder: trunk, head, scales, data, steps, metrics."""
     folder = checkpoint_dir()
     paths = list_checkpoints(folder)
     if not paths:
         show_error(f"No checkpoint (.pt file) in {folder}.", "No checkpoints.")
         return
+    shipped = [path for path in paths if _is_shipped(path)]
+    if not shipped:
+        st.caption(f"None of the shipped checkpoints ({', '.join(SHIPPED_CHECKPOINTS)}) is in {plain(folder)}.")
+    _cards(shipped, "shipped with segscale (checkpoints/README.md)")
+
+
+def folder_own_checkpoints_section() -> None:
+    """A card per other checkpoint in the folder: one the person imported, trained or copied there."""
+    own = [path for path in list_checkpoints(checkpoint_dir()) if not _is_shipped(path)]
+    if own:
+        st.markdown(f"**In the checkpoint folder** ({plain(checkpoint_dir())}), besides the shipped ones:")
+        _cards(own, "yours, in the checkpoint folder")
+
+
+def _cards(paths, origin: str) -> None:
+    """Two columns of cards, each captioned with its file, size and where it comes from (or why it cannot be used)."""
+    if not paths:
+        return
     columns = st.columns(2, gap="medium")
     for k, path in enumerate(paths):
         card = _checkpoint_card(file_key(path), str(path))
         with columns[k % 2]:
-            caption = f"{path.name} · {card.size_bytes / 1e6:.1f} MB"
+            caption = f"{path.name} · {card.size_bytes / 1e6:.1f} MB · {origin}"
             if not card.ok:
                 with st.container(border=True):
                     st.markdown(f"**{plain(path.name)}**")
@@ -159,17 +181,24 @@ def torchvision_import_section() -> None:
     )
     st.code("python -m segscale train --config configs/torchvision_head.toml", language="bash")
     cached = cached_kinds()
-    found = [kind for kind, path in cached.items() if path is not None]
+    imported = _imported_kinds()
+    for kind, files in imported.items():
+        in_use = st.session_state.get("checkpoint") in files
+        st.success(
+            f"{plain(kind)} is imported: {plain(', '.join(files))} in the checkpoint folder"
+            + (", in use now" if in_use else "; choose it in the Checkpoint box of any page")
+            + ". Step 3 trains an attention head on it.",
+            icon=":material/check:",
+        )
+    found = [kind for kind, path in cached.items() if path is not None and kind not in imported]
     folder = hub_checkpoint_dir()
     if found:
         st.success(
-            (
-                f"Already in this machine's cache ({plain(folder)}), ready "
-                f"for step 2 without the internet: {plain(', '.join(found))}."
-            ),
+            f"Already in this machine's cache ({plain(folder)}), ready for step 2 without the internet: "
+            f"{plain(', '.join(found))}.",
             icon=":material/check:",
         )
-    else:
+    elif not imported:
         st.info(
             f"No torchvision weights in this machine's cache ({plain(folder)}) yet: start with step 1.",
             icon=":material/download:",
@@ -178,3 +207,15 @@ def torchvision_import_section() -> None:
         "Without the internet, copy the weights file into that folder from a machine that has it, or import any local "
         "state dict with `--weights FILE`."
     )
+
+
+def _imported_kinds() -> dict[str, list[str]]:
+    """Each torchvision kind imported into the checkpoint folder -> the file names that hold it."""
+    from segscale.torchvision_import import is_imported
+
+    kinds: dict[str, list[str]] = {}
+    for path in list_checkpoints(checkpoint_dir()):
+        card = _checkpoint_card(file_key(path), str(path))
+        if card.ok and is_imported(card.metadata):
+            kinds.setdefault(card.metadata.model.trunk.name, []).append(path.name)
+    return kinds

@@ -65,6 +65,7 @@ MAX_CUSTOM_SCALES = 8  # more maps per row than a page can show legibly, and eac
 GALLERY_SPLIT, GALLERY_SIZE = "val", 12
 RANDOM_SPLIT = "test"  # "new random sample" draws from the test split, never seen in training
 IMAGE_SOURCES = ("Gallery", "Upload", "Random sample")
+PHOTO_IMAGE_SOURCES = ("Gallery", "Upload")  # a photo network's gallery is photos; random samples are ScaleShapes'
 MERGE_HELP = {
     "attention": "attention: learned per-pixel weights wˢ (softmax over scales, Eq. 2)",
     "average": "average: wˢ = 1/S everywhere",
@@ -287,7 +288,7 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
         f"**{plain(metadata.name or 'unnamed model')}**",
         f"Classes ({len(metadata.classes)}): {plain(', '.join(metadata.classes))}",
         f"Trained scale set: {plain(format_scale_set(model.scales))}, merge {plain(model.merge)}",
-        f"Attention head: {plain(_head_description(model.merge, model.head.kind))}; "
+        f"{plain(_head_description(model.merge, model.head.kind))}; "
         f"scales supported: {plain(f'{low:g}')} to {plain(f'{high:g}')}",
     ]
     miou = metadata.metrics.get("val_miou") if isinstance(metadata.metrics, dict) else None
@@ -297,11 +298,12 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
 
 
 def _head_description(merge: str, head_kind: str) -> str:
+    """The head a model has, named first: the checkpoint's name above says the same."""
     if merge == "attention":
-        return head_kind
+        return f"Attention head: {head_kind}"
     if merge == "hierarchical":
-        return "none; a gate head for hierarchical attention (Tao et al. 2020)"
-    return f"none, merges by {merge}"
+        return "Gate head: hierarchical attention (Tao et al. 2020), no softmax attention head"
+    return f"Attention head: none, merges by {merge}"
 
 
 def merge_picker(model: LoadedModel, key_prefix: str = "") -> str:
@@ -458,9 +460,12 @@ def image_input(key_prefix: str = "", max_side: int = DEFAULT_MAX_SIDE, photos: 
     Returns the chosen image, or None with a message on the page (nothing uploaded yet, or an
     unusable file); the page keeps working either way, and another source can be picked.
     """
-    source = st.radio(
-        "Image", IMAGE_SOURCES, key=f"{key_prefix}image_source", horizontal=True, label_visibility="collapsed"
-    )
+    # A photo network is not offered ScaleShapes' random samples: their truth is in ScaleShapes' classes, which
+    # such a network does not have, so neither its labels nor its palette could be compared with it.
+    sources = PHOTO_IMAGE_SOURCES if photos else IMAGE_SOURCES
+    if st.session_state.get(f"{key_prefix}image_source") not in (None, *sources):
+        st.session_state[f"{key_prefix}image_source"] = sources[0]
+    source = st.radio("Image", sources, key=f"{key_prefix}image_source", horizontal=True, label_visibility="collapsed")
     if source == "Upload":
         upload_key = f"{key_prefix}upload"
         uploaded = st.file_uploader(

@@ -120,17 +120,12 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
         )
     st.subheader("Scores" if with_truth else "Agreement")
     if with_truth:
-        rows = []
-        for row in comparison.summary_rows():
-            row = dict(row)
-            for name in ("mIoU", "pixel accuracy", "right where merges disagree"):
-                row[name] = widgets.percent(row.get(name))
-            rows.append({k: (widgets.percent(v) if k.startswith("IoU ") else v) for k, v in row.items()})
-        widgets.table(rows)
+        scores = score_rows(comparison.summary_rows())
+        widgets.table(scores, height=widgets.whole_table_height(len(scores)))  # every class's IoU in view
         st.caption(
             "mIoU and pixel accuracy on this image; *right where merges disagree*: of the pixels where the merges "
-            "give different labels, the share this merge gets right. IoU "
-            "per class, – where a class is neither present nor predicted."
+            "give different labels, the share this merge gets right. IoU per class, – where a class is neither present "
+            "nor predicted."
         )
     widgets.table(
         [
@@ -148,3 +143,21 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
         icon=":material/download:",
         on_click="ignore",
     )
+
+
+def score_rows(summary_rows: list[dict]) -> list[dict]:
+    """The merges' scores with one column per merge and one row per measure.
+
+    A row per merge needs a column per class: with seven or 21 classes the table ran wider than the
+    page and hid the last classes' IoU behind a scroll bar nobody saw. A column per merge fits.
+    """
+    merges = [row["merge"] for row in summary_rows]
+    measures = [key for key in summary_rows[0] if key != "merge"] if summary_rows else []
+    rows = []
+    for measure in measures:
+        row = {"measure": measure}
+        for merge, summary in zip(merges, summary_rows):
+            value = summary.get(measure)
+            row[merge] = str(value) if measure == "wrong pixels" else widgets.percent(value)
+        rows.append(row)
+    return rows

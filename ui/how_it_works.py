@@ -87,14 +87,15 @@ def how_it_works_section(model: LoadedModel) -> None:
         "grid of the largest scale, so that they can be compared cell by cell."
     )
     st.subheader("2. The attention head and Eq. 2")
+    features = arch.head_features(config.trunk.name)  # fc7 for DeepLab-LargeFOV; torchvision's backbones have none
     if head_kind == "paper":
         head_text = (
-            f"This checkpoint's head is the paper's: it concatenates the fc7 features of all {count} scales and "
-            f"returns {count} logits per cell, one per scale, so it only fuses the scale set it was trained with."
+            f"This checkpoint's head is the paper's: it concatenates the {features} of all {count} scales and returns "
+            f"{count} logits per cell, one per scale, so it only fuses the scale set it was trained with."
         )
     elif head_kind == "shared":
         head_text = (
-            "This checkpoint's head is shared: it scores each scale's fc7 features on their own (one logit per scale "
+            f"This checkpoint's head is shared: it scores each scale's {features} on their own (one logit per scale "
             "and cell, given log2 s as an extra input channel), so it can fuse any set of scales in its trained range."
         )
     else:
@@ -107,10 +108,10 @@ def how_it_works_section(model: LoadedModel) -> None:
         )
     st.markdown(
         "A second, small network, the **attention head** (a 3x3 convolution, ReLU, a 1x1 convolution), reads the "
-        "features the trunk computed (fc7) and gives one number per scale and cell: the **logit hˢ**, how much that "
-        "scale should count there. A softmax **over the scales** turns the logits into weights that are positive and "
-        "sum to 1 at every cell. The same weight wˢ multiplies "
-        "every class's score: the head chooses a scale, not a class. " + head_text
+        f"features the trunk computed ({features}) and gives one number per scale and cell: the **logit hˢ**, how "
+        "much that scale should count there. A softmax **over the scales** turns the logits into weights that are "
+        "positive and sum to 1 at every cell. The same weight wˢ multiplies every class's score: the head chooses a "
+        "scale, not a class. " + head_text
     )
     st.latex(EQ2_LATEX)
     st.subheader("3. Eq. 1: the weighted sum")
@@ -148,9 +149,9 @@ def architecture_section(model: LoadedModel) -> None:
     jump, its totals, and the paper's full model beside it."""
     summary = _architecture(model.key, model)
     every = st.toggle("Every layer (also ReLU, normalisation, dropout)", key="describe_all_layers")
-    rows = summary.rows(spatial_only=not every)
+    rows = _dashes_for_none(summary.rows(spatial_only=not every))
     widgets.table(
-        rows, digits=0, height=min(38 + 35 * len(rows), 1000)
+        rows, digits=0, height=min(widgets.whole_table_height(len(rows)), 1000)
     )  # every convolution and pooling layer without scrolling
     if summary.branched:
         st.caption(
@@ -190,3 +191,13 @@ def architecture_section(model: LoadedModel) -> None:
 def training_card_section(metadata: CheckpointMetadata) -> None:
     """What the checkpoint says about its training: data, scales, supervision, optimiser, steps, metrics."""
     widgets.pairs_table(arch.training_card(metadata))
+
+
+def _dashes_for_none(rows: list[dict]) -> list[dict]:
+    """A value a layer does not have (a pooling layer's channels) written "-", as ``segscale describe`` writes it:
+    a table shows a missing number as "None". Such a column becomes text, its numbers written as they are."""
+    with_none = {key for row in rows for key, value in row.items() if value is None}
+    return [
+        {key: ("-" if value is None else str(value)) if key in with_none else value for key, value in row.items()}
+        for row in rows
+    ]

@@ -8,6 +8,7 @@ Widget keys: ``score_class``, ``score_kind``, ``overlay_alpha``, ``overlay_backg
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
@@ -15,8 +16,8 @@ import streamlit as st
 from segscale import plots
 from segscale import visualize as viz
 from segscale.checkpoint import CheckpointMetadata
-from segscale.config import LEARNED_MERGES
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
+from segscale.data.scaleshapes import PALETTE as SCALESHAPES_PALETTE
 from segscale.diagnostics import EFFECTIVE_WEIGHTS_NOTE
 from segscale.formatting import format_percent, format_scale_set, scale_label
 from segscale.metrics import segmentation_scores
@@ -25,6 +26,9 @@ from segscale.predictor import Prediction
 from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, plain
 
+# Beside more maps than this, the key's column (a fifth of the page at four maps) is narrower than the key at
+# 1,280 px, and a key drawn smaller than its KEY_WIDTH shrinks its text with it: it goes above the maps instead.
+MAX_MAPS_WITH_KEY_BESIDE = 3
 MAX_MAPS_PER_LINE = 6  # more scales wrap onto another line (ui.common caps a custom set at MAX_CUSTOM_SCALES)
 
 
@@ -92,15 +96,24 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
     class_name = metadata.classes[view.class_index]
     h, w = view.size
 
+    key_beside = per_line <= MAX_MAPS_WITH_KEY_BESIDE
+
     def row(
         title: str, explanation: str, images: list[tuple[np.ndarray, str, bool]], key_image: np.ndarray | None
     ) -> None:
+        if not key_beside:  # a column beside four or more maps is too narrow for the key: above them instead
+            text_column, key_column = st.columns([2, 1], gap="small")
+            with text_column:
+                st.markdown(f"**{title}**  \n{explanation}")
+            if key_image is not None:
+                with key_column:
+                    widgets.colour_key(key_image)
         for start in range(0, len(images), per_line):
-            columns = st.columns(spec, gap="small")
+            columns = st.columns(spec if key_beside else [1.0] * per_line, gap="small")
             for column, (array, caption, photo) in zip(columns, images[start : start + per_line]):
                 with column:
                     widgets.image(array, caption, photo)
-            if start == 0:  # the title and key once, beside the first line
+            if start == 0 and key_beside:  # the title and key once, beside the first line
                 with columns[-1]:
                     st.markdown(f"**{title}**  \n{explanation}")
                     if key_image is not None:
@@ -197,7 +210,7 @@ def fused_section(
 ) -> None:
     """Fused labels, overlay with an opacity slider, ground truth (samples), legend; dominant scale and entropy."""
     merge = prediction.merge
-    spec = [1.0, 1.0, 1.0, 1.0]
+    spec = [1.0, 1.0, 1.0, 1.3]  # the keys' column: KEY_WIDTH wide at 1,280 px (a quarter was 193 px)
     # The slider sits above the row, so that the three images of the row stay aligned.
     slider_column, background_column, _ = st.columns([1.0, 1.0, 1.0])
     with slider_column:
@@ -226,12 +239,13 @@ def fused_section(
         )
     with columns[2]:
         if image.ground_truth is not None:
-            truth = viz.resize_rgb(colorize_labels(image.ground_truth, metadata.palette), view.size, nearest=True)
+            # The truth is ScaleShapes' class indices: drawn in its own palette whatever the model's classes are.
+            truth = viz.resize_rgb(colorize_labels(image.ground_truth, SCALESHAPES_PALETTE), view.size, nearest=True)
             widgets.image(truth, "Ground truth (ScaleShapes)")
             if tuple(metadata.classes) == SCALESHAPES_CLASSES:
                 st.caption(agreement_caption(image.ground_truth, prediction.labels, len(metadata.classes)))
         else:
-            widgets.image(view.image, "Input (uploads have no ground truth)", photo=True)
+            widgets.image(view.image, input_caption(image), photo=True)
     with columns[3]:
         st.markdown("**Fused labels**  \nClasses and their share of the pixels:")
         shown = [s for s in view.shares if s.share > 0] or list(view.shares)
@@ -247,27 +261,71 @@ def fused_section(
     if len(view.scales) == 1:
         st.caption(f"Dominant scale and attention entropy: none. {viz.SINGLE_SCALE_NOTE}")
         return
+    decides = DECIDING_SCALE[merge]
     columns = st.columns(spec, gap="small")
     with columns[0]:
-        if view.dominant is not None:
-            what = "largest wˢ" if merge in LEARNED_MERGES else "max score of the fused class"
-            widgets.image(view.dominant, f"Dominant scale: {what}")
-        else:
-            st.caption("Dominant scale: none; average pooling weighs every scale equally.")
+        if decides.dominant and view.dominant is not None:
+            widgets.image(view.dominant, decides.dominant)
     with columns[1]:
-        if view.entropy is not None:
-            widgets.image(view.entropy, f"Attention entropy ({merge}), 0-1")
-        else:
-            st.caption("Attention entropy: none; max pooling has no weight map.")
+        if decides.entropy and view.entropy is not None:
+            widgets.image(view.entropy, decides.entropy)
     with columns[3]:
-        st.markdown(
-            "**Which scale decides**  \nThe dominant scale has the largest weight at each pixel. The entropy of the "
-            "weights, −Σ wˢ log wˢ / log S, is 0 where one scale takes all the weight and 1 where all weigh the same."
-        )
-        if view.dominant is not None:
+        st.markdown(f"**Which scale decides**  \n{decides.explanation}")
+        if decides.dominant and view.dominant is not None:
             widgets.colour_key(widgets.scale_swatches(prediction.scales))
-        if view.entropy is not None:
+        if decides.entropy and view.entropy is not None:
             widgets.colour_key(widgets.colorbar(0.0, 1.0, ENTROPY_CMAP, "entropy: 0 one scale · 1 all equal"))
+
+
+@dataclass(frozen=True)
+class DecidingScale:
+    """What "Which scale decides" shows under one merge: only the maps that merge has, and words that fit it.
+
+    dominant: caption of the map of the deciding scale, or "" when the merge has none.
+    entropy: caption of the entropy map of its weights, or "" when it has no weights that vary.
+    """
+
+    dominant: str
+    entropy: str
+    explanation: str
+
+
+_ENTROPY_TEXT = (
+    "The entropy of the weights, −Σ wˢ log wˢ / log S, is 0 where one scale takes all the weight and 1 where all weigh "
+    "the same."
+)
+DECIDING_SCALE = {
+    "attention": DecidingScale(
+        "Dominant scale: largest wˢ",
+        "Attention entropy (attention), 0-1",
+        "The dominant scale has the largest attention weight wˢ (Eq. 2) at each pixel. " + _ENTROPY_TEXT,
+    ),
+    "hierarchical": DecidingScale(
+        "Dominant scale: largest wˢ",
+        "Attention entropy (hierarchical), 0-1",
+        "The dominant scale has the largest effective weight wˢ (a product of the chain's gates) at each pixel. "
+        + _ENTROPY_TEXT,
+    ),
+    "average": DecidingScale(
+        "",
+        "",
+        "None: average pooling weighs every scale the same, 1/S, at every pixel, so no scale decides more than another "
+        "and there is no weight map to draw.",
+    ),
+    "max": DecidingScale(
+        "Dominant scale: max score of the fused class",
+        "",
+        "Max pooling takes, for each class on its own, the largest score over the scales: the scale shown at a pixel "
+        "is the one whose score of the winning class is that maximum. It has no weights, so no entropy.",
+    ),
+}
+
+
+def input_caption(image: ImageInput) -> str:
+    """What the input shown in place of a ground truth is: a gallery photo or an upload, by name."""
+    if image.source == "upload":
+        return f"Input: {image.name}, uploaded (uploads have no ground truth)"
+    return f"Input: gallery photo {image.name} (photos have no ground truth here)"
 
 
 def agreement_caption(truth: np.ndarray, labels: np.ndarray, num_classes: int) -> str:

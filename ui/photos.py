@@ -85,15 +85,12 @@ def photo_on_shapes_model_notice(metadata: CheckpointMetadata, image: ImageInput
     knows, what its maps mean, and how to get a photo network."""
     if image.source != "upload" or not is_scaleshapes_model(metadata):
         return
-    shapes = ", ".join(SCALESHAPES_CLASSES[1:])
     st.info(
-        f"**This model knows only ScaleShapes**: six flat shapes ({shapes}) of many sizes on synthetic textures. It "
-        "has never seen a photo, so on yours it paints those shapes wherever an edge or a texture looks a little like "
-        "one: its labels mean nothing about what is in the picture. What still means something is *how* it weighs the "
-        "scales: where the attention trusts the fine or the coarse copy.  \n"
+        f"**{photos.shapes_model_on_photo_note(metadata.classes)}** Its labels come from wherever an edge or a "
+        "texture looks a little like a shape; *how* it weighs the scales still shows where the attention trusts the "
+        "fine or the coarse copy.  \n"
         "To inspect a network trained on photos (21 PASCAL VOC classes: person, cat, car, ...), import one of "
         f"torchvision's: `{fetch_command(EXAMPLE_KIND)}` on a machine with the internet, then "
-        f"`{import_command(EXAMPLE_KIND)}`, and choose it in the Checkpoint box. "
-        "The *Checkpoints* page has the steps.",
+        f"`{import_command(EXAMPLE_KIND)}`, and choose it in the Checkpoint box. The *Checkpoints* page has the steps.",
         icon=":material/info:",
     )

@@ -129,9 +129,9 @@ def scaleshapes_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> No
         merges = st.multiselect("Merges scored", offered, default=offered, key="diagnose_merges")
         common.not_offered_note(model)
     st.caption(
-        f"One forward pass per image at every scale of {format_scale_set(scales)}; every merge comes from it. On a "
-        "2-core CPU that is about 1 s per ScaleShapes image with the demo checkpoint (N = 20: some 20 s), a fraction "
-        "of that on a GPU. Results are kept: the same settings again, or coming back to this page, show them at once."
+        f"One forward pass per image at every scale of {format_scale_set(scales)}; every merge comes from it. "
+        "The time it takes depends on the machine and its load (a first run says its time per image below). "
+        "Results are kept: the same settings again, or coming back to this page, show them at once."
     )
     if not merges:
         show_error("Pick at least one merge to score.", "No merges.")
@@ -231,7 +231,8 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
         for r in result.merge_rows()
     ]
     if result.has_attention:
-        left, middle, right = st.columns([3, 3, 2], gap="medium")
+        # Two tables a row: three side by side cut the narrowest one's headers ("pixel accura") at 1,280 px.
+        left, middle = st.columns(2, gap="medium")
         with left:
             st.markdown("**Mean weight wˢ per scale, by object extent (px)**")
             widgets.table(
@@ -244,7 +245,8 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
         with middle:
             st.markdown("**Mean weight wˢ per scale, by class**")
             widgets.table([_scale_columns(r) for r in result.class_rows() if r["objects"]], digits=3)
-        with right:
+        left, _ = st.columns(2, gap="medium")
+        with left:
             st.markdown("**Score per merge**")
             widgets.table(merge_rows)
     else:

@@ -20,6 +20,7 @@ from ui.common import plain
 
 KEY_WIDTH = 240  # px of colour bars and legends, drawn at the size they are shown (a column at 1500 px)
 TABLE_CHAR_PX, TABLE_CELL_PADDING = 7, 18  # px per character of a table's text (14 px font) and a cell's margins
+TABLE_HEADER_PX, TABLE_ROW_PX = 38, 35  # st.dataframe's header and row heights
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -75,6 +76,11 @@ def table(rows: list[dict], digits: int = 4, height: int | str = "auto", key: st
         }
     )
     st.dataframe(frame, hide_index=True, column_config=config, height=height, key=key)
+
+
+def whole_table_height(rows: int) -> int:
+    """px that show every one of ``rows`` rows (and the header) without a scroll bar: "auto" stops at ten."""
+    return TABLE_HEADER_PX + TABLE_ROW_PX * rows
 
 
 def text_column_width(header: str, values) -> int:

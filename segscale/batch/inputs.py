@@ -8,7 +8,8 @@ An input is one of:
   blank lines and lines starting with ``#`` are skipped.
 
 Outputs mirror the input tree under ``--out``: ``photos/a/b.jpg`` read from the folder
-``photos`` writes ``OUT/a/b_labels.png``. The tree's root is the folder itself, the part of a
+``photos`` writes ``OUT/a/b_attention_1-0.75-0.5_labels.png`` (named as for one image: image,
+merge, scale set, output). The tree's root is the folder itself, the part of a
 glob before its first wildcard, or the deepest folder holding every listed file.
 """
 
@@ -19,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..visualize import OUTPUT_SUFFIXES, safe_file_stem
+from ..visualize import OUTPUT_SUFFIXES, output_stem, safe_file_stem
 
 # Extensions a folder or glob search picks up: the formats segscale.images.load_image reads.
 IMAGE_SUFFIXES = frozenset(
@@ -36,12 +37,15 @@ class BatchItem:
     relative: str
     source: Path
 
-    def output_paths(self, out: Path, kinds) -> dict[str, Path]:
-        """kind ("labels", "attention", ...) -> the file it is written to under ``out``."""
+    def output_paths(self, out: Path, kinds, merge: str, scales) -> dict[str, Path]:
+        """kind ("labels", "attention", ...) -> the file it is written to under ``out``.
+
+        Named as ``segscale predict`` names one image's files (:func:`~segscale.visualize.output_stem`:
+        image, merge, scale set), so a file says how it was made wherever it was written.
+        """
         relative = Path(self.relative)
-        folder = out / relative.parent
-        stem = safe_file_stem(relative.name)
-        return {kind: folder / f"{stem}{OUTPUT_SUFFIXES[kind]}" for kind in kinds}
+        stem = output_stem(relative.name, merge, scales)
+        return {kind: out / relative.parent / f"{stem}{OUTPUT_SUFFIXES[kind]}" for kind in kinds}
 
 
 def is_pattern(text: str) -> bool:
@@ -123,7 +127,8 @@ def _read_list(list_file: Path) -> tuple[list[Path], Path]:
 def _refuse_collisions(items: list[BatchItem]) -> None:
     seen: dict[Path, str] = {}
     for item in items:
-        key = item.output_paths(Path("."), ["labels"])["labels"]
+        relative = Path(item.relative)
+        key = relative.parent / safe_file_stem(relative.name)  # what every output name of the image starts with
         if key in seen:
             raise ValueError(
                 f"{seen[key]} and {item.relative} would write the same "

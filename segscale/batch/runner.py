@@ -59,9 +59,10 @@ class BatchResult:
     seconds: float = 0.0
 
 
-def is_complete(item: BatchItem, out: Path, kinds) -> bool:
+def is_complete(item: BatchItem, out: Path, kinds, settings: BatchSettings) -> bool:
     """Whether every requested output of ``item`` exists (a file under its final name is always whole)."""
-    return all(path.is_file() for path in item.output_paths(out, kinds).values())
+    paths = item.output_paths(out, kinds, settings.merge, settings.scales)
+    return all(path.is_file() for path in paths.values())
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -135,7 +136,7 @@ def run_folder(
     result = BatchResult()
     todo = []
     for item in mine:
-        if is_complete(item, out, kinds):
+        if is_complete(item, out, kinds, settings):
             result.rows.append({"input": item.relative, "status": "skipped", "rank": context.rank})
         else:
             todo.append(item)
@@ -184,7 +185,7 @@ def _predict_batch(
     seconds = (time.perf_counter() - started) / len(runnable)
     for decoded, (output, labels, index) in zip(runnable, pairs):
         prediction = prediction_for(output, labels, index, decoded, predictor.device_name, seconds)
-        paths = decoded.item.output_paths(out, kinds)
+        paths = decoded.item.output_paths(out, kinds, settings.merge, settings.scales)
         missing = [kind for kind in kinds if not paths[kind].is_file()]  # a killed run may have written some
         for kind, data in output_files(prediction, predictor.metadata, missing, decoded.item.relative).items():
             write_atomically(paths[kind], data)

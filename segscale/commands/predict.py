@@ -26,6 +26,7 @@ from ..batch.inputs import is_batch_input
 from ..config import MERGE_MODES
 from ..formatting import format_scale_set
 from ..images import ImageError, load_image
+from ..photos import shapes_model_on_photo_note
 from ._inputs import add_max_side_argument, add_model_arguments
 from .predict_folder import add_arguments as add_folder_arguments
 from .predict_folder import run as run_folder_job
@@ -94,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"{metadata.name or args.checkpoint.name} on {predictor.device_name}: {merge} over {format_scale_set(scales)}"
     )
+
+    note = shapes_model_on_photo_note(metadata.classes)  # the app's line for an image of one's own
+    if note:
+        print(f"note: {note}")
 
     args.out.mkdir(parents=True, exist_ok=True)
     for path in args.images:

@@ -17,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..photos import shapes_model_on_photo_note
 from ..visualize import OUTPUT_SUFFIXES
 from ._inputs import PRECISIONS
 
@@ -111,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{len(items)} images, {context.world_size} process(es) on {predictor.device_name}",
                 file=sys.stderr,
             )
+            note = shapes_model_on_photo_note(predictor.metadata.classes)  # as for one image, and in the app
+            if note:
+                print(f"note: {note}", file=sys.stderr)
         record = job_record(settings, predictor)
         check_resumable(args.out, record)
         distributed.barrier()  # every rank has checked before rank 0 writes the new record

@@ -32,13 +32,17 @@ def signed(value: float) -> str:
     return f"({format_number(value, 4)})" if value < 0 else format_number(value, 4)
 
 
-def latex_number(value: float, digits: int = 3) -> str:
+def latex_number(value: float, digits: int = 3, operand: bool = True) -> str:
+    """``value`` for LaTeX; as an ``operand`` of a product or sum, in parentheses when negative or scientific.
+
+    A number that stands alone (a result after "=", an item of a list) is written plainly: "= −0.640".
+    """
     text = format_number(value, digits)
     scientific = "e" in text
     if scientific:
         mantissa, exponent = text.split("e")
         text = rf"{mantissa} \times 10^{{{int(exponent)}}}"
-    return f"({text})" if value < 0 or scientific else text
+    return f"({text})" if operand and (value < 0 or scientific) else text
 
 
 _LATEX_ESCAPES = {

@@ -96,19 +96,22 @@ class MergeComparison:
         if not self.has_ground_truth:
             lines.append("no ground truth: IoU and error maps need a ScaleShapes sample or a label image")
             return "\n".join(lines)
-        names = [name[:9] for name in self.classes]
-        header = f"{'merge':<11}{'mIoU':>8}{'pix acc':>9}{'wrong':>9}{'right@dis':>11}  " + " ".join(
-            f"{n:>9}" for n in names
-        )
+        header = f"{'merge':<13}{'mIoU':>8}{'pix acc':>9}{'wrong':>9}{'right@dis':>11}"
         lines += ["", header, "-" * len(header)]
         for r in self.results:
             right = "-" if r.correct_where_disagree is None else f"{r.correct_where_disagree:.3f}"
-            ious = " ".join(f"{'-':>9}" if np.isnan(v) else f"{v:9.3f}" for v in r.scores.class_iou)
             lines.append(
-                f"{r.method:<11}{r.scores.miou:8.4f}{r.scores.pixel_accuracy:9.4f}"
-                f"{int(r.errors.sum()):9d}{right:>11}  {ious}"
+                f"{r.method:<13}{r.scores.miou:8.4f}{r.scores.pixel_accuracy:9.4f}{int(r.errors.sum()):9d}{right:>11}"
             )
         lines.append("right@dis: share of the pixels where the merges disagree that this merge labels correctly")
+        # IoU per class as rows, so that every class keeps its whole name and 21 classes still fit a terminal.
+        width = max(len("IoU per class"), *(len(name) for name in self.classes)) + 2
+        header = f"{'IoU per class':<{width}}" + "".join(f"{r.method:>13}" for r in self.results)
+        lines += ["", header, "-" * len(header)]
+        for c, name in enumerate(self.classes):
+            values = (r.scores.class_iou[c] for r in self.results)
+            lines.append(f"{name:<{width}}" + "".join(f"{'-':>13}" if np.isnan(v) else f"{v:13.3f}" for v in values))
+        lines.append("-: the class is neither in the ground truth nor predicted")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:

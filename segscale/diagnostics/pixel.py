@@ -20,6 +20,12 @@ from .formatting import floats, latex_number, latex_text, signed
 from .gates import EFFECTIVE_WEIGHTS_NOTE, GateChain, gate_chain_at
 from .grid import bilinear_at, cell_center, nearest_cell
 
+# Terms of Eq. 1 per written line: a class name, two "0.333 · (−1.234)" terms and the result fit the pixel
+# inspector's numbers column at 1,280 px (three ran off it); more scales continue on the next lines.
+EQ1_TERMS_PER_LINE = 2
+# Up to this many scales Eq. 2 writes the whole sum of exponentials under each fraction; past it, once, as Z.
+EQ2_WHOLE_DENOMINATOR_MAX = 3
+
 
 @dataclass(frozen=True)
 class SoftmaxSteps:
@@ -267,17 +273,25 @@ class PixelBreakdown:
         if self.softmax is None:
             return None
         sm = self.softmax
-        exps = " + ".join(f"e^{{{latex_number(h)}}}" for h in sm.logits)
+        powers = [f"e^{{{latex_number(h, operand=False)}}}" for h in sm.logits]  # an exponent needs no parentheses
         lines = [r"w^{(s)} &= \frac{\exp(h^{(s)})}{\sum_{t=1}^{S} \exp(h^{(t)})}"]
+        if len(powers) <= EQ2_WHOLE_DENOMINATOR_MAX:
+            denominator = " + ".join(powers)
+        else:  # the sum once, as Z, a few powers a line: five in every fraction ran off the inspector's column
+            chunks = [" + ".join(powers[k : k + 3]) for k in range(0, len(powers), 3)]
+            lines.append(r"Z &= \textstyle\sum_{t} e^{h^{(t)}} = " + (" +{} \\\\\n" + r"&\quad ").join(chunks))
+            denominator = "Z"
         for s, scale in enumerate(self.scales):
-            lines.append(
-                rf"w^{{({scale_label(scale)})}} &= "
-                rf"\frac{{e^{{{latex_number(sm.logits[s])}}}}}{{{exps}}} = {sm.weights[s]:.4f}"
-            )
+            fraction = rf"\frac{{{powers[s]}}}{{{denominator}}}"
+            lines.append(rf"w^{{({scale_label(scale)})}} &= {fraction} = {sm.weights[s]:.4f}")
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
-    def latex_eq1(self, method: str | None = None) -> str:
-        """Eq. 1 (or the average / max special case) for the shown classes, with this cell's numbers."""
+    def latex_eq1(self, method: str | None = None, terms_per_line: int = EQ1_TERMS_PER_LINE) -> str:
+        """Eq. 1 (or the average / max special case) for the shown classes, with this cell's numbers.
+
+        Each class's sum is broken after every ``terms_per_line`` terms (its result ends the last
+        line), so the block stays as narrow as the page's numbers column at any scale count.
+        """
         fusion = self.fusion(method or self.merge)
         scales = self.scales
         if fusion.method == "max":
@@ -288,12 +302,22 @@ class PixelBreakdown:
         for c in self.shown_classes:
             name = rf"g_{{\text{{{latex_text(self.classes[c])}}}}}"
             if fusion.terms is not None:
-                summands = " + ".join(
+                terms = [
                     rf"{fusion.weights[s]:.3f} \cdot {latex_number(self.scores[s][c])}" for s in range(len(scales))
-                )
+                ]
+                joiner = " + "
             else:
-                summands = r"\max(" + ", ".join(latex_number(self.scores[s][c]) for s in range(len(scales))) + ")"
-            lines.append(rf"{name} &= {summands} = {latex_number(fusion.fused[c])}")
+                terms = [latex_number(self.scores[s][c], operand=False) for s in range(len(scales))]
+                joiner = ", "
+            chunks = [joiner.join(terms[k : k + terms_per_line]) for k in range(0, len(terms), terms_per_line)]
+            if fusion.terms is None:
+                chunks[0], chunks[-1] = r"\max(" + chunks[0], chunks[-1] + ")"
+            continued = " +{}" if fusion.terms is not None else ","  # {} keeps the + binary at a line end
+            lines.append(rf"{name} &= {chunks[0]}" + (continued if len(chunks) > 1 else ""))
+            lines += [
+                rf"&\quad {chunk}" + (continued if k < len(chunks) - 2 else "") for k, chunk in enumerate(chunks[1:])
+            ]
+            lines[-1] += rf" = {latex_number(fusion.fused[c], operand=False)}"
         return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
 
     def latex_blocks(self) -> list[str]:

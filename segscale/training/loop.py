@@ -38,6 +38,7 @@ from ..checkpoint import (
     CheckpointError,
     CheckpointMetadata,
     atomic_torch_save,
+    head_phrase,
     load_checkpoint,
     read_torch_file,
     save_checkpoint,
@@ -182,7 +183,7 @@ def _metadata(
     metrics: dict,
     share_net: CheckpointMetadata | None = None,
 ) -> CheckpointMetadata:
-    name = f"{config.dataset} {config.trunk} x{config.width:g} {config.head} head, {config.merge}"
+    name = f"{config.dataset} {config.trunk} x{config.width:g} {head_phrase(config.head, config.merge)}"
     if share_net is not None:  # the network is the init checkpoint's; say where it came from
         name = f"{model.config.trunk.name} + {config.head} attention head trained on {config.dataset}"
         extra_training = {"share_net_from": config.init_from, **_share_net_origin(share_net), **extra_training}
