@@ -1,0 +1,306 @@
+"""What each scale decides, read off one pass's score maps: leave one scale out, max's pick, per-scale confidence.
+
+Three exact views that need no extra network pass, for every merge and for a network with no
+attention head at all (an imported torchvision model merging by average or max):
+
+* :func:`scale_ablation` -- for each scale s, the same merge over the other S-1 score maps:
+  attention renormalises Eq. 2 over the remaining logits, hierarchical runs the chain of gates
+  without s (:func:`segscale.modeling.fusion.hierarchical_chain`, in whatever direction it
+  chains), average and max pool the rest. The pixels whose label changes are the ones s
+  decides. Every merge goes through :func:`segscale.modeling.fusion.merge_score_maps`, so no
+  merge is written twice.
+* :func:`max_deciding_scale` -- max pooling takes, per pixel *and class*, the largest score
+  over scales; for the class that wins, the scale it came from is the scale that decided.
+* :func:`scale_confidence` -- each scale's top-class probability (softmax over classes of its
+  own f^s), and where the scales' own labels disagree, the most confident one.
+
+Labels are compared at image resolution, the way :class:`~segscale.predictor.Prediction`'s
+labels are made (fused map upsampled bilinearly, then the argmax). The label with every scale is
+recomputed here from the same float32 score maps, so a change is due to the left-out scale and
+never to the fast path's bf16 rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..formatting import format_percent, format_scale_set, scale_label
+from ..modeling.fusion import merge_score_maps
+from ..modeling.geometry import resize_bilinear
+
+# One sentence each, shown beside the maps on the pages and printed by the commands.
+ABLATION_DEFINITION = (
+    "Without this scale: the same merge over the other scales' score maps (attention renormalised over "
+    "the rest); the marked pixels change label, so this scale decides them."
+)
+MAX_DECIDING_NOTE = (
+    "Max pooling keeps, per pixel and per class, the largest score over the scales; shown is the scale "
+    "whose score won for the predicted class. Unlike attention's weights it is chosen per class, "
+    "not shared by all classes, and it is all or nothing: 1 for the scale taken, 0 for the others."
+)
+CONFIDENCE_DEFINITION = (
+    "Each scale's top-class probability (softmax over classes of its own score map fˢ); where the "
+    "scales' own labels disagree, the most confident scale."
+)
+SINGLE_SCALE_ABLATION = "One scale: there is no other scale to fuse without it, so nothing to leave out."
+
+NO_SCALE = -1  # in the index maps: no scale decides this pixel (or, for confidence, the scales agree)
+SEVERAL_SCALES = -2  # in the decision map: leaving out any of two or more scales changes the label
+
+
+def _arrays(prediction):
+    maps = torch.from_numpy(np.ascontiguousarray(prediction.score_maps, dtype=np.float32))[None]  # (1, S, C, h, w)
+
+    def optional(name):
+        value = getattr(prediction, name, None)
+        return None if value is None else torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))[None]
+
+    return maps, optional("attention_logits"), optional("gate_logits")
+
+
+def _labels(fused, size) -> np.ndarray:
+    """(1, C, h, w) -> (H, W) int64: upsampled bilinearly, then the argmax, like a prediction's labels."""
+    return resize_bilinear(fused.float(), tuple(size)).argmax(dim=1)[0].numpy()
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleAblation:
+    """Leave-one-scale-out of one prediction for one merge.
+
+    Shapes: S scales, (H, W) the image as predicted.
+
+    Attributes:
+        scales: the S scales, in the order of every S axis.
+        merge: the merge fused with and without each scale.
+        labels: (H, W) int64, the merge over all S scales.
+        without: (S, H, W) int64, the merge over every scale but s.
+        changed: (S, H, W) bool, ``without[s] != labels``: the pixels scale s decides.
+    """
+
+    scales: tuple[float, ...]
+    merge: str
+    labels: np.ndarray
+    without: np.ndarray
+    changed: np.ndarray
+
+    @property
+    def shares(self) -> tuple[float, ...]:
+        """(S,) the share of the image whose label changes without scale s."""
+        return tuple(float(c.mean()) for c in self.changed)
+
+    @property
+    def any_changed(self) -> np.ndarray:
+        """(H, W) bool: the pixels whose label depends on some one scale."""
+        return self.changed.any(axis=0)
+
+    @property
+    def any_share(self) -> float:
+        return float(self.any_changed.mean())
+
+    @property
+    def decision_map(self) -> np.ndarray:
+        """(H, W) int64: the one scale whose absence changes the label, :data:`SEVERAL_SCALES` where
+        leaving out any of several does, :data:`NO_SCALE` where none does."""
+        count = self.changed.sum(axis=0)
+        decision = np.where(count == 1, self.changed.argmax(axis=0), NO_SCALE)
+        return np.where(count > 1, SEVERAL_SCALES, decision).astype(np.int64)
+
+    @property
+    def sole_shares(self) -> tuple[float, ...]:
+        """(S,) the share of the image that scale s alone decides; with :attr:`several_share` they add
+        up to :attr:`any_share`."""
+        decision = self.decision_map
+        return tuple(float((decision == k).mean()) for k in range(len(self.scales)))
+
+    @property
+    def several_share(self) -> float:
+        return float((self.decision_map == SEVERAL_SCALES).mean())
+
+    def rows(self, classes=None) -> list[dict]:
+        """One row per scale: its share decided, alone decided, and the label most often taken over without it."""
+        rows = []
+        for k, scale in enumerate(self.scales):
+            row = {
+                "scale": scale,
+                "pixels that change without it": self.shares[k],
+                "decided by it alone": self.sole_shares[k],
+            }
+            if classes is not None:
+                changed = self.changed[k]
+                if changed.any():
+                    values, counts = np.unique(self.without[k][changed], return_counts=True)
+                    row["most common label without it"] = str(classes[int(values[counts.argmax()])])
+                else:
+                    row["most common label without it"] = "-"
+            rows.append(row)
+        return rows
+
+    def to_text(self) -> str:
+        """The shares as a few aligned lines for a terminal."""
+        lines = [
+            f"leave one scale out ({self.merge}, scales {format_scale_set(self.scales)}): {ABLATION_DEFINITION}",
+            f"  {'scale':<8}{'changes':>10}{'alone':>10}",
+        ]
+        for k, scale in enumerate(self.scales):
+            lines.append(
+                f"  {scale_label(scale):<8}{format_percent(self.shares[k], 2):>10}"
+                f"{format_percent(self.sole_shares[k], 2):>10}"
+            )
+        lines.append(
+            f"  any one scale decides {format_percent(self.any_share, 2)} of the image; "
+            f"several scales each would change {format_percent(self.several_share, 2)}"
+        )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "merge": self.merge,
+            "scales": list(self.scales),
+            "definition": ABLATION_DEFINITION,
+            "changed_share": dict(zip(map(str, self.scales), self.shares)),
+            "decided_alone_share": dict(zip(map(str, self.scales), self.sole_shares)),
+            "several_share": self.several_share,
+            "any_share": self.any_share,
+        }
+
+
+def _check_merge(prediction, merge: str) -> None:
+    from .merges import available_merges
+
+    merges = available_merges(prediction)
+    if merge not in merges:
+        raise ValueError(
+            f"this prediction cannot be merged by {merge!r} (it has no such head); use one of: {', '.join(merges)}"
+        )
+
+
+def scale_ablation(prediction, merge: str | None = None) -> ScaleAblation:
+    """Leave each scale out in turn and fuse the rest with ``merge`` (the prediction's own by default).
+
+    Args:
+        prediction: a :class:`~segscale.predictor.Prediction` (or anything with its ``score_maps``,
+            ``attention_logits``, ``gate_logits``, ``scales``, ``merge`` and ``labels``).
+        merge: "attention" and "hierarchical" need the prediction's logits; average and max always work.
+
+    Raises ValueError for a single scale (nothing to leave out) or a merge the prediction cannot do.
+    """
+    merge = prediction.merge if merge is None else merge
+    _check_merge(prediction, merge)
+    scales = tuple(float(s) for s in prediction.scales)
+    if len(scales) < 2:
+        raise ValueError(f"scales {format_scale_set(scales)}: {SINGLE_SCALE_ABLATION} Pick two or more scales.")
+    size = tuple(prediction.labels.shape)
+    maps, logits, gates = _arrays(prediction)
+
+    def fused(keep: list[int]):
+        def subset(values):
+            return None if values is None else values[:, keep]
+
+        out, _ = merge_score_maps(
+            maps[:, keep], merge, subset(logits), gate_logits=subset(gates), scales=[scales[k] for k in keep]
+        )
+        return out
+
+    everything = list(range(len(scales)))
+    with torch.inference_mode():
+        labels = _labels(fused(everything), size)
+        without = np.stack([_labels(fused([k for k in everything if k != s]), size) for s in everything])
+    return ScaleAblation(scales, merge, labels, without, without != labels[None])
+
+
+def max_deciding_scale(score_maps: np.ndarray) -> np.ndarray:
+    """(S, C, h, w) score maps -> (h, w) int64: the scale max pooling took for the class it predicts.
+
+    The predicted class is argmax_c max_s f^s_c; the deciding scale is argmax_s f^s of that class
+    (the first scale on a tie, as the max itself reads it).
+    """
+    score_maps = np.asarray(score_maps)
+    if score_maps.ndim != 4:
+        raise ValueError(f"score maps must be (S, C, h, w), got shape {score_maps.shape}")
+    winner = score_maps.max(axis=0).argmax(axis=0)  # (h, w)
+    picked = np.take_along_axis(score_maps, winner[None, None].repeat(score_maps.shape[0], 0), axis=1)[:, 0]
+    return picked.argmax(axis=0).astype(np.int64)
+
+
+def max_deciding_weights(score_maps: np.ndarray) -> np.ndarray:
+    """(S, C, h, w) -> (S, h, w) float32: 1 where scale s is max pooling's deciding scale, else 0.
+
+    Max pooling's weight row: Eq. 1 with these weights gives the winning class's fused score
+    exactly (and only that class's)."""
+    deciding = max_deciding_scale(score_maps)
+    return (np.arange(score_maps.shape[0])[:, None, None] == deciding[None]).astype(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class ScaleConfidence:
+    """How sure each scale is of its own label, on the model's grid (h, w).
+
+    top_probability: (S, h, w) float32, max_c softmax_c(f^s_c).
+    top_class: (S, h, w) int64, each scale's own label argmax_c f^s_c.
+    disagree: (h, w) bool, True where not every scale gives the same label.
+    most_confident: (h, w) int64, where they disagree the scale with the largest top-class
+        probability; :data:`NO_SCALE` where they agree.
+    """
+
+    scales: tuple[float, ...]
+    top_probability: np.ndarray
+    top_class: np.ndarray
+    disagree: np.ndarray
+    most_confident: np.ndarray
+
+    @property
+    def disagree_share(self) -> float:
+        return float(self.disagree.mean())
+
+    @property
+    def most_confident_shares(self) -> tuple[float, ...]:
+        """(S,) the share of the grid where the scales disagree and scale s is the most confident."""
+        return tuple(float((self.most_confident == k).mean()) for k in range(len(self.scales)))
+
+    @property
+    def mean_top_probability(self) -> tuple[float, ...]:
+        return tuple(float(p.mean()) for p in self.top_probability)
+
+    def to_text(self) -> str:
+        lines = [
+            f"per-scale confidence: {CONFIDENCE_DEFINITION}",
+            f"  the scales' own labels disagree on {format_percent(self.disagree_share, 2)} of the grid",
+            f"  {'scale':<8}{'mean top p':>12}{'most sure':>11}",
+        ]
+        for k, scale in enumerate(self.scales):
+            lines.append(
+                f"  {scale_label(scale):<8}{self.mean_top_probability[k]:12.3f}"
+                f"{format_percent(self.most_confident_shares[k], 2):>11}"
+            )
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "scales": list(self.scales),
+            "disagree_share": self.disagree_share,
+            "mean_top_probability": dict(zip(map(str, self.scales), self.mean_top_probability)),
+            "most_confident_share": dict(zip(map(str, self.scales), self.most_confident_shares)),
+        }
+
+
+def scale_confidence(score_maps: np.ndarray, scales) -> ScaleConfidence:
+    """Per-scale top-class probability and, where the scales disagree, the most confident scale.
+
+    score_maps: (S, C, h, w) f^s on the common grid; scales: the S scales.
+    The softmax is computed in float64 (probabilities near 1 would round to 1 in float32)."""
+    scores = np.asarray(score_maps, dtype=np.float64)
+    if scores.ndim != 4:
+        raise ValueError(f"score maps must be (S, C, h, w), got shape {scores.shape}")
+    scales = tuple(float(s) for s in scales)
+    if len(scales) != scores.shape[0]:
+        raise ValueError(f"{len(scales)} scales for {scores.shape[0]} score maps")
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    # The top class's probability is exp(0) / sum_c exp(f_c - max f): no need for the whole softmax.
+    top_probability = 1.0 / np.exp(shifted).sum(axis=1)  # (S, h, w)
+    top_class = scores.argmax(axis=1)
+    disagree = (top_class != top_class[:1]).any(axis=0)
+    most_confident = np.where(disagree, top_probability.argmax(axis=0), NO_SCALE).astype(np.int64)
+    return ScaleConfidence(scales, top_probability.astype(np.float32), top_class, disagree, most_confident)

@@ -1,0 +1,194 @@
+"""What each scale decides: leave one scale out (every merge) against float64 references, max pooling's
+deciding scale, per-scale confidence, and the Prediction methods that expose them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from segscale.diagnostics import ablation
+from segscale.modeling import build_model, fusion
+from segscale.modeling.geometry import resize_bilinear
+from segscale.predictor import Predictor
+
+from .conftest import tiny_config, tiny_metadata
+
+C, GRID, SIZE = 5, (6, 7), (21, 25)
+
+
+def fake_prediction(scales, merge="attention", seed=0, *, gates=False):
+    generator = np.random.default_rng(seed)
+    count = len(scales)
+    return SimpleNamespace(
+        scales=tuple(scales),
+        merge=merge,
+        score_maps=(generator.normal(size=(count, C, *GRID)) * 3).astype(np.float32),
+        attention_logits=(generator.normal(size=(count, *GRID)) * 2).astype(np.float32),
+        gate_logits=(generator.normal(size=(count, *GRID)) * 2).astype(np.float32) if gates else None,
+        labels=np.zeros(SIZE, np.int64),
+    )
+
+
+def labels64(fused: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(C, h, w) float64 -> labels (H, W) and the top-two margin, upsampled like the model does."""
+    up = resize_bilinear(torch.from_numpy(fused)[None], SIZE)[0].numpy()
+    ordered = np.sort(up, axis=0)
+    return up.argmax(axis=0), ordered[-1] - ordered[-2]
+
+
+def reference_fused(p, keep, merge, direction=1):
+    """Float64 numpy: each merge over the scales in ``keep``, written out independently of fusion.py."""
+    scores = p.score_maps[keep].astype(np.float64)
+    if merge == "attention":
+        logits = p.attention_logits[keep].astype(np.float64)
+        weights = np.exp(logits - logits.max(axis=0))
+        weights /= weights.sum(axis=0)
+        return (weights[:, None] * scores).sum(axis=0)
+    if merge == "average":
+        return scores.mean(axis=0)
+    if merge == "max":
+        return scores.max(axis=0)
+    # hierarchical: start from one end of the sorted scales, each next scale's gate weighs it against the rest
+    scales = np.asarray(p.scales)[keep]
+    gates = 1.0 / (1.0 + np.exp(-p.gate_logits[keep].astype(np.float64)))
+    order = np.argsort(scales)[::direction]
+    running = scores[order[0]]
+    for k in order[1:]:
+        running = gates[k][None] * scores[k] + (1 - gates[k][None]) * running
+    return running
+
+
+def assert_matches(result, p, merge, direction=1):
+    everything = list(range(len(p.scales)))
+    expected, margin = labels64(reference_fused(p, everything, merge, direction))
+    clear = margin > 1e-4
+    assert clear.mean() > 0.95
+    np.testing.assert_array_equal(result.labels[clear], expected[clear])
+    for s in everything:
+        expected, margin = labels64(reference_fused(p, [k for k in everything if k != s], merge, direction))
+        clear = margin > 1e-4
+        np.testing.assert_array_equal(result.without[s][clear], expected[clear])
+        np.testing.assert_array_equal(result.changed[s], result.without[s] != result.labels)
+
+
+@pytest.mark.parametrize("merge", ["attention", "average", "max"])
+@pytest.mark.parametrize("scales", [(1.0, 0.75, 0.5), (1.0, 0.5, 0.25, 0.75, 1.5)])
+def test_leave_one_out_matches_a_float64_reference(merge, scales):
+    p = fake_prediction(scales, merge)
+    result = ablation.scale_ablation(p)
+    assert result.without.shape == (len(scales), *SIZE)
+    assert_matches(result, p, merge)
+    assert max(result.shares) > 0  # random maps: some scale decides something
+
+
+def chain_direction(p) -> int:
+    """Which end the installed chain starts from: +1 coarsest first, -1 finest first."""
+    fused, _ = fusion.hierarchical_chain(
+        torch.from_numpy(p.score_maps.astype(np.float64))[None],
+        torch.from_numpy(p.gate_logits.astype(np.float64))[None],
+        p.scales,
+    )
+    for direction in (1, -1):
+        if np.allclose(fused[0].numpy(), reference_fused(p, list(range(len(p.scales))), "hierarchical", direction)):
+            return direction
+    raise AssertionError("the chain matches neither direction of the reference")
+
+
+def test_hierarchical_leaves_the_scale_out_of_the_chain_in_whatever_direction_it_runs(monkeypatch):
+    p = fake_prediction((1.0, 0.5, 2.0, 0.75), "hierarchical", seed=3, gates=True)
+    direction = chain_direction(p)
+    assert_matches(ablation.scale_ablation(p), p, "hierarchical", direction)
+    # Run the chain the other way (reciprocal scales reverse its order): the leave-one-out follows it,
+    # because it calls the chain rather than writing its own.
+    original = fusion.hierarchical_chain
+    monkeypatch.setattr(fusion, "hierarchical_chain", lambda m, g, s: original(m, g, [1.0 / v for v in s]))
+    assert_matches(ablation.scale_ablation(p), p, "hierarchical", -direction)
+
+
+def test_two_scales_without_one_is_the_other_scales_own_labels():
+    p = fake_prediction((1.0, 0.5), seed=5)
+    result = ablation.scale_ablation(p)
+    for s, other in ((0, 1), (1, 0)):
+        expected = resize_bilinear(torch.from_numpy(p.score_maps[other])[None], SIZE)[0].argmax(dim=0).numpy()
+        np.testing.assert_array_equal(result.without[s], expected)
+
+
+def test_one_scale_has_nothing_to_leave_out():
+    with pytest.raises(ValueError, match="nothing to leave out"):
+        ablation.scale_ablation(fake_prediction((1.0,)))
+
+
+def test_a_merge_without_its_logits_is_refused_by_name():
+    p = fake_prediction((1.0, 0.5), "average")
+    p.attention_logits = None
+    with pytest.raises(ValueError, match="use one of: average, max"):
+        ablation.scale_ablation(p, "attention")
+
+
+def test_decision_map_shares_add_up_to_the_pixels_any_one_scale_decides():
+    result = ablation.scale_ablation(fake_prediction((1.0, 0.75, 0.5), seed=7))
+    decision = result.decision_map
+    assert sum(result.sole_shares) <= result.any_share + 1e-12
+    assert sum(result.sole_shares) + result.several_share == pytest.approx(result.any_share)
+    count = result.changed.sum(axis=0)
+    np.testing.assert_array_equal(decision == ablation.NO_SCALE, count == 0)
+    np.testing.assert_array_equal(decision == ablation.SEVERAL_SCALES, count > 1)
+    alone = count == 1
+    np.testing.assert_array_equal(result.changed[decision[alone], alone], True)
+    assert "any one scale decides" in result.to_text()
+    assert result.to_dict()["any_share"] == result.any_share
+
+
+def test_max_deciding_scale_is_where_the_winning_class_score_came_from():
+    p = fake_prediction((1.0, 0.75, 0.5), seed=11)
+    deciding = ablation.max_deciding_scale(p.score_maps)
+    for i in range(GRID[0]):
+        for j in range(GRID[1]):
+            cell = p.score_maps[:, :, i, j].astype(np.float64)  # (S, C)
+            winner = cell.max(axis=0).argmax()
+            assert deciding[i, j] == cell[:, winner].argmax()
+    weights = ablation.max_deciding_weights(p.score_maps)
+    np.testing.assert_array_equal(weights.sum(axis=0), 1.0)
+    fused = (weights[:, None] * p.score_maps).sum(axis=0)  # Eq. 1 with the one-hot weights
+    winner = p.score_maps.max(axis=0).argmax(axis=0)
+    np.testing.assert_array_equal(
+        np.take_along_axis(fused, winner[None], 0), np.take_along_axis(p.score_maps.max(axis=0), winner[None], 0)
+    )
+
+
+def test_scale_confidence_against_an_explicit_softmax():
+    p = fake_prediction((1.0, 0.75, 0.5), seed=13)
+    result = ablation.scale_confidence(p.score_maps, p.scales)
+    scores = p.score_maps.astype(np.float64)
+    probabilities = np.exp(scores) / np.exp(scores).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(result.top_probability, probabilities.max(axis=1), rtol=1e-6)
+    own = scores.argmax(axis=1)
+    agree = (own == own[0]).all(axis=0)
+    np.testing.assert_array_equal(result.disagree, ~agree)
+    np.testing.assert_array_equal(result.most_confident[agree], ablation.NO_SCALE)
+    np.testing.assert_array_equal(result.most_confident[~agree], probabilities.max(axis=1).argmax(axis=0)[~agree])
+    assert 0 < result.disagree_share < 1
+    assert sum(result.most_confident_shares) == pytest.approx(result.disagree_share)
+    with pytest.raises(ValueError, match="2 scales for 3 score maps"):
+        ablation.scale_confidence(p.score_maps, (1.0, 0.5))
+
+
+def test_prediction_exposes_the_views():
+    torch.manual_seed(0)
+    config = tiny_config()
+    predictor = Predictor(build_model(config), tiny_metadata(config), device="cpu")
+    image = (np.random.default_rng(0).random((37, 45, 3)) * 255).astype(np.uint8)
+    prediction = predictor.predict(image, scales=(1.0, 0.75, 0.5), merge="attention")
+    result = prediction.scale_ablation()
+    assert result.merge == "attention" and result.without.shape == (3, 37, 45)
+    # The label with every scale, recomputed from the score maps, is the prediction's own.
+    assert (result.labels == prediction.labels).mean() > 0.999
+    assert prediction.scale_ablation("max").merge == "max"
+    assert prediction.max_deciding_scale().shape == prediction.grid
+    assert prediction.scale_confidence().top_probability.shape == (3, *prediction.grid)
+    single = predictor.predict(image, scales=(1.0,), merge="average")
+    with pytest.raises(ValueError, match="nothing to leave out"):
+        single.scale_ablation()
