@@ -192,3 +192,25 @@ def test_prediction_exposes_the_views():
     single = predictor.predict(image, scales=(1.0,), merge="average")
     with pytest.raises(ValueError, match="nothing to leave out"):
         single.scale_ablation()
+
+
+def test_predict_writes_the_ablation_figure_and_its_shares(make_checkpoint, tmp_path, capsys):
+    from PIL import Image
+
+    from segscale.cli import main
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(1).random((40, 52, 3)) * 255).astype(np.uint8)).save(photo)
+    checkpoint = str(make_checkpoint())
+    out = tmp_path / "out"
+    args = ["predict", str(photo), "--checkpoint", checkpoint, "--merge", "average", "--out", str(out)]
+    assert main([*args, "--scales", "1", "0.75", "0.5", "--outputs", "ablation"]) == 0
+    assert [p.name for p in out.iterdir()] == ["photo_average_1-0.75-0.5_ablation.png"]
+    assert Image.open(out / "photo_average_1-0.75-0.5_ablation.png").format == "PNG"
+    printed = capsys.readouterr().out
+    assert "leave one scale out (average, scales {1, 0.75, 0.5})" in printed and "any one scale decides" in printed
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--scales", "1", "--outputs", "ablation"])
+    assert refused.value.code == 2
+    assert "nothing to leave out" in capsys.readouterr().err
+    assert not (out / "photo_average_1_ablation.png").exists()
