@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator
+from matplotlib.ticker import AutoLocator, FixedLocator, NullLocator
 
 from .formatting import format_percent, format_scale_set, scale_label
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
@@ -37,6 +37,7 @@ __all__ = [
     "diagnostics_figures",
     "disagreement_image",
     "decided_image",
+    "decided_by_extent_figure",
     "decision_map_image",
     "dominant_share_figure",
     "error_image",
@@ -227,6 +228,8 @@ def diagnostics_figures(diagnostics) -> dict[str, Figure]:
         figures["weight_by_extent"] = weight_by_extent_figure(diagnostics)
         figures["weight_by_class"] = weight_by_class_figure(diagnostics)
         figures["dominant_share"] = dominant_share_figure(diagnostics.scales, diagnostics.dominant_share)
+    if getattr(diagnostics, "has_ablation", False):
+        figures["decided_by_extent"] = decided_by_extent_figure(diagnostics)
     return figures
 
 
@@ -653,4 +656,27 @@ def scale_ablation_figure(ablation, image: np.ndarray, palette, title: str = "")
         caption = f"{_scale_name(scale)} decides {ablation.shares[k]:.1%}"
         show(1, k + 1, decided_image(ablation.changed[k], image, k), caption)
     figure.suptitle(title or f"Leave one scale out ({ablation.merge}, {format_scale_set(ablation.scales)})")
+    return figure
+
+
+def decided_by_extent_figure(diagnostics, title: str | None = None) -> Figure:
+    """Leave one scale out over many images: the share of object pixels each scale decides, per size bin
+    (grouped bars, empty bins left out), with the mIoU without each scale in the legend."""
+    edges = diagnostics.bin_edges
+    present = [b for b in range(len(edges) - 1) if diagnostics.objects_per_bin[b] > 0]
+    groups = [f"{edges[b]:g}-{edges[b + 1]:g}" for b in present]
+    values = diagnostics.decided_by_extent[present] if present else np.zeros((0, len(diagnostics.scales)))
+    series = [f"{_scale_name(s)} (mIoU without: {m:.3f})" for s, m in zip(diagnostics.scales, diagnostics.miou_without)]
+    figure = _grouped_bars(
+        groups,
+        values,
+        series,
+        _scale_colours(len(diagnostics.scales)),
+        ylabel="share of object pixels it decides",
+        title=title or f"What each scale decides, by object extent (px; {diagnostics.ablation_merge} without it)",
+    )
+    axes = figure.axes[0]
+    top = float(np.nanmax(values)) if values.size and not np.all(np.isnan(values)) else 1.0
+    axes.set_ylim(0, max(0.05, top * 1.5))
+    axes.yaxis.set_major_locator(AutoLocator())  # shares well below 1: not the 0-1 ticks of the bars' default
     return figure

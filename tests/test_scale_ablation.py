@@ -214,3 +214,47 @@ def test_predict_writes_the_ablation_figure_and_its_shares(make_checkpoint, tmp_
     assert refused.value.code == 2
     assert "nothing to leave out" in capsys.readouterr().err
     assert not (out / "photo_average_1_ablation.png").exists()
+
+
+def test_diagnose_tabulates_what_each_scale_decides_by_size_and_the_miou_without_it(make_checkpoint, tmp_path, capsys):
+    from segscale.cli import main
+    from segscale.data.scaleshapes import generate_sample
+    from segscale.diagnostics import scale_diagnostics
+    from segscale.evaluation import SIZE_BIN_EDGES, size_bin_index
+    from segscale.metrics import ConfusionMatrix
+
+    checkpoint = make_checkpoint(scaleshapes=True)
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    scales = (1.0, 0.75, 0.5)
+    result = scale_diagnostics(predictor, "val", 2, scales, ("attention", "average"), start=14)
+    assert result.ablation_merge == "attention"
+    # The same sums, image by image, from the Prediction API.
+    changed, pixels = np.zeros(3), 0
+    decided, object_pixels = np.zeros((len(SIZE_BIN_EDGES) - 1, 3)), np.zeros(len(SIZE_BIN_EDGES) - 1)
+    matrices = [ConfusionMatrix(len(predictor.classes)) for _ in scales]
+    for index in (14, 15):
+        sample = generate_sample("val", index)
+        ablated = predictor.predict(sample.image, scales=scales, merge="attention").scale_ablation()
+        changed += ablated.changed.reshape(3, -1).sum(axis=1)
+        pixels += sample.label.size
+        for k in range(3):
+            matrices[k].update(sample.label, ablated.without[k])
+        for obj in sample.objects:
+            visible = sample.instances == obj.instance_id
+            b = size_bin_index(obj.extent)
+            object_pixels[b] += visible.sum()
+            decided[b] += ablated.changed[:, visible].sum(axis=1)
+    np.testing.assert_allclose(result.decided_share, changed / pixels)
+    np.testing.assert_allclose(result.miou_without, [m.scores().miou for m in matrices])
+    full = object_pixels > 0
+    np.testing.assert_allclose(result.decided_by_extent[full], decided[full] / object_pixels[full, None])
+    assert np.isnan(result.decided_by_extent[~full]).all()
+    assert result.to_dict()["leave_one_scale_out"]["per_scale"][0]["scale"] == 1.0
+
+    out = tmp_path / "diag"
+    args = ["diagnose", "--count", "1", "--checkpoint", str(checkpoint), "--device", "cpu", "--quiet"]
+    assert main([*args, "--out", str(out), "--scales", "1", "0.5"]) == 0
+    assert "leave one scale out (attention)" in capsys.readouterr().out
+    assert (out / "decided_by_extent.png").read_bytes().startswith(b"\x89PNG")
+    assert main([*args, "--scales", "1"]) == 0
+    assert "nothing to leave out" in capsys.readouterr().out

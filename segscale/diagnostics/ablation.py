@@ -304,3 +304,66 @@ def scale_confidence(score_maps: np.ndarray, scales) -> ScaleConfidence:
     disagree = (top_class != top_class[:1]).any(axis=0)
     most_confident = np.where(disagree, top_probability.argmax(axis=0), NO_SCALE).astype(np.int64)
     return ScaleConfidence(scales, top_probability.astype(np.float32), top_class, disagree, most_confident)
+
+
+class AblationBySize:
+    """Leave one scale out over many ScaleShapes images: what each scale decides, by object size, and the
+    mIoU without each scale. Every array is a sum over images, so torchrun's ranks add theirs up.
+
+    decided: (B, S) visible object pixels in size bin b whose label changes without scale s.
+    object_pixels: (B,) visible object pixels per bin.
+    decided_all: (S,) pixels of the whole images (background included) that change without s.
+    pixels: (1,) pixels of the whole images.
+    confusion_without: (S, K, K) confusion matrix (true, predicted) of the merge without scale s.
+    """
+
+    def __init__(self, scales, num_classes: int, merge: str, edges) -> None:
+        self.scales, self.merge, self.edges = tuple(scales), merge, tuple(edges)
+        self.num_classes = int(num_classes)
+        bins, count = len(self.edges) - 1, len(self.scales)
+        self.decided = np.zeros((bins, count), np.int64)
+        self.object_pixels = np.zeros(bins, np.int64)
+        self.decided_all = np.zeros(count, np.int64)
+        self.pixels = np.zeros(1, np.int64)
+        self.confusion_without = np.zeros((count, self.num_classes, self.num_classes), np.int64)
+
+    def update(self, ablation: ScaleAblation, objects, instances: np.ndarray, label: np.ndarray, bin_of) -> None:
+        from ..metrics import ConfusionMatrix
+
+        self.decided_all += ablation.changed.reshape(len(self.scales), -1).sum(axis=1)
+        self.pixels += label.size
+        for k in range(len(self.scales)):
+            matrix = ConfusionMatrix(self.num_classes)
+            matrix.update(label, ablation.without[k])
+            self.confusion_without[k] += matrix.counts
+        for obj in objects:
+            visible = instances == obj.instance_id
+            if not visible.any():
+                continue
+            b = bin_of(obj.extent)
+            self.object_pixels[b] += int(visible.sum())
+            self.decided[b] += ablation.changed[:, visible].sum(axis=1)
+
+    def decided_by_extent(self) -> np.ndarray:
+        """(B, S) share of a bin's object pixels that scale s decides; NaN for an empty bin."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.object_pixels[:, None] > 0, self.decided / self.object_pixels[:, None], np.nan)
+
+    def decided_share(self) -> np.ndarray:
+        """(S,) share of all pixels that scale s decides."""
+        return self.decided_all / max(1, int(self.pixels[0]))
+
+    def miou_without(self) -> np.ndarray:
+        """(S,) mIoU of the merge without scale s."""
+        from ..metrics import ConfusionMatrix
+
+        values = []
+        for counts in self.confusion_without:
+            matrix = ConfusionMatrix(self.num_classes)
+            matrix.counts = counts.copy()
+            values.append(matrix.scores().miou)
+        return np.asarray(values)
+
+
+# The arrays of :class:`AblationBySize` that add up over images (and so over torchrun's ranks).
+ABLATION_SUMMED_ARRAYS = ("decided", "object_pixels", "decided_all", "pixels", "confusion_without")
