@@ -661,19 +661,21 @@ def scale_ablation_figure(ablation, image: np.ndarray, palette, title: str = "")
 
 def decided_by_extent_figure(diagnostics, title: str | None = None) -> Figure:
     """Leave one scale out over many images: the share of object pixels each scale decides, per size bin
-    (grouped bars, empty bins left out), with the mIoU without each scale in the legend."""
+    (grouped bars, empty bins left out), with the mIoU without each scale in the title."""
     edges = diagnostics.bin_edges
     present = [b for b in range(len(edges) - 1) if diagnostics.objects_per_bin[b] > 0]
     groups = [f"{edges[b]:g}-{edges[b + 1]:g}" for b in present]
     values = diagnostics.decided_by_extent[present] if present else np.zeros((0, len(diagnostics.scales)))
-    series = [f"{_scale_name(s)} (mIoU without: {m:.3f})" for s, m in zip(diagnostics.scales, diagnostics.miou_without)]
+    without = ", ".join(f"{scale_label(s)}: {m:.3f}" for s, m in zip(diagnostics.scales, diagnostics.miou_without))
     figure = _grouped_bars(
         groups,
         values,
-        series,
+        [_scale_name(s) for s in diagnostics.scales],
         _scale_colours(len(diagnostics.scales)),
         ylabel="share of object pixels it decides",
-        title=title or f"What each scale decides, by object extent (px; {diagnostics.ablation_merge} without it)",
+        title=title
+        or f"What each scale decides ({diagnostics.ablation_merge} without it), by object extent (px)\n"
+        f"mIoU without each scale: {without}",
     )
     axes = figure.axes[0]
     top = float(np.nanmax(values)) if values.size and not np.all(np.isnan(values)) else 1.0

@@ -258,3 +258,31 @@ def test_diagnose_tabulates_what_each_scale_decides_by_size_and_the_miou_without
     assert (out / "decided_by_extent.png").read_bytes().startswith(b"\x89PNG")
     assert main([*args, "--scales", "1"]) == 0
     assert "nothing to leave out" in capsys.readouterr().out
+
+
+def test_compare_writes_and_prints_max_poolings_deciding_scale(make_checkpoint, tmp_path, capsys):
+    from PIL import Image
+
+    from segscale.cli import main
+    from segscale.palette import scale_colour
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray((np.random.default_rng(2).random((40, 48, 3)) * 255).astype(np.uint8)).save(photo)
+    checkpoint = make_checkpoint(merge="max")
+    out = tmp_path / "out"
+    args = ["compare", str(photo), "--checkpoint", str(checkpoint), "--device", "cpu", "--scales", "1", "0.75", "0.5"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert "max pooling's deciding scale" in capsys.readouterr().out
+    written = Image.open(out / "photo_max_deciding_scale.png")
+    assert written.mode == "P" and written.size == (48, 40)
+    assert written.getpalette()[:9] == [v for k in range(3) for v in scale_colour(k)]
+    predictor = Predictor.from_checkpoint(checkpoint, device="cpu")
+    prediction = predictor.predict(np.asarray(Image.open(photo)), scales=(1.0, 0.75, 0.5), merge="max")
+    grid = prediction.max_deciding_scale()
+    indices = np.asarray(written)
+    assert set(np.unique(indices)) <= {0, 1, 2}
+    # Nearest-cell upsampling keeps each cell's index: the grid's corners are the image's corners.
+    assert indices[0, 0] == grid[0, 0] and indices[-1, -1] == grid[-1, -1]
+    assert main([*args, "--json"]) == 0
+    shares = __import__("json").loads(capsys.readouterr().out)["max_deciding_scale_share"]
+    assert sum(shares.values()) == pytest.approx(1.0)

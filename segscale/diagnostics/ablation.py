@@ -367,3 +367,23 @@ class AblationBySize:
 
 # The arrays of :class:`AblationBySize` that add up over images (and so over torchrun's ranks).
 ABLATION_SUMMED_ARRAYS = ("decided", "object_pixels", "decided_all", "pixels", "confusion_without")
+
+
+def deciding_scale_at(deciding: np.ndarray, size) -> np.ndarray:
+    """(h, w) scale indices on the grid -> (H, W) at image resolution, nearest cell (no index is blended)."""
+    from ..modeling.geometry import resize_labels
+
+    return resize_labels(torch.from_numpy(np.ascontiguousarray(deciding))[None], tuple(size))[0].numpy()
+
+
+def index_shares(indices: np.ndarray, count: int) -> tuple[float, ...]:
+    """(S,) the share of the map taken by each scale index 0..count-1 (other values count in the total only)."""
+    indices = np.asarray(indices)
+    return tuple(float((indices == k).mean()) for k in range(count))
+
+
+def max_deciding_text(deciding: np.ndarray, scales) -> str:
+    """One line: the share of the grid each scale decides under max pooling."""
+    shares = index_shares(deciding, len(scales))
+    parts = ", ".join(f"{scale_label(s)}: {format_percent(v)}" for s, v in zip(scales, shares))
+    return f"max pooling's deciding scale (the scale whose score won for the predicted class): {parts}"
