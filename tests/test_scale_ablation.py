@@ -286,3 +286,17 @@ def test_compare_writes_and_prints_max_poolings_deciding_scale(make_checkpoint, 
     assert main([*args, "--json"]) == 0
     shares = __import__("json").loads(capsys.readouterr().out)["max_deciding_scale_share"]
     assert sum(shares.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("merge", ["attention", "max"])
+def test_the_label_without_each_scale_at_a_pixel_is_the_ablation_maps_label_there(merge):
+    p = fake_prediction((1.0, 0.75, 0.5), merge, seed=17)
+    whole = ablation.scale_ablation(p)
+    for row, col in ((0, 0), (10, 13), (20, 24), (7, 3)):
+        at = ablation.pixel_without(p, row, col, merges=(merge,))
+        assert at.labels[merge] == whole.labels[row, col]
+        assert at.without[merge] == tuple(int(w[row, col]) for w in whole.without)
+        changed = {s for s, c in zip(p.scales, whole.changed[:, row, col]) if c}
+        assert set(at.deciding_scales(merge)) == changed
+    rows = at.rows([f"c{k}" for k in range(C)])
+    assert [r["scale"] for r in rows] == [1.0, 0.75, 0.5] and f"{merge} without it" in rows[0]

@@ -387,3 +387,103 @@ def max_deciding_text(deciding: np.ndarray, scales) -> str:
     shares = index_shares(deciding, len(scales))
     parts = ", ".join(f"{scale_label(s)}: {format_percent(v)}" for s, v in zip(scales, shares))
     return f"max pooling's deciding scale (the scale whose score won for the predicted class): {parts}"
+
+
+@dataclass(frozen=True)
+class PixelWithout:
+    """One pixel without each scale: the fused label with every scale and with each one left out, per merge.
+
+    Labels at the pixel are made as the image's are: each fused map g sampled bilinearly at the pixel
+    (:func:`segscale.diagnostics.grid.bilinear_at`), then the argmax over classes.
+
+    labels: merge -> the label with every scale. without: merge -> (S,) the label without scale s.
+    top_probability: (S,) each scale's own top-class probability at the pixel's nearest cell.
+    own_labels: (S,) each scale's own label (argmax of f^s) at that cell.
+    """
+
+    row: int
+    col: int
+    scales: tuple[float, ...]
+    merges: tuple[str, ...]
+    labels: dict
+    without: dict
+    top_probability: tuple[float, ...]
+    own_labels: tuple[int, ...]
+
+    def deciding_scales(self, merge: str) -> tuple[float, ...]:
+        """The scales whose absence changes this pixel's label under ``merge``."""
+        return tuple(s for s, label in zip(self.scales, self.without[merge]) if label != self.labels[merge])
+
+    def rows(self, classes) -> list[dict]:
+        """One row per scale: its own label and confidence, then per merge the label without it (``*``: changed)."""
+        rows = []
+        for k, scale in enumerate(self.scales):
+            row = {
+                "scale": scale,
+                "own label": str(classes[self.own_labels[k]]),
+                "top-class probability": self.top_probability[k],
+            }
+            for merge in self.merges:
+                label = self.without[merge][k]
+                mark = " *" if label != self.labels[merge] else ""
+                row[f"{merge} without it"] = f"{classes[label]}{mark}"
+            rows.append(row)
+        return rows
+
+    def to_text(self, classes) -> str:
+        lines = [f"without each scale, at pixel (row {self.row}, col {self.col}) (* the label changes):"]
+        for merge in self.merges:
+            parts = ", ".join(
+                f"without {scale_label(s)}: {classes[label]}{' *' if label != self.labels[merge] else ''}"
+                for s, label in zip(self.scales, self.without[merge])
+            )
+            lines.append(f"  {merge:<12} all scales: {classes[self.labels[merge]]}; {parts}")
+        confident = ", ".join(
+            f"{scale_label(s)}: {classes[c]} p={p:.3f}"
+            for s, c, p in zip(self.scales, self.own_labels, self.top_probability)
+        )
+        lines.append(f"  each scale's own label and its probability: {confident}")
+        return "\n".join(lines)
+
+
+def pixel_without(prediction, row: int, col: int, merges=None) -> PixelWithout:
+    """The fused label at one pixel with every scale and without each, for ``merges`` (default: every one the
+    prediction can do). ValueError for a single scale."""
+    from .grid import bilinear_at, nearest_cell
+    from .merges import available_merges
+
+    merges = tuple(available_merges(prediction) if merges is None else merges)
+    for merge in merges:
+        _check_merge(prediction, merge)
+    scales = tuple(float(s) for s in prediction.scales)
+    if len(scales) < 2:
+        raise ValueError(f"scales {format_scale_set(scales)}: {SINGLE_SCALE_ABLATION}")
+    size = tuple(int(v) for v in prediction.labels.shape)
+    maps, logits, gates = _arrays(prediction)
+    everything = list(range(len(scales)))
+
+    def label(merge, keep):
+        def subset(values):
+            return None if values is None else values[:, keep]
+
+        fused, _ = merge_score_maps(
+            maps[:, keep], merge, subset(logits), gate_logits=subset(gates), scales=[scales[k] for k in keep]
+        )
+        scores, _ = bilinear_at(fused[0].numpy(), int(row), int(col), size)
+        return int(scores.argmax())
+
+    with torch.inference_mode():
+        labels = {m: label(m, everything) for m in merges}
+        without = {m: tuple(label(m, [k for k in everything if k != s]) for s in everything) for m in merges}
+    i, j = nearest_cell(int(row), int(col), size, tuple(prediction.score_maps.shape[-2:]))
+    confidence = scale_confidence(prediction.score_maps[:, :, i : i + 1, j : j + 1], scales)
+    return PixelWithout(
+        row=int(row),
+        col=int(col),
+        scales=scales,
+        merges=merges,
+        labels=labels,
+        without=without,
+        top_probability=tuple(float(p) for p in confidence.top_probability[:, 0, 0]),
+        own_labels=tuple(int(c) for c in confidence.top_class[:, 0, 0]),
+    )
