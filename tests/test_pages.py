@@ -234,7 +234,11 @@ def test_diagnostics_wait_for_the_button_then_plot_tabulate_and_offer_the_csv(sh
     at.toggle(key="diagnose_zoom").set_value(True).run()  # another drawing of the same run
     at.run()  # coming back: the cached result, no second pass over the images
     assert_clean(at)
-    assert len(runs) == 1 and len(at.get("image")) == 4
+    assert len(runs) == 1 and len(at.get("image")) == 5  # four figures of weights and scores, one of decisions
+    assert any(c.startswith("Share of object pixels each scale decides") for c in captions(at))
+    decides = at.dataframe[-1].value
+    assert list(decides["scale"]) == ["1", "0.75", "0.5"]
+    assert "mIoU without it (attention)" in decides.columns
 
     at.number_input(key="diagnose_count").set_value(3).run()
     assert "settings changed" in texts(at.info) and not at.get("image")
