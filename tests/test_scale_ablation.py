@@ -300,3 +300,17 @@ def test_the_label_without_each_scale_at_a_pixel_is_the_ablation_maps_label_ther
         assert set(at.deciding_scales(merge)) == changed
     rows = at.rows([f"c{k}" for k in range(C)])
     assert [r["scale"] for r in rows] == [1.0, 0.75, 0.5] and f"{merge} without it" in rows[0]
+
+
+@pytest.mark.parametrize("grid, size", [((6, 7), (21, 25)), ((1, 5), (3, 40)), ((4, 4), (4, 4)), ((9, 8), (65, 57))])
+def test_labels_between_cells_are_those_of_the_full_upsampling(grid, size):
+    # Smooth maps with large regions of one class, as a network's are, and noisy ones.
+    generator = np.random.default_rng(sum(grid) + sum(size))
+    for scores in (generator.normal(size=(C, *grid)) * 3, np.cumsum(generator.normal(size=(C, *grid)), axis=1)):
+        fused = torch.from_numpy(scores.astype(np.float32))[None]
+        full = resize_bilinear(fused.double(), size)[0].numpy()
+        ordered = np.sort(full, axis=0)
+        clear = ordered[-1] - ordered[-2] > 1e-6
+        got = ablation._labels(fused, size)
+        assert got.shape == size and clear.mean() > 0.95
+        np.testing.assert_array_equal(got[clear], full.argmax(axis=0)[clear])
