@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .diagnostics.ablation import deciding_scale_at, index_shares, max_deciding_scale
+from .modeling.geometry import _aligned_indices
 from .palette import SCALE_COLOURS, SCORE_CMAP, colorize_labels
 from .plots import decision_map_image
 from .visualize import DISPLAY_WIDTH, display_size, heat_map, resize_rgb, upsample_maps
@@ -59,6 +60,14 @@ def faded_labels(labels: np.ndarray, changed: np.ndarray, palette) -> np.ndarray
     return np.where(np.asarray(changed)[..., None], colours, washed).round().astype(np.uint8)
 
 
+def _nearest(maps: np.ndarray, size) -> np.ndarray:
+    """(..., H, W) index maps -> (..., *size), nearest on the aligned-corner grid as
+    :func:`segscale.modeling.geometry.resize_labels`, indexed in numpy (cheaper than a torch gather here)."""
+    rows = _aligned_indices(maps.shape[-2], size[0], "cpu").numpy()
+    cols = _aligned_indices(maps.shape[-1], size[1], "cpu").numpy()
+    return maps[..., rows[:, None], cols[None, :]]
+
+
 def build_ablation_view(prediction, palette, width: int = DISPLAY_WIDTH) -> AblationView:
     """All the pictures of what each scale of ``prediction`` decides, ``width`` pixels wide."""
     size = display_size(prediction.labels.shape, width)
@@ -67,17 +76,16 @@ def build_ablation_view(prediction, palette, width: int = DISPLAY_WIDTH) -> Abla
     without = shares = sole = any_share = several = decision = None
     if len(scales) > 1:
         ablation = prediction.scale_ablation()
-        without = tuple(
-            resize_rgb(faded_labels(ablation.without[k], ablation.changed[k], palette), size, nearest=True)
-            for k in range(len(scales))
-        )
+        # Index maps go to the display size first (nearest: no label is blended), then get their colours.
+        shown_without, shown_changed = _nearest(ablation.without, size), _nearest(ablation.changed, size)
+        without = tuple(faded_labels(shown_without[k], shown_changed[k], palette) for k in range(len(scales)))
         shares, sole, any_share, several = (
             ablation.shares,
             ablation.sole_shares,
             ablation.any_share,
             ablation.several_share,
         )
-        decision = resize_rgb(decision_map_image(ablation.decision_map, prediction.image), size, nearest=True)
+        decision = decision_map_image(_nearest(ablation.decision_map, size), image)
     confidence = prediction.scale_confidence()
     probability = upsample_maps(confidence.top_probability, size)
     confident = deciding_scale_at(confidence.most_confident, size)

@@ -314,3 +314,27 @@ def test_labels_between_cells_are_those_of_the_full_upsampling(grid, size):
         got = ablation._labels(fused, size)
         assert got.shape == size and clear.mean() > 0.95
         np.testing.assert_array_equal(got[clear], full.argmax(axis=0)[clear])
+
+
+def test_the_main_views_pictures_follow_the_ablation(make_checkpoint):
+    from segscale.ablation_view import build_ablation_view
+    from segscale.modeling.geometry import resize_labels
+    from segscale.palette import scale_colour
+
+    predictor = Predictor.from_checkpoint(make_checkpoint(), device="cpu")
+    image = (np.random.default_rng(4).random((50, 64, 3)) * 255).astype(np.uint8)
+    prediction = predictor.predict(image, scales=(1.0, 0.75, 0.5), merge="attention")
+    view = build_ablation_view(prediction, predictor.palette, width=80)
+    ablation = prediction.scale_ablation()
+    assert view.size == (62, 80) and len(view.without) == 3 and view.shares == ablation.shares
+    changed = resize_labels(torch.from_numpy(ablation.changed), view.size).numpy()
+    without = resize_labels(torch.from_numpy(ablation.without), view.size).numpy()
+    palette = np.asarray(predictor.palette, np.uint8)
+    for k in range(3):  # full palette colour exactly where the label changes
+        np.testing.assert_array_equal(view.without[k][changed[k]], palette[without[k][changed[k]]])
+    decision = resize_labels(torch.from_numpy(ablation.decision_map)[None], view.size)[0].numpy()
+    for k in range(3):
+        mine = decision == k
+        np.testing.assert_array_equal(view.decision[mine], np.broadcast_to(scale_colour(k), (mine.sum(), 3)))
+    single = build_ablation_view(predictor.predict(image, scales=(1.0,), merge="average"), predictor.palette, width=80)
+    assert single.without is None and single.decision is None and len(single.confidence) == 1

@@ -60,18 +60,21 @@ def _arrays(prediction):
     return np.asarray(prediction.score_maps, dtype=np.float32), optional("attention_logits"), optional("gate_logits")
 
 
-def _fused_over(arrays, merge: str, scales, keep: list[int]):
-    """``merge`` over the scales in ``keep`` only: (1, C, h, w), through the one place merges are written.
+def _fused_over(arrays, merge: str, scales, keep):
+    """``merge`` over the scales in ``keep`` only, through the one place merges are written.
 
+    ``keep``: a list of scale indices -> (1, C, h, w); or a list of B such lists, all as long, for a
+    merge that does not read the scales' values (not hierarchical) -> (B, C, h, w), one call for all.
     The scales are picked in numpy: indexing a small tensor costs more in thread start-up than in work."""
     maps, logits, gates = arrays
+    batched = bool(keep) and isinstance(keep[0], list)
+    index = np.asarray(keep if batched else [keep])  # (B, S')
 
     def subset(values):
-        return None if values is None else torch.from_numpy(np.ascontiguousarray(values[keep]))[None]
+        return None if values is None else torch.from_numpy(np.ascontiguousarray(values[index]))
 
-    fused, _ = merge_score_maps(
-        subset(maps), merge, subset(logits), gate_logits=subset(gates), scales=[scales[k] for k in keep]
-    )
+    chosen = [scales[k] for k in index[0]]
+    fused, _ = merge_score_maps(subset(maps), merge, subset(logits), gate_logits=subset(gates), scales=chosen)
     return fused
 
 
@@ -247,11 +250,14 @@ def scale_ablation(prediction, merge: str | None = None) -> ScaleAblation:
     size = tuple(prediction.labels.shape)
     arrays = _arrays(prediction)
     everything = list(range(len(scales)))
+    rest = [[k for k in everything if k != s] for s in everything]
     with torch.inference_mode():
         labels = _labels(_fused_over(arrays, merge, scales, everything), size)
-        without = np.stack(
-            [_labels(_fused_over(arrays, merge, scales, [k for k in everything if k != s]), size) for s in everything]
-        )
+        if merge == "hierarchical":  # each chain has its own scales: one call per left-out scale
+            fused = [_fused_over(arrays, merge, scales, keep) for keep in rest]
+        else:  # the other merges ignore the scales' values: every leave-one-out in one batch
+            fused = _fused_over(arrays, merge, scales, rest).split(1)
+        without = np.stack([_labels(f, size) for f in fused])
     return ScaleAblation(scales, merge, labels, without, without != labels[None])
 
 
