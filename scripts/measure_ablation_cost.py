@@ -1,6 +1,6 @@
 """What the views of what each scale decides add to a prediction's time, measured in the same run.
 
-    python scripts/measure_ablation_cost.py --rounds 15 --json docs/bench/ablation-cost-cpu.json
+    python scripts/measure_ablation_cost.py --threads 1 --rounds 15 --json docs/bench/ablation-cost-cpu.json
 
 The demo checkpoint predicts a 512x512 ScaleShapes image (validation sample 0, its top-left corner)
 with attention at each scale set; after ``--warmup`` calls, each round times one prediction
@@ -47,7 +47,12 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--threads", type=int, help="torch threads (default: torch's); 1 on a loaded machine, see docs/PERFORMANCE.md"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     predictor = Predictor.from_checkpoint(args.checkpoint, device="cpu")
     image = generate_sample("val", 0).image[: args.size, : args.size]

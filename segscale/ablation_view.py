@@ -60,6 +60,13 @@ def faded_labels(labels: np.ndarray, changed: np.ndarray, palette) -> np.ndarray
     return np.where(np.asarray(changed)[..., None], colours, washed).round().astype(np.uint8)
 
 
+def _two_colour_maps(deciding: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
+    """Per scale, the weight row's colours of 1 where ``deciding`` is that scale and 0 elsewhere: the
+    two ends of :func:`~segscale.visualize.heat_map` on 0-1, without mapping every pixel through it."""
+    ends = heat_map(np.array([[0.0, 1.0]]), 0.0, 1.0)[0]  # (2, 3): the colours of 0 and 1
+    return tuple(ends[(deciding == k).astype(np.int64)] for k in range(count))
+
+
 def _nearest(maps: np.ndarray, size) -> np.ndarray:
     """(..., H, W) index maps -> (..., *size), nearest on the aligned-corner grid as
     :func:`segscale.modeling.geometry.resize_labels`, indexed in numpy (cheaper than a torch gather here)."""
@@ -104,7 +111,7 @@ def build_ablation_view(prediction, palette, width: int = DISPLAY_WIDTH) -> Abla
         most_confident=decision_map_image(confident, image),
         disagree_share=confidence.disagree_share,
         most_confident_shares=confidence.most_confident_shares,
-        max_deciding=tuple(heat_map((deciding == k).astype(np.float32), 0.0, 1.0) for k in range(len(scales))),
+        max_deciding=_two_colour_maps(deciding, len(scales)),
         max_deciding_map=colorize_labels(deciding, SCALE_COLOURS),
         max_shares=index_shares(deciding_grid, len(scales)),
     )

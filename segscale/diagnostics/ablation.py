@@ -23,6 +23,7 @@ never to the fast path's bf16 rounding.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -105,17 +106,24 @@ def _labels(fused, size) -> np.ndarray:
     cols, dx = _axis(scores.shape[2], size[1])
     below = np.minimum(rows + 1, scores.shape[1] - 1)
     right = np.minimum(cols + 1, scores.shape[2] - 1)
-    corner = winner[rows][:, cols]  # (H, W), the class of the cell before each pixel
-    same = (corner == winner[below][:, cols]) & (corner == winner[rows][:, right]) & (corner == winner[below][:, right])
-    labels = corner.astype(np.int64)
+    # On the grid first: whether the 4 cells from (i, j) to (i + 1, j + 1) share their winner; then one
+    # lookup per pixel (the grid is 64 times smaller than the image).
+    next_row = np.minimum(np.arange(winner.shape[0]) + 1, winner.shape[0] - 1)
+    next_col = np.minimum(np.arange(winner.shape[1]) + 1, winner.shape[1] - 1)
+    down = winner[next_row]
+    uniform = (winner == down) & (winner == winner[:, next_col]) & (winner == down[:, next_col])
+    same = uniform[np.ix_(rows, cols)]
+    labels = winner[np.ix_(rows, cols)].astype(np.int64)
     r, c = np.nonzero(~same)
     if r.size:
         wy, wx = dy[r], dx[c]
+        flat = scores.reshape(scores.shape[0], -1)  # (C, h w): one flat gather per corner
+        width = scores.shape[2]
         values = (
-            scores[:, rows[r], cols[c]] * ((1 - wy) * (1 - wx))
-            + scores[:, rows[r], right[c]] * ((1 - wy) * wx)
-            + scores[:, below[r], cols[c]] * (wy * (1 - wx))
-            + scores[:, below[r], right[c]] * (wy * wx)
+            np.take(flat, rows[r] * width + cols[c], axis=1) * ((1 - wy) * (1 - wx))
+            + np.take(flat, rows[r] * width + right[c], axis=1) * ((1 - wy) * wx)
+            + np.take(flat, below[r] * width + cols[c], axis=1) * (wy * (1 - wx))
+            + np.take(flat, below[r] * width + right[c], axis=1) * (wy * wx)
         )  # (C, N)
         labels[r, c] = values.argmax(axis=0)
     return labels
@@ -155,7 +163,7 @@ class ScaleAblation:
     def any_share(self) -> float:
         return float(self.any_changed.mean())
 
-    @property
+    @cached_property
     def decision_map(self) -> np.ndarray:
         """(H, W) int64: the one scale whose absence changes the label, :data:`SEVERAL_SCALES` where
         leaving out any of several does, :data:`NO_SCALE` where none does."""
