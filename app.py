@@ -54,12 +54,17 @@ with class_column:
 view = main_view.build_view(
     model.key, image.key, prediction.scales, prediction.merge, class_index, score_kind, prediction, model.metadata
 )
+decides = main_view.build_decides_view(
+    model.key, image.key, prediction.scales, prediction.merge, prediction, model.metadata
+)
 view_s = time.perf_counter() - view_started
 
 st.subheader("Each scale")
-main_view.per_scale_section(view, prediction, model.metadata)
+main_view.per_scale_section(view, prediction, model.metadata, decides)
 st.subheader("Fused")
 main_view.fused_section(view, prediction, model.metadata, image)
+st.subheader("What each scale decides")
+main_view.decides_section(decides, prediction)
 st.subheader("Downloads")
 main_view.downloads_section(model, image, prediction, view)
 

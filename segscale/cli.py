@@ -23,6 +23,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "shapes": ("segscale.commands.shapes", "generate ScaleShapes images, or write a split in the PASCAL VOC layout"),
     "train": ("segscale.commands.train", "train a model (ScaleShapes, PASCAL VOC, PASCAL-Person-Part)"),
+    "train-head": (
+        "segscale.commands.train_head",
+        "an attention head on a frozen network: PASCAL VOC fetched if asked, then trained",
+    ),
     "evaluate": ("segscale.commands.evaluate", "mIoU, per-class IoU, pixel accuracy and IoU by object size"),
     "fetch-weights": (
         "segscale.commands.fetch_weights",

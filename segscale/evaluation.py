@@ -261,6 +261,9 @@ class ScaleShapesScoring:
             not among the merges.
         objects: one :class:`ObjectRecord` per visible object, in image and instance order.
         seconds: wall time of the pass (of its slowest process under torchrun).
+        ablation_by_size: leave one scale out with the pass's own merge (what each scale decides,
+            by object size, and the mIoU without it:
+            :class:`~segscale.diagnostics.ablation.AblationBySize`); None for a single scale.
     """
 
     split: str
@@ -274,6 +277,7 @@ class ScaleShapesScoring:
     attention_by_size: AttentionBySize | None
     objects: tuple[ObjectRecord, ...]
     seconds: float
+    ablation_by_size: object | None = None
 
     def scores(self) -> tuple[SegmentationScores, ...]:
         """(M,) mIoU, per-class IoU and pixel accuracy per merge."""
@@ -349,6 +353,11 @@ def score_scaleshapes(
     by_size = tuple(SizeBinnedIoU(SIZE_BIN_EDGES) for _ in merges)
     # Chen's w^s or the hierarchical chain's effective weights: both are weights over scales summing to 1.
     attention_by_size = AttentionBySize(scales, classes, SIZE_BIN_EDGES) if base_merge in LEARNED_MERGES else None
+    ablation_by_size = None
+    if len(scales) > 1:  # one pass's score maps give the fusion without each scale at no extra network cost
+        from .diagnostics.ablation import AblationBySize
+
+        ablation_by_size = AblationBySize(scales, len(classes), base_merge, SIZE_BIN_EDGES)
     records_by_image: list[tuple[int, list[ObjectRecord]]] = []
     for position, index in enumerate(context.share(range(start, start + int(count)))):
         sample = generate_sample(split, index)
@@ -364,6 +373,10 @@ def score_scaleshapes(
         if attention_by_size is not None:
             attention = resize_bilinear(torch.from_numpy(prediction.attention)[None], size)[0].numpy()  # (S, H, W)
             attention_by_size.update(sample.objects, sample.instances, attention)
+        if ablation_by_size is not None:
+            ablation_by_size.update(
+                prediction.scale_ablation(base_merge), sample.objects, sample.instances, sample.label, size_bin_index
+            )
         for obj in sample.objects:
             visible = sample.visible_mask(obj.instance_id)
             pixels = int(visible.sum())
@@ -390,6 +403,10 @@ def score_scaleshapes(
         for accumulator in (*confusions, *by_size, attention_by_size):
             if accumulator is not None:
                 distributed.all_reduce_attributes(accumulator, _SUMMED_ARRAYS[type(accumulator)])
+        if ablation_by_size is not None:
+            from .diagnostics.ablation import ABLATION_SUMMED_ARRAYS
+
+            distributed.all_reduce_attributes(ablation_by_size, ABLATION_SUMMED_ARRAYS)
         records_by_image = distributed.gather_rows(records_by_image)
         seconds = max(distributed.gather_rows([seconds]))  # the pass lasts as long as its slowest rank
     return ScaleShapesScoring(
@@ -406,6 +423,7 @@ def score_scaleshapes(
             record for _, records in sorted(records_by_image, key=lambda item: item[0]) for record in records
         ),
         seconds=seconds,
+        ablation_by_size=ablation_by_size,
     )
 
 

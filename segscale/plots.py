@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, NullLocator
+from matplotlib.ticker import AutoLocator, FixedLocator, NullLocator
 
 from .formatting import format_percent, format_scale_set, scale_label
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = [
     "diagnostics_figures",
     "disagreement_image",
+    "decided_image",
+    "decided_by_extent_figure",
+    "decision_map_image",
     "dominant_share_figure",
     "error_image",
     "figure_png",
@@ -44,6 +47,7 @@ __all__ = [
     "merge_scores_figure",
     "model_diagram_figure",
     "pixel_zoom",
+    "scale_ablation_figure",
     "side_by_side_figure",
     "weight_by_class_figure",
     "weight_by_extent_figure",
@@ -224,6 +228,8 @@ def diagnostics_figures(diagnostics) -> dict[str, Figure]:
         figures["weight_by_extent"] = weight_by_extent_figure(diagnostics)
         figures["weight_by_class"] = weight_by_class_figure(diagnostics)
         figures["dominant_share"] = dominant_share_figure(diagnostics.scales, diagnostics.dominant_share)
+    if getattr(diagnostics, "has_ablation", False):
+        figures["decided_by_extent"] = decided_by_extent_figure(diagnostics)
     return figures
 
 
@@ -608,3 +614,75 @@ def _short(name: str, limit: int = 18) -> str:
     (matplotlib would read "$...$" as maths, and fail on bad maths)."""
     name = name if len(name) <= limit else name[: limit - 1] + "…"
     return name.replace("$", r"\$")
+
+
+# ----------------------------------------------------------------------------- what each scale decides
+
+
+def decided_image(changed: np.ndarray, image: np.ndarray, scale_index: int) -> np.ndarray:
+    """(H, W) bool and the (H, W, 3) image -> RGB: the pixels a scale decides in that scale's colour, the image
+    faded elsewhere (as :func:`disagreement_image`)."""
+    faded = (np.asarray(image, dtype=np.uint8) // 3 + 140).astype(np.uint8)
+    return np.where(np.asarray(changed)[..., None], np.array(scale_colour(scale_index), np.uint8), faded)
+
+
+def decision_map_image(decision: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """(H, W) decision map of :class:`~segscale.diagnostics.ScaleAblation` -> RGB: each pixel one scale alone
+    decides in that scale's colour, pixels that several scales decide black, the rest the image faded."""
+    decision = np.asarray(decision)
+    picture = (np.asarray(image, dtype=np.uint8) // 3 + 140).astype(np.uint8)
+    for k in range(int(decision.max(initial=-1)) + 1):
+        picture[decision == k] = scale_colour(k)
+    picture[decision == -2] = (0, 0, 0)
+    return picture
+
+
+def scale_ablation_figure(ablation, image: np.ndarray, palette, title: str = "") -> Figure:
+    """Leave one scale out: the labels with every scale and without each one (top), the decision map and the
+    pixels each scale decides, with their share of the image (bottom)."""
+    count = len(ablation.scales)
+    columns = count + 1
+    height, width = image.shape[:2]
+    panel = 3.0
+    figure = Figure(figsize=(panel * columns, 2 * panel * height / width + 1.4), layout="constrained")
+    grid = figure.add_gridspec(2, columns)
+
+    def show(r, c, array, caption):
+        axes = figure.add_subplot(grid[r, c])
+        axes.imshow(array, interpolation="nearest")
+        axes.set_title(caption, fontsize="small")
+        axes.set_axis_off()
+
+    show(0, 0, colorize_labels(ablation.labels, palette), f"{ablation.merge}, every scale")
+    show(1, 0, decision_map_image(ablation.decision_map, image), f"decided by one scale: {ablation.any_share:.1%}")
+    for k, scale in enumerate(ablation.scales):
+        show(0, k + 1, colorize_labels(ablation.without[k], palette), f"without {_scale_name(scale)}")
+        caption = f"{_scale_name(scale)} decides {ablation.shares[k]:.1%}"
+        show(1, k + 1, decided_image(ablation.changed[k], image, k), caption)
+    figure.suptitle(title or f"Leave one scale out ({ablation.merge}, {format_scale_set(ablation.scales)})")
+    return figure
+
+
+def decided_by_extent_figure(diagnostics, title: str | None = None) -> Figure:
+    """Leave one scale out over many images: the share of object pixels each scale decides, per size bin
+    (grouped bars, empty bins left out), with the mIoU without each scale in the title."""
+    edges = diagnostics.bin_edges
+    present = [b for b in range(len(edges) - 1) if diagnostics.objects_per_bin[b] > 0]
+    groups = [f"{edges[b]:g}-{edges[b + 1]:g}" for b in present]
+    values = diagnostics.decided_by_extent[present] if present else np.zeros((0, len(diagnostics.scales)))
+    without = ", ".join(f"{scale_label(s)}: {m:.3f}" for s, m in zip(diagnostics.scales, diagnostics.miou_without))
+    figure = _grouped_bars(
+        groups,
+        values,
+        [_scale_name(s) for s in diagnostics.scales],
+        _scale_colours(len(diagnostics.scales)),
+        ylabel="share of object pixels it decides",
+        title=title
+        or f"What each scale decides ({diagnostics.ablation_merge} without it), by object extent (px)\n"
+        f"mIoU without each scale: {without}",
+    )
+    axes = figure.axes[0]
+    top = float(np.nanmax(values)) if values.size and not np.all(np.isnan(values)) else 1.0
+    axes.set_ylim(0, max(0.05, top * 1.5))
+    axes.yaxis.set_major_locator(AutoLocator())  # shares well below 1: not the 0-1 ticks of the bars' default
+    return figure

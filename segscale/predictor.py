@@ -175,6 +175,29 @@ class Prediction:
     def grid(self) -> tuple[int, int]:
         return tuple(self.fused.shape[-2:])  # type: ignore[return-value]
 
+    # What each scale decides, from these score maps alone (no extra network pass):
+    # segscale.diagnostics.ablation has the definitions.
+
+    def scale_ablation(self, merge: str | None = None):
+        """Leave each scale out in turn and fuse the rest with ``merge`` (this prediction's by default):
+        a :class:`~segscale.diagnostics.ablation.ScaleAblation`. ValueError for a single scale."""
+        from .diagnostics.ablation import scale_ablation
+
+        return scale_ablation(self, merge)
+
+    def max_deciding_scale(self) -> np.ndarray:
+        """(h, w) int64: the scale max pooling takes for the class it predicts, on the grid."""
+        from .diagnostics.ablation import max_deciding_scale
+
+        return max_deciding_scale(self.score_maps)
+
+    def scale_confidence(self):
+        """Each scale's top-class probability and, where the scales disagree, the most confident one:
+        a :class:`~segscale.diagnostics.ablation.ScaleConfidence`."""
+        from .diagnostics.ablation import scale_confidence
+
+        return scale_confidence(self.score_maps, self.scales)
+
 
 class Predictor:
     """A model with its metadata on a device, predicting from numpy images.

@@ -50,6 +50,7 @@ OUTPUT_SUFFIXES = {
     "attention": "_attention.png",  # the weight maps w^s side by side
     "maps": "_maps.npz",  # every map, as arrays
     "figure": "_figure.png",  # the side-by-side matplotlib figure
+    "ablation": "_ablation.png",  # leave one scale out: the labels without each scale, the pixels it decides
 }  # softmax over classes (0-1), or the raw f^s_c the Eq. 1 sums
 
 

@@ -96,7 +96,8 @@ def per_scale_lines(at) -> list[tuple[int, int]]:
 
 def test_a_long_custom_set_wraps_into_lines_of_at_most_six_maps_and_stops_at_eight(checkpoint_dir):
     at = open_page()
-    assert per_scale_lines(at) == [(3, 4)] * 4  # input, labels, class map, weights: one line each
+    # input, labels, class map, weights, without each scale, confidence: one line each
+    assert per_scale_lines(at) == [(3, 4)] * 6
     at.radio(key="scale_preset").set_value("custom").run()
     custom = at.multiselect(key="custom_scales")
     assert custom.proto.max_selections == MAX_CUSTOM_SCALES == 8
@@ -104,7 +105,7 @@ def test_a_long_custom_set_wraps_into_lines_of_at_most_six_maps_and_stops_at_eig
     custom.set_value(list(eight)).run()
     assert_every_map(at, scales=eight)
     # Two lines of four per quantity, each with the same five columns, so every map has the same width.
-    assert per_scale_lines(at) == [(4, 5)] * 8
+    assert per_scale_lines(at) == [(4, 5)] * 12
     assert any("8 scales is the most a custom set takes" in c.value for c in at.caption)
 
 
@@ -112,7 +113,8 @@ def test_a_single_scale_says_it_has_nothing_to_fuse_instead_of_flat_maps(checkpo
     at = open_page()
     at.radio(key="scale_preset").set_value((1.0,)).run()
     assert not at.exception and not at.error
-    assert per_scale_lines(at) == [(1, 2)] * 3  # input, labels, class map: no all-1 weight map
+    # input, labels, class map, confidence: no all-1 weight map, nothing to leave out
+    assert per_scale_lines(at) == [(1, 2)] * 4
     shown = captions(at)
     assert not any("weight wˢ" in c or c.startswith(("Dominant scale", "Attention entropy")) for c in shown), shown
     notes = [unescaped(m.value) for m in at.markdown] + [unescaped(c.value) for c in at.caption]

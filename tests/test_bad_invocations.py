@@ -198,6 +198,8 @@ BAD_INVOCATIONS = [
     ("train --lr fast", 2, ["argument --lr: invalid float value: 'fast'"]),
     ("train --dataset banana", 2, ["unknown dataset 'banana'"]),
     ("train --iterations 0", 2, ["iterations must be at least 1"]),
+    ("train-head {tmp}/absent.pt --data-root {tmp}", 2, ["absent.pt: no such checkpoint file"]),
+    ("train-head {ckpt} --data-root {tmp}/nowhere", 2, ["expected the layout DIR/VOCdevkit/VOC2012/", "--download"]),
     ("train --dataset voc", 2, ["needs --data-root"]),
     ("train --head paper --scale-sampling random", 2, ["tied to one scale set"]),
     # bench (argparse level and its --device; see the module docstring)

@@ -154,6 +154,7 @@ def test_compare_a_file_without_ground_truth_or_head(make_checkpoint, image_file
         "photo_disagreement.png",
         "photo_labels_average.png",
         "photo_labels_max.png",
+        "photo_max_deciding_scale.png",
     ]
 
 

@@ -48,11 +48,15 @@ def test_inspector_writes_eq2_and_eq1_with_the_numbers_in_float32(shapes_dir):
     eq2, eq1 = (latex.value for latex in at.latex)
     assert r"\frac{\exp(h^{(s)})}" in eq2 and "w^{(0.75)}" in eq2  # Eq. 2, one line per scale
     assert r"\sum_{s=1}^{S} w^{(s)}" in eq1 and r"g_{\text{" in eq1  # Eq. 1 for the shown classes
-    scale_table, merge_table = (frame.value for frame in at.dataframe)
+    scale_table, merge_table, without_table = (frame.value for frame in at.dataframe)
     assert list(scale_table["scale"]) == ["1", "0.75", "0.5"]
     np.testing.assert_allclose(scale_table["wˢ"].sum(), 1.0, rtol=1e-6)  # the weights of Eq. 2 sum to 1
     assert set(scale_table["winner"]) <= set(SCALESHAPES_CLASSES)
     assert [m.split(" ")[0] for m in merge_table["merge"]] == ["attention", "average", "max"]
+    # Without each scale, every merge: the label at the pixel, marked * where it changes.
+    assert list(without_table["scale"]) == ["1", "0.75", "0.5"]
+    assert {"attention without it", "average without it", "max without it"} <= set(without_table.columns)
+    assert set(without_table["own label"]) == set(scale_table["winner"])
     assert "float32" in texts(at.caption)
     assert last_prediction(at).merge == "attention"
     assert any(c.startswith("Input at scale 1 around pixel") for c in captions(at))
@@ -86,7 +90,8 @@ def test_inspector_tables_size_text_columns_for_their_longest_cell(shapes_dir):
                     longest = max(len(str(value)) for value in [name, *frame.value[name]])
                     assert config[name].get("width", 0) >= widgets.TABLE_CHAR_PX * longest, (name, config[name])
                     checked.append(name)
-        assert sorted(checked) == ["merge", "scale", "winner", "winner"]
+        without = ["scale", "own label", "attention without it", "average without it", "max without it"]
+        assert sorted(checked) == sorted(["merge", "scale", "winner", "winner", *without])
 
 
 def test_inspector_writes_every_size_width_x_height(shapes_dir):
@@ -165,6 +170,8 @@ def test_comparison_shows_every_merge_its_errors_and_scores(shapes_dir):
         assert any(c.startswith(f"Fused labels: {merge}, mIoU") for c in shown), shown
         assert any(c.startswith(f"Errors: {merge}, ") for c in shown), shown
     assert any(c.startswith("Merges disagree: ") for c in shown)
+    assert "Max pooling's deciding scale" in shown
+    assert any("Max pooling: deciding scale" in m.value and "per class" in m.value for m in at.markdown)
     assert "Ground truth (ScaleShapes)" in shown
     # One column per merge and a row per measure: seven classes' IoU in columns ran off the page's right edge.
     scores = at.dataframe[0].value
@@ -232,7 +239,11 @@ def test_diagnostics_wait_for_the_button_then_plot_tabulate_and_offer_the_csv(sh
     at.toggle(key="diagnose_zoom").set_value(True).run()  # another drawing of the same run
     at.run()  # coming back: the cached result, no second pass over the images
     assert_clean(at)
-    assert len(runs) == 1 and len(at.get("image")) == 4
+    assert len(runs) == 1 and len(at.get("image")) == 5  # four figures of weights and scores, one of decisions
+    assert any(c.startswith("Share of object pixels each scale decides") for c in captions(at))
+    decides = at.dataframe[-1].value
+    assert list(decides["scale"]) == ["1", "0.75", "0.5"]
+    assert "mIoU without it (attention)" in decides.columns
 
     at.number_input(key="diagnose_count").set_value(3).run()
     assert "settings changed" in texts(at.info) and not at.get("image")

@@ -219,3 +219,58 @@ def _imported_kinds() -> dict[str, list[str]]:
         if card.ok and is_imported(card.metadata):
             kinds.setdefault(card.metadata.model.trunk.name, []).append(path.name)
     return kinds
+
+
+def _megabytes(size: int | None) -> str:
+    return "size unknown" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def download_and_import_section() -> None:
+    """One click for a user who is online: download a torchvision kind's weights (its size first, then a progress
+    bar), import them into the checkpoint folder and choose the new checkpoint. Offline or on an error: one
+    message with the commands that do the same by hand."""
+    from segscale import weights_download as wd
+    from segscale.checkpoint import CheckpointError
+    from segscale.config import TORCHVISION_TRUNKS
+    from segscale.torchvision_import import MissingWeightsError, cached_weights_path, import_to_checkpoint
+
+    kind = st.selectbox("torchvision network", TORCHVISION_TRUNKS, key="download_kind")
+    out = common.checkpoint_dir() / f"{kind}.pt"
+    cached = cached_weights_path(kind).is_file()
+    if out.is_file():
+        st.caption(f"Already imported as {plain(out.name)}: pick it in the Checkpoint box of any page.")
+    elif cached:
+        st.caption("Its weights are already in this machine's cache: importing needs no download.")
+    if not st.button(f"Download and import {kind}", key="download_import", icon=":material/download:"):
+        return
+    if not cached:
+        url = wd.weights_url(kind)
+        try:
+            size = wd.remote_size(url)
+        except (OSError, ValueError) as error:  # URLError is an OSError
+            show_error(wd.offline_message(kind, str(getattr(error, "reason", error))), "No download.")
+            return
+        st.markdown(f"**{plain(kind)}**: {_megabytes(size)} from {plain(url)}")
+        bar = st.progress(0.0, text=f"Downloading {_megabytes(size)}…")
+
+        def on_progress(done: int, total: int | None) -> None:
+            share = min(1.0, done / total) if total else 0.0
+            bar.progress(share, text=f"Downloading: {done / 1e6:.1f} of {_megabytes(total)}")
+
+        try:
+            wd.download_weights(kind, on_progress=on_progress)
+        except wd.DownloadError as error:
+            show_error(str(error), "The download did not complete.")
+            return
+    try:
+        with st.spinner(f"Importing {kind}…"):
+            import_to_checkpoint(kind, out, download=False, progress=False)
+    except (CheckpointError, MissingWeightsError, ValueError, OSError) as error:
+        show_error(str(error), "The import failed.")
+        return
+    st.session_state["checkpoint"] = out.name
+    st.success(
+        f"Imported as {plain(out.name)} and chosen: every page now uses it (it merges by average and max; "
+        "the views of what each scale decides work without an attention head).",
+        icon=":material/check:",
+    )

@@ -14,8 +14,8 @@ from segscale import diagnostics as diag
 from segscale import plots
 from segscale import visualize as viz
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
-from segscale.formatting import format_scale_set
-from segscale.palette import colorize_labels
+from segscale.formatting import format_percent, format_scale_set, scale_label
+from segscale.palette import SCALE_COLOURS, colorize_labels
 from segscale.predictor import Prediction
 from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, show_error
@@ -51,6 +51,23 @@ def _comparison(
 
 def _shown(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return viz.resize_rgb(array, size, nearest=True)
+
+
+def deciding_row(prediction: Prediction, size: tuple[int, int]) -> None:
+    """Max pooling's deciding scale beside the merges: which scale's score won for the predicted class."""
+    if len(prediction.scales) < 2:
+        return
+    deciding = prediction.max_deciding_scale()
+    shares = diag.index_shares(deciding, len(prediction.scales))
+    picture = colorize_labels(diag.deciding_scale_at(deciding, size), SCALE_COLOURS)
+    picture_column, key_column, text_column = st.columns([1, 1, 2])
+    with picture_column:
+        widgets.image(picture, "Max pooling's deciding scale")
+    with key_column:
+        widgets.colour_key(widgets.scale_swatches(prediction.scales), alt="scale colours")
+        st.caption(" · ".join(f"{scale_label(s)}: {format_percent(v)}" for s, v in zip(prediction.scales, shares)))
+    with text_column:
+        st.markdown(f"**Max pooling: deciding scale**  \n{diag.MAX_DECIDING_NOTE}")
 
 
 def comparison_section(model: LoadedModel, image: ImageInput, prediction: Prediction) -> None:
@@ -102,6 +119,7 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
                 ),
                 alt="error colours",
             )
+    deciding_row(prediction, size)
     common.not_offered_note(model)
     legend_column, text_column = st.columns([1, 2])
     with legend_column:

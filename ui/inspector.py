@@ -365,3 +365,28 @@ def pixel_equations(
     st.markdown(text)
     if breakdown.note:
         st.info(plain(breakdown.note[0].upper() + breakdown.note[1:]), icon=":material/info:")
+    without_section(prediction, row, col, classes)
+
+
+def without_section(prediction: Prediction, row: int, col: int, classes) -> None:
+    """The fused label at the pixel without each scale, for every merge this prediction allows, and each
+    scale's own label and confidence (:func:`segscale.diagnostics.pixel_without`)."""
+    st.subheader("Without each scale: the label at this pixel")
+    if len(prediction.scales) < 2:
+        st.caption(diag.SINGLE_SCALE_ABLATION)
+        return
+    without = diag.pixel_without(prediction, row, col)
+    rows = []
+    for item in without.rows(classes):
+        item = dict(item)
+        item["scale"] = scale_label(item["scale"])
+        rows.append(item)
+    widgets.table(rows)
+    deciding = ", ".join(
+        f"{merge}: {', '.join(scale_label(s) for s in without.deciding_scales(merge)) or 'none'}"
+        for merge in without.merges
+    )
+    st.caption(
+        f"{diag.ABLATION_DEFINITION} \\* marks a label that differs from the one with every scale. "
+        f"Scales that decide this pixel: {plain(deciding)}."
+    )

@@ -15,10 +15,17 @@ import streamlit as st
 
 from segscale import plots
 from segscale import visualize as viz
+from segscale.ablation_view import AblationView, build_ablation_view
 from segscale.checkpoint import CheckpointMetadata
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.data.scaleshapes import PALETTE as SCALESHAPES_PALETTE
-from segscale.diagnostics import EFFECTIVE_WEIGHTS_NOTE
+from segscale.diagnostics import (
+    ABLATION_DEFINITION,
+    CONFIDENCE_DEFINITION,
+    EFFECTIVE_WEIGHTS_NOTE,
+    MAX_DECIDING_NOTE,
+    SINGLE_SCALE_ABLATION,
+)
 from segscale.formatting import format_percent, format_scale_set, scale_label
 from segscale.metrics import segmentation_scores
 from segscale.palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels
@@ -82,8 +89,16 @@ def class_controls(
     return int(class_index), str(score_kind)
 
 
-def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata: CheckpointMetadata) -> None:
+def per_scale_section(
+    view: viz.PredictionView,
+    prediction: Prediction,
+    metadata: CheckpointMetadata,
+    decides: AblationView | None = None,
+) -> None:
     """One column per scale, one row per quantity, each row with its colour bar on the right.
+
+    With ``decides`` (:func:`build_decides_view`), max pooling's weight row is its deciding scale, and
+    two rows follow the weights: the labels without each scale and each scale's confidence.
 
     More than :data:`MAX_MAPS_PER_LINE` scales wrap onto several lines of equal length (8 scales:
     two lines of 4), so the maps stay large enough to read and their captions never wrap a
@@ -166,7 +181,21 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
         ],
         widgets.colorbar(*view.score_range, SCORE_CMAP, bar_label),
     )
-    if prediction.merge == "max":
+    if prediction.merge == "max" and decides is not None and count > 1:
+        row(
+            "Max pooling: deciding scale",
+            MAX_DECIDING_NOTE,
+            [
+                (
+                    array,
+                    f"Scale {scale_label(c.scale)} · taken for the predicted class ({format_percent(share)})",
+                    False,
+                )
+                for c, array, share in zip(view.scales, decides.max_deciding, decides.max_shares)
+            ],
+            widgets.colorbar(0.0, 1.0, ATTENTION_CMAP, "1: this scale's score won · 0: another's"),
+        )
+    elif prediction.merge == "max":
         st.caption("Max pooling picks a scale per pixel *and class*, so it has no weight map wˢ shared by the classes.")
     elif count == 1:
         st.markdown(f"**Attention weights wˢ**  \n{viz.SINGLE_SCALE_NOTE}")
@@ -183,6 +212,85 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
         )
         if prediction.merge == "hierarchical":
             st.caption(EFFECTIVE_WEIGHTS_NOTE)
+    if decides is None:
+        return
+    if decides.without is None:
+        st.markdown(f"**Without this scale**  \n{SINGLE_SCALE_ABLATION}")
+    else:
+        row(
+            "Without this scale",
+            f"{ABLATION_DEFINITION} Labels in full colour where they change.",
+            [
+                (array, f"Scale {scale_label(c.scale)} · left out: {format_percent(share)} of labels change", False)
+                for c, array, share in zip(view.scales, decides.without, decides.shares)
+            ],
+            None,
+        )
+    row(
+        "Confidence per scale",
+        CONFIDENCE_DEFINITION.split(";")[0] + ".",
+        [
+            (array, f"Scale {scale_label(c.scale)} · confidence: its top class's probability, 0-1", False)
+            for c, array in zip(view.scales, decides.confidence)
+        ],
+        widgets.colorbar(0.0, 1.0, SCORE_CMAP, "top-class probability of the scale"),
+    )
+
+
+@st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
+def build_decides_view(
+    model_key: str,
+    pixels_key: str,
+    scales: tuple[float, ...],
+    merge: str,
+    _prediction: Prediction,
+    _metadata: CheckpointMetadata,
+) -> AblationView:
+    """:func:`segscale.ablation_view.build_ablation_view`, cached on the prediction's own key."""
+    return build_ablation_view(_prediction, _metadata.palette)
+
+
+def decides_section(decides: AblationView, prediction: Prediction) -> None:
+    """What each scale decides, over the image: the decision map and, where the scales disagree, the most
+    confident one; each with its shares, in the scales' colours."""
+    if decides.decision is None:
+        st.caption(f"{SINGLE_SCALE_ABLATION} Pick two or more scales to see what each one decides.")
+        return
+    spec = [1.0, 1.0, 1.0, 1.0]
+    columns = st.columns(spec, gap="small")
+    with columns[0]:
+        widgets.image(
+            decides.decision,
+            f"Decided by one scale ({prediction.merge}): {format_percent(decides.any_share)} of pixels",
+        )
+    with columns[1]:
+        widgets.image(
+            decides.most_confident,
+            f"Most confident scale where the scales disagree ({format_percent(decides.disagree_share)})",
+        )
+    with columns[2]:
+        widgets.image(decides.max_deciding_map, "Max pooling's deciding scale")
+    with columns[3]:
+        lines = ["**What each scale decides**"]
+        lines.append(
+            "Left: the pixels whose label changes when that scale is left out, in its colour "
+            f"(black: leaving out any of several changes it, {format_percent(decides.several_share)})."
+        )
+        lines.append(
+            "Middle: where the scales' own labels differ, the scale most sure of its own (top-class probability). "
+            "Right: the scale max pooling takes for the predicted class."
+        )
+        st.markdown("  \n".join(lines))
+        widgets.colour_key(widgets.scale_swatches(prediction.scales))
+        rows = []
+        for k, scale in enumerate(prediction.scales):
+            row = {"scale": scale_label(scale)}
+            row["changes without it"] = format_percent(decides.shares[k])
+            row["decided by it alone"] = format_percent(decides.sole_shares[k])
+            row["most confident"] = format_percent(decides.most_confident_shares[k])
+            row["max takes it"] = format_percent(decides.max_shares[k])
+            rows.append(row)
+        widgets.table(rows)
 
 
 def weights_row_text(merge: str, count: int) -> tuple[str, str]:

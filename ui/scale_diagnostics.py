@@ -18,7 +18,7 @@ from segscale import plots
 from segscale.config import LEARNED_MERGES, MERGE_MODES
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.data.scaleshapes import SPLITS as SCALESHAPES_SPLITS
-from segscale.formatting import format_scale_set
+from segscale.formatting import format_scale_set, scale_label
 from segscale.images import DEFAULT_MAX_SIDE, READABLE_DESCRIPTION, ImageError
 from ui import common, widgets
 from ui.common import LOG, LoadedModel, decode_upload, image_key, show_error
@@ -68,6 +68,8 @@ def _diagnostics_pngs(run_key: tuple, zoom: bool, _diagnostics: diag.ScaleDiagno
         figures["weight_by_extent"] = plots.weight_by_extent_figure(d, zoom=zoom)
         figures["weight_by_class"] = plots.weight_by_class_figure(d)
         figures["dominant_share"] = plots.dominant_share_figure(d.scales, d.dominant_share)
+    if d.has_ablation:
+        figures["decided_by_extent"] = plots.decided_by_extent_figure(d)
     return {name: plots.figure_png(figure) for name, figure in figures.items()}
 
 
@@ -263,6 +265,37 @@ def _show_scale_diagnostics(result: diag.ScaleDiagnostics, request: tuple) -> No
         icon=":material/download:",
         on_click="ignore",
     )
+    ablation_section(result, pngs)
+
+
+def ablation_section(result: diag.ScaleDiagnostics, pngs: dict[str, bytes]) -> None:
+    """Leave one scale out over the images: per scale and object size the share of pixels it decides, and
+    the mIoU without it (the pass's own merge fused over the other scales)."""
+    st.subheader("What each scale decides: leave one scale out")
+    if not result.has_ablation:
+        st.caption(diag.SINGLE_SCALE_ABLATION)
+        return
+    st.caption(diag.ABLATION_DEFINITION)
+    left, right = st.columns([1, 1], gap="medium")
+    with left:
+        if "decided_by_extent" in pngs:
+            widgets.figure(
+                pngs["decided_by_extent"],
+                f"Share of object pixels each scale decides, by object extent ({result.ablation_merge} without it)",
+            )
+    with right:
+        own = result.miou(result.ablation_merge) if result.ablation_merge in result.merges else None
+        st.markdown(
+            f"**mIoU without each scale** ({result.ablation_merge}"
+            + ("" if own is None else f"; with every scale {widgets.percent(own)}")
+            + ")"
+        )
+        rows = []
+        for row in result.ablation_rows():
+            row = dict(row)
+            row["scale"] = scale_label(row["scale"])
+            rows.append({k: (v if k == "scale" else widgets.percent(v)) for k, v in row.items()})
+        widgets.table(rows)
 
 
 def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:

@@ -94,6 +94,7 @@ def prediction_for(output, labels, index: int, decoded: DecodedImage, device_nam
         attention_logits=numpy_of(output.attention_logits),
         attention=numpy_of(output.attention),
         fused=numpy_of(output.fused),
+        gate_logits=numpy_of(getattr(output, "gate_logits", None)),
         labels=labels[index].cpu().numpy(),
         original_size=decoded.original_size,
         device=device_name,
@@ -114,6 +115,10 @@ def output_files(prediction, metadata, kinds, title: str) -> dict[str, bytes]:
         class_index = viz.default_class(prediction.labels, len(metadata.classes))
         view = viz.build_view(prediction, metadata.classes, metadata.palette, class_index, "probability")
         files["figure"] = plots.prediction_figure_png(view, prediction, metadata, title)
+    if "ablation" in kinds and len(prediction.scales) > 1:
+        from ..commands.predict import ablation_png
+
+        files["ablation"] = ablation_png(prediction, metadata, title)
     return files
 
 

@@ -13,6 +13,8 @@ or an RGB PNG in the checkpoint's class colours. With ``--out`` it writes, named
 * ``<stem>_labels_<merge>.png``  each merge's labels (indexed PNG with the checkpoint's palette);
 * ``<stem>_disagreement.png``    white where the merges disagree, black elsewhere;
 * ``<stem>_errors_<merge>.png``  with ground truth: white where the merge is wrong;
+* ``<stem>_max_deciding_scale.png``  max pooling's deciding scale per pixel (indexed PNG: the
+  value is the scale's index in the set, the colour the scale's);
 * ``<stem>_comparison.png``      the figure with all of them;
 * ``<stem>_comparison.json``     the numbers.
 """
@@ -26,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..diagnostics.ablation import deciding_scale_at, index_shares, max_deciding_text
+from ..palette import scale_colour
 from ._inputs import add_image_arguments, add_model_arguments, load_predictor, prepare_out, read_input, write_bytes
 
 
@@ -67,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     written = (
         write_outputs(comparison, prediction, predictor.palette, args.out, source.stem, source.name) if args.out else []
     )
+    deciding = prediction.max_deciding_scale()
+    deciding_shares = dict(zip(map(str, scales), index_shares(deciding, len(scales))))
     if args.json:
         print(
             json.dumps(
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
                     "checkpoint": str(args.checkpoint),
                     "scales": list(scales),
                     **comparison.to_dict(),
+                    "max_deciding_scale_share": deciding_shares,
                 },
                 indent=2,
             )
@@ -87,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         f"· scales {{{', '.join(f'{s:g}' for s in scales)}}}"
     )
     print(comparison.to_text())
+    print(max_deciding_text(deciding, scales))
     if written:
         print(f"wrote {', '.join(p.name for p in written)} to {args.out}")
     return 0
@@ -103,6 +111,11 @@ def write_outputs(comparison, prediction, palette, out: Path, stem: str, title: 
     for result in comparison.results:
         if result.errors is not None:
             files[f"{stem}_errors_{result.method}.png"] = _mask_png(result.errors)
+    # Max pooling's deciding scale, in the scales' colours: the PNG's values are indices into the scale set.
+    deciding = deciding_scale_at(prediction.max_deciding_scale(), prediction.labels.shape)
+    files[f"{stem}_max_deciding_scale.png"] = _indexed_png(
+        deciding, [scale_colour(k) for k in range(len(prediction.scales))]
+    )
     figure = plots.merge_comparison_figure(comparison, prediction.image, palette, title=title)
     files[f"{stem}_comparison.png"] = plots.figure_png(figure)
     files[f"{stem}_comparison.json"] = (json.dumps(comparison.to_dict(), indent=2) + "\n").encode()

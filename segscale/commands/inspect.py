@@ -66,6 +66,15 @@ def run(args: argparse.Namespace) -> int:
             "notices": list(source.notices),
             **breakdown.to_dict(),
         }
+        if len(prediction.scales) > 1:
+            from ..diagnostics.ablation import pixel_without
+
+            without = pixel_without(prediction, row, col)
+            names = predictor.classes
+            data["without_scale"] = {
+                m: {str(s): names[label] for s, label in zip(without.scales, without.without[m])}
+                for m in without.merges
+            }
         if source.ground_truth is not None:
             truth = int(source.ground_truth[row, col])
             data["ground_truth"] = predictor.classes[truth] if truth < len(predictor.classes) else None
@@ -75,6 +84,15 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {notice} ROW and COL refer to the image as predicted.")
     print(f"{source.name} · {predictor.metadata.name or args.checkpoint.name} · numbers in float32")
     print(breakdown.to_text())
+    print("")
+    if len(prediction.scales) > 1:
+        from ..diagnostics.ablation import pixel_without
+
+        print(pixel_without(prediction, row, col).to_text(predictor.classes))
+    else:
+        from ..diagnostics.ablation import SINGLE_SCALE_ABLATION
+
+        print(f"without each scale: {SINGLE_SCALE_ABLATION}")
     if source.ground_truth is not None:
         truth = int(source.ground_truth[row, col])
         print(f"ground truth at the pixel: {predictor.classes[truth] if truth < len(predictor.classes) else 'ignore'}")

@@ -8,7 +8,11 @@ For every image it writes what the page offers for download, with the same names
 * ``<stem>_attention.png`` the weight maps w^s side by side (not for ``--merge max``);
 * ``<stem>_maps.npz``      every map of the prediction as arrays;
 * ``<stem>_figure.png``    the side-by-side figure (input, labels, class map and weights per
-  scale; fused labels, dominant scale, entropy).
+  scale; fused labels, dominant scale, entropy);
+* ``<stem>_ablation.png``  leave one scale out: the labels without each scale and the pixels it
+  decides (two or more scales; its shares are printed too).
+
+``--outputs KIND ...`` writes only those files (default: all of them).
 
 Images are read by :func:`segscale.images.load_image`, the app's reader, so the same files
 are accepted, turned upright and refused, with the same messages.
@@ -91,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor.from_checkpoint(args.checkpoint, device=args.device, max_side=args.max_side)
     metadata = predictor.metadata
     scales, merge = predictor.check_request(args.scales, args.merge)
+    kinds = tuple(args.outputs) if args.outputs else None
+    check_ablation_request(kinds, scales)
     class_index = _class_index(args.class_name, metadata.classes)
     print(
         f"{metadata.name or args.checkpoint.name} on {predictor.device_name}: {merge} over {format_scale_set(scales)}"
@@ -118,7 +124,10 @@ def run(args: argparse.Namespace) -> int:
             class_index,
             args.score,
             title=path.name,
+            kinds=kinds,
         )
+        if len(scales) > 1 and (kinds is None or "ablation" in kinds):
+            print(prediction.scale_ablation().to_text())
         print(
             f"{path.name}: {loaded.rgb.shape[1]}x{loaded.rgb.shape[0]}, model {prediction.timings.model_s:.2f} s, "
             f"total {time.perf_counter() - started:.2f} s -> {', '.join(p.name for p in written)}"
@@ -134,21 +143,32 @@ def write_outputs(
     class_index: int | None = None,
     score_kind: str = "probability",
     title: str = "",
+    kinds=None,
 ) -> list[Path]:
-    """Write the page's downloads for one prediction into ``out``; returns the paths written."""
+    """Write the page's downloads for one prediction into ``out``; returns the paths written.
+
+    ``kinds``: the :data:`~segscale.visualize.OUTPUT_SUFFIXES` keys to write (None: every one that
+    applies: no attention maps for max pooling, no ablation for one scale)."""
     if class_index is None:
         class_index = viz.default_class(prediction.labels, len(metadata.classes))
-    view = viz.build_view(prediction, metadata.classes, metadata.palette, class_index, score_kind)
-    files = {
-        "labels": viz.palette_png(prediction.labels, metadata.palette),
-        "attention": None
-        if prediction.attention is None
-        else viz.attention_png(prediction.attention, prediction.labels.shape),
-        "maps": viz.prediction_npz(prediction, metadata.classes, metadata.palette),
+    wanted = tuple(viz.OUTPUT_SUFFIXES) if kinds is None else tuple(kinds)
+    makers = {
+        "labels": lambda: viz.palette_png(prediction.labels, metadata.palette),
+        "attention": lambda: (
+            None if prediction.attention is None else viz.attention_png(prediction.attention, prediction.labels.shape)
+        ),
+        "maps": lambda: viz.prediction_npz(prediction, metadata.classes, metadata.palette),
+        "figure": lambda: plots.prediction_figure_png(
+            viz.build_view(prediction, metadata.classes, metadata.palette, class_index, score_kind),
+            prediction,
+            metadata,
+            title,
+        ),
+        "ablation": lambda: ablation_png(prediction, metadata, title),
     }
-    files["figure"] = plots.prediction_figure_png(view, prediction, metadata, title)
     written = []
-    for kind, data in files.items():
+    for kind in wanted:
+        data = makers[kind]()
         if data is None:
             continue
         path = out / f"{stem}{viz.OUTPUT_SUFFIXES[kind]}"
@@ -158,6 +178,26 @@ def write_outputs(
             raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
         written.append(path)
     return written
+
+
+def check_ablation_request(kinds, scales) -> None:
+    """ValueError when ``--outputs ablation`` is asked of a single scale: there is nothing to leave out."""
+    if kinds is not None and "ablation" in kinds and len(scales) < 2:
+        from ..diagnostics.ablation import SINGLE_SCALE_ABLATION
+
+        raise ValueError(
+            f"--outputs ablation with scales {format_scale_set(scales)}: {SINGLE_SCALE_ABLATION} "
+            "Give two or more with --scales."
+        )
+
+
+def ablation_png(prediction, metadata, title: str = "") -> bytes | None:
+    """The leave-one-scale-out figure of a prediction as PNG bytes; None for a single scale."""
+    if len(prediction.scales) < 2:
+        return None
+    ablation = prediction.scale_ablation()
+    figure = plots.scale_ablation_figure(ablation, prediction.image, metadata.palette, title)
+    return plots.figure_png(figure)
 
 
 def _class_index(name: str | None, classes) -> int | None:

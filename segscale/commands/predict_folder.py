@@ -31,7 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=tuple(OUTPUT_SUFFIXES),
         default=None,
         metavar="KIND",
-        help=f"files to write per image, of {', '.join(OUTPUT_SUFFIXES)} (default: labels)",
+        help=f"files to write per image, of {', '.join(OUTPUT_SUFFIXES)} (default: labels for a folder, "
+        "every kind for image files)",
     )
     group.add_argument("--batch-size", type=int, default=4, help="images of one size per model call (default: 4)")
     group.add_argument(
@@ -96,6 +97,9 @@ def run(args: argparse.Namespace) -> int:
         options = FastPathOptions(autocast=PRECISIONS[args.precision])
         predictor = Predictor.from_checkpoint(args.checkpoint, device=device, max_side=args.max_side, options=options)
         scales, merge = predictor.check_request(args.scales, args.merge)
+        from .predict import check_ablation_request
+
+        check_ablation_request(args.outputs, scales)
         settings = BatchSettings(
             scales=scales,
             merge=merge,

@@ -13,6 +13,8 @@ Three layers of looking inside a multi-scale prediction (Chen et al., CVPR 2016)
   scale the attention trusts, against object size and class (ScaleShapes, with ground truth;
   built from the scoring pass of :mod:`segscale.evaluation` that ``evaluate`` reports too) or
   per image (uploaded images, without);
+* :mod:`.ablation` -- what each scale decides, from one pass's score maps: leave one scale
+  out for any merge, max pooling's deciding scale, each scale's confidence;
 * :mod:`.formatting` -- their numbers as terminal text, LaTeX and CSV.
 
 Everything here is numpy in, frozen dataclasses out (picklable, so a page can cache them);
@@ -23,6 +25,23 @@ nothing imports Streamlit. Figures of these results live in :mod:`segscale.plots
 from __future__ import annotations
 
 from ..evaluation import ObjectRecord
+from .ablation import (
+    ABLATION_DEFINITION,
+    CONFIDENCE_DEFINITION,
+    MAX_DECIDING_NOTE,
+    SINGLE_SCALE_ABLATION,
+    PixelWithout,
+    ScaleAblation,
+    ScaleConfidence,
+    deciding_scale_at,
+    index_shares,
+    max_deciding_scale,
+    max_deciding_text,
+    max_deciding_weights,
+    pixel_without,
+    scale_ablation,
+    scale_confidence,
+)
 from .gates import EFFECTIVE_WEIGHTS_NOTE, WEIGHT_DIGITS, GateChain, gate_chain_at
 from .grid import (
     cell_center,
@@ -38,6 +57,21 @@ from .pixel import CellFusion, PixelBreakdown, SoftmaxSteps, pixel_breakdown
 from .scales import ImageAttentionRecord, ImageSetDiagnostics, ScaleDiagnostics, image_diagnostics, scale_diagnostics
 
 __all__ = [
+    "ABLATION_DEFINITION",
+    "CONFIDENCE_DEFINITION",
+    "MAX_DECIDING_NOTE",
+    "SINGLE_SCALE_ABLATION",
+    "PixelWithout",
+    "ScaleAblation",
+    "ScaleConfidence",
+    "deciding_scale_at",
+    "index_shares",
+    "max_deciding_scale",
+    "max_deciding_text",
+    "max_deciding_weights",
+    "pixel_without",
+    "scale_ablation",
+    "scale_confidence",
     "EFFECTIVE_WEIGHTS_NOTE",
     "WEIGHT_DIGITS",
     "CellFusion",

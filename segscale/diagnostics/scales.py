@@ -38,6 +38,11 @@ class ScaleDiagnostics:
         scores: (M,) mIoU, per-class IoU and pixel accuracy per merge, over all images.
         iou_by_size: (M,) IoU of objects per size bin (rows of :class:`SizeBinnedIoU`).
         seconds: wall time of the whole run.
+        ablation_merge: the merge left one scale out of (the pass's own); None for a single scale,
+            and then the three below are None too.
+        decided_by_extent: (B, S) share of a bin's object pixels whose label changes without scale s.
+        decided_share: (S,) share of all pixels whose label changes without scale s.
+        miou_without: (S,) mIoU of ``ablation_merge`` without scale s.
     """
 
     split: str
@@ -56,6 +61,10 @@ class ScaleDiagnostics:
     scores: tuple[SegmentationScores, ...]
     iou_by_size: tuple[tuple[dict, ...], ...]
     seconds: float
+    ablation_merge: str | None = None
+    decided_by_extent: np.ndarray | None = None
+    decided_share: np.ndarray | None = None
+    miou_without: np.ndarray | None = None
 
     @classmethod
     def from_scoring(cls, scoring: ScaleShapesScoring) -> ScaleDiagnostics:
@@ -70,6 +79,7 @@ class ScaleDiagnostics:
             weight_by_extent = _safe_mean(attention.sums, attention.counts)
             weight_by_class = _safe_mean(attention.class_sums, attention.class_counts)
             dominant = attention.dominant_pixels / attention.dominant_pixels.sum()
+        ablation = getattr(scoring, "ablation_by_size", None)
         return cls(
             split=scoring.split,
             start=scoring.start,
@@ -87,7 +97,58 @@ class ScaleDiagnostics:
             scores=scoring.scores(),
             iou_by_size=tuple(tuple(b.rows()) for b in scoring.by_size),
             seconds=scoring.seconds,
+            ablation_merge=None if ablation is None else ablation.merge,
+            decided_by_extent=None if ablation is None else ablation.decided_by_extent(),
+            decided_share=None if ablation is None else ablation.decided_share(),
+            miou_without=None if ablation is None else ablation.miou_without(),
         )
+
+    @property
+    def has_ablation(self) -> bool:
+        return self.decided_by_extent is not None
+
+    def ablation_rows(self) -> list[dict]:
+        """Leave one scale out: per scale, the mIoU without it and the share of pixels it decides, overall
+        and per object size bin (None where a bin is empty)."""
+        if not self.has_ablation:
+            return []
+        rows = []
+        for k, scale in enumerate(self.scales):
+            row = {
+                "scale": scale,
+                f"mIoU without it ({self.ablation_merge})": float(self.miou_without[k]),
+                "decides (all pixels)": float(self.decided_share[k]),
+            }
+            for b in range(len(self.bin_edges) - 1):
+                value = self.decided_by_extent[b, k]
+                row[f"decides {self.bin_edges[b]:g}-{self.bin_edges[b + 1]:g} px"] = (
+                    None if np.isnan(value) else float(value)
+                )
+            rows.append(row)
+        return rows
+
+    def ablation_text(self) -> list[str]:
+        """The leave-one-scale-out tables as terminal lines."""
+        from .ablation import ABLATION_DEFINITION, SINGLE_SCALE_ABLATION
+
+        if not self.has_ablation:
+            return ["", f"leave one scale out: {SINGLE_SCALE_ABLATION}"]
+        heads = "".join(f"{'s=' + scale_label(s):>9}" for s in self.scales)
+        own = self.miou(self.ablation_merge) if self.ablation_merge in self.merges else None
+        lines = [
+            "",
+            f"leave one scale out ({self.ablation_merge}): {ABLATION_DEFINITION}",
+            f"{'':<12}{heads}",
+            f"{'mIoU w/o':<12}"
+            + "".join(f"{v:9.4f}" for v in self.miou_without)
+            + ("" if own is None else f"  (with every scale: {own:.4f})"),
+            f"{'decides':<12}" + "".join(f"{v:9.2%}" for v in self.decided_share) + "  of all pixels",
+            "share of object pixels each scale decides, by extent (px):",
+        ]
+        for b in range(len(self.bin_edges) - 1):
+            cells = "".join(f"{'-':>9}" if np.isnan(v) else f"{v:9.2%}" for v in self.decided_by_extent[b])
+            lines.append(f"{self.bin_edges[b]:>4g}-{self.bin_edges[b + 1]:<7g}{cells}")
+        return lines
 
     @property
     def has_attention(self) -> bool:
@@ -178,7 +239,7 @@ class ScaleDiagnostics:
         lines += [f"{m:<11}{s.miou:8.4f}{s.pixel_accuracy:9.4f}" for m, s in zip(self.merges, self.scores)]
         if not self.has_attention:
             lines.append("(no attention weights: the 'attention' merge was not scored)")
-            return "\n".join(lines)
+            return "\n".join(lines + self.ablation_text())
         lines += [
             "",
             "mean attention weight per scale, by object extent (px):",
@@ -195,7 +256,7 @@ class ScaleDiagnostics:
                 cells = "".join(f"{v:9.3f}" for v in self.weight_by_class[c])
                 lines.append(f"{name[:11]:<12}{cells}  {int(self.objects_per_class[c]):7d}")
         lines += ["", f"{'dominates':<12}" + "".join(f"{v:9.1%}" for v in self.dominant_share) + "  of all pixels"]
-        return "\n".join(lines)
+        return "\n".join(lines + self.ablation_text())
 
     def to_dict(self) -> dict:
         """The aggregates as JSON-ready plain data (the per-object rows are :meth:`to_csv`)."""
@@ -218,6 +279,9 @@ class ScaleDiagnostics:
                 else None
             ),
             "seconds": round(self.seconds, 3),
+            "leave_one_scale_out": (
+                {"merge": self.ablation_merge, "per_scale": self.ablation_rows()} if self.has_ablation else None
+            ),
         }
 
 
