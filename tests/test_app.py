@@ -104,8 +104,9 @@ def test_a_long_custom_set_wraps_into_lines_of_at_most_six_maps_and_stops_at_eig
     eight = (2.0, 1.75, 1.5, 1.25, 1.0, 0.75, 0.5, 0.25)
     custom.set_value(list(eight)).run()
     assert_every_map(at, scales=eight)
-    # Two lines of four per quantity, each with the same five columns, so every map has the same width.
-    assert per_scale_lines(at) == [(4, 5)] * 12
+    # Two lines of four per quantity, four columns each (the key goes above the maps at this count), so every map
+    # has the same width.
+    assert per_scale_lines(at) == [(4, 4)] * 12
     assert any("8 scales is the most a custom set takes" in c.value for c in at.caption)
 
 

@@ -530,7 +530,8 @@ def test_scale_diagnostics_without_attention_head(make_checkpoint):
     d = scale_diagnostics(predictor, "val", 1, start=8)  # val 8: the smallest image of the first 40
     assert d.merges == ("average", "max") and not d.has_attention
     assert d.weight_by_extent is None and d.dominant_share is None and all(r.weights is None for r in d.objects)
-    assert set(plots.diagnostics_figures(d)) == {"miou_by_merge"}
+    # No weights to draw, but what each scale decides needs none.
+    assert set(plots.diagnostics_figures(d)) == {"miou_by_merge", "decided_by_extent"}
     with pytest.raises(ValueError, match="no attention weights"):
         plots.weight_by_extent_figure(d)
     assert "weight_s1" in d.to_csv().splitlines()[0] and d.to_dict()["weight_by_extent"] is None
@@ -589,7 +590,13 @@ def test_figures(two_images, make_checkpoint, rgb):
     from segscale import plots
 
     figures = plots.diagnostics_figures(two_images)
-    assert set(figures) == {"miou_by_merge", "weight_by_extent", "weight_by_class", "dominant_share"}
+    assert set(figures) == {
+        "miou_by_merge",
+        "weight_by_extent",
+        "weight_by_class",
+        "dominant_share",
+        "decided_by_extent",
+    }
     axes = figures["weight_by_extent"].axes[0]
     assert axes.get_xscale() == "log"
     assert [line.get_label() for line in axes.get_lines()][:3] == ["s = 1", "s = 0.75", "s = 0.5"]
