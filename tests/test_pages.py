@@ -241,9 +241,9 @@ def test_diagnostics_wait_for_the_button_then_plot_tabulate_and_offer_the_csv(sh
     assert_clean(at)
     assert len(runs) == 1 and len(at.get("image")) == 5  # four figures of weights and scores, one of decisions
     assert any(c.startswith("Share of object pixels each scale decides") for c in captions(at))
-    decides = at.dataframe[-1].value
-    assert list(decides["scale"]) == ["1", "0.75", "0.5"]
-    assert "mIoU without it (attention)" in decides.columns
+    decides = at.dataframe[-1].value  # a column per scale, a row per measure
+    assert list(decides.columns)[-3:] == ["scale 1", "scale 0.75", "scale 0.5"]
+    assert list(decides["measure"])[:2] == ["mIoU without it (attention)", "decides (all pixels)"]
 
     at.number_input(key="diagnose_count").set_value(3).run()
     assert "settings changed" in texts(at.info) and not at.get("image")

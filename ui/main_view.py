@@ -256,7 +256,7 @@ def decides_section(decides: AblationView, prediction: Prediction) -> None:
     if decides.decision is None:
         st.caption(f"{SINGLE_SCALE_ABLATION} Pick two or more scales to see what each one decides.")
         return
-    spec = [1.0, 1.0, 1.0, 1.0]
+    spec = [1.0, 1.0, 1.0, 1.3]  # the keys' column: KEY_WIDTH wide at 1,280 px, as the fused section's
     columns = st.columns(spec, gap="small")
     with columns[0]:
         widgets.image(

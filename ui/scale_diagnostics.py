@@ -290,12 +290,14 @@ def ablation_section(result: diag.ScaleDiagnostics, pngs: dict[str, bytes]) -> N
             + ("" if own is None else f"; with every scale {widgets.percent(own)}")
             + ")"
         )
-        rows = []
-        for row in result.ablation_rows():
-            row = dict(row)
-            row["scale"] = scale_label(row["scale"])
-            rows.append({k: (v if k == "scale" else widgets.percent(v)) for k, v in row.items()})
-        widgets.table(rows)
+    # A column per scale and a row per measure: a column per object size ran past the page at 1,280 px.
+    by_scale = result.ablation_rows()
+    measures = [key for key in by_scale[0] if key != "scale"] if by_scale else []
+    rows = [
+        {"measure": measure} | {f"scale {scale_label(row['scale'])}": widgets.percent(row[measure]) for row in by_scale}
+        for measure in measures
+    ]
+    widgets.table(rows, height=widgets.whole_table_height(len(rows)))
 
 
 def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
