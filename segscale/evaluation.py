@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from . import distributed
-from .config import LEARNED_MERGES
 from .data.transforms import image_to_tensor
+from .merges import FALLBACK_MERGE, LEARNED_MERGES
 from .metrics import ConfusionMatrix, SegmentationScores
 from .modeling.geometry import resize_bilinear
 from .modeling.multiscale import MultiScaleOutput
@@ -209,7 +209,7 @@ def labels_for_merge(
 def _base_merge(merges) -> str:
     """The merge of the one forward pass every asked merge is derived from: the one with a head
     (its pass also yields the score maps average and max need), else average."""
-    return next((m for m in LEARNED_MERGES if m in merges), "average")
+    return next((m for m in LEARNED_MERGES if m in merges), FALLBACK_MERGE)
 
 
 def _labels_of(prediction, merge: str, size) -> np.ndarray:

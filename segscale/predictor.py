@@ -21,6 +21,7 @@ from .checkpoint import CheckpointMetadata, model_from_checkpoint
 from .config import MERGE_MODES, normalize_scales
 from .images import DEFAULT_MAX_SIDE, as_rgb_array, cap_longest_side, capped_size, check_min_size
 from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions, synchronize
+from .merges import ATTENTION, ATTENTION_HEAD, GATE_HEAD, HEADS, LEARNED_MERGES, merge_info, merges_with
 from .modeling.geometry import scaled_size
 
 __all__ = [
@@ -206,8 +207,7 @@ class Predictor:
         self.metadata = metadata
         self.max_side = max_side
         self.pixel_budget = int(pixel_budget)
-        self._has_attention_head = getattr(model, "attention_head", None) is not None
-        self._has_gate_head = getattr(model, "gate_head", None) is not None
+        self._heads = tuple(head for head in HEADS if getattr(model, head.attribute, None) is not None)
         # Predictions run through a copy of the model prepared for speed (segscale.inference):
         # batch norm folded, channels_last, bf16 autocast where it pays and its labels agree.
         # The model as given is not kept: one copy of the weights per Predictor.
@@ -256,18 +256,18 @@ class Predictor:
     @property
     def has_attention_head(self) -> bool:
         """Whether the model has an attention head (so merge="attention" is possible)."""
-        return self._has_attention_head
+        return ATTENTION_HEAD in self._heads
 
     @property
     def has_gate_head(self) -> bool:
         """Whether the model has Tao et al.'s gate head (so merge="hierarchical" is possible)."""
-        return self._has_gate_head
+        return GATE_HEAD in self._heads
 
     @property
     def offered_merges(self) -> tuple[str, ...]:
         """The merges this model can do, in MERGE_MODES order: attention only with an attention
         head, hierarchical only with a gate head; average and max always."""
-        return tuple(m for m in MERGE_MODES if self._missing_head(m) is None)
+        return merges_with(self._heads)
 
     @property
     def unoffered_merges(self) -> dict[str, str]:
@@ -276,22 +276,16 @@ class Predictor:
 
     def _missing_head(self, merge: str) -> str | None:
         """Why this model cannot do ``merge`` (the head it lacks), or None when it can."""
-        if merge == "attention" and not self.has_attention_head:
-            return "this model has no attention head"
-        if merge == "hierarchical" and not self.has_gate_head:
-            return (
-                "this model has no gate head for hierarchical attention (it was not trained with merge 'hierarchical')"
-            )
-        return None
+        info = merge_info(merge)
+        return None if info.head is None or info.head in self._heads else info.missing
 
     @property
     def inspection_merge(self) -> str:
         """The merge to predict with when every merge is derived from one pass (inspector, comparison,
         diagnostics): attention or hierarchical when the model has that head, since its pass also yields
         the score maps that average and max pooling need; else the checkpoint's own."""
-        if self.has_attention_head:
-            return "attention"
-        return "hierarchical" if self.has_gate_head else self.default_merge
+        learned = [merge for merge in LEARNED_MERGES if merge in self.offered_merges]
+        return learned[0] if learned else self.default_merge
 
     @property
     def scale_range(self) -> tuple[float, float]:
@@ -300,7 +294,7 @@ class Predictor:
 
     def fixed_scale_set(self, merge: str) -> bool:
         """True when ``merge`` works only at the trained scale set (the paper's attention head)."""
-        return merge == "attention" and self.metadata.model.head.kind == "paper"
+        return merge == ATTENTION and self.metadata.model.head.kind == "paper"
 
     def offered_scale_sets(self, merge: str) -> list[tuple[float, ...]]:
         """Preset scale sets this model accepts for ``merge``, its trained set first."""

@@ -50,6 +50,7 @@ from segscale.images import (
     load_image,
 )
 from segscale.inference import FastPathOptions
+from segscale.merges import ATTENTION_HEAD, GATE_HEAD, MERGES, merge_info
 from segscale.predictor import Prediction, Predictor
 
 LOG = logging.getLogger("segscale.app")
@@ -64,12 +65,7 @@ MAX_CUSTOM_SCALES = 8  # more maps per row than a page can show legibly, and eac
 GALLERY_SPLIT, GALLERY_SIZE = "val", 12
 RANDOM_SPLIT = "test"  # "new random sample" draws from the test split, never seen in training
 IMAGE_SOURCES = ("Gallery", "Upload", "Random sample")
-MERGE_HELP = {
-    "attention": "attention: learned per-pixel weights wˢ (softmax over scales, Eq. 2)",
-    "average": "average: wˢ = 1/S everywhere",
-    "max": "max: per pixel and class, the largest score over scales",
-    "hierarchical": "hierarchical (Tao et al. 2020): a chain of sigmoid gates between neighbouring scales; the maps show its effective weights",
-}
+MERGE_HELP = {name: merge.help for name, merge in MERGES.items()}  # the merge radio's help, from the registry
 LAST_PREDICTION_KEY = "segscale.last_prediction"  # session state: the latest Prediction shown, for other pages
 LAST_UPLOAD_KEY = "segscale.last_upload"  # session state: (name, bytes) of the latest usable image uploaded on any page
 UPLOADED_CHECKPOINTS_KEY = "segscale.uploaded_checkpoints"  # session state: {option: (file name, bytes)}
@@ -293,9 +289,10 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
 
 
 def _head_description(merge: str, head_kind: str) -> str:
-    if merge == "attention":
+    head = merge_info(merge).head
+    if head is ATTENTION_HEAD:
         return head_kind
-    if merge == "hierarchical":
+    if head is GATE_HEAD:
         return "none; a gate head for hierarchical attention (Tao et al. 2020)"
     return f"none, merges by {merge}"
 

@@ -15,10 +15,10 @@ import streamlit as st
 from segscale import plots
 from segscale import visualize as viz
 from segscale.checkpoint import CheckpointMetadata
-from segscale.config import LEARNED_MERGES
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.diagnostics import EFFECTIVE_WEIGHTS_NOTE
 from segscale.formatting import format_percent, format_scale_set, scale_label
+from segscale.merges import ATTENTION, HIERARCHICAL, LEARNED_MERGES, MAX
 from segscale.metrics import segmentation_scores
 from segscale.palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels
 from segscale.predictor import Prediction
@@ -144,7 +144,7 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
         ],
         widgets.colorbar(*view.score_range, SCORE_CMAP, bar_label),
     )
-    if prediction.merge == "max":
+    if prediction.merge == MAX:
         st.caption("Max pooling picks a scale per pixel *and class*, so it has no weight map wˢ shared by the classes.")
     elif count == 1:
         st.markdown(f"**Attention weights wˢ**  \n{viz.SINGLE_SCALE_NOTE}")
@@ -159,18 +159,18 @@ def per_scale_section(view: viz.PredictionView, prediction: Prediction, metadata
             ],
             widgets.colorbar(0.0, 1.0, ATTENTION_CMAP, "weight wˢ (same scale for all)"),
         )
-        if prediction.merge == "hierarchical":
+        if prediction.merge == HIERARCHICAL:
             st.caption(EFFECTIVE_WEIGHTS_NOTE)
 
 
 def weights_row_text(merge: str, count: int) -> tuple[str, str]:
     """(title, explanation) of the weights row: Eq. 2's softmax, average pooling's 1/S, or the gate chain's effective weights."""
-    if merge == "attention":
+    if merge == ATTENTION:
         return (
             "Attention weights wˢ",
             "Softmax over scales of the attention logits (Eq. 2); at every pixel the weights sum to 1.",
         )
-    if merge == "hierarchical":
+    if merge == HIERARCHICAL:
         return (
             "Effective weights wˢ",
             "Products of the sigmoid gates of the hierarchical chain, not a softmax; they sum to 1 (note below).",

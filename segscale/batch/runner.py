@@ -29,6 +29,7 @@ import torch
 from .. import distributed, plots
 from .. import visualize as viz
 from ..inference import synchronize
+from ..merges import MAX
 from .inputs import BatchItem
 from .loading import DecodedImage, decoding_loader, same_size_batches
 
@@ -118,7 +119,7 @@ def output_files(prediction, metadata, kinds, title: str) -> dict[str, bytes]:
 
 def expected_kinds(kinds, merge: str) -> tuple[str, ...]:
     """The outputs a job writes: max pooling has no attention maps to write."""
-    return tuple(kind for kind in kinds if not (kind == "attention" and merge == "max"))
+    return tuple(kind for kind in kinds if not (kind == "attention" and merge == MAX))
 
 
 def run_folder(

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from torch import nn
 
 from ..config import TORCHVISION_TRUNKS, ModelConfig, TrunkConfig
+from ..merges import ATTENTION, HIERARCHICAL
 from .attention_heads import HierarchicalGateHead, PaperAttentionHead, ScaleSetError, SharedAttentionHead
 from .fusion import hierarchical_chain, merge_score_maps, scale_attention_weights, weighted_sum_over_scales
 from .multiscale import MultiScaleNet, MultiScaleOutput
@@ -47,7 +48,7 @@ def build_model(config: ModelConfig) -> MultiScaleNet:
         trunk = build_trunk(config.trunk)
         score_head = build_score_head(trunk.out_channels, config.num_classes, config.trunk.dropout)
     attention_head: nn.Module | None = None
-    if config.merge == "attention":
+    if config.merge == ATTENTION:
         if config.head.kind == "paper":
             attention_head = PaperAttentionHead(
                 trunk.out_channels, config.head_hidden_channels, config.scales, config.head.dropout
@@ -57,7 +58,7 @@ def build_model(config: ModelConfig) -> MultiScaleNet:
                 trunk.out_channels, config.head_hidden_channels, config.head.dropout, config.head.scale_feature
             )
     gate_head: nn.Module | None = None
-    if config.merge == "hierarchical":
+    if config.merge == HIERARCHICAL:
         gate_head = HierarchicalGateHead(
             trunk.out_channels, config.head_hidden_channels, config.head.dropout, config.head.scale_feature
         )

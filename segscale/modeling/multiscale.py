@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import ModelConfig, normalize_scales
+from ..merges import ATTENTION, AVERAGE, HIERARCHICAL, MAX
 from .attention_heads import ScaleSetError
 from .fusion import merge_score_maps
 from .geometry import resize_bilinear, scaled_size
@@ -116,17 +117,17 @@ class MultiScaleNet(nn.Module):
         """The scale set as a normalized tuple, or an error saying which sets this model fuses."""
         scales = self.config.scales if scales is None else normalize_scales(scales)
         merge = self.config.merge if merge is None else merge
-        if merge == "attention":
+        if merge == ATTENTION:
             if self.attention_head is None:
                 raise ScaleSetError(
                     f"this model was trained with {self.config.merge!r} merging and has no attention head; "
-                    "use merge='average' or 'max'"
+                    f"use merge={AVERAGE!r} or {MAX!r}"
                 )
             self.attention_head.check_scales(scales)
-        if merge == "hierarchical" and self.gate_head is None:
+        if merge == HIERARCHICAL and self.gate_head is None:
             raise ScaleSetError(
                 f"this model was trained with {self.config.merge!r} merging and has no gate head for "
-                "hierarchical attention; use a checkpoint trained with merge='hierarchical', or another merge"
+                f"hierarchical attention; use a checkpoint trained with merge={HIERARCHICAL!r}, or another merge"
             )
         return scales
 
@@ -156,10 +157,8 @@ class MultiScaleNet(nn.Module):
         # grid-sized, and so the weights sum to 1 and g is their weighted sum to float32 precision.
         score_maps = torch.stack([resize_bilinear(s, grid).float() for s in native_scores], dim=1)  # (B, S, C, h, w)
 
-        logits = self.attention_head(features, scales, grid).float() if merge == "attention" else None  # (B, S, h, w)
-        gate_logits = (
-            self.gate_head(features, scales, grid).float() if merge == "hierarchical" else None
-        )  # (B, S, h, w)
+        logits = self.attention_head(features, scales, grid).float() if merge == ATTENTION else None  # (B, S, h, w)
+        gate_logits = self.gate_head(features, scales, grid).float() if merge == HIERARCHICAL else None  # (B, S, h, w)
         fused, weights = merge_score_maps(score_maps, merge, logits, gate_logits=gate_logits, scales=scales)
         return MultiScaleOutput(
             scales=scales,
