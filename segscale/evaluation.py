@@ -11,22 +11,9 @@ import torch
 from torch import nn
 
 from . import distributed
-from .data.transforms import image_to_tensor
 from .merges import FALLBACK_MERGE, LEARNED_MERGES
 from .metrics import ConfusionMatrix, SegmentationScores
 from .modeling.geometry import resize_bilinear
-from .modeling.multiscale import MultiScaleOutput
-
-
-@torch.inference_mode()
-def predict_full_image(
-    model: nn.Module, image: np.ndarray, mean, std, scales, merge: str, device
-) -> tuple[np.ndarray, MultiScaleOutput]:
-    """(labels (H, W) int64 at input resolution, the model's output) for one uint8 RGB image."""
-    batch = image_to_tensor(image, mean, std).unsqueeze(0).to(device)
-    output = model(batch, scales=scales, merge=merge)
-    labels = resize_bilinear(output.fused.float(), tuple(image.shape[:2])).argmax(dim=1)[0]
-    return labels.cpu().numpy(), output
 
 
 def evaluate_pairs(
@@ -40,20 +27,56 @@ def evaluate_pairs(
     device,
     on_image: Callable[[int], None] | None = None,
 ) -> SegmentationScores:
-    """Dataset-level confusion matrix of a model over (image, label) pairs, at one scale set and merge."""
+    """Dataset-level confusion matrix of a model over (image, label) pairs, at one scale set and merge.
+
+    Training's validation: the model (in training or not) is scored through a float32
+    :class:`~segscale.predictor.Predictor` built on a copy of it, the path ``segscale evaluate`` takes.
+    """
+    from .checkpoint import CheckpointMetadata
+    from .config import normalize_scales
+    from .inference import FastPathOptions
+    from .predictor import Predictor
+
     was_training = model.training
-    model.eval()
-    confusion = ConfusionMatrix(num_classes)
+    scales = normalize_scales(scales)
+    metadata = CheckpointMetadata(
+        model=model.config,
+        classes=tuple(f"class {c}" for c in range(num_classes)),
+        palette=tuple((0, 0, 0) for _ in range(num_classes)),
+        mean=tuple(mean),
+        std=tuple(std),
+        scale_range=(min(scales), max(scales)),
+    )
     try:
-        for index in range(len(pairs)):
-            image, label = pairs[index]
-            predicted, _ = predict_full_image(model, image, mean, std, scales, merge, device)
-            confusion.update(label, predicted)
-            if on_image is not None:
-                on_image(index)
+        predictor = Predictor(
+            model,
+            metadata,
+            device=device,
+            max_side=None,
+            options=FastPathOptions(autocast="off"),
+            pixel_budget=UNLIMITED_PIXELS,
+        )
     finally:
-        model.train(was_training)
-    return confusion.scores()
+        model.train(was_training)  # the Predictor put it in eval mode to copy it
+    confusions = _score_pairs(predictor, pairs, range(len(pairs)), scales, (merge,), on_image)
+    return confusions[merge].scores()
+
+
+UNLIMITED_PIXELS = 1 << 62  # validation images are scored whole, however large
+
+
+def _score_pairs(predictor, pairs, indices, scales, merges, on_image=None) -> dict[str, ConfusionMatrix]:
+    """The one scoring loop over (image, label) pairs: one prediction per image serves every merge."""
+    base_merge = _base_merge(merges)
+    confusions = {merge: ConfusionMatrix(len(predictor.classes)) for merge in merges}
+    for position, index in enumerate(indices):
+        image, label = pairs[index]
+        prediction = predictor.predict(image, scales=scales, merge=base_merge)
+        for merge in merges:
+            confusions[merge].update(label, _labels_of(prediction, merge, label.shape))
+        if on_image is not None:
+            on_image(position)
+    return confusions
 
 
 # --- ScaleShapes diagnostics: quality and attention by object size -------------------------
@@ -438,15 +461,8 @@ def evaluate_pairs_report(predictor, pairs, count: int, scales, merges, on_image
     classes = predictor.classes
     base_merge = _base_merge(merges)
     scales, _ = predictor.check_request(scales, base_merge)
-    confusions = {merge: ConfusionMatrix(len(classes)) for merge in merges}
     context = context or distributed.DistributedContext()
-    for position, index in enumerate(context.share(range(count))):
-        image, label = pairs[index]
-        prediction = predictor.predict(image, scales=scales, merge=base_merge)
-        for merge in merges:
-            confusions[merge].update(label, _labels_of(prediction, merge, label.shape))
-        if on_image is not None:
-            on_image(position)
+    confusions = _score_pairs(predictor, pairs, context.share(range(count)), scales, merges, on_image)
     if context.is_distributed:
         for confusion in confusions.values():
             distributed.all_reduce_attributes(confusion, _SUMMED_ARRAYS[ConfusionMatrix])

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -174,6 +174,35 @@ class Prediction:
     @property
     def grid(self) -> tuple[int, int]:
         return tuple(self.fused.shape[-2:])  # type: ignore[return-value]
+
+
+def prediction_from_output(
+    output, labels, index: int, image, original_size, device: str, timings: StageTimings | None = None
+) -> Prediction:
+    """Image ``index`` of a batch's (MultiScaleOutput, labels) as a numpy :class:`Prediction`.
+
+    The one place where the model's tensors (on any device, in any dtype) become a Prediction:
+    every map is copied to the CPU in float32, the labels as int64. ``image`` is the uint8 RGB
+    array the model saw, ``original_size`` its (H, W) before any cap.
+    """
+
+    def numpy_of(value):
+        return None if value is None else value[index].float().cpu().numpy()
+
+    return Prediction(
+        scales=tuple(output.scales),
+        merge=output.merge,
+        image=image,
+        score_maps=numpy_of(output.score_maps),
+        attention_logits=numpy_of(output.attention_logits),
+        attention=numpy_of(output.attention),
+        fused=numpy_of(output.fused),
+        labels=labels[index].cpu().numpy(),
+        original_size=tuple(int(v) for v in original_size),  # type: ignore[arg-type]
+        device=device,
+        timings=timings or StageTimings(0.0, 0.0, 0.0),
+        gate_logits=numpy_of(getattr(output, "gate_logits", None)),
+    )
 
 
 class Predictor:
@@ -396,28 +425,44 @@ class Predictor:
         output, labels = self.run_pixels(pixels, scales, merge)
         synchronize(self.device)
         modelled = time.perf_counter()
-        arrays = {
-            name: (None if value is None else value[0].float().cpu().numpy())
-            for name, value in (
-                ("score_maps", output.score_maps),
-                ("attention_logits", output.attention_logits),
-                ("attention", output.attention),
-                ("fused", output.fused),
-                ("gate_logits", output.gate_logits),
-            )
-        }
-        labels_np = labels[0].cpu().numpy()
+        prediction = prediction_from_output(output, labels, 0, rgb, original_size, self.device_name)
         finished = time.perf_counter()
-        return Prediction(
-            scales=output.scales,
-            merge=merge,
-            image=rgb,
-            labels=labels_np,
-            original_size=original_size,  # type: ignore[arg-type]
-            device=self.device_name,
-            timings=StageTimings(preprocessed - start, modelled - preprocessed, finished - modelled),
-            **arrays,
+        return replace(
+            prediction, timings=StageTimings(preprocessed - start, modelled - preprocessed, finished - modelled)
         )
+
+    def predict_batch(self, images, scales=None, merge: str | None = None, original_sizes=None) -> list[Prediction]:
+        """Predict images of one size in one pass (what folder jobs run).
+
+        Args:
+            images: (H, W, 3) uint8 RGB arrays, all of the same size once capped to ``max_side``.
+            scales, merge: as for :meth:`predict`, the same for every image.
+            original_sizes: each image's (H, W) before the caller capped it (a folder job's
+                loader caps as it decodes); None: the sizes as given. Checked against the
+                pixel budget, as :meth:`predict` checks its image.
+
+        Each Prediction's timings hold its share of the batch's time, all as model time.
+        """
+        if not len(images):
+            return []
+        given = [as_rgb_array(image) for image in images]
+        for rgb in given:
+            check_min_size(rgb)
+        rgbs = [cap_longest_side(rgb, self.max_side)[0] for rgb in given]
+        sizes = [tuple(rgb.shape[:2]) for rgb in given] if original_sizes is None else list(original_sizes)
+        if len({rgb.shape for rgb in rgbs}) != 1:
+            raise ValueError(f"predict_batch needs images of one size; got {sorted({rgb.shape[:2] for rgb in rgbs})}")
+        for size in sizes:
+            scales, merge = self.check_request(scales, merge, image_size=size)
+        started = time.perf_counter()
+        pixels = torch.from_numpy(np.stack(rgbs))  # (B, H, W, 3) uint8
+        output, labels = self.run_pixels(pixels, scales, merge)
+        synchronize(self.device)
+        timings = StageTimings(0.0, (time.perf_counter() - started) / len(rgbs), 0.0)
+        return [
+            prediction_from_output(output, labels, index, rgb, size, self.device_name, timings)
+            for index, (rgb, size) in enumerate(zip(rgbs, sizes))
+        ]
 
     def run_pixels(self, pixels, scales, merge: str):
         """uint8 pixels (B, H, W, 3) -> (MultiScaleOutput, labels (B, H, W)), both on the device.
