@@ -42,10 +42,10 @@ from typing import Any
 from torch import nn
 
 from .checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
-from .config import TORCHVISION_TRUNKS
 from .formatting import format_scale_set
 from .merges import ATTENTION_HEAD, GATE_HEAD, HEADS, merge_info, model_head
 from .torchvision_import import imported_card_rows, is_imported
+from .trunks import trunk_info
 
 __all__ = [
     "ArchitectureSummary",
@@ -141,7 +141,7 @@ class ArchitectureSummary:
     @property
     def branched(self) -> bool:
         """A torchvision trunk: its layers run in parallel branches, so no receptive field is computed."""
-        return self.trunk in TORCHVISION_TRUNKS
+        return trunk_info(self.trunk).branched
 
     def receptive_field_at_scale(self, scale: float) -> float | None:
         """The receptive field in pixels of the *original* image when the network sees it at ``scale``.
@@ -340,7 +340,7 @@ def architecture_summary(model: nn.Module) -> ArchitectureSummary:
             raise ValueError(
                 f"expected a MultiScaleNet with a trunk and a score head; {type(model).__name__} has no {part!r}"
             )
-    if model.config.trunk.name in TORCHVISION_TRUNKS:
+    if trunk_info(model.config.trunk.name).branched:
         return _branched_summary(model)
     geometry = _Geometry()
     trunk_rows = _layer_rows("trunk", model.trunk, geometry)
@@ -390,8 +390,6 @@ def _model_facts(model: nn.Module) -> dict:
 
 def _branched_summary(model: nn.Module) -> ArchitectureSummary:
     """The summary of a torchvision share-net: its layers and parameters, the registry's stride, no receptive field."""
-    from .modeling.torchvision_trunks import torchvision_kind
-
     merge_head = model_head(model)
     parts = [("trunk", model.trunk), ("score head", model.score_head)]
     if merge_head is not None:
@@ -399,7 +397,7 @@ def _branched_summary(model: nn.Module) -> ArchitectureSummary:
     rows = [row for part, module in parts for row in _layer_rows(part, module, None)]
     return ArchitectureSummary(
         layers=tuple(rows),
-        output_stride=torchvision_kind(model.config.trunk.name).score_map_stride,
+        output_stride=trunk_info(model.config.trunk.name).score_map_stride,
         receptive_field=None,
         attention_receptive_field=None,
         center_offset=None,

@@ -10,17 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from .merges import ATTENTION, MERGE_NAMES
+from .trunks import LARGEFOV, TORCHVISION_TRUNKS, TRUNK_NAMES
 
-# torchvision's semantic segmentation models, imported as share-nets (segscale.modeling.torchvision_trunks).
-TORCHVISION_TRUNKS = (
-    "deeplabv3_resnet50",
-    "deeplabv3_resnet101",
-    "deeplabv3_mobilenet_v3_large",
-    "fcn_resnet50",
-    "fcn_resnet101",
-    "lraspp_mobilenet_v3_large",
-)
-TRUNK_NAMES = ("vgg16_largefov",) + TORCHVISION_TRUNKS
 NORM_KINDS = ("none", "batch", "group")
 HEAD_KINDS = ("paper", "shared")
 # The merges are declared in segscale.merges; this name stays for the commands that validate choices.
@@ -71,7 +62,7 @@ class TrunkConfig:
     dropout: drop6 and drop7 of DeepLab (after fc6 and fc7).
     """
 
-    name: str = "vgg16_largefov"
+    name: str = LARGEFOV
     width: float = 1.0
     norm: str = "none"
     dropout: float = 0.5

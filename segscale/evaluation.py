@@ -13,7 +13,7 @@ from torch import nn
 from . import distributed
 from .merges import FALLBACK_MERGE, LEARNED_MERGES
 from .metrics import ConfusionMatrix, SegmentationScores
-from .modeling.geometry import resize_bilinear
+from .modeling.geometry import ALIGN_CORNERS, resize_bilinear
 
 
 def evaluate_pairs(
@@ -73,7 +73,7 @@ def _score_pairs(predictor, pairs, indices, scales, merges, on_image=None) -> di
         image, label = pairs[index]
         prediction = predictor.predict(image, scales=scales, merge=base_merge)
         for merge in merges:
-            confusions[merge].update(label, _labels_of(prediction, merge, label.shape))
+            confusions[merge].update(label, _labels_of(prediction, merge, label.shape, predictor.align_corners))
         if on_image is not None:
             on_image(position)
     return confusions
@@ -215,6 +215,7 @@ def labels_for_merge(
     *,
     gate_logits: np.ndarray | None = None,
     scales=None,
+    align_corners: bool = ALIGN_CORNERS,
 ) -> np.ndarray:
     """Labels at image resolution for one merge mode, from one prediction's (S, C, h, w) score maps.
 
@@ -226,7 +227,7 @@ def labels_for_merge(
     logits = None if attention_logits is None else torch.from_numpy(attention_logits)[None]
     gates = None if gate_logits is None else torch.from_numpy(gate_logits)[None]
     fused, _ = merge_score_maps(torch.from_numpy(score_maps)[None], merge, logits, gate_logits=gates, scales=scales)
-    return resize_bilinear(fused, tuple(size)).argmax(dim=1)[0].numpy()
+    return resize_bilinear(fused, tuple(size), align_corners).argmax(dim=1)[0].numpy()
 
 
 def _base_merge(merges) -> str:
@@ -235,7 +236,7 @@ def _base_merge(merges) -> str:
     return next((m for m in LEARNED_MERGES if m in merges), FALLBACK_MERGE)
 
 
-def _labels_of(prediction, merge: str, size) -> np.ndarray:
+def _labels_of(prediction, merge: str, size, align_corners: bool = ALIGN_CORNERS) -> np.ndarray:
     return labels_for_merge(
         prediction.score_maps,
         prediction.attention_logits,
@@ -243,6 +244,7 @@ def _labels_of(prediction, merge: str, size) -> np.ndarray:
         size,
         gate_logits=prediction.gate_logits,
         scales=prediction.scales,
+        align_corners=align_corners,
     )
 
 
@@ -379,7 +381,7 @@ def score_scaleshapes(
         records_by_image.append((index, records))
         prediction = predictor.predict(sample.image, scales=scales, merge=base_merge)
         size = sample.label.shape
-        predicted = [_labels_of(prediction, m, size) for m in merges]
+        predicted = [_labels_of(prediction, m, size, predictor.align_corners) for m in merges]
         for k in range(len(merges)):
             confusions[k].update(sample.label, predicted[k])
             by_size[k].update(sample.objects, sample.instances, sample.label, predicted[k])

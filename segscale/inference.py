@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .modeling.geometry import resize_bilinear
+from .modeling.geometry import ALIGN_CORNERS, resize_bilinear
 from .modeling.multiscale import MultiScaleOutput
 
 # bf16 labels must agree with float32 on at least this share of pixels for autocast to be kept.
@@ -151,13 +151,13 @@ def bf16_worth_probing(device: torch.device) -> bool:
     return bf16_pays_off(device)
 
 
-def labels_from_fused(fused: Tensor, size: tuple[int, int]) -> Tensor:
+def labels_from_fused(fused: Tensor, size: tuple[int, int], align_corners: bool = ALIGN_CORNERS) -> Tensor:
     """(B, C, h, w) fused scores -> (B, *size) int64 labels: one bilinear upsample, then the argmax.
 
     ``max(dim=1).indices`` returns the first maximum, as ``argmax`` does, but reduces over a
     contiguous axis of the NCHW map, which is several times faster on the CPU.
     """
-    upsampled = resize_bilinear(fused.float().contiguous(), tuple(size))  # (B, C, H, W)
+    upsampled = resize_bilinear(fused.float().contiguous(), tuple(size), align_corners)  # (B, C, H, W)
     return upsampled.max(dim=1).indices
 
 
@@ -277,7 +277,7 @@ class FastMultiScale:
                     if captured is not None:
                         return captured(images)
             output = self.forward(images, scales, merge, self.use_autocast)
-            return output, labels_from_fused(output.fused, size)
+            return output, labels_from_fused(output.fused, size, self.model.align_corners)
 
     def _decide_autocast_once(self, images: Tensor, scales, merge: str) -> None:
         """Decide autocast on this image unless another thread did meanwhile; publish the decision last.
@@ -311,7 +311,9 @@ class FastMultiScale:
         labels, seconds = {}, {}
         for autocast in (False, True, False, True):
             started = time.perf_counter()
-            labels[autocast] = labels_from_fused(self.forward(images, scales, merge, autocast=autocast).fused, size)
+            labels[autocast] = labels_from_fused(
+                self.forward(images, scales, merge, autocast=autocast).fused, size, self.model.align_corners
+            )
             synchronize(self.device)
             seconds[autocast] = time.perf_counter() - started
         self.autocast_agreement = (labels[False] == labels[True]).float().mean().item()
@@ -353,7 +355,7 @@ class _CapturedRun:
 
         def step():
             output = fast.forward(self.static_images, scales, merge, bool(fast.use_autocast), cache_casts=False)
-            return output, labels_from_fused(output.fused, size)
+            return output, labels_from_fused(output.fused, size, fast.model.align_corners)
 
         # Warm up on a side stream (cuDNN and autocast caches), as torch.cuda.graphs asks.
         side = torch.cuda.Stream(device=images.device)

@@ -29,6 +29,7 @@ from matplotlib.ticker import FixedLocator, NullLocator
 from .formatting import format_percent, format_scale_set, scale_label
 from .merges import ATTENTION, GATE_HEAD, MERGES, weighing_merge
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
+from .trunks import TRUNKS
 from .visualize import SINGLE_SCALE_NOTE
 
 if TYPE_CHECKING:
@@ -322,15 +323,7 @@ def pixel_zoom(
     return big
 
 
-SHARE_NET_NAMES = {  # how the diagram names each trunk kind (two short lines fit its box)
-    "vgg16_largefov": "DeepLab\nLargeFOV",
-    "deeplabv3_resnet50": "DeepLabV3\nResNet-50",
-    "deeplabv3_resnet101": "DeepLabV3\nResNet-101",
-    "deeplabv3_mobilenet_v3_large": "DeepLabV3\nMobileNetV3",
-    "fcn_resnet50": "FCN\nResNet-50",
-    "fcn_resnet101": "FCN\nResNet-101",
-    "lraspp_mobilenet_v3_large": "LR-ASPP\nMobileNetV3",
-}
+SHARE_NET_NAMES = {name: trunk.display for name, trunk in TRUNKS.items()}  # the diagram's, from the registry
 
 
 def model_diagram_figure(

@@ -277,6 +277,11 @@ class Predictor:
         return self.metadata.model.merge
 
     @property
+    def align_corners(self) -> bool:
+        """How maps are resized to the image around this model's trunk (:mod:`segscale.trunks`)."""
+        return self.fast.model.align_corners
+
+    @property
     def device_name(self) -> str:
         return device_description(self.device)
 

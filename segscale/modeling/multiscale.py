@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig, normalize_scales
 from ..merges import ATTENTION, AVERAGE, HIERARCHICAL, MAX
+from ..trunks import trunk_info
 from .attention_heads import ScaleSetError
 from .fusion import merge_score_maps
 from .geometry import resize_bilinear, scaled_size
@@ -92,6 +93,8 @@ class MultiScaleNet(nn.Module):
         self.attention_head = attention_head
         self.gate_head = gate_head
         self.config = config
+        # How images and score maps are resized around this trunk (segscale.trunks).
+        self.align_corners = trunk_info(config.trunk.name).align_corners
         self.share_net_frozen = False
 
     def freeze_share_net(self) -> MultiScaleNet:
@@ -143,7 +146,9 @@ class MultiScaleNet(nn.Module):
         # A frozen share-net runs without autograd: memory and time of inference, plus the head.
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.share_net_frozen):
             for scale in scales:
-                resized = resize_bilinear(images, scaled_size(input_size, scale))  # (B, 3, H_s, W_s)
+                resized = resize_bilinear(
+                    images, scaled_size(input_size, scale), self.align_corners
+                )  # (B, 3, H_s, W_s)
                 trunk_output = self.trunk(resized)
                 if isinstance(trunk_output, Mapping):  # named feature maps: the last one is the attention head's
                     features.append(trunk_output[self.trunk.last_feature])  # (B, F, h'_s, w'_s)
@@ -155,7 +160,9 @@ class MultiScaleNet(nn.Module):
         grid = tuple(native_scores[largest].shape[-2:])
         # Eq. 1-2 in float32 even when the trunk ran in bf16 under autocast: the maps are only
         # grid-sized, and so the weights sum to 1 and g is their weighted sum to float32 precision.
-        score_maps = torch.stack([resize_bilinear(s, grid).float() for s in native_scores], dim=1)  # (B, S, C, h, w)
+        score_maps = torch.stack(
+            [resize_bilinear(s, grid, self.align_corners).float() for s in native_scores], dim=1
+        )  # (B, S, C, h, w)
 
         logits = self.attention_head(features, scales, grid).float() if merge == ATTENTION else None  # (B, S, h, w)
         gate_logits = self.gate_head(features, scales, grid).float() if merge == HIERARCHICAL else None  # (B, S, h, w)
