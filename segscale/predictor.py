@@ -19,8 +19,9 @@ from torch import nn
 
 from .checkpoint import CheckpointMetadata, model_from_checkpoint
 from .config import MERGE_MODES, normalize_scales
+from .devices import available_devices, device_description, select_device, synchronize
 from .images import DEFAULT_MAX_SIDE, as_rgb_array, cap_longest_side, capped_size, check_min_size
-from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions, synchronize
+from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions
 from .merges import ATTENTION, ATTENTION_HEAD, GATE_HEAD, HEADS, LEARNED_MERGES, merge_info, merges_with
 from .modeling.geometry import scaled_size
 
@@ -43,78 +44,6 @@ SCALE_PRESETS: tuple[tuple[float, ...], ...] = ((1.0, 0.75, 0.5), (1.0, 0.5), (1
 # 512 px image is a 51 200 px square), so it is refused before anything is allocated.
 DEFAULT_PIXEL_BUDGET = 4096 * 4096
 _SCALE_TOLERANCE = 1e-6
-
-
-def available_devices() -> list[str]:
-    """The devices this machine can run on, as ``--device`` takes them: "cpu", then "cuda:0", ..., "mps"."""
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices += [f"cuda:{index}" for index in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append("mps")
-    return devices
-
-
-def _describe_available() -> str:
-    names = []
-    for name in available_devices():
-        if name.startswith("cuda:"):
-            names.append(f"{name} ({torch.cuda.get_device_name(int(name[5:]))})")
-        else:
-            names.append(name)
-    return ", ".join(names)
-
-
-def select_device(device: str | torch.device | None = None) -> torch.device:
-    """The given device, or the best available: CUDA, then Apple's MPS, then the CPU.
-
-    A device this machine does not have (``"cuda"`` without a GPU, ``"cuda:3"`` with two,
-    ``"banana"``) raises ValueError naming what it has, before anything is allocated: this is
-    the one place every command's ``--device`` and the Predictor go through.
-    """
-    if device is None:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if isinstance(device, torch.device):
-        chosen = device
-    else:
-        try:
-            chosen = torch.device(str(device).strip().lower())
-        except RuntimeError:
-            raise ValueError(f"unknown device {str(device)!r}; this machine has: {_describe_available()}") from None
-    if chosen.type == "cpu":
-        return chosen
-    if chosen.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f"device {str(device)!r}: this machine has no CUDA GPU; it has: {_describe_available()}")
-        if chosen.index is not None and chosen.index >= count:
-            raise ValueError(
-                f"device {str(device)!r}: this machine has {count} CUDA GPU{'s' if count > 1 else ''} "
-                f"(cuda:0 to cuda:{count - 1}); it has: {_describe_available()}"
-            )
-        return chosen
-    if chosen.type == "mps":
-        if "mps" not in available_devices():
-            raise ValueError(
-                f"device {str(device)!r}: Apple's MPS is not available here; this machine has: {_describe_available()}"
-            )
-        return chosen
-    raise ValueError(f"device {str(device)!r} is not one segscale runs on; this machine has: {_describe_available()}")
-
-
-def device_description(device: torch.device) -> str:
-    """A human name for a device: the GPU's model, or the CPU with its thread count."""
-    if device.type == "cuda":
-        return f"GPU: {torch.cuda.get_device_name(device)}"
-    if device.type == "mps":
-        return "GPU: Apple MPS"
-    return f"CPU ({torch.get_num_threads()} threads)"
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import torch
 
 from .. import distributed, plots
 from .. import visualize as viz
-from ..inference import synchronize
+from ..devices import synchronize
 from ..merges import MAX
 from .inputs import BatchItem
 from .loading import DecodedImage, decoding_loader, same_size_batches

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..inference import FastMultiScale, FastPathOptions, labels_from_fused, synchronize
+from ..devices import synchronize
+from ..inference import FastMultiScale, FastPathOptions, labels_from_fused
 from ..merges import ATTENTION, MAX
 from ..modeling.geometry import resize_bilinear, scaled_size
 

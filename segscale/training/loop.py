@@ -43,9 +43,9 @@ from ..checkpoint import (
     save_checkpoint,
 )
 from ..config import HeadConfig
+from ..devices import bf16_pays_off
 from ..distributed import distributed_context
 from ..evaluation import evaluate_pairs
-from ..inference import bf16_pays_off
 from ..losses import extra_supervision_loss
 from ..merges import ATTENTION, ATTENTION_HEAD
 from ..modeling import MultiScaleNet, build_model
