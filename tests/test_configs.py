@@ -68,7 +68,7 @@ def test_the_reproduce_script_trains_every_demo_stage_in_order_and_ships_the_las
 
 
 def test_chen_and_tao_twins_differ_only_in_the_merge_and_keep_the_table_budget():
-    """configs/hierarchical.toml and configs/chen_shared.toml (issue 16) are comparable: one trunk, one pair
+    """configs/hierarchical.toml and configs/chen_shared.toml (Chen beside Tao) are comparable: one trunk, one pair
     of scales, one budget; and that budget is the table rows' (configs/table.toml)."""
     tao, chen = load_train_config(CONFIGS / "hierarchical.toml"), load_train_config(CONFIGS / "chen_shared.toml")
     table = load_train_config(CONFIGS / "table.toml")

@@ -19,7 +19,7 @@ from segscale.evaluation import evaluate_scaleshapes
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "checkpoints"
 DEMO = CHECKPOINTS / "scaleshapes_demo.pt"
 PAPER_HEAD = CHECKPOINTS / "scaleshapes_paper_head.pt"
-HIERARCHICAL = CHECKPOINTS / "scaleshapes_hierarchical.pt"  # issue 16: Tao et al.'s gates
+HIERARCHICAL = CHECKPOINTS / "scaleshapes_hierarchical.pt"  # Tao et al.'s gates, shipped beside Chen's softmax
 MAX_BYTES = 25 * 1024 * 1024
 
 

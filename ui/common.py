@@ -82,8 +82,8 @@ SHARED_CHOICES = (
     "photo_size",
 )
 
-# What the app may keep in memory (issue 13, point 7). st.cache_data keeps each entry pickled,
-# once per process, shared by every session; each cached function keeps at most its number of
+# What the app may keep in memory, so that a server that runs for days does not grow. st.cache_data
+# keeps each entry pickled, once per process, shared by every session; each cached function keeps at most its number of
 # entries (least recently used out first) and drops an entry CACHE_TTL_S after computing it, so an
 # idle server gives its memory back. Sizes per entry, measured with the demo checkpoint at three
 # scales (docs/APP.md): a Prediction is 3.4 MB for 512x512 and 41 MB at load_image's 2048 px cap
