@@ -6,9 +6,10 @@ numpy-facing :class:`Predictor` that the app and the command line use.
 
 from .checkpoint import CheckpointError, CheckpointMetadata, load_checkpoint, save_checkpoint
 from .config import HeadConfig, ModelConfig, TrunkConfig
+from .devices import select_device
 from .images import ImageError
 from .modeling import MultiScaleNet, MultiScaleOutput, ScaleSetError, build_model
-from .predictor import Prediction, Predictor, select_device
+from .predictor import Prediction, Predictor
 
 __version__ = "0.1.0"
 

@@ -42,9 +42,10 @@ from typing import Any
 from torch import nn
 
 from .checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
-from .config import TORCHVISION_TRUNKS
 from .formatting import format_scale_set
+from .merges import ATTENTION_HEAD, GATE_HEAD, HEADS, merge_info, model_head
 from .torchvision_import import NOT_VERIFIED, imported_card_rows, is_imported
+from .trunks import trunk_info
 
 __all__ = [
     "ArchitectureSummary",
@@ -100,17 +101,21 @@ class LayerRow:
 class ArchitectureSummary:
     """A model's layers in order and its totals.
 
-    layers: every leaf layer of the trunk, the score head and the attention head (if any).
-    parameters: per part, {"trunk": ..., "score head": ..., "attention head": ...} (0 without a head).
+    layers: every leaf layer of the trunk, the score head and the merge's head (the attention head
+        or the gate head of hierarchical attention), if any.
+    parameters: per part, {"trunk": ..., "score head": ..., "attention head": ...} (0 without a head),
+        and "gate head" for a model that has one.
     output_stride: input pixels between cells of the score map f^s: the trunk's jump at fc7 (8 for
         DeepLab-LargeFOV); for a torchvision trunk, its registry's (8 for DeepLabV3-ResNet50).
     receptive_field: pixels one cell of the score map f^s sees (the trunk's, since fc8 is 1x1);
         None for a branched network (see the module docstring).
-    attention_receptive_field: pixels one attention logit h^s sees; None without a head or
-        for a branched network.
+    attention_receptive_field: pixels one logit of the merge's head (h^s, or a gate's q^s) sees;
+        None without a head or for a branched network.
     center_offset: the input coordinate output cell 0 is centred on (0: cell k on pixel k x stride);
         None for a branched network.
-    trunk, width, norm, head_kind, merge, scales, num_classes, feature_channels: from the config.
+    trunk, width, norm, head_kind, merge, scales, num_classes, feature_channels: from the config;
+        head_kind is None without a head ("shared" for a gate head, which scores each scale alone).
+    head: the name of the merge's head ("attention head", "gate head"), or None.
     """
 
     layers: tuple[LayerRow, ...]
@@ -123,6 +128,7 @@ class ArchitectureSummary:
     width: float
     norm: str
     head_kind: str | None
+    head: str | None
     merge: str
     scales: tuple[float, ...]
     num_classes: int
@@ -135,7 +141,7 @@ class ArchitectureSummary:
     @property
     def branched(self) -> bool:
         """A torchvision trunk: its layers run in parallel branches, so no receptive field is computed."""
-        return self.trunk in TORCHVISION_TRUNKS
+        return trunk_info(self.trunk).branched
 
     def receptive_field_at_scale(self, scale: float) -> float | None:
         """The receptive field in pixels of the *original* image when the network sees it at ``scale``.
@@ -174,9 +180,15 @@ class ArchitectureSummary:
             trunk = (
                 f"{self.trunk}, width {_fraction(self.width)}, norm {self.norm}, {self.feature_channels} fc7 channels"
             )
+        if self.head is None:
+            head = (ATTENTION_HEAD.name, f"none (merges by {self.merge})")
+        elif self.head == GATE_HEAD.name:
+            head = (self.head, f"one head at every scale, a sigmoid gate logit per scale and cell ({self.merge} merge)")
+        else:
+            head = (self.head, self.head_kind)
         pairs = [
             ("trunk", trunk),
-            ("attention head", self.head_kind or f"none (merges by {self.merge})"),
+            head,
             ("parameters", f"{self.total_parameters:,} in all"),
         ]
         pairs += [(f"  {part}", f"{self.parameters[part]:,}") for part in self.parameters]
@@ -194,7 +206,7 @@ class ArchitectureSummary:
         if self.attention_receptive_field is not None:
             pairs.append(
                 (
-                    "attention receptive field",
+                    f"{self.head.split()[0]} receptive field",
                     f"{self.attention_receptive_field} px (its 3x3 conv reads neighbouring fc7 cells)",
                 )
             )
@@ -233,6 +245,7 @@ class ArchitectureSummary:
             "width": self.width,
             "norm": self.norm,
             "head_kind": self.head_kind,
+            "head": self.head,
             "merge": self.merge,
             "scales": list(self.scales),
             "num_classes": self.num_classes,
@@ -328,15 +341,16 @@ def architecture_summary(model: nn.Module) -> ArchitectureSummary:
             raise ValueError(
                 f"expected a MultiScaleNet with a trunk and a score head; {type(model).__name__} has no {part!r}"
             )
-    if model.config.trunk.name in TORCHVISION_TRUNKS:
+    if trunk_info(model.config.trunk.name).branched:
         return _branched_summary(model)
     geometry = _Geometry()
     trunk_rows = _layer_rows("trunk", model.trunk, geometry)
     receptive_field, stride, center = geometry.receptive_field, geometry.jump, geometry.center
     score_rows = _layer_rows("score head", model.score_head, _Geometry(receptive_field, stride, center))
-    head = getattr(model, "attention_head", None)
+    merge_head = model_head(model)
+    head = None if merge_head is None else getattr(model, merge_head.attribute)
     head_geometry = _Geometry(receptive_field, stride, center)
-    head_rows = _layer_rows("attention head", head, head_geometry)
+    head_rows = [] if merge_head is None else _layer_rows(merge_head.name, head, head_geometry)
     return ArchitectureSummary(
         layers=tuple(trunk_rows + score_rows + head_rows),
         output_stride=stride,
@@ -349,20 +363,25 @@ def architecture_summary(model: nn.Module) -> ArchitectureSummary:
 
 def _model_facts(model: nn.Module) -> dict:
     """The summary's fields that any MultiScaleNet states the same way: parameters and its configuration."""
-    head = getattr(model, "attention_head", None)
     config = model.config
+    merge_head = model_head(model)
+    heads = {head.name: _count(getattr(model, head.attribute, None)) for head in HEADS}  # 0 when absent
+    if merge_head is None:
+        head_kind = None
+    else:  # the gate head scores each scale on its own, as a shared attention head does
+        head_kind = config.head.kind if merge_head is ATTENTION_HEAD else "shared"
     return {
         "parameters": {
             "trunk": _count(model.trunk),
             "score head": _count(model.score_head),
-            "attention head": _count(head) if head is not None else 0,
-            # Only for hierarchical models, so that the other models' summaries keep their keys.
-            **({"gate head": _count(model.gate_head)} if getattr(model, "gate_head", None) is not None else {}),
+            # Only the attention head is listed at 0 when absent, so that the other models' summaries keep their keys.
+            **{name: count for name, count in heads.items() if count or name == ATTENTION_HEAD.name},
         },
         "trunk": config.trunk.name,
         "width": config.trunk.width,
         "norm": config.trunk.norm,
-        "head_kind": config.head.kind if head is not None else None,
+        "head_kind": head_kind,
+        "head": None if merge_head is None else merge_head.name,
         "merge": config.merge,
         "scales": tuple(config.scales),
         "num_classes": config.num_classes,
@@ -372,17 +391,14 @@ def _model_facts(model: nn.Module) -> dict:
 
 def _branched_summary(model: nn.Module) -> ArchitectureSummary:
     """The summary of a torchvision share-net: its layers and parameters, the registry's stride, no receptive field."""
-    from .modeling.torchvision_trunks import torchvision_kind
-
-    head = getattr(model, "attention_head", None)
-    rows = [
-        row
-        for part, module in (("trunk", model.trunk), ("score head", model.score_head), ("attention head", head))
-        for row in _layer_rows(part, module, None)
-    ]
+    merge_head = model_head(model)
+    parts = [("trunk", model.trunk), ("score head", model.score_head)]
+    if merge_head is not None:
+        parts.append((merge_head.name, getattr(model, merge_head.attribute)))
+    rows = [row for part, module in parts for row in _layer_rows(part, module, None)]
     return ArchitectureSummary(
         layers=tuple(rows),
-        output_stride=torchvision_kind(model.config.trunk.name).score_map_stride,
+        output_stride=trunk_info(model.config.trunk.name).score_map_stride,
         receptive_field=None,
         attention_receptive_field=None,
         center_offset=None,
@@ -407,8 +423,8 @@ def paper_model_summary(num_classes: int = 21) -> ArchitectureSummary:
     return architecture_summary(model)
 
 
-def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+def _count(module: nn.Module | None) -> int:
+    return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
 # ============================================================================ the training card
@@ -463,14 +479,15 @@ def head_features(trunk: str) -> str:
 
 
 def _head_description(model, imported: bool = False) -> str:
-    if model.merge != "attention" and imported:
+    merge_head = merge_info(model.merge).head
+    if merge_head is not ATTENTION_HEAD and imported:
         return f"none yet: an imported network merges by {model.merge} until an attention head is trained on it"
-    if model.merge == "hierarchical":
+    if merge_head is GATE_HEAD:
         return (
             "none; a gate head instead (Tao et al.: one sigmoid gate per "
             "scale, chained from the finest scale down; any scale set)"
         )
-    if model.merge != "attention":
+    if merge_head is None:
         return f"none: trained with {model.merge} pooling over scales"
     head = model.head
     if head.kind == "paper":

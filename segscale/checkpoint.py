@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from .config import ModelConfig, model_config_from_dict
+from .merges import ATTENTION_HEAD, GATE_HEAD, merge_info
 
 # The shipped demo model, where the commands look for it when no --checkpoint is given (from the repository root).
 DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
@@ -111,17 +112,18 @@ def head_phrase(head_kind: str, merge: str) -> str:
     A hierarchical model has a gate head and no softmax attention head, and average or max pooling
     has no head at all, whatever head kind its training config carried.
     """
-    if merge == "attention":
-        return f"{head_kind} head, attention"
-    if merge == "hierarchical":
-        return "gate head, hierarchical"
+    head = merge_info(merge).head
+    if head is ATTENTION_HEAD:
+        return f"{head_kind} head, {merge}"
+    if head is GATE_HEAD:
+        return f"gate head, {merge}"
     return f"no attention head, {merge} pooling"
 
 
 def _renamed_unused_head(name: str, model: ModelConfig) -> str:
     """A name written by the old rule ("... shared head, hierarchical") says what the model has instead."""
     old_ending = f" {model.head.kind} head, {model.merge}"
-    if model.merge != "attention" and name.endswith(old_ending):
+    if merge_info(model.merge).head is not ATTENTION_HEAD and name.endswith(old_ending):
         return name[: -len(old_ending)] + " " + head_phrase(model.head.kind, model.merge)
     return name
 

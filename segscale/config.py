@@ -9,23 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-# torchvision's semantic segmentation models, imported as share-nets (segscale.modeling.torchvision_trunks).
-TORCHVISION_TRUNKS = (
-    "deeplabv3_resnet50",
-    "deeplabv3_resnet101",
-    "deeplabv3_mobilenet_v3_large",
-    "fcn_resnet50",
-    "fcn_resnet101",
-    "lraspp_mobilenet_v3_large",
-)
-TRUNK_NAMES = ("vgg16_largefov",) + TORCHVISION_TRUNKS
+from .merges import ATTENTION, MERGE_NAMES
+from .trunks import LARGEFOV, TORCHVISION_TRUNKS, TRUNK_NAMES
+
 NORM_KINDS = ("none", "batch", "group")
 HEAD_KINDS = ("paper", "shared")
-MERGE_MODES = ("attention", "average", "max", "hierarchical")
-# The merges whose weights over scales the model learns (and sum to 1 at every pixel): Chen's softmax
-# w^s and the effective weights of Tao et al.'s gate chain. Their weights are shown, ranked and
-# summarised over objects; average pooling's are a constant 1/S, max pooling has none.
-LEARNED_MERGES = ("attention", "hierarchical")
+# The merges are declared in segscale.merges; this name stays for the commands that validate choices.
+MERGE_MODES = MERGE_NAMES
 
 # PASCAL VOC's "void" label: borders and padding, counted in no loss and no metric.
 IGNORE_INDEX = 255
@@ -72,7 +62,7 @@ class TrunkConfig:
     dropout: drop6 and drop7 of DeepLab (after fc6 and fc7).
     """
 
-    name: str = "vgg16_largefov"
+    name: str = LARGEFOV
     width: float = 1.0
     norm: str = "none"
     dropout: float = 0.5
@@ -118,14 +108,14 @@ class ModelConfig:
 
     scales: the scale set the model was trained with; the default at inference, and the
         only set a "paper" head accepts.
-    merge: the default merge mode ("attention", "average" or "max").
+    merge: the default merge mode, a name from :mod:`segscale.merges`.
     """
 
     num_classes: int
     trunk: TrunkConfig = field(default_factory=TrunkConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     scales: tuple[float, ...] = PAPER_SCALES
-    merge: str = "attention"
+    merge: str = ATTENTION
 
     def __post_init__(self) -> None:
         if self.num_classes < 1:

@@ -11,22 +11,9 @@ import torch
 from torch import nn
 
 from . import distributed
-from .config import LEARNED_MERGES
-from .data.transforms import image_to_tensor
+from .merges import FALLBACK_MERGE, LEARNED_MERGES
 from .metrics import ConfusionMatrix, SegmentationScores
-from .modeling.geometry import resize_bilinear
-from .modeling.multiscale import MultiScaleOutput
-
-
-@torch.inference_mode()
-def predict_full_image(
-    model: nn.Module, image: np.ndarray, mean, std, scales, merge: str, device
-) -> tuple[np.ndarray, MultiScaleOutput]:
-    """(labels (H, W) int64 at input resolution, the model's output) for one uint8 RGB image."""
-    batch = image_to_tensor(image, mean, std).unsqueeze(0).to(device)
-    output = model(batch, scales=scales, merge=merge)
-    labels = resize_bilinear(output.fused.float(), tuple(image.shape[:2])).argmax(dim=1)[0]
-    return labels.cpu().numpy(), output
+from .modeling.geometry import ALIGN_CORNERS, resize_bilinear
 
 
 def evaluate_pairs(
@@ -40,20 +27,56 @@ def evaluate_pairs(
     device,
     on_image: Callable[[int], None] | None = None,
 ) -> SegmentationScores:
-    """Dataset-level confusion matrix of a model over (image, label) pairs, at one scale set and merge."""
+    """Dataset-level confusion matrix of a model over (image, label) pairs, at one scale set and merge.
+
+    Training's validation: the model (in training or not) is scored through a float32
+    :class:`~segscale.predictor.Predictor` built on a copy of it, the path ``segscale evaluate`` takes.
+    """
+    from .checkpoint import CheckpointMetadata
+    from .config import normalize_scales
+    from .inference import FastPathOptions
+    from .predictor import Predictor
+
     was_training = model.training
-    model.eval()
-    confusion = ConfusionMatrix(num_classes)
+    scales = normalize_scales(scales)
+    metadata = CheckpointMetadata(
+        model=model.config,
+        classes=tuple(f"class {c}" for c in range(num_classes)),
+        palette=tuple((0, 0, 0) for _ in range(num_classes)),
+        mean=tuple(mean),
+        std=tuple(std),
+        scale_range=(min(scales), max(scales)),
+    )
     try:
-        for index in range(len(pairs)):
-            image, label = pairs[index]
-            predicted, _ = predict_full_image(model, image, mean, std, scales, merge, device)
-            confusion.update(label, predicted)
-            if on_image is not None:
-                on_image(index)
+        predictor = Predictor(
+            model,
+            metadata,
+            device=device,
+            max_side=None,
+            options=FastPathOptions(autocast="off"),
+            pixel_budget=UNLIMITED_PIXELS,
+        )
     finally:
-        model.train(was_training)
-    return confusion.scores()
+        model.train(was_training)  # the Predictor put it in eval mode to copy it
+    confusions = _score_pairs(predictor, pairs, range(len(pairs)), scales, (merge,), on_image)
+    return confusions[merge].scores()
+
+
+UNLIMITED_PIXELS = 1 << 62  # validation images are scored whole, however large
+
+
+def _score_pairs(predictor, pairs, indices, scales, merges, on_image=None) -> dict[str, ConfusionMatrix]:
+    """The one scoring loop over (image, label) pairs: one prediction per image serves every merge."""
+    base_merge = _base_merge(merges)
+    confusions = {merge: ConfusionMatrix(len(predictor.classes)) for merge in merges}
+    for position, index in enumerate(indices):
+        image, label = pairs[index]
+        prediction = predictor.predict(image, scales=scales, merge=base_merge)
+        for merge in merges:
+            confusions[merge].update(label, _labels_of(prediction, merge, label.shape, predictor.align_corners))
+        if on_image is not None:
+            on_image(position)
+    return confusions
 
 
 # --- ScaleShapes diagnostics: quality and attention by object size -------------------------
@@ -192,6 +215,7 @@ def labels_for_merge(
     *,
     gate_logits: np.ndarray | None = None,
     scales=None,
+    align_corners: bool = ALIGN_CORNERS,
 ) -> np.ndarray:
     """Labels at image resolution for one merge mode, from one prediction's (S, C, h, w) score maps.
 
@@ -203,16 +227,16 @@ def labels_for_merge(
     logits = None if attention_logits is None else torch.from_numpy(attention_logits)[None]
     gates = None if gate_logits is None else torch.from_numpy(gate_logits)[None]
     fused, _ = merge_score_maps(torch.from_numpy(score_maps)[None], merge, logits, gate_logits=gates, scales=scales)
-    return resize_bilinear(fused, tuple(size)).argmax(dim=1)[0].numpy()
+    return resize_bilinear(fused, tuple(size), align_corners).argmax(dim=1)[0].numpy()
 
 
 def _base_merge(merges) -> str:
     """The merge of the one forward pass every asked merge is derived from: the one with a head
     (its pass also yields the score maps average and max need), else average."""
-    return next((m for m in LEARNED_MERGES if m in merges), "average")
+    return next((m for m in LEARNED_MERGES if m in merges), FALLBACK_MERGE)
 
 
-def _labels_of(prediction, merge: str, size) -> np.ndarray:
+def _labels_of(prediction, merge: str, size, align_corners: bool = ALIGN_CORNERS) -> np.ndarray:
     return labels_for_merge(
         prediction.score_maps,
         prediction.attention_logits,
@@ -220,6 +244,7 @@ def _labels_of(prediction, merge: str, size) -> np.ndarray:
         size,
         gate_logits=prediction.gate_logits,
         scales=prediction.scales,
+        align_corners=align_corners,
     )
 
 
@@ -365,7 +390,7 @@ def score_scaleshapes(
         records_by_image.append((index, records))
         prediction = predictor.predict(sample.image, scales=scales, merge=base_merge)
         size = sample.label.shape
-        predicted = [_labels_of(prediction, m, size) for m in merges]
+        predicted = [_labels_of(prediction, m, size, predictor.align_corners) for m in merges]
         for k in range(len(merges)):
             confusions[k].update(sample.label, predicted[k])
             by_size[k].update(sample.objects, sample.instances, sample.label, predicted[k])
@@ -457,15 +482,8 @@ def evaluate_pairs_report(predictor, pairs, count: int, scales, merges, on_image
     classes = predictor.classes
     base_merge = _base_merge(merges)
     scales, _ = predictor.check_request(scales, base_merge)
-    confusions = {merge: ConfusionMatrix(len(classes)) for merge in merges}
     context = context or distributed.DistributedContext()
-    for position, index in enumerate(context.share(range(count))):
-        image, label = pairs[index]
-        prediction = predictor.predict(image, scales=scales, merge=base_merge)
-        for merge in merges:
-            confusions[merge].update(label, _labels_of(prediction, merge, label.shape))
-        if on_image is not None:
-            on_image(position)
+    confusions = _score_pairs(predictor, pairs, context.share(range(count)), scales, merges, on_image)
     if context.is_distributed:
         for confusion in confusions.values():
             distributed.all_reduce_attributes(confusion, _SUMMED_ARRAYS[ConfusionMatrix])

@@ -28,7 +28,6 @@ under ``no_grad`` (tests/test_fast_path.py checks the 99.5% on the CPU).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import threading
@@ -41,7 +40,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .modeling.geometry import resize_bilinear
+from . import devices
+from .modeling.geometry import ALIGN_CORNERS, resize_bilinear
 from .modeling.multiscale import MultiScaleOutput
 
 # bf16 labels must agree with float32 on at least this share of pixels for autocast to be kept.
@@ -115,56 +115,14 @@ def prepare_model(model: nn.Module, device: torch.device, options: FastPathOptio
     return prepared
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles (bf16 matrix units), where bf16 convolutions beat float32."""
-    probe = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", None)
-    try:
-        return bool(probe()) if probe is not None else False
-    except Exception:  # a private probe; any failure means "don't know", so no
-        return False
-
-
-def bf16_pays_off(device: torch.device) -> bool:
-    """Whether bf16 autocast is worth trying on ``device`` (CUDA with bf16; a CPU with AMX)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        # Measured (docs/PERFORMANCE.md): with AMX, bf16 convolutions run ~2x faster than
-        # float32; without it, bf16 is emulated or narrower and was not measured faster.
-        return cpu_has_amx()
-    return False
-
-
-def bf16_worth_probing(device: torch.device) -> bool:
-    """Whether "auto" tries bf16 at all: CUDA with bf16, or a CPU with native bf16 (AMX or AVX512-BF16).
-
-    Where it is tried, the first image decides (:meth:`FastMultiScale._decide_autocast`): timed
-    both ways on this machine, kept only if faster and its labels agree. Elsewhere bf16 is
-    emulated and slower, so it is not even tried.
-    """
-    if device.type == "cpu":
-        native = getattr(getattr(torch, "cpu", None), "_is_avx512_bf16_supported", None)
-        try:
-            return cpu_has_amx() or bool(native and native())
-        except Exception:  # a private probe; any failure means "don't know", so no
-            return False
-    return bf16_pays_off(device)
-
-
-def labels_from_fused(fused: Tensor, size: tuple[int, int]) -> Tensor:
+def labels_from_fused(fused: Tensor, size: tuple[int, int], align_corners: bool = ALIGN_CORNERS) -> Tensor:
     """(B, C, h, w) fused scores -> (B, *size) int64 labels: one bilinear upsample, then the argmax.
 
     ``max(dim=1).indices`` returns the first maximum, as ``argmax`` does, but reduces over a
     contiguous axis of the NCHW map, which is several times faster on the CPU.
     """
-    upsampled = resize_bilinear(fused.float().contiguous(), tuple(size))  # (B, C, H, W)
+    upsampled = resize_bilinear(fused.float().contiguous(), tuple(size), align_corners)  # (B, C, H, W)
     return upsampled.max(dim=1).indices
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work (a no-op on the CPU), so wall-clock time covers it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class FastMultiScale:
@@ -192,6 +150,7 @@ class FastMultiScale:
         self.device = torch.device(device)
         self.options = options
         self.model = prepare_model(model, self.device, options)
+        devices.use_cudnn_benchmark(self.device, options.cudnn_benchmark)  # process-wide: set once, here
         mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, 3, 1, 1)
         # (x / 255 - mean) / std as one multiply-add on the uint8 values.
@@ -201,7 +160,7 @@ class FastMultiScale:
         self.use_autocast: bool | None = {
             "off": False,
             "bf16": True,
-            "auto": None if bf16_worth_probing(self.device) else False,
+            "auto": None if devices.bf16_worth_probing(self.device) else False,
         }[options.autocast]
         self.autocast_agreement: float | None = None
         self.autocast_seconds: tuple[float, float] | None = None  # (float32, bf16) on the first image
@@ -254,7 +213,6 @@ class FastMultiScale:
         with (
             torch.inference_mode(),
             torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast, cache_enabled=cache_casts),
-            _cudnn_benchmark(self.device.type == "cuda" and self.options.cudnn_benchmark),
         ):
             return self._call_model(images, scales, merge)
 
@@ -277,7 +235,7 @@ class FastMultiScale:
                     if captured is not None:
                         return captured(images)
             output = self.forward(images, scales, merge, self.use_autocast)
-            return output, labels_from_fused(output.fused, size)
+            return output, labels_from_fused(output.fused, size, self.model.align_corners)
 
     def _decide_autocast_once(self, images: Tensor, scales, merge: str) -> None:
         """Decide autocast on this image unless another thread did meanwhile; publish the decision last.
@@ -311,8 +269,10 @@ class FastMultiScale:
         labels, seconds = {}, {}
         for autocast in (False, True, False, True):
             started = time.perf_counter()
-            labels[autocast] = labels_from_fused(self.forward(images, scales, merge, autocast=autocast).fused, size)
-            synchronize(self.device)
+            labels[autocast] = labels_from_fused(
+                self.forward(images, scales, merge, autocast=autocast).fused, size, self.model.align_corners
+            )
+            devices.synchronize(self.device)
             seconds[autocast] = time.perf_counter() - started
         self.autocast_agreement = (labels[False] == labels[True]).float().mean().item()
         self.autocast_seconds = (seconds[False], seconds[True])
@@ -353,7 +313,7 @@ class _CapturedRun:
 
         def step():
             output = fast.forward(self.static_images, scales, merge, bool(fast.use_autocast), cache_casts=False)
-            return output, labels_from_fused(output.fused, size)
+            return output, labels_from_fused(output.fused, size, fast.model.align_corners)
 
         # Warm up on a side stream (cuDNN and autocast caches), as torch.cuda.graphs asks.
         side = torch.cuda.Stream(device=images.device)
@@ -392,20 +352,6 @@ def _cloned_output(output: MultiScaleOutput) -> MultiScaleOutput:
         fused=clone(output.fused),
         gate_logits=clone(output.gate_logits),
     )
-
-
-@contextlib.contextmanager
-def _cudnn_benchmark(enabled: bool):
-    """Switch cuDNN's algorithm search on for the duration (a process-wide flag, so restored after)."""
-    if not enabled:
-        yield
-        return
-    before = torch.backends.cudnn.benchmark
-    torch.backends.cudnn.benchmark = True
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.benchmark = before
 
 
 def _compiled_or_none(model: nn.Module):

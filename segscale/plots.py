@@ -27,7 +27,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import AutoLocator, FixedLocator, NullLocator
 
 from .formatting import format_percent, format_scale_set, scale_label
+from .merges import ATTENTION, GATE_HEAD, MERGES, weighing_merge
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
+from .trunks import TRUNKS
 from .visualize import SINGLE_SCALE_NOTE
 
 if TYPE_CHECKING:
@@ -53,7 +55,6 @@ __all__ = [
     "weight_by_extent_figure",
 ]
 
-MERGE_COLOURS = {"attention": "#4c72b0", "average": "#dd8452", "max": "#55a868", "hierarchical": "#c44e52"}
 # Error and disagreement maps: one meaning per colour, the same in the figure and on the page.
 WRONG_COLOUR = (220, 30, 30)  # a wrong label / the merges disagree
 RIGHT_COLOUR = (235, 235, 235)  # a right label (light grey: the map's edge still shows on a white page)
@@ -84,9 +85,8 @@ def figure_png(figure: Figure, dpi: int = 100, *, tight: bool = True) -> bytes:
 def _weights_of(merges) -> tuple[str, str]:
     """(axis label, who trusts the scales) for weights from ``merges``: a hierarchical model's are the
     effective weights of its gates, not a softmax attention's."""
-    if "hierarchical" in merges and "attention" not in merges:
-        return "mean effective weight $w^s$ (gates)", "the gates trust"
-    return "mean attention weight $w^s$", "the attention trusts"
+    merge = weighing_merge(merges)
+    return f"mean {merge.weights}", merge.trust
 
 
 def weight_by_extent_figure(
@@ -213,7 +213,7 @@ def merge_scores_figure(
     )
     axes = figure.axes[0]
     for tick, method in zip(axes.get_xticklabels(), methods):
-        tick.set_color(MERGE_COLOURS.get(method, "black"))
+        tick.set_color(MERGES[method].colour if method in MERGES else "black")
     return figure
 
 
@@ -330,26 +330,24 @@ def pixel_zoom(
     return big
 
 
-SHARE_NET_NAMES = {  # how the diagram names each trunk kind (two short lines fit its box)
-    "vgg16_largefov": "DeepLab\nLargeFOV",
-    "deeplabv3_resnet50": "DeepLabV3\nResNet-50",
-    "deeplabv3_resnet101": "DeepLabV3\nResNet-101",
-    "deeplabv3_mobilenet_v3_large": "DeepLabV3\nMobileNetV3",
-    "fcn_resnet50": "FCN\nResNet-50",
-    "fcn_resnet101": "FCN\nResNet-101",
-    "lraspp_mobilenet_v3_large": "LR-ASPP\nMobileNetV3",
-}
+SHARE_NET_NAMES = {name: trunk.display for name, trunk in TRUNKS.items()}  # the diagram's, from the registry
 
 
 def model_diagram_figure(
-    scales: Sequence[float], head_kind: str | None = "shared", title: str | None = None, trunk: str = "vgg16_largefov"
+    scales: Sequence[float],
+    head_kind: str | None = "shared",
+    title: str | None = None,
+    trunk: str = "vgg16_largefov",
+    head: str | None = None,
 ) -> Figure:
     """A schematic of the model for a reader new to it: share-net, attention head, Eq. 2, Eq. 1.
 
     One row per scale: the resized image, the shared trunk (named after ``trunk``, a trunk
     kind), its score map f^s and attention logit h^s; then the softmax over scales and the
     weighted sum. ``head_kind``: "shared" (one head applied to each scale), "paper" (one head
-    over all scales' features) or None (no head: average or max pooling).
+    over all scales' features) or None (no head: average or max pooling). ``head``: the name of
+    the merge's head (:mod:`segscale.merges`); None or the attention head draws Eq. 2, the gate
+    head of hierarchical attention its chain of sigmoid gates instead.
     """
     from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
@@ -410,19 +408,24 @@ def model_diagram_figure(
             box(5.25, y - 0.4, 1.45, 0.34, features, face="#ffffff", edge=colour, size=8.5)
         # every score map goes round the head to the fusion (drawn behind the boxes)
         arrow(6.7, y + 0.18, 10.75, middle + 0.55, "0.6", connectionstyle="arc3,rad=-0.1", linestyle="--")
+    gates = head == GATE_HEAD.name
     if head_kind is not None:
         across = "applied to\neach scale" if head_kind == "shared" else "over all scales'\nfeatures at once"
+        name, logits = ("gate head", "$q^s$") if gates else ("attention head", "$h^s$")
         box(
             7.0,
             trunk_bottom,
             1.5,
             trunk_top - trunk_bottom,
-            f"attention head\n(3x3 conv, ReLU,\n1x1 conv)\n{across}\n\nlogits $h^s$",
+            f"{name}\n(3x3 conv, ReLU,\n1x1 conv)\n{across}\n\nlogits {logits}",
             face="#fdf0e2",
         )
         for y in centres:
             arrow(6.7, y - 0.23, 7.0, y - 0.23)
-        box(8.75, middle - 0.55, 1.15, 1.1, "softmax\nover scales\n(Eq. 2)\n$\\to w^s$", face="#fdf0e2")
+        weighing = (
+            "sigmoid\ngates, chained\nover scales\n$\\to w^s$" if gates else "softmax\nover scales\n(Eq. 2)\n$\\to w^s$"
+        )
+        box(8.75, middle - 0.55, 1.15, 1.1, weighing, face="#fdf0e2")
         arrow(8.5, middle, 8.75, middle)
         arrow(9.9, middle, 10.1, middle)
         fuse_text = "$g = \\sum_s w^s f^s$\n(Eq. 1)"
@@ -467,9 +470,7 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
     fusing = scale_count > 1  # one scale has nothing to fuse: its weight map is all 1, its entropy all 0
     if fusing and any(column.attention is not None for column in view.scales):
         # Hierarchical attention has no softmax: its row holds the chain's effective weights, products of gates.
-        weight_name = (
-            "effective weight $w^s$ (gates)" if prediction.merge == "hierarchical" else "attention weight $w^s$"
-        )
+        weight_name = weighing_merge([prediction.merge]).weights
         rows.append(("attention", weight_name))
     height, width = view.size
     panel = 3.0  # inches per image column
@@ -564,7 +565,7 @@ def _bar_slot(grid, row: int, columns: int) -> list[float]:
 def _require_attention(diagnostics) -> None:
     if not diagnostics.has_attention:
         raise ValueError(
-            "these diagnostics have no attention weights (score the 'attention' merge with a model that has a head)"
+            f"these diagnostics have no attention weights (score the {ATTENTION!r} merge with a model that has a head)"
         )
 
 

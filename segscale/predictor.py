@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -19,9 +19,10 @@ from torch import nn
 
 from .checkpoint import CheckpointMetadata, model_from_checkpoint
 from .config import MERGE_MODES, normalize_scales
-from .formatting import count_of
+from .devices import available_devices, device_description, select_device, synchronize
 from .images import DEFAULT_MAX_SIDE, as_rgb_array, cap_longest_side, capped_size, check_min_size
-from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions, synchronize
+from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions
+from .merges import ATTENTION, ATTENTION_HEAD, GATE_HEAD, HEADS, LEARNED_MERGES, merge_info, merges_with
 from .modeling.geometry import scaled_size
 
 __all__ = [
@@ -43,78 +44,6 @@ SCALE_PRESETS: tuple[tuple[float, ...], ...] = ((1.0, 0.75, 0.5), (1.0, 0.5), (1
 # 512 px image is a 51 200 px square), so it is refused before anything is allocated.
 DEFAULT_PIXEL_BUDGET = 4096 * 4096
 _SCALE_TOLERANCE = 1e-6
-
-
-def available_devices() -> list[str]:
-    """The devices this machine can run on, as ``--device`` takes them: "cpu", then "cuda:0", ..., "mps"."""
-    devices = ["cpu"]
-    if torch.cuda.is_available():
-        devices += [f"cuda:{index}" for index in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devices.append("mps")
-    return devices
-
-
-def _describe_available() -> str:
-    names = []
-    for name in available_devices():
-        if name.startswith("cuda:"):
-            names.append(f"{name} ({torch.cuda.get_device_name(int(name[5:]))})")
-        else:
-            names.append(name)
-    return ", ".join(names)
-
-
-def select_device(device: str | torch.device | None = None) -> torch.device:
-    """The given device, or the best available: CUDA, then Apple's MPS, then the CPU.
-
-    A device this machine does not have (``"cuda"`` without a GPU, ``"cuda:3"`` with two,
-    ``"banana"``) raises ValueError naming what it has, before anything is allocated: this is
-    the one place every command's ``--device`` and the Predictor go through.
-    """
-    if device is None:
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if isinstance(device, torch.device):
-        chosen = device
-    else:
-        try:
-            chosen = torch.device(str(device).strip().lower())
-        except RuntimeError:
-            raise ValueError(f"unknown device {str(device)!r}; this machine has: {_describe_available()}") from None
-    if chosen.type == "cpu":
-        return chosen
-    if chosen.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ValueError(f"device {str(device)!r}: this machine has no CUDA GPU; it has: {_describe_available()}")
-        if chosen.index is not None and chosen.index >= count:
-            raise ValueError(
-                f"device {str(device)!r}: this machine has {count} CUDA GPU{'s' if count > 1 else ''} "
-                f"(cuda:0 to cuda:{count - 1}); it has: {_describe_available()}"
-            )
-        return chosen
-    if chosen.type == "mps":
-        if "mps" not in available_devices():
-            raise ValueError(
-                f"device {str(device)!r}: Apple's MPS is not available here; this machine has: {_describe_available()}"
-            )
-        return chosen
-    raise ValueError(f"device {str(device)!r} is not one segscale runs on; this machine has: {_describe_available()}")
-
-
-def device_description(device: torch.device) -> str:
-    """A human name for a device: the GPU's model, or the CPU with its thread count."""
-    if device.type == "cuda":
-        return f"GPU: {torch.cuda.get_device_name(device)}"
-    if device.type == "mps":
-        return "GPU: Apple MPS"
-    return f"CPU ({count_of(torch.get_num_threads(), 'thread')})"  # torchrun gives each process one
 
 
 @dataclass(frozen=True)
@@ -199,6 +128,35 @@ class Prediction:
         return scale_confidence(self.score_maps, self.scales)
 
 
+def prediction_from_output(
+    output, labels, index: int, image, original_size, device: str, timings: StageTimings | None = None
+) -> Prediction:
+    """Image ``index`` of a batch's (MultiScaleOutput, labels) as a numpy :class:`Prediction`.
+
+    The one place where the model's tensors (on any device, in any dtype) become a Prediction:
+    every map is copied to the CPU in float32, the labels as int64. ``image`` is the uint8 RGB
+    array the model saw, ``original_size`` its (H, W) before any cap.
+    """
+
+    def numpy_of(value):
+        return None if value is None else value[index].float().cpu().numpy()
+
+    return Prediction(
+        scales=tuple(output.scales),
+        merge=output.merge,
+        image=image,
+        score_maps=numpy_of(output.score_maps),
+        attention_logits=numpy_of(output.attention_logits),
+        attention=numpy_of(output.attention),
+        fused=numpy_of(output.fused),
+        labels=labels[index].cpu().numpy(),
+        original_size=tuple(int(v) for v in original_size),  # type: ignore[arg-type]
+        device=device,
+        timings=timings or StageTimings(0.0, 0.0, 0.0),
+        gate_logits=numpy_of(getattr(output, "gate_logits", None)),
+    )
+
+
 class Predictor:
     """A model with its metadata on a device, predicting from numpy images.
 
@@ -230,8 +188,7 @@ class Predictor:
         self.metadata = metadata
         self.max_side = max_side
         self.pixel_budget = int(pixel_budget)
-        self._has_attention_head = getattr(model, "attention_head", None) is not None
-        self._has_gate_head = getattr(model, "gate_head", None) is not None
+        self._heads = tuple(head for head in HEADS if getattr(model, head.attribute, None) is not None)
         # Predictions run through a copy of the model prepared for speed (segscale.inference):
         # batch norm folded, channels_last, bf16 autocast where it pays and its labels agree.
         # The model as given is not kept: one copy of the weights per Predictor.
@@ -272,6 +229,11 @@ class Predictor:
         return self.metadata.model.merge
 
     @property
+    def align_corners(self) -> bool:
+        """How maps are resized to the image around this model's trunk (:mod:`segscale.trunks`)."""
+        return self.fast.model.align_corners
+
+    @property
     def device_name(self) -> str:
         return device_description(self.device)
 
@@ -280,18 +242,18 @@ class Predictor:
     @property
     def has_attention_head(self) -> bool:
         """Whether the model has an attention head (so merge="attention" is possible)."""
-        return self._has_attention_head
+        return ATTENTION_HEAD in self._heads
 
     @property
     def has_gate_head(self) -> bool:
         """Whether the model has Tao et al.'s gate head (so merge="hierarchical" is possible)."""
-        return self._has_gate_head
+        return GATE_HEAD in self._heads
 
     @property
     def offered_merges(self) -> tuple[str, ...]:
         """The merges this model can do, in MERGE_MODES order: attention only with an attention
         head, hierarchical only with a gate head; average and max always."""
-        return tuple(m for m in MERGE_MODES if self._missing_head(m) is None)
+        return merges_with(self._heads)
 
     @property
     def unoffered_merges(self) -> dict[str, str]:
@@ -300,22 +262,16 @@ class Predictor:
 
     def _missing_head(self, merge: str) -> str | None:
         """Why this model cannot do ``merge`` (the head it lacks), or None when it can."""
-        if merge == "attention" and not self.has_attention_head:
-            return "this model has no attention head"
-        if merge == "hierarchical" and not self.has_gate_head:
-            return (
-                "this model has no gate head for hierarchical attention (it was not trained with merge 'hierarchical')"
-            )
-        return None
+        info = merge_info(merge)
+        return None if info.head is None or info.head in self._heads else info.missing
 
     @property
     def inspection_merge(self) -> str:
         """The merge to predict with when every merge is derived from one pass (inspector, comparison,
         diagnostics): attention or hierarchical when the model has that head, since its pass also yields
         the score maps that average and max pooling need; else the checkpoint's own."""
-        if self.has_attention_head:
-            return "attention"
-        return "hierarchical" if self.has_gate_head else self.default_merge
+        learned = [merge for merge in LEARNED_MERGES if merge in self.offered_merges]
+        return learned[0] if learned else self.default_merge
 
     @property
     def scale_range(self) -> tuple[float, float]:
@@ -324,7 +280,7 @@ class Predictor:
 
     def fixed_scale_set(self, merge: str) -> bool:
         """True when ``merge`` works only at the trained scale set (the paper's attention head)."""
-        return merge == "attention" and self.metadata.model.head.kind == "paper"
+        return merge == ATTENTION and self.metadata.model.head.kind == "paper"
 
     def offered_scale_sets(self, merge: str) -> list[tuple[float, ...]]:
         """Preset scale sets this model accepts for ``merge``, its trained set first."""
@@ -426,28 +382,44 @@ class Predictor:
         output, labels = self.run_pixels(pixels, scales, merge)
         synchronize(self.device)
         modelled = time.perf_counter()
-        arrays = {
-            name: (None if value is None else value[0].float().cpu().numpy())
-            for name, value in (
-                ("score_maps", output.score_maps),
-                ("attention_logits", output.attention_logits),
-                ("attention", output.attention),
-                ("fused", output.fused),
-                ("gate_logits", output.gate_logits),
-            )
-        }
-        labels_np = labels[0].cpu().numpy()
+        prediction = prediction_from_output(output, labels, 0, rgb, original_size, self.device_name)
         finished = time.perf_counter()
-        return Prediction(
-            scales=output.scales,
-            merge=merge,
-            image=rgb,
-            labels=labels_np,
-            original_size=original_size,  # type: ignore[arg-type]
-            device=self.device_name,
-            timings=StageTimings(preprocessed - start, modelled - preprocessed, finished - modelled),
-            **arrays,
+        return replace(
+            prediction, timings=StageTimings(preprocessed - start, modelled - preprocessed, finished - modelled)
         )
+
+    def predict_batch(self, images, scales=None, merge: str | None = None, original_sizes=None) -> list[Prediction]:
+        """Predict images of one size in one pass (what folder jobs run).
+
+        Args:
+            images: (H, W, 3) uint8 RGB arrays, all of the same size once capped to ``max_side``.
+            scales, merge: as for :meth:`predict`, the same for every image.
+            original_sizes: each image's (H, W) before the caller capped it (a folder job's
+                loader caps as it decodes); None: the sizes as given. Checked against the
+                pixel budget, as :meth:`predict` checks its image.
+
+        Each Prediction's timings hold its share of the batch's time, all as model time.
+        """
+        if not len(images):
+            return []
+        given = [as_rgb_array(image) for image in images]
+        for rgb in given:
+            check_min_size(rgb)
+        rgbs = [cap_longest_side(rgb, self.max_side)[0] for rgb in given]
+        sizes = [tuple(rgb.shape[:2]) for rgb in given] if original_sizes is None else list(original_sizes)
+        if len({rgb.shape for rgb in rgbs}) != 1:
+            raise ValueError(f"predict_batch needs images of one size; got {sorted({rgb.shape[:2] for rgb in rgbs})}")
+        for size in sizes:
+            scales, merge = self.check_request(scales, merge, image_size=size)
+        started = time.perf_counter()
+        pixels = torch.from_numpy(np.stack(rgbs))  # (B, H, W, 3) uint8
+        output, labels = self.run_pixels(pixels, scales, merge)
+        synchronize(self.device)
+        timings = StageTimings(0.0, (time.perf_counter() - started) / len(rgbs), 0.0)
+        return [
+            prediction_from_output(output, labels, index, rgb, size, self.device_name, timings)
+            for index, (rgb, size) in enumerate(zip(rgbs, sizes))
+        ]
 
     def run_pixels(self, pixels, scales, merge: str):
         """uint8 pixels (B, H, W, 3) -> (MultiScaleOutput, labels (B, H, W)), both on the device.

@@ -130,4 +130,4 @@ def predict_tiled(
         attention=stitched["attention"],
         fused=fused,
     )
-    return output, labels_from_fused(fused, (height, width))
+    return output, labels_from_fused(fused, (height, width), predictor.align_corners)

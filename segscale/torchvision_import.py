@@ -28,12 +28,13 @@ import torch
 
 from .checkpoint import CheckpointError, CheckpointMetadata, read_torch_file, save_checkpoint
 from .config import PAPER_SCALES, TORCHVISION_TRUNKS, HeadConfig, ModelConfig, TrunkConfig
+from .merges import ATTENTION, AVERAGE
 from .modeling import MultiScaleNet, build_model
 from .modeling.torchvision_trunks import segscale_state_from_torchvision, torchvision_kind
 
 WEIGHTS_NAME = "COCO_WITH_VOC_LABELS_V1"
 IMPORTED_FROM = "torchvision"  # training["imported_from"] of an imported checkpoint
-DEFAULT_MERGE = "average"  # until an attention head is trained
+DEFAULT_MERGE = AVERAGE  # until an attention head is trained
 # What the app and the cards read to know a checkpoint predicts photos (PASCAL VOC classes).
 PHOTO_DATASET = "PASCAL VOC classes (torchvision, COCO subset)"
 
@@ -291,7 +292,7 @@ def imported_card_rows(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
                 f"{source.get('weights', '?')}, {origin}: {source.get('file', '?')} (from {source.get('url', '?')})",
             )
         )
-    if metadata.model.merge != "attention":
+    if metadata.model.merge != ATTENTION:
         rows.append(
             ("default merge note", f"{metadata.model.merge}: no attention head has been trained on this network yet")
         )

@@ -30,8 +30,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .config import LEARNED_MERGES
 from .formatting import scale_label
+from .merges import AVERAGE, LEARNED_MERGES, MAX
 from .metrics import attention_entropy
 from .modeling.geometry import resize_bilinear, resize_labels, scaled_size
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCALE_COLOURS, SCORE_CMAP, colorize_labels, hex_colour
@@ -372,9 +372,9 @@ def build_view(
     if prediction.merge in LEARNED_MERGES and attention is not None:
         dominant = colorize_labels(dominant_scale(attention), SCALE_COLOURS)
         entropy = heat_map(attention_entropy(attention, normalized=True), 0.0, 1.0, ENTROPY_CMAP)
-    elif prediction.merge == "average" and attention is not None:
+    elif prediction.merge == AVERAGE and attention is not None:
         entropy = heat_map(attention_entropy(attention, normalized=True), 0.0, 1.0, ENTROPY_CMAP)
-    elif prediction.merge == "max":
+    elif prediction.merge == MAX:
         fused = upsample_maps(prediction.fused, size)
         dominant = colorize_labels(winning_scale_for_max(scores, fused.argmax(axis=0)), SCALE_COLOURS)
 
@@ -450,7 +450,7 @@ def prediction_maps(prediction) -> dict[str, np.ndarray]:
         maps["attention_entropy_bits"] = attention_entropy(prediction.attention, unit="bits").astype(np.float32)
     if prediction.merge in LEARNED_MERGES and prediction.attention is not None:
         maps["dominant_scale"] = dominant_scale(prediction.attention)
-    elif prediction.merge == "max":
+    elif prediction.merge == MAX:
         maps["dominant_scale"] = winning_scale_for_max(prediction.score_maps, prediction.fused.argmax(axis=0))
     return maps
 

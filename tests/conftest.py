@@ -80,8 +80,8 @@ def float32_unless_asked(request, monkeypatch):
     test_autocast_probe); the marked test checks the real choice end to end.
     """
     if request.node.get_closest_marker("real_autocast") is None:
-        monkeypatch.setattr("segscale.inference.bf16_worth_probing", lambda device: False)
-        monkeypatch.setattr("segscale.inference.bf16_pays_off", lambda device: False)
+        monkeypatch.setattr("segscale.devices.bf16_worth_probing", lambda device: False)
+        monkeypatch.setattr("segscale.devices.bf16_pays_off", lambda device: False)
 
 
 @pytest.fixture

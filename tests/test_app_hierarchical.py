@@ -1,4 +1,4 @@
-"""Hierarchical attention (issue 16) on every page that offers merges: the main view, the pixel
+"""Hierarchical attention (Tao et al.'s gates) on every page that offers merges: the main view, the pixel
 inspector, the merge comparison and the scale diagnostics (its "Merges scored"), through Streamlit's AppTest.
 
 A checkpoint with a gate head offers "hierarchical", shows its effective weights with a note

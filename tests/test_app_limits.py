@@ -1,4 +1,5 @@
-"""Bounded memory (issue 13, point 7) through AppTest: cache limits, one image per session, the upload limit.
+"""Bounded memory through AppTest, so that a long-running server does not grow: cache limits, one image per
+session, the upload limit.
 
 The memory the app holds after many uploads and many sessions is measured, not tested here:
 scripts/measure_app_memory.py, figures in docs/APP.md. These tests check the mechanisms that

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from segscale import inference
+from segscale import devices, inference
 from segscale.inference import FastPathOptions
 from segscale.predictor import Predictor
 
@@ -35,9 +35,9 @@ def _fresh_predictor(checkpoint, autocast: str) -> Predictor:
 @pytest.fixture
 def bf16_looks_worth_trying(monkeypatch):
     """As on CUDA or an AMX CPU: autocast="auto" stays undecided until the first image."""
-    monkeypatch.setattr(inference, "bf16_pays_off", lambda device: True)
-    monkeypatch.setattr(inference, "bf16_worth_probing", lambda device: True)
-    monkeypatch.setattr(inference, "cpu_has_amx", lambda: True)
+    monkeypatch.setattr(devices, "bf16_pays_off", lambda device: True)
+    monkeypatch.setattr(devices, "bf16_worth_probing", lambda device: True)
+    monkeypatch.setattr(devices, "cpu_has_amx", lambda: True)
 
 
 def _predict_together(predictor: Predictor, images, scales, merge) -> list:

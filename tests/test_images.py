@@ -1,4 +1,4 @@
-"""load_image: every format quirk of issue 4 (point 6), on files built here, in memory."""
+"""load_image: every format quirk a user's photo may have, on files built here, in memory."""
 
 from __future__ import annotations
 

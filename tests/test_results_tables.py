@@ -141,8 +141,7 @@ def test_chen_beside_tao_prints_each_models_own_merge_per_set_and_reads_its_file
 
 
 def test_the_published_chen_beside_tao_tables_are_the_committed_json_printed_again(capsys):
-    """docs/RESULTS.md's Chen-beside-Tao section (issue 16) holds
-    every row the script prints from docs/results/chen_vs_tao."""
+    """docs/RESULTS.md's Chen-beside-Tao section holds every row the script prints from docs/results/chen_vs_tao."""
     folder = REPO / "docs" / "results" / "chen_vs_tao"
     assert results_tables.main(["--chen-vs-tao", str(folder)]) == 0
     printed = capsys.readouterr().out

@@ -83,7 +83,7 @@ def cache_random_weights(kind: str, seed: int = 0):
     return model
 
 
-# ---------------------------------------------------------------------------------------- point 1 and 2
+# ------------------------------------------------------------------------- the share-net is torchvision's
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +148,7 @@ def test_unknown_kinds_are_refused_with_the_valid_names():
         main(["import-torchvision", "fcn_resnet18", "--out", "x.pt"])
 
 
-# ---------------------------------------------------------------------------------------- points 3 and 4
+# ------------------------------------------------------------------------- cached weights, no download
 
 
 @pytest.fixture
@@ -332,7 +332,7 @@ def test_weights_file_instead_of_the_cache(torch_home, no_download, tmp_path):
         import_torchvision(kind, not_a_state_dict)
 
 
-# ---------------------------------------------------------------------------------------- point 7
+# ------------------------------------------------------------------------- torch.hub entry points
 
 
 def test_hub_entry_points_return_ready_predictors(cached_small_kinds):
@@ -344,7 +344,7 @@ def test_hub_entry_points_return_ready_predictors(cached_small_kinds):
     assert result.labels.shape == (33, 47)
 
 
-# ---------------------------------------------------------------------------------------- point 5
+# ------------------------------------------------------------------------- a head on a frozen share-net
 
 
 def test_a_frozen_share_net_step_changes_the_attention_head_and_nothing_else(cached_small_kinds, tmp_path):

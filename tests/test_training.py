@@ -155,7 +155,7 @@ def free_port() -> int:
 @pytest.mark.parametrize("merge", ["attention", "hierarchical"])
 def test_ddp_two_cpu_processes_with_gloo(tmp_path, merge):
     """Both kinds of learned merge train under torchrun; hierarchical on a pair of scales, as Tao et al. train
-    it, and its checkpoint then fuses a set of three (issue 16 point 2)."""
+    it, and its checkpoint then fuses a set of three."""
     command = [
         sys.executable,
         "-m",

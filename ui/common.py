@@ -51,6 +51,7 @@ from segscale.images import (
     load_image,
 )
 from segscale.inference import FastPathOptions
+from segscale.merges import ATTENTION_HEAD, GATE_HEAD, MERGES, merge_info
 from segscale.predictor import Prediction, Predictor
 
 LOG = logging.getLogger("segscale.app")
@@ -66,15 +67,7 @@ GALLERY_SPLIT, GALLERY_SIZE = "val", 12
 RANDOM_SPLIT = "test"  # "new random sample" draws from the test split, never seen in training
 IMAGE_SOURCES = ("Gallery", "Upload", "Random sample")
 PHOTO_IMAGE_SOURCES = ("Gallery", "Upload")  # a photo network's gallery is photos; random samples are ScaleShapes'
-MERGE_HELP = {
-    "attention": "attention: learned per-pixel weights wˢ (softmax over scales, Eq. 2)",
-    "average": "average: wˢ = 1/S everywhere",
-    "max": "max: per pixel and class, the largest score over scales",
-    "hierarchical": (
-        "hierarchical (Tao et al. 2020): a chain of sigmoid gates "
-        "between neighbouring scales; the maps show its effective weights"
-    ),
-}
+MERGE_HELP = {name: merge.help for name, merge in MERGES.items()}  # the merge radio's help, from the registry
 LAST_PREDICTION_KEY = "segscale.last_prediction"  # session state: the latest Prediction shown, for other pages
 LAST_UPLOAD_KEY = "segscale.last_upload"  # session state: (name, bytes) of the latest usable image uploaded on any page
 UPLOADED_CHECKPOINTS_KEY = "segscale.uploaded_checkpoints"  # session state: {option: (file name, bytes)}
@@ -91,8 +84,8 @@ SHARED_CHOICES = (
     "photo_size",
 )
 
-# What the app may keep in memory (issue 13, point 7). st.cache_data keeps each entry pickled,
-# once per process, shared by every session; each cached function keeps at most its number of
+# What the app may keep in memory, so that a server that runs for days does not grow. st.cache_data
+# keeps each entry pickled, once per process, shared by every session; each cached function keeps at most its number of
 # entries (least recently used out first) and drops an entry CACHE_TTL_S after computing it, so an
 # idle server gives its memory back. Sizes per entry, measured with the demo checkpoint at three
 # scales (docs/APP.md): a Prediction is 3.4 MB for 512x512 and 41 MB at load_image's 2048 px cap
@@ -299,9 +292,10 @@ def checkpoint_card(metadata: CheckpointMetadata) -> None:
 
 def _head_description(merge: str, head_kind: str) -> str:
     """The head a model has, named first: the checkpoint's name above says the same."""
-    if merge == "attention":
+    head = merge_info(merge).head
+    if head is ATTENTION_HEAD:
         return f"Attention head: {head_kind}"
-    if merge == "hierarchical":
+    if head is GATE_HEAD:
         return "Gate head: hierarchical attention (Tao et al. 2020), no softmax attention head"
     return f"Attention head: none, merges by {merge}"
 

@@ -15,25 +15,19 @@ from segscale import plots
 from segscale import visualize as viz
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.formatting import format_percent, format_scale_set, scale_label
+from segscale.merges import ATTENTION_HEAD, MERGES, merges_with
 from segscale.palette import SCALE_COLOURS, colorize_labels
 from segscale.predictor import Prediction
 from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, show_error
 
 COMPARE_WIDTH = 320  # px each picture is resampled to (nearest), so every column shows the same size
-# How the page's caption names each merge it compares.
-MERGE_PHRASES = {
-    "attention": "learned attention weights (softmax over scales)",
-    "average": "average pooling (wˢ = 1/S)",
-    "max": "max pooling",
-    "hierarchical": "hierarchical attention (Tao et al. 2020: a chain of sigmoid gates, finest scale first)",
-}
 
 
 def page_caption(model: LoadedModel | None) -> str:
     """What the page compares: the merges the checkpoint offers, named in words, all from the same score maps."""
-    merges = ("attention", "average", "max") if model is None else model.predictor.offered_merges
-    return f"The same score maps fˢ fused {len(merges)} ways: " + ", ".join(MERGE_PHRASES[m] for m in merges) + "."
+    merges = merges_with([ATTENTION_HEAD]) if model is None else model.predictor.offered_merges
+    return f"The same score maps fˢ fused {len(merges)} ways: " + ", ".join(MERGES[m].phrase for m in merges) + "."
 
 
 @st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)

@@ -12,6 +12,7 @@ from segscale import architecture as arch
 from segscale import plots
 from segscale.checkpoint import CheckpointMetadata
 from segscale.formatting import format_scale_set
+from segscale.merges import GATE_HEAD, merge_info
 from ui import widgets
 from ui.common import LoadedModel, plain
 
@@ -38,8 +39,8 @@ def _paper_architecture(num_classes: int) -> arch.ArchitectureSummary:
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def _diagram_png(scales: tuple[float, ...], head_kind: str | None, trunk: str) -> bytes:
-    return plots.figure_png(plots.model_diagram_figure(scales, head_kind, trunk=trunk), dpi=110)
+def _diagram_png(scales: tuple[float, ...], head_kind: str | None, trunk: str, head: str | None = None) -> bytes:
+    return plots.figure_png(plots.model_diagram_figure(scales, head_kind, trunk=trunk, head=head), dpi=110)
 
 
 def how_it_works_section(model: LoadedModel) -> None:
@@ -50,13 +51,9 @@ def how_it_works_section(model: LoadedModel) -> None:
     head_kind = summary.head_kind
     count = len(scales)
     widgets.figure(
-        _diagram_png(scales, head_kind, config.trunk.name),
+        _diagram_png(scales, head_kind, config.trunk.name, summary.head),
         f"The model at its trained scales {format_scale_set(scales)}: "
-        + (
-            "attention head, softmax over scales, weighted sum"
-            if head_kind
-            else f"no attention head, {config.merge} pooling"
-        ),
+        + (merge_info(config.merge).head.summary if summary.head else f"no attention head, {config.merge} pooling"),
     )
 
     st.subheader("1. One network, several scales (share-net)")
@@ -88,7 +85,17 @@ def how_it_works_section(model: LoadedModel) -> None:
     )
     st.subheader("2. The attention head and Eq. 2")
     features = arch.head_features(config.trunk.name)  # fc7 for DeepLab-LargeFOV; torchvision's backbones have none
-    if head_kind == "paper":
+    if summary.head == GATE_HEAD.name:
+        head_text = (
+            "This checkpoint has **no attention head** but a **gate head**, for Tao et al.'s hierarchical attention: "
+            f"the same small network scores each scale's {features} on their own"
+            + (" (given log2 s as an extra input channel)" if config.head.scale_feature else "")
+            + ", and a sigmoid turns each logit qˢ into a gate between 0 and 1. The gates are chained from the finest "
+            "scale down (the finest scale's gate is unused); their products are effective weights wˢ, positive and "
+            "summing to 1 at every cell, which take the softmax's place in Eq. 1. So it can fuse any set of scales in "
+            "its trained range."
+        )
+    elif head_kind == "paper":
         head_text = (
             f"This checkpoint's head is the paper's: it concatenates the {features} of all {count} scales and returns "
             f"{count} logits per cell, one per scale, so it only fuses the scale set it was trained with."

@@ -18,6 +18,7 @@ from segscale import diagnostics as diag
 from segscale import inspection_grid, plots
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.formatting import format_number, format_scale_set, scale_label
+from segscale.merges import HIERARCHICAL, MERGES
 from segscale.predictor import Prediction
 from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, plain, show_error
@@ -34,13 +35,6 @@ GRID_CHART_WIDTH = 380  # px: the picker column's width at 1500 px; the chart st
 # px above the grid chart: Streamlit shows the chart's toolbar (table, download, full screen) over the element
 # above it on hover, which hid the last option of "Colour the grid by".
 CHART_TOOLBAR_ROOM = 24
-# How the "Fusion written out" radio names each merge.
-FUSION_LABELS = {
-    "attention": "attention (Eq. 1)",
-    "average": "average pooling (wˢ = 1/S)",
-    "max": "max pooling",
-    "hierarchical": "hierarchical (Eq. 1 with the effective wˢ)",
-}
 
 
 def grid_size(grid: tuple[int, int]) -> str:
@@ -254,7 +248,7 @@ def gate_chain_section(breakdown: diag.PixelBreakdown, chosen: int | None) -> No
     st.latex(EQUATION_SIZE + chain.latex_gates())
     st.caption(diag.EFFECTIVE_WEIGHTS_NOTE)
     widgets.table(_chain_table_rows(chain, classes, breakdown.shown_classes))
-    written = breakdown.fusion("hierarchical").winner if chosen is None else chosen
+    written = breakdown.fusion(HIERARCHICAL).winner if chosen is None else chosen
     st.latex(EQUATION_SIZE + chain.latex_running(breakdown.scores, written, classes[written]))
     st.caption(
         f"The chain from the finest scale down (Tao et al.'s order), for {plain(classes[written])}: r¹ is the finest "
@@ -347,7 +341,7 @@ def pixel_equations(
         methods,
         key=method_key,
         horizontal=True,
-        format_func=FUSION_LABELS.__getitem__,
+        format_func=lambda merge: MERGES[merge].label,
     )
     st.latex(EQUATION_SIZE + breakdown.latex_eq1(method))
     widgets.table(_merge_table_rows(breakdown))

@@ -27,6 +27,7 @@ from segscale.diagnostics import (
     SINGLE_SCALE_ABLATION,
 )
 from segscale.formatting import format_percent, format_scale_set, scale_label
+from segscale.merges import ATTENTION, AVERAGE, HIERARCHICAL, MAX
 from segscale.metrics import segmentation_scores
 from segscale.palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels
 from segscale.predictor import Prediction
@@ -181,7 +182,7 @@ def per_scale_section(
         ],
         widgets.colorbar(*view.score_range, SCORE_CMAP, bar_label),
     )
-    if prediction.merge == "max" and decides is not None and count > 1:
+    if prediction.merge == MAX and decides is not None and count > 1:
         row(
             "Max pooling: deciding scale",
             MAX_DECIDING_NOTE,
@@ -195,7 +196,7 @@ def per_scale_section(
             ],
             widgets.colorbar(0.0, 1.0, ATTENTION_CMAP, "1: this scale's score won · 0: another's"),
         )
-    elif prediction.merge == "max":
+    elif prediction.merge == MAX:
         st.caption("Max pooling picks a scale per pixel *and class*, so it has no weight map wˢ shared by the classes.")
     elif count == 1:
         st.markdown(f"**Attention weights wˢ**  \n{viz.SINGLE_SCALE_NOTE}")
@@ -210,7 +211,7 @@ def per_scale_section(
             ],
             widgets.colorbar(0.0, 1.0, ATTENTION_CMAP, "weight wˢ (same scale for all)"),
         )
-        if prediction.merge == "hierarchical":
+        if prediction.merge == HIERARCHICAL:
             st.caption(EFFECTIVE_WEIGHTS_NOTE)
     if decides is None:
         return
@@ -296,12 +297,12 @@ def decides_section(decides: AblationView, prediction: Prediction) -> None:
 def weights_row_text(merge: str, count: int) -> tuple[str, str]:
     """(title, explanation) of the weights row: Eq. 2's softmax,
     average pooling's 1/S, or the gate chain's effective weights."""
-    if merge == "attention":
+    if merge == ATTENTION:
         return (
             "Attention weights wˢ",
             "Softmax over scales of the attention logits (Eq. 2); at every pixel the weights sum to 1.",
         )
-    if merge == "hierarchical":
+    if merge == HIERARCHICAL:
         return (
             "Effective weights wˢ",
             "Products of the sigmoid gates of the hierarchical chain, not a softmax; they sum to 1 (note below).",
@@ -403,24 +404,24 @@ _ENTROPY_TEXT = (
     "the same."
 )
 DECIDING_SCALE = {
-    "attention": DecidingScale(
+    ATTENTION: DecidingScale(
         "Dominant scale: largest wˢ",
         "Attention entropy (attention), 0-1",
         "The dominant scale has the largest attention weight wˢ (Eq. 2) at each pixel. " + _ENTROPY_TEXT,
     ),
-    "hierarchical": DecidingScale(
+    HIERARCHICAL: DecidingScale(
         "Dominant scale: largest wˢ",
         "Attention entropy (hierarchical), 0-1",
         "The dominant scale has the largest effective weight wˢ (a product of the chain's gates) at each pixel. "
         + _ENTROPY_TEXT,
     ),
-    "average": DecidingScale(
+    AVERAGE: DecidingScale(
         "",
         "",
         "None: average pooling weighs every scale the same, 1/S, at every pixel, so no scale decides more than another "
         "and there is no weight map to draw.",
     ),
-    "max": DecidingScale(
+    MAX: DecidingScale(
         "Dominant scale: max score of the fused class",
         "",
         "Max pooling takes, for each class on its own, the largest score over the scales: the scale shown at a pixel "

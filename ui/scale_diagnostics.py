@@ -15,11 +15,12 @@ import streamlit as st
 
 from segscale import diagnostics as diag
 from segscale import plots
-from segscale.config import LEARNED_MERGES, MERGE_MODES
+from segscale.config import MERGE_MODES
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.data.scaleshapes import SPLITS as SCALESHAPES_SPLITS
 from segscale.formatting import format_scale_set, scale_label
 from segscale.images import DEFAULT_MAX_SIDE, READABLE_DESCRIPTION, ImageError
+from segscale.merges import HIERARCHICAL, LEARNED_MERGES, weighing_merge
 from ui import common, widgets
 from ui.common import LOG, LoadedModel, decode_upload, image_key, show_error
 
@@ -171,8 +172,8 @@ def weight_name(merges) -> str:
     """What the weights wˢ of a run are called: Chen's attention weights when attention was scored, else the
     hierarchical chain's effective weights (the scoring pass takes its weights from the first of the two)."""
     return (
-        "effective weight wˢ (hierarchical)"
-        if "attention" not in merges and "hierarchical" in merges
+        f"effective weight wˢ ({HIERARCHICAL})"
+        if weighing_merge(merges).name == HIERARCHICAL
         else "attention weight wˢ"
     )
 

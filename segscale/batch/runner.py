@@ -8,7 +8,7 @@ Steps, each in one place:
    name beside the final one and moved into place with ``os.replace``, so a file under its
    final name is always complete, even after a kill.
 3. The rest are decoded in worker processes and grouped into same-size batches
-   (:mod:`segscale.batch.loading`); each batch is one ``Predictor.run_pixels`` call (or, with a
+   (:mod:`segscale.batch.loading`); each batch is one ``Predictor.predict_batch`` call (or, with a
    tile size, tiles through :func:`segscale.sliding_window.predict_tiled`).
 4. Every rank's per-image rows are gathered and rank 0 writes ``summary.json``: counts,
    unreadable files with the reason, and the settings.
@@ -23,12 +23,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import distributed, plots
 from .. import visualize as viz
-from ..inference import synchronize
+from ..devices import synchronize
+from ..merges import MAX
 from .inputs import BatchItem
 from .loading import DecodedImage, decoding_loader, same_size_batches
 
@@ -79,29 +79,6 @@ def write_atomically(path: Path, data: bytes) -> None:
         raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
 
 
-def prediction_for(output, labels, index: int, decoded: DecodedImage, device_name: str, seconds: float):
-    """Image ``index`` of a batch's (MultiScaleOutput, labels) as a numpy :class:`~segscale.predictor.Prediction`."""
-    from ..predictor import Prediction, StageTimings
-
-    def numpy_of(value):
-        return None if value is None else value[index].float().cpu().numpy()
-
-    return Prediction(
-        scales=tuple(output.scales),
-        merge=output.merge,
-        image=decoded.rgb,
-        score_maps=numpy_of(output.score_maps),
-        attention_logits=numpy_of(output.attention_logits),
-        attention=numpy_of(output.attention),
-        fused=numpy_of(output.fused),
-        gate_logits=numpy_of(getattr(output, "gate_logits", None)),
-        labels=labels[index].cpu().numpy(),
-        original_size=decoded.original_size,
-        device=device_name,
-        timings=StageTimings(0.0, seconds, 0.0),
-    )
-
-
 def output_files(prediction, metadata, kinds, title: str) -> dict[str, bytes]:
     """kind -> file bytes, made by the same functions as the single-image command and the app's downloads."""
     files: dict[str, bytes] = {}
@@ -124,7 +101,7 @@ def output_files(prediction, metadata, kinds, title: str) -> dict[str, bytes]:
 
 def expected_kinds(kinds, merge: str) -> tuple[str, ...]:
     """The outputs a job writes: max pooling has no attention maps to write."""
-    return tuple(kind for kind in kinds if not (kind == "attention" and merge == "max"))
+    return tuple(kind for kind in kinds if not (kind == "attention" and merge == MAX))
 
 
 def run_folder(
@@ -173,23 +150,16 @@ def _predict_batch(
             rows.append({"input": decoded.item.relative, "status": "unreadable", "rank": rank, "reason": str(error)})
     if not runnable:
         return rows
-    started = time.perf_counter()
     if settings.tile is not None:
-        from ..sliding_window import predict_tiled
-
-        results = [
-            predict_tiled(predictor, decoded.rgb, settings.scales, settings.merge, settings.tile, settings.tile_overlap)
-            for decoded in runnable
-        ]
-        pairs = [(output, labels, 0) for output, labels in results]
+        predictions = _predict_tiled(predictor, runnable, settings)
     else:
-        pixels = torch.from_numpy(np.stack([decoded.rgb for decoded in runnable]))  # (B, H, W, 3) uint8
-        output, labels = predictor.run_pixels(pixels, settings.scales, settings.merge)
-        pairs = [(output, labels, index) for index in range(len(runnable))]
-    synchronize(predictor.device)
-    seconds = (time.perf_counter() - started) / len(runnable)
-    for decoded, (output, labels, index) in zip(runnable, pairs):
-        prediction = prediction_for(output, labels, index, decoded, predictor.device_name, seconds)
+        predictions = predictor.predict_batch(
+            [decoded.rgb for decoded in runnable],
+            settings.scales,
+            settings.merge,
+            original_sizes=[decoded.original_size for decoded in runnable],
+        )
+    for decoded, prediction in zip(runnable, predictions):
         paths = decoded.item.output_paths(out, kinds, settings.merge, settings.scales)
         missing = [kind for kind in kinds if not paths[kind].is_file()]  # a killed run may have written some
         for kind, data in output_files(prediction, predictor.metadata, missing, decoded.item.relative).items():
@@ -199,6 +169,24 @@ def _predict_batch(
             row["notices"] = list(decoded.notices)
         rows.append(row)
     return rows
+
+
+def _predict_tiled(predictor, runnable: list[DecodedImage], settings: BatchSettings) -> list:
+    """One Prediction per image, each through sliding-window tiles."""
+    from ..predictor import StageTimings, prediction_from_output
+    from ..sliding_window import predict_tiled
+
+    started = time.perf_counter()
+    results = [
+        predict_tiled(predictor, decoded.rgb, settings.scales, settings.merge, settings.tile, settings.tile_overlap)
+        for decoded in runnable
+    ]
+    synchronize(predictor.device)
+    timings = StageTimings(0.0, (time.perf_counter() - started) / len(runnable), 0.0)
+    return [
+        prediction_from_output(output, labels, 0, decoded.rgb, decoded.original_size, predictor.device_name, timings)
+        for decoded, (output, labels) in zip(runnable, results)
+    ]
 
 
 def summary(

@@ -11,7 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..inference import FastMultiScale, FastPathOptions, labels_from_fused, synchronize
+from ..devices import synchronize
+from ..inference import FastMultiScale, FastPathOptions, labels_from_fused
+from ..merges import ATTENTION, MAX
 from ..modeling.geometry import resize_bilinear, scaled_size
 
 
@@ -50,10 +52,10 @@ class NaiveMultiScale:
                 score = self.network.score_head(feature)  # (B, C, h_s, w_s)
                 full_scores.append(F.interpolate(score, size=size, mode="bilinear", align_corners=True))
             score_maps = torch.stack(full_scores, dim=1)  # (B, S, C, H, W)
-            if merge == "max":
+            if merge == MAX:
                 fused = score_maps.max(dim=1).values
             else:
-                if merge == "attention":
+                if merge == ATTENTION:
                     largest = max(range(len(scales)), key=lambda k: scales[k])
                     grid = tuple(features[largest].shape[-2:])
                     logits = self.network.attention_head(features, scales, grid)  # (B, S, h, w)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..inference import cpu_has_amx
+from ..devices import cpu_has_amx
 from .measure import count_conv_flops
 
 

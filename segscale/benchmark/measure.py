@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from ..inference import synchronize
+from ..devices import synchronize
 
 # ----------------------------------------------------------------------------- FLOPs
 

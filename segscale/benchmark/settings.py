@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 from ..config import PAPER_SCALES, normalize_scales
+from ..devices import select_device
 from ..inference import FastPathOptions
-from ..predictor import select_device
 
 FIVE_SCALES = (1.0, 0.875, 0.75, 0.625, 0.5)
 DEFAULT_SCALE_SETS = ((1.0,), (1.0, 0.5), PAPER_SCALES, FIVE_SCALES)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from ..config import PAPER_SCALES
-from ..inference import synchronize
+from ..devices import synchronize
 from .baseline import optimisation_ladder
 from .measure import Timing, multiscale_flops, paired_ratio, peak_memory_bytes, sum_of_squared_scales, time_interleaved
 from .workloads import bench_image

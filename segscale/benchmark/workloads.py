@@ -11,7 +11,8 @@ import torch
 
 from ..checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
 from ..config import HeadConfig, ModelConfig, TrunkConfig
-from ..inference import FastPathOptions, bf16_pays_off
+from ..devices import bf16_pays_off
+from ..inference import FastPathOptions
 from ..modeling import build_model
 from .settings import TORCHVISION_BENCH_KIND, Settings
 

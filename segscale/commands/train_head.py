@@ -18,6 +18,7 @@ import os
 from dataclasses import fields
 from pathlib import Path
 
+from ..merges import ATTENTION
 from .train import add_arguments as add_train_arguments
 
 # configs/torchvision_head.toml, less what depends on the checkpoint and the data (filled in by run).
@@ -25,7 +26,7 @@ HEAD_SETTINGS = {
     "train_head_only": True,
     "head": "shared",
     "head_hidden_channels": 256,
-    "merge": "attention",
+    "merge": ATTENTION,
     "scales": (1.0, 0.75, 0.5),
     "extra_supervision": False,
     "dropout": 0.5,

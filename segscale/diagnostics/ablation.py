@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..formatting import format_percent, format_scale_set, scale_label
+from ..merges import HIERARCHICAL
 from ..modeling.fusion import merge_score_maps
 
 # One sentence each, shown beside the maps on the pages and printed by the commands.
@@ -261,7 +262,7 @@ def scale_ablation(prediction, merge: str | None = None) -> ScaleAblation:
     rest = [[k for k in everything if k != s] for s in everything]
     with torch.inference_mode():
         labels = _labels(_fused_over(arrays, merge, scales, everything), size)
-        if merge == "hierarchical":  # each chain has its own scales: one call per left-out scale
+        if merge == HIERARCHICAL:  # each chain has its own scales: one call per left-out scale
             fused = [_fused_over(arrays, merge, scales, keep) for keep in rest]
         else:  # the other merges ignore the scales' values: every leave-one-out in one batch
             fused = _fused_over(arrays, merge, scales, rest).split(1)

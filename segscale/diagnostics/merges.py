@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import MERGE_MODES
 from ..evaluation import labels_for_merge
 from ..losses import IGNORE_INDEX
+from ..merges import HEADS, merges_with
 from ..metrics import ConfusionMatrix, SegmentationScores
 
 
@@ -139,11 +139,8 @@ class MergeComparison:
 def available_merges(prediction) -> tuple[str, ...]:
     """The merges one prediction can be scored with: attention when it has attention logits,
     hierarchical when it has gate logits, average and max always."""
-    has_logits = {
-        "attention": prediction.attention_logits is not None,
-        "hierarchical": getattr(prediction, "gate_logits", None) is not None,
-    }
-    return tuple(m for m in MERGE_MODES if has_logits.get(m, True))
+    heads = [head for head in HEADS if getattr(prediction, head.logits, None) is not None]
+    return merges_with(heads)
 
 
 def compare_merges(

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import LEARNED_MERGES
 from ..formatting import format_number, format_scale_set, scale_label
+from ..merges import ATTENTION, AVERAGE, HIERARCHICAL, LEARNED_MERGES, MAX
+from ..merges import formula as merge_formula
 from .formatting import floats, latex_number, latex_text, signed
 from .gates import EFFECTIVE_WEIGHTS_NOTE, GateChain, gate_chain_at
 from .grid import bilinear_at, cell_center, nearest_cell
@@ -240,14 +241,7 @@ class PixelBreakdown:
 
     def _fusion_text(self, fusion: CellFusion, shown, scale_names) -> list[str]:
         names = self.classes
-        equation = {
-            "attention": "Eq. 1   g_c = sum_s w^s f^s_c   (attention: w^s from Eq. 2)",
-            "average": f"average pooling   g_c = sum_s (1/{len(self.scales)}) f^s_c",
-            "max": "max pooling   g_c = max_s f^s_c   (per class; no weights shared across classes)",
-            "hierarchical": (
-                "hierarchical   g_c = sum_s w^s f^s_c   (w^s: effective weights, products of the sigmoid gates)"
-            ),
-        }[fusion.method]
+        equation = merge_formula(fusion.method, len(self.scales))
         marker = "  <- this prediction" if fusion.method == self.merge else ""
         lines = [equation + marker]
         width = max(len(names[c]) for c in shown)
@@ -294,7 +288,7 @@ class PixelBreakdown:
         """
         fusion = self.fusion(method or self.merge)
         scales = self.scales
-        if fusion.method == "max":
+        if fusion.method == MAX:
             lines = [r"g_c &= \max_{s} f^{(s)}_c"]
         else:
             weight = r"w^{(s)}" if fusion.method in LEARNED_MERGES else rf"\tfrac{{1}}{{{len(scales)}}}"
@@ -393,13 +387,13 @@ def _cell_fusions(
         exp_sum = float(exps.sum())
         weights = exps / exp_sum
         softmax = SoftmaxSteps(floats(logits), max_logit, floats(shifted), floats(exps), exp_sum, floats(weights))
-        fusions.append(_weighted("attention", weights, scores))
-    fusions.append(_weighted("average", np.full(num_scales, 1.0 / num_scales), scores))
+        fusions.append(_weighted(ATTENTION, weights, scores))
+    fusions.append(_weighted(AVERAGE, np.full(num_scales, 1.0 / num_scales), scores))
     source = scores.argmax(axis=0)  # (C,) first maximum, as torch.amax's value
     fused = scores.max(axis=0)
-    fusions.append(CellFusion("max", None, None, floats(fused), tuple(int(s) for s in source), int(fused.argmax())))
+    fusions.append(CellFusion(MAX, None, None, floats(fused), tuple(int(s) for s in source), int(fused.argmax())))
     if hierarchical_weights is not None:
-        fusions.append(_weighted("hierarchical", hierarchical_weights, scores))
+        fusions.append(_weighted(HIERARCHICAL, hierarchical_weights, scores))
     return softmax, tuple(fusions)
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from .. import distributed
-from ..config import LEARNED_MERGES
 from ..evaluation import SIZE_BIN_EDGES, ObjectRecord, ScaleShapesScoring, score_scaleshapes, size_bin_index
 from ..formatting import count_of, format_scale_set, scale_label
+from ..merges import ATTENTION, LEARNED_MERGES
 from ..metrics import SegmentationScores, attention_entropy
 from ..modeling.geometry import resize_bilinear
 from .formatting import floats, rows_to_csv
@@ -238,7 +238,7 @@ class ScaleDiagnostics:
         ]
         lines += [f"{m:<11}{s.miou:8.4f}{s.pixel_accuracy:9.4f}" for m, s in zip(self.merges, self.scores)]
         if not self.has_attention:
-            lines.append("(no attention weights: the 'attention' merge was not scored)")
+            lines.append(f"(no attention weights: the {ATTENTION!r} merge was not scored)")
             return "\n".join(lines + self.ablation_text())
         lines += [
             "",
@@ -331,7 +331,7 @@ class ImageSetDiagnostics:
     mean_entropy_bits: float
     max_entropy_bits: float
     seconds: float
-    merge: str = "attention"
+    merge: str = ATTENTION
 
     def image_rows(self) -> list[dict]:
         rows = []

@@ -1,35 +1,22 @@
 """nn.Modules only: the trunk, the heads, the multi-scale wrapper and the fusion equations.
 
-:func:`build_model` wires them from a :class:`~segscale.config.ModelConfig`; ``TRUNKS`` is
-the registry of trunk builders (a new trunk only has to map images to features and say
-its ``out_channels`` and ``output_stride``). torchvision's segmentation models come in through
-:mod:`.torchvision_trunks`, which splits each into a trunk and its own score head.
+:func:`build_model` wires them from a :class:`~segscale.config.ModelConfig`; the trunks and
+their builders are declared in :mod:`segscale.trunks` (a new trunk only has to map images to
+features and say its ``out_channels`` and ``output_stride``). torchvision's segmentation
+models come in through :mod:`.torchvision_trunks`, which splits each into a trunk and its own
+score head.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from torch import nn
 
-from ..config import TORCHVISION_TRUNKS, ModelConfig, TrunkConfig
+from ..config import ModelConfig
+from ..merges import ATTENTION, HIERARCHICAL
+from ..trunks import trunk_info
 from .attention_heads import HierarchicalGateHead, PaperAttentionHead, ScaleSetError, SharedAttentionHead
 from .fusion import hierarchical_chain, merge_score_maps, scale_attention_weights, weighted_sum_over_scales
 from .multiscale import MultiScaleNet, MultiScaleOutput
-from .torchvision_trunks import build_torchvision_parts
-from .vgg_largefov import VGG16LargeFOV, build_score_head
-
-TRUNKS: dict[str, Callable[[TrunkConfig], nn.Module]] = {
-    "vgg16_largefov": VGG16LargeFOV,
-}
-
-
-def build_trunk(config: TrunkConfig) -> nn.Module:
-    try:
-        builder = TRUNKS[config.name]
-    except KeyError:
-        raise ValueError(f"unknown trunk {config.name!r}; valid: {', '.join(sorted(TRUNKS))}") from None
-    return builder(config)
 
 
 def build_model(config: ModelConfig) -> MultiScaleNet:
@@ -40,14 +27,10 @@ def build_model(config: ModelConfig) -> MultiScaleNet:
     with ``config.head``'s hidden channels, dropout and scale feature); a model trained with
     average or max pooling has neither.
     """
-    if config.trunk.name in TORCHVISION_TRUNKS:
-        # torchvision's model brings its own score head (its classifier).
-        trunk, score_head = build_torchvision_parts(config)
-    else:
-        trunk = build_trunk(config.trunk)
-        score_head = build_score_head(trunk.out_channels, config.num_classes, config.trunk.dropout)
+    # A torchvision model brings its own score head (its classifier).
+    trunk, score_head = trunk_info(config.trunk.name).build(config)
     attention_head: nn.Module | None = None
-    if config.merge == "attention":
+    if config.merge == ATTENTION:
         if config.head.kind == "paper":
             attention_head = PaperAttentionHead(
                 trunk.out_channels, config.head_hidden_channels, config.scales, config.head.dropout
@@ -57,7 +40,7 @@ def build_model(config: ModelConfig) -> MultiScaleNet:
                 trunk.out_channels, config.head_hidden_channels, config.head.dropout, config.head.scale_feature
             )
     gate_head: nn.Module | None = None
-    if config.merge == "hierarchical":
+    if config.merge == HIERARCHICAL:
         gate_head = HierarchicalGateHead(
             trunk.out_channels, config.head_hidden_channels, config.head.dropout, config.head.scale_feature
         )
@@ -65,7 +48,6 @@ def build_model(config: ModelConfig) -> MultiScaleNet:
 
 
 __all__ = [
-    "TRUNKS",
     "HierarchicalGateHead",
     "MultiScaleNet",
     "MultiScaleOutput",
@@ -73,7 +55,6 @@ __all__ = [
     "ScaleSetError",
     "SharedAttentionHead",
     "build_model",
-    "build_trunk",
     "hierarchical_chain",
     "merge_score_maps",
     "scale_attention_weights",

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import normalize_scales
+from ..merges import AVERAGE, MAX
 from .geometry import resize_bilinear
 
 
@@ -65,7 +66,7 @@ class PaperAttentionHead(nn.Module):
             raise ScaleSetError(
                 f"this model's attention head ('paper' kind) was trained for scales {list(self.trained_scales)} "
                 f"and fuses only that set; got {list(scales)}. Use {list(self.trained_scales)}, merge with "
-                "'average' or 'max', or load a checkpoint with a 'shared' head."
+                f"{AVERAGE!r} or {MAX!r}, or load a checkpoint with a 'shared' head."
             )
 
     def forward(self, features: list[Tensor], scales: tuple[float, ...], grid: tuple[int, int]) -> Tensor:

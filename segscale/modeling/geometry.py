@@ -1,10 +1,12 @@
 """Resizing between an image, its scaled copies and the stride-8 output grids.
 
-One convention everywhere: corners aligned (``align_corners=True``). DeepLab's grid puts
+One convention for segscale's own trunk: corners aligned (``align_corners=True``). DeepLab's grid puts
 output cell k on input pixel 8k (3x3 pooling with padding 1: a 513-pixel side gives 65
 cells covering pixels 0..512), so the first and last cells sit on the first and last pixels
 of the image at every scale. Aligning corners when resizing keeps all scales registered on
 the same image points; the other convention would shift the coarse scales by a few pixels.
+torchvision's trunks resize as torchvision does (``align_corners=False``): each trunk's
+convention is in :mod:`segscale.trunks`, and a model reads it as ``MultiScaleNet.align_corners``.
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ def grid_size(size: tuple[int, int], stride: int = 8) -> tuple[int, int]:
     return tuple(-(-side // stride) for side in size)  # type: ignore[return-value]
 
 
-def resize_bilinear(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """(B, C, h, w) -> (B, C, *size), bilinear with aligned corners; a no-op at the same size."""
+def resize_bilinear(x: Tensor, size: tuple[int, int], align_corners: bool = ALIGN_CORNERS) -> Tensor:
+    """(B, C, h, w) -> (B, C, *size), bilinear (corners aligned unless the trunk resizes otherwise,
+    :mod:`segscale.trunks`); a no-op at the same size."""
     if tuple(x.shape[-2:]) == tuple(size):
         return x
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=ALIGN_CORNERS)
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
 
 
 def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:

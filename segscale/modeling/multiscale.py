@@ -20,6 +20,8 @@ import torch
 from torch import Tensor, nn
 
 from ..config import ModelConfig, normalize_scales
+from ..merges import ATTENTION, AVERAGE, HIERARCHICAL, MAX
+from ..trunks import trunk_info
 from .attention_heads import ScaleSetError
 from .fusion import merge_score_maps
 from .geometry import resize_bilinear, scaled_size
@@ -91,6 +93,8 @@ class MultiScaleNet(nn.Module):
         self.attention_head = attention_head
         self.gate_head = gate_head
         self.config = config
+        # How images and score maps are resized around this trunk (segscale.trunks).
+        self.align_corners = trunk_info(config.trunk.name).align_corners
         self.share_net_frozen = False
 
     def freeze_share_net(self) -> MultiScaleNet:
@@ -116,17 +120,17 @@ class MultiScaleNet(nn.Module):
         """The scale set as a normalized tuple, or an error saying which sets this model fuses."""
         scales = self.config.scales if scales is None else normalize_scales(scales)
         merge = self.config.merge if merge is None else merge
-        if merge == "attention":
+        if merge == ATTENTION:
             if self.attention_head is None:
                 raise ScaleSetError(
                     f"this model was trained with {self.config.merge!r} merging and has no attention head; "
-                    "use merge='average' or 'max'"
+                    f"use merge={AVERAGE!r} or {MAX!r}"
                 )
             self.attention_head.check_scales(scales)
-        if merge == "hierarchical" and self.gate_head is None:
+        if merge == HIERARCHICAL and self.gate_head is None:
             raise ScaleSetError(
                 f"this model was trained with {self.config.merge!r} merging and has no gate head for "
-                "hierarchical attention; use a checkpoint trained with merge='hierarchical', or another merge"
+                f"hierarchical attention; use a checkpoint trained with merge={HIERARCHICAL!r}, or another merge"
             )
         return scales
 
@@ -143,7 +147,9 @@ class MultiScaleNet(nn.Module):
         # A frozen share-net runs without autograd: memory and time of inference, plus the head.
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.share_net_frozen):
             for scale in scales:
-                resized = resize_bilinear(images, scaled_size(input_size, scale))  # (B, 3, H_s, W_s)
+                resized = resize_bilinear(
+                    images, scaled_size(input_size, scale), self.align_corners
+                )  # (B, 3, H_s, W_s)
                 trunk_output = self.trunk(resized)
                 if isinstance(trunk_output, Mapping):  # named feature maps: the last one is the attention head's
                     features.append(trunk_output[self.trunk.last_feature])  # (B, F, h'_s, w'_s)
@@ -155,12 +161,12 @@ class MultiScaleNet(nn.Module):
         grid = tuple(native_scores[largest].shape[-2:])
         # Eq. 1-2 in float32 even when the trunk ran in bf16 under autocast: the maps are only
         # grid-sized, and so the weights sum to 1 and g is their weighted sum to float32 precision.
-        score_maps = torch.stack([resize_bilinear(s, grid).float() for s in native_scores], dim=1)  # (B, S, C, h, w)
+        score_maps = torch.stack(
+            [resize_bilinear(s, grid, self.align_corners).float() for s in native_scores], dim=1
+        )  # (B, S, C, h, w)
 
-        logits = self.attention_head(features, scales, grid).float() if merge == "attention" else None  # (B, S, h, w)
-        gate_logits = (
-            self.gate_head(features, scales, grid).float() if merge == "hierarchical" else None
-        )  # (B, S, h, w)
+        logits = self.attention_head(features, scales, grid).float() if merge == ATTENTION else None  # (B, S, h, w)
+        gate_logits = self.gate_head(features, scales, grid).float() if merge == HIERARCHICAL else None  # (B, S, h, w)
         fused, weights = merge_score_maps(score_maps, merge, logits, gate_logits=gate_logits, scales=scales)
         return MultiScaleOutput(
             scales=scales,

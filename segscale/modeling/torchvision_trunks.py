@@ -21,51 +21,14 @@ torchvision's under ``trunk.backbone.`` and ``score_head.classifier.``, so
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from ..config import TORCHVISION_TRUNKS, ModelConfig
+from ..config import ModelConfig
+from ..trunks import TORCHVISION_TRUNKS, TRUNKS, TorchvisionKind
 
-
-@dataclass(frozen=True)
-class TorchvisionKind:
-    """What segscale needs to know about one torchvision segmentation model.
-
-    last_feature: the backbone's last feature map, read by the attention heads.
-    out_channels, output_stride: that map's channels and stride (checked against a forward
-        pass in the tests).
-    classifier_reads_all: the classifier takes the whole feature dict (LR-ASPP: "low" and "high").
-    has_aux_classifier: torchvision's builder adds an auxiliary classifier when it loads the
-        published weights, so their state dict holds ``aux_classifier.*`` keys (ignored here).
-    score_stride: the stride of the score map, when it is not ``output_stride`` (LR-ASPP's
-        classifier ends on its stride-8 "low" features).
-    """
-
-    last_feature: str
-    out_channels: int
-    output_stride: int
-    classifier_reads_all: bool = False
-    has_aux_classifier: bool = True
-    score_stride: int | None = None
-
-    @property
-    def score_map_stride(self) -> int:
-        """Input pixels between neighbouring cells of the score map f^s."""
-        return self.score_stride or self.output_stride
-
-
-KINDS: dict[str, TorchvisionKind] = {
-    "deeplabv3_resnet50": TorchvisionKind("out", 2048, 8),
-    "deeplabv3_resnet101": TorchvisionKind("out", 2048, 8),
-    "deeplabv3_mobilenet_v3_large": TorchvisionKind("out", 960, 16),
-    "fcn_resnet50": TorchvisionKind("out", 2048, 8),
-    "fcn_resnet101": TorchvisionKind("out", 2048, 8),
-    "lraspp_mobilenet_v3_large": TorchvisionKind(
-        "high", 960, 16, classifier_reads_all=True, has_aux_classifier=False, score_stride=8
-    ),
-}
-assert tuple(KINDS) == TORCHVISION_TRUNKS, "segscale.config.TORCHVISION_TRUNKS and KINDS must list the same kinds"
+# Each torchvision kind's facts, from the trunk registry (segscale.trunks).
+KINDS: dict[str, TorchvisionKind] = {name: TRUNKS[name].torchvision for name in TORCHVISION_TRUNKS}
 
 
 def torchvision_kind(name: str) -> TorchvisionKind:

@@ -25,6 +25,7 @@ from ..config import (
     TrunkConfig,
     normalize_scales,
 )
+from ..merges import ATTENTION
 
 DATASETS = ("scaleshapes", "voc", "voc_aug", "person_part")
 OPTIMIZERS = ("sgd", "adamw")
@@ -43,7 +44,7 @@ class TrainConfig:
     norm: str = "none"
     head: str = "paper"
     head_hidden_channels: int | None = None
-    merge: str = "attention"
+    merge: str = ATTENTION
     scales: tuple[float, ...] = (1.0, 0.75, 0.5)
     scale_sampling: str = "fixed"
     random_scale_range: tuple[float, float] = (0.25, 2.0)
@@ -129,7 +130,7 @@ class TrainConfig:
             raise ValueError(f"random_scale_count must satisfy 1 <= fewest <= most, got {self.random_scale_count}")
         object.__setattr__(self, "random_scale_count", (fewest, most))
         object.__setattr__(self, "augment_scale_range", tuple(float(v) for v in self.augment_scale_range))
-        if self.head == "paper" and self.merge == "attention" and self.scale_sampling == "random":
+        if self.head == "paper" and self.merge == ATTENTION and self.scale_sampling == "random":
             raise ValueError(
                 "a 'paper' attention head is tied to one scale set; use head 'shared' with random scale sets"
             )
@@ -138,8 +139,8 @@ class TrainConfig:
         if self.foreground_weight <= 0 or not 0 < self.hard_pixel_fraction <= 1:
             raise ValueError("foreground_weight must be positive and hard_pixel_fraction in (0, 1]")
         if self.train_head_only:
-            if self.merge != "attention":
-                raise ValueError("train_head_only trains an attention head: set merge = 'attention'")
+            if self.merge != ATTENTION:
+                raise ValueError(f"train_head_only trains an attention head: set merge = {ATTENTION!r}")
             if self.extra_supervision:
                 raise ValueError(
                     "train_head_only keeps the score maps fixed, so E-Supv (a loss on each scale's own scores) has "

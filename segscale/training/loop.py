@@ -44,10 +44,11 @@ from ..checkpoint import (
     save_checkpoint,
 )
 from ..config import HeadConfig
+from ..devices import bf16_pays_off
 from ..distributed import distributed_context
 from ..evaluation import evaluate_pairs
-from ..inference import bf16_pays_off
 from ..losses import extra_supervision_loss
+from ..merges import ATTENTION, ATTENTION_HEAD
 from ..modeling import MultiScaleNet, build_model
 from ..progress_bar import progress_bar
 from .config import TrainConfig
@@ -223,12 +224,12 @@ def _frozen_share_net_model(config: TrainConfig, classes) -> tuple[MultiScaleNet
         share_net.model,
         head=HeadConfig(kind=config.head, hidden_channels=config.head_hidden_channels, dropout=config.dropout),
         scales=config.scales,
-        merge="attention",
+        merge=ATTENTION,
     )
     model = build_model(model_config)
-    shared = {key: value for key, value in state.items() if not key.startswith("attention_head.")}
+    shared = {key: value for key, value in state.items() if not key.startswith(ATTENTION_HEAD.attribute + ".")}
     missing, unexpected = model.load_state_dict(shared, strict=False)
-    not_loaded = [key for key in missing if not key.startswith("attention_head.")]
+    not_loaded = [key for key in missing if not key.startswith(ATTENTION_HEAD.attribute + ".")]
     if not_loaded or unexpected:
         raise CheckpointError(
             f"--init-from {config.init_from}: its weights do not fit its own network ({(not_loaded or unexpected)[:3]})"

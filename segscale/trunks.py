@@ -1,0 +1,121 @@
+"""The share-net trunks, each declared once: how it is built, its stride, its name, how it resizes.
+
+A trunk maps an image to features; with its score head it is the share-net that runs at
+every scale. segscale's own DeepLab-LargeFOV (the paper's network) and torchvision's semantic
+segmentation models (imported with their published weights) are listed here; the config's
+choices, the model builder, the layer table, the diagram and the import commands read them.
+Nothing here imports torch: the builders import what they build when called.
+
+``align_corners`` is how images, score maps and labels are resized around a model with this
+trunk. DeepLab's grid puts output cell k on input pixel 8k, so LargeFOV aligns corners (see
+:mod:`segscale.modeling.geometry`); torchvision's models were trained and are published with
+``align_corners=False`` in their own final upsample, so their share-nets resize that way, and
+at the single scale {1} a share-net's labels are those of torchvision's ``model(x)["out"]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+LARGEFOV = "vgg16_largefov"
+
+
+@dataclass(frozen=True)
+class TorchvisionKind:
+    """What segscale needs to know about one torchvision segmentation model.
+
+    last_feature: the backbone's last feature map, read by the attention heads.
+    out_channels, output_stride: that map's channels and stride (checked against a forward
+        pass in the tests).
+    classifier_reads_all: the classifier takes the whole feature dict (LR-ASPP: "low" and "high").
+    has_aux_classifier: torchvision's builder adds an auxiliary classifier when it loads the
+        published weights, so their state dict holds ``aux_classifier.*`` keys (ignored here).
+    score_stride: the stride of the score map, when it is not ``output_stride`` (LR-ASPP's
+        classifier ends on its stride-8 "low" features).
+    """
+
+    last_feature: str
+    out_channels: int
+    output_stride: int
+    classifier_reads_all: bool = False
+    has_aux_classifier: bool = True
+    score_stride: int | None = None
+
+    @property
+    def score_map_stride(self) -> int:
+        """Input pixels between neighbouring cells of the score map f^s."""
+        return self.score_stride or self.output_stride
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """One trunk.
+
+    name: its key in configs, checkpoints and flags.
+    display: how the model diagram names it (two short lines fit its box).
+    build: ModelConfig -> (trunk, score head), randomly initialised.
+    score_map_stride: input pixels between cells of its score map f^s (LargeFOV's is also
+        computed from its layers by :mod:`segscale.architecture`).
+    align_corners: how images and maps are resized around it (see the module docstring).
+    torchvision: torchvision's model facts; None for segscale's own trunk. A torchvision
+        network branches (residual blocks, ASPP), so no receptive field is computed for it.
+    """
+
+    name: str
+    display: str
+    build: Callable
+    score_map_stride: int
+    align_corners: bool
+    torchvision: TorchvisionKind | None = None
+
+    @property
+    def branched(self) -> bool:
+        return self.torchvision is not None
+
+
+def _largefov(config):
+    from .modeling.vgg_largefov import VGG16LargeFOV, build_score_head
+
+    trunk = VGG16LargeFOV(config.trunk)
+    return trunk, build_score_head(trunk.out_channels, config.num_classes, config.trunk.dropout)
+
+
+def _torchvision(config):
+    from .modeling.torchvision_trunks import build_torchvision_parts
+
+    return build_torchvision_parts(config)
+
+
+def _torchvision_trunk(name: str, display: str, kind: TorchvisionKind) -> Trunk:
+    return Trunk(name, display, _torchvision, kind.score_map_stride, align_corners=False, torchvision=kind)
+
+
+TRUNKS: dict[str, Trunk] = {
+    trunk.name: trunk
+    for trunk in (
+        Trunk(LARGEFOV, "DeepLab\nLargeFOV", _largefov, 8, align_corners=True),
+        _torchvision_trunk("deeplabv3_resnet50", "DeepLabV3\nResNet-50", TorchvisionKind("out", 2048, 8)),
+        _torchvision_trunk("deeplabv3_resnet101", "DeepLabV3\nResNet-101", TorchvisionKind("out", 2048, 8)),
+        _torchvision_trunk("deeplabv3_mobilenet_v3_large", "DeepLabV3\nMobileNetV3", TorchvisionKind("out", 960, 16)),
+        _torchvision_trunk("fcn_resnet50", "FCN\nResNet-50", TorchvisionKind("out", 2048, 8)),
+        _torchvision_trunk("fcn_resnet101", "FCN\nResNet-101", TorchvisionKind("out", 2048, 8)),
+        _torchvision_trunk(
+            "lraspp_mobilenet_v3_large",
+            "LR-ASPP\nMobileNetV3",
+            TorchvisionKind("high", 960, 16, classifier_reads_all=True, has_aux_classifier=False, score_stride=8),
+        ),
+    )
+}
+
+TRUNK_NAMES = tuple(TRUNKS)
+# torchvision's semantic segmentation models, imported as share-nets (segscale.modeling.torchvision_trunks).
+TORCHVISION_TRUNKS = tuple(name for name, trunk in TRUNKS.items() if trunk.branched)
+
+
+def trunk_info(name: str) -> Trunk:
+    """The registry's entry for ``name``; ValueError naming the valid trunks for anything else."""
+    try:
+        return TRUNKS[name]
+    except KeyError:
+        raise ValueError(f"unknown trunk {name!r}; valid: {', '.join(TRUNK_NAMES)}") from None
