@@ -3,7 +3,8 @@
 :func:`build_model` wires them from a :class:`~segscale.config.ModelConfig`; ``TRUNKS`` is
 the registry of trunk builders (a new trunk only has to map images to features and say
 its ``out_channels`` and ``output_stride``). torchvision's segmentation models come in through
-:mod:`.torchvision_trunks`, which splits each into a trunk and its own score head.
+:mod:`.torchvision_trunks`, which splits each into a trunk and its own score head; networks of
+other libraries (transformers, smp, a factory function) through :mod:`.library_networks`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ..config import TORCHVISION_TRUNKS, ModelConfig, TrunkConfig
+from ..config import LIBRARY_TRUNKS, TORCHVISION_TRUNKS, ModelConfig, TrunkConfig
 from .attention_heads import HierarchicalGateHead, PaperAttentionHead, ScaleSetError, SharedAttentionHead
 from .fusion import hierarchical_chain, merge_score_maps, scale_attention_weights, weighted_sum_over_scales
 from .multiscale import MultiScaleNet, MultiScaleOutput
@@ -43,6 +44,11 @@ def build_model(config: ModelConfig) -> MultiScaleNet:
     if config.trunk.name in TORCHVISION_TRUNKS:
         # torchvision's model brings its own score head (its classifier).
         trunk, score_head = build_torchvision_parts(config)
+    elif config.trunk.name in LIBRARY_TRUNKS:
+        # A whole network from transformers, smp or a factory; imported here, not at module import.
+        from .library_networks import build_library_parts
+
+        trunk, score_head = build_library_parts(config)
     else:
         trunk = build_trunk(config.trunk)
         score_head = build_score_head(trunk.out_channels, config.num_classes, config.trunk.dropout)
