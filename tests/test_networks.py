@@ -327,3 +327,65 @@ def test_importing_segscale_and_a_shipped_checkpoint_leaves_the_libraries_out(tm
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------- heads on imported networks
+
+
+def imported_checkpoints(tmp_path, num_classes: int) -> dict[str, Path]:
+    """A SegFormer, an smp Unet and a factory network with ``num_classes`` classes, imported offline."""
+    config = tiny_transformers_configs(num_labels=num_classes)["segformer"]
+    save_transformers(tmp_path / "segformer", config)
+    tiny_unet(num_classes).save_pretrained(tmp_path / "unet")
+    paths = {name: tmp_path / f"{name}.pt" for name in ("transformers", "smp")}
+    assert (
+        main(["import-transformers", str(tmp_path / "segformer"), "--offline", "--out", str(paths["transformers"])])
+        == 0
+    )
+    assert main(["import-smp", str(tmp_path / "unet"), "--out", str(paths["smp"])]) == 0
+    return paths
+
+
+@pytest.mark.slow
+def test_head_only_training_on_every_adapter_changes_only_the_head(tmp_path):
+    from segscale.data.scaleshapes import CLASSES
+    from segscale.training.config import TrainConfig
+    from segscale.training.loop import train
+
+    paths = imported_checkpoints(tmp_path, len(CLASSES))
+    (tmp_path / "classes.txt").write_text("\n".join(f"c{i}" for i in range(len(CLASSES))))
+    for library, path in paths.items():
+        config = TrainConfig(
+            trunk=library, head="shared", head_hidden_channels=8, merge="attention", extra_supervision=False,
+            train_head_only=True, init_from=str(path), batch_size=2, crop_size=64, train_images=2, val_images=1,
+            workers=0, threads=1, iterations=1, val_every=1, lr=0.1, head_lr_multiplier=1.0,
+            out_dir=str(tmp_path / f"run_{library}"), cache_dir=str(tmp_path / "cache"),
+        )  # fmt: skip
+        torch.manual_seed(0)
+        assert train(config, progress=False, log=lambda message: None).steps == 1
+        before, _ = load_checkpoint(path)
+        after, metadata = load_checkpoint(tmp_path / f"run_{library}" / "model.pt")
+        head = {key for key in after if key.startswith("attention_head.")}
+        assert head and set(after) - head == set(before)
+        for key, value in before.items():
+            assert torch.equal(after[key], value), f"{library}: {key} changed although the share-net is frozen"
+        model, _ = model_from_checkpoint(tmp_path / f"run_{library}" / "model.pt")
+        with torch.no_grad():
+            output = model(torch.randn(1, 3, 64, 64), scales=THREE_SCALES)
+        assert output.attention_logits.shape == (1, 3, 64, 64) and metadata.model.merge == "attention"
+
+
+def test_head_training_refuses_a_class_count_mismatch_and_training_from_scratch(tmp_path):
+    from segscale.training.config import TrainConfig
+    from segscale.training.loop import train
+
+    paths = imported_checkpoints(tmp_path, 3)
+    config = TrainConfig(
+        trunk="transformers", head="shared", merge="attention", extra_supervision=False, train_head_only=True,
+        init_from=str(paths["transformers"]), iterations=1, workers=0, out_dir=str(tmp_path / "run"),
+        cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="predicts 3 classes, the dataset scaleshapes has 7"):
+        train(config, progress=False, log=lambda message: None)
+    with pytest.raises(ValueError, match="only with its share-net frozen"):
+        TrainConfig(trunk="smp")

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import (
     HEAD_KINDS,
+    LIBRARY_TRUNKS,
     MERGE_MODES,
     NORM_KINDS,
     TORCHVISION_TRUNKS,
@@ -148,6 +149,11 @@ class TrainConfig:
                 raise ValueError(
                     "train_head_only needs --init-from: the checkpoint whose network the head is trained on"
                 )
+        elif self.trunk in LIBRARY_TRUNKS:
+            raise ValueError(
+                f"a {self.trunk} network is trained here only with its share-net frozen: import it "
+                "(docs/NETWORKS.md), then train with --train-head-only --init-from FILE.pt"
+            )
         elif self.trunk in TORCHVISION_TRUNKS:
             raise ValueError(
                 f"trunk {self.trunk} is trained here only with its share-net frozen: import it "
