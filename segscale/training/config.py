@@ -27,7 +27,7 @@ from ..config import (
     normalize_scales,
 )
 
-DATASETS = ("scaleshapes", "voc", "voc_aug", "person_part")
+DATASETS = ("scaleshapes", "voc", "voc_aug", "person_part", "ade20k", "cityscapes", "folder")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("poly", "step", "cosine")
 
@@ -69,6 +69,8 @@ class TrainConfig:
     # Data
     dataset: str = "scaleshapes"
     data_root: str | None = None
+    images: str | None = None  # dataset "folder": the images (trained on all, validated on the first val_images)
+    masks: str | None = None  # dataset "folder": index PNGs named as the images, 255 ignored
     train_images: int = 10000  # ScaleShapes: how many distinct training images
     val_images: int = 100  # validation images (ScaleShapes: from its val split; others: the first N)
     crop_size: int = 321
@@ -133,7 +135,9 @@ class TrainConfig:
             raise ValueError(
                 "a 'paper' attention head is tied to one scale set; use head 'shared' with random scale sets"
             )
-        if self.dataset != "scaleshapes" and not self.data_root:
+        if self.dataset == "folder" and not (self.images and self.masks):
+            raise ValueError("dataset 'folder' needs --images DIR and --masks DIR")
+        if self.dataset not in ("scaleshapes", "folder") and not self.data_root:
             raise ValueError(f"dataset {self.dataset!r} needs --data-root (the folder holding it)")
         if self.foreground_weight <= 0 or not 0 < self.hard_pixel_fraction <= 1:
             raise ValueError("foreground_weight must be positive and hard_pixel_fraction in (0, 1]")
