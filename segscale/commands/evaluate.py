@@ -40,9 +40,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(PASCAL-Person-Part), ade20k (ADEChallengeData2016), cityscapes (gtFine labelTrainIds), all with "
         "--data-root; or folder (--images DIR --masks DIR, index PNGs paired by file stem) (default: scaleshapes)",
     )
-    parser.add_argument("--images", type=Path, metavar="DIR", help="--dataset folder: the images")
+    parser.add_argument("--images", type=Path, metavar="DIR", help="--dataset folder: the images (default: none)")
     parser.add_argument(
-        "--masks", type=Path, metavar="DIR", help="--dataset folder: index PNG masks named as the images (255: ignore)"
+        "--masks",
+        type=Path,
+        metavar="DIR",
+        help="--dataset folder: index PNG masks named as the images, 255 ignored (default: none)",
     )
     parser.add_argument(
         "--data-root",

@@ -30,7 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--classes", type=Path, required=True, metavar="FILE", help="class names, one a line, in logit order"
     )
-    parser.add_argument("--weights", type=Path, metavar="FILE", help="a state dict to load into the module")
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        metavar="FILE",
+        help="a state dict to load into the module (default: none, the weights the factory gives)",
+    )
     parser.add_argument(
         "--size-multiple",
         type=int,

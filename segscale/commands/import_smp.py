@@ -19,13 +19,25 @@ from ._network_import import add_common_arguments, check_out, save_and_report
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "source", nargs="?", metavar="FOLDER", help="a folder written by an smp model's save_pretrained"
+        "source",
+        nargs="?",
+        metavar="FOLDER",
+        help="a folder written by an smp model's save_pretrained (default: none; then the four flags below)",
     )
-    parser.add_argument("--arch", help="without FOLDER: the smp architecture (Unet, FPN, DeepLabV3Plus, ...)")
-    parser.add_argument("--encoder", help="without FOLDER: the encoder name (resnet34, efficientnet-b0, ...)")
-    parser.add_argument("--num-classes", type=int, help="without FOLDER: the model's class count")
-    parser.add_argument("--weights", type=Path, metavar="FILE", help="without FOLDER: the model's state dict")
-    parser.add_argument("--classes", type=Path, metavar="FILE", help="class names, one a line, in label order")
+    parser.add_argument(
+        "--arch", help="without FOLDER: the smp architecture, e.g. Unet, FPN, DeepLabV3Plus (default: none)"
+    )
+    parser.add_argument("--encoder", help="without FOLDER: the encoder name, e.g. resnet34 (default: none)")
+    parser.add_argument("--num-classes", type=int, help="without FOLDER: the model's class count (default: none)")
+    parser.add_argument(
+        "--weights", type=Path, metavar="FILE", help="without FOLDER: the model's state dict (default: none)"
+    )
+    parser.add_argument(
+        "--classes",
+        type=Path,
+        metavar="FILE",
+        help="class names, one a line, in label order (default: class 0, class 1, ...)",
+    )
     add_common_arguments(parser, normalisation_default="default: ImageNet's, as smp's pretrained encoders expect")
 
 
