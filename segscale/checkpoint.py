@@ -90,6 +90,8 @@ class CheckpointMetadata:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        if not data["model"]["trunk"]["network"]:  # only imported library networks have one; others stay as before
+            del data["model"]["trunk"]["network"]
         data["classes"] = list(self.classes)
         data["palette"] = [list(rgb) for rgb in self.palette]
         return data
