@@ -157,6 +157,13 @@ def test_150_classes_get_ade20k_colours_and_predict_at_three_scales(tmp_path):
     predictor = Predictor(model, metadata, device="cpu", options=EXACT)
     prediction = predictor.predict(np.zeros((64, 64, 3), np.uint8), scales=THREE_SCALES, merge="average")
     assert prediction.fused.shape == (150, 64, 64) and prediction.labels.max() < 150
+    # The legend lists the classes in the image first and stops at 24 rows, not 150 swatches.
+    from segscale.visualize import class_shares, legend_shares
+
+    labels = np.zeros((4, 4), np.int64)
+    labels[0, :2] = 149
+    rows = legend_shares(class_shares(labels, metadata.classes, metadata.palette))
+    assert [row.index for row in rows[:2]] == [0, 149] and len(rows) == 24 and rows[2].share == 0
 
 
 def test_palettes_match_dataset_names_and_generate_the_rest():
