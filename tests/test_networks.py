@@ -144,6 +144,10 @@ def test_segformer_round_trips_through_a_checkpoint_and_the_predictor(tmp_path, 
     assert np.array_equal(prediction.labels, expected.argmax(0).numpy())
     three = predictor.predict(image, scales=THREE_SCALES, merge="average")
     assert three.score_maps.shape == (3, 5, 37, 53) and three.labels.shape == (37, 53)
+    from segscale.sliding_window import predict_tiled
+
+    with pytest.raises(ValueError, match="predict without --tile"):
+        predict_tiled(predictor, image, THREE_SCALES, "average", 32, 0)
 
 
 def test_150_classes_get_ade20k_colours_and_predict_at_three_scales(tmp_path):
