@@ -342,7 +342,7 @@ def architecture_summary(model: nn.Module) -> ArchitectureSummary:
                 f"expected a MultiScaleNet with a trunk and a score head; {type(model).__name__} has no {part!r}"
             )
     if trunk_info(model.config.trunk.name).branched:
-        return _branched_summary(model)
+        return _branched_summary(model)  # torchvision's, or a whole network from another library
     geometry = _Geometry()
     trunk_rows = _layer_rows("trunk", model.trunk, geometry)
     receptive_field, stride, center = geometry.receptive_field, geometry.jump, geometry.center
@@ -398,7 +398,11 @@ def _branched_summary(model: nn.Module) -> ArchitectureSummary:
     rows = [row for part, module in parts for row in _layer_rows(part, module, None)]
     return ArchitectureSummary(
         layers=tuple(rows),
-        output_stride=trunk_info(model.config.trunk.name).score_map_stride,
+        output_stride=model.trunk.output_stride
+        if trunk_info(model.config.trunk.name).library
+        else (
+            trunk_info(model.config.trunk.name).score_map_stride
+        ),  # a library network's score maps come at the input's size
         receptive_field=None,
         attention_receptive_field=None,
         center_offset=None,
@@ -430,6 +434,28 @@ def _count(module: nn.Module | None) -> int:
 # ============================================================================ the training card
 
 
+def _library_network(metadata: CheckpointMetadata) -> bool:
+    return trunk_info(metadata.model.trunk.name).library
+
+
+def _library_card_rows(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
+    """Extra card rows of a transformers, smp or factory network: its source and normalisation; [] for others."""
+    if not _library_network(metadata):
+        return []
+    training = metadata.training or {}
+    source = training.get("source") or {}
+    rows = [] if training.get("config") else [("data", training.get("dataset", "not recorded"))]
+    origin = source.get("source") or source.get("factory") or "?"
+    library = source.get("library", metadata.model.trunk.name)
+    version = f" {source['version']}" if source.get("version") else ""
+    rows.append(("source network", f"{library}{version}: {origin}"))
+    if source.get("normalisation_from"):
+        rows.append(("normalisation from", str(source["normalisation_from"])))
+    if metadata.model.trunk.name == "factory":
+        rows.append(("on load", f"imports {source.get('factory', '?')} (runs that module's code)"))
+    return rows
+
+
 def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     """What a checkpoint says about itself, as (field, value) pairs in words, missing fields said so."""
     model = metadata.model
@@ -439,14 +465,14 @@ def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = [
         ("name", metadata.name or "(unnamed)"),
         ("trunk", f"{trunk.name}, width {_fraction(trunk.width)}, norm {trunk.norm}, dropout {trunk.dropout:g}"),
-        ("attention head", _head_description(model, imported=is_imported(metadata))),
+        ("attention head", _head_description(model, imported=is_imported(metadata) or _library_network(metadata))),
         ("trained scales", format_scale_set(model.scales)),
         ("scale range", f"{metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}"),
         ("default merge", model.merge),
         ("classes", f"{len(metadata.classes)}: {', '.join(metadata.classes)}"),
         ("normalisation", f"mean {_triple(metadata.mean)}, std {_triple(metadata.std)} (RGB in 0-1)"),
     ]
-    imported = imported_card_rows(metadata)  # a torchvision network: where its weights came from
+    imported = imported_card_rows(metadata) or _library_card_rows(metadata)  # where an imported network came from
     pairs += _recipe(config, model) if config else ([] if imported else [("data", "not recorded")])
     pairs += imported
     steps, planned = training.get("steps"), config.get("iterations")

@@ -94,6 +94,8 @@ class CheckpointMetadata:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        if not data["model"]["trunk"]["network"]:  # only imported library networks have one; others stay as before
+            del data["model"]["trunk"]["network"]
         data["classes"] = list(self.classes)
         data["palette"] = [list(rgb) for rgb in self.palette]
         return data
@@ -303,11 +305,23 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], C
     return state_dict, metadata
 
 
-def model_from_checkpoint(path: str | os.PathLike) -> tuple[nn.Module, CheckpointMetadata]:
-    """Build the model a checkpoint describes and load its weights (on the CPU, in eval mode)."""
+def model_from_checkpoint(
+    path: str | os.PathLike, *, allow_factory: bool = True
+) -> tuple[nn.Module, CheckpointMetadata]:
+    """Build the model a checkpoint describes and load its weights (on the CPU, in eval mode).
+
+    A checkpoint of a ``--factory`` network imports the module it names, which runs that
+    module's code; ``allow_factory=False`` refuses such a file before anything is imported.
+    """
     from .modeling import build_model
 
     state_dict, metadata = load_checkpoint(path)
+    if not allow_factory and metadata.model.trunk.name == "factory":
+        raise CheckpointError(
+            f"checkpoint {path}: holds a network built by a factory function; loading it imports that function's "
+            "module and runs its code, so it is not loaded from an upload. Put the file in the checkpoints folder "
+            "if you trust it, or load it with `python -m segscale`"
+        )
     model = build_model(metadata.model)
     mismatch = _weights_mismatch(model.state_dict(), state_dict)
     if mismatch:
@@ -359,7 +373,7 @@ def load_checkpoint_bytes(data: bytes, name: str = "uploaded checkpoint") -> tup
         with os.fdopen(handle, "wb") as file:
             file.write(data)
         try:
-            return model_from_checkpoint(temporary)
+            return model_from_checkpoint(temporary, allow_factory=False)  # an upload may come from anyone
         except CheckpointError as error:
             message = str(error).replace(f"checkpoint {temporary}", name).replace(temporary, name)
             raise CheckpointError(message) from None

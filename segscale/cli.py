@@ -36,6 +36,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "segscale.commands.import_torchvision",
         "a torchvision segmentation model as a segscale checkpoint",
     ),
+    "import-transformers": (
+        "segscale.commands.import_transformers",
+        "a Hugging Face transformers segmentation model (SegFormer, UperNet, ...) as a segscale checkpoint",
+    ),
+    "import-smp": ("segscale.commands.import_smp", "a segmentation_models_pytorch model as a segscale checkpoint"),
+    "import-network": (
+        "segscale.commands.import_network",
+        "any module from --factory package.module:function as a segscale checkpoint (loading it runs that module)",
+    ),
     "bench": ("segscale.commands.bench", "latency, throughput and memory of the fast path against the naive baseline"),
 }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 
 from .merges import ATTENTION, MERGE_NAMES
-from .trunks import LARGEFOV, TORCHVISION_TRUNKS, TRUNK_NAMES
+from .trunks import LARGEFOV, LIBRARY_TRUNKS, TORCHVISION_TRUNKS, TRUNK_NAMES
 
 NORM_KINDS = ("none", "batch", "group")
 HEAD_KINDS = ("paper", "shared")
@@ -60,12 +60,16 @@ class TrunkConfig:
     norm: normalisation after each convolution. The paper has none ("none"); "batch" or
         "group" make a narrow model trainable from scratch.
     dropout: drop6 and drop7 of DeepLab (after fc6 and fc7).
+    network: for a ``LIBRARY_TRUNKS`` name only: JSON text that rebuilds the library's network
+        offline (its config, or the factory's import path). Text, not a dict, so the frozen
+        config stays hashable and the checkpoint keeps plain data.
     """
 
     name: str = LARGEFOV
     width: float = 1.0
     norm: str = "none"
     dropout: float = 0.5
+    network: str = ""
 
     def __post_init__(self) -> None:
         _check_choice("trunk", self.name, TRUNK_NAMES)
@@ -78,6 +82,13 @@ class TrunkConfig:
             )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if (self.name in LIBRARY_TRUNKS) != bool(self.network):
+            raise ValueError(
+                f"trunk {self.name}: a network record is needed exactly for an imported library network "
+                f"({', '.join(LIBRARY_TRUNKS)}); import one with `python -m segscale import-transformers`"
+            )
+        if self.name in LIBRARY_TRUNKS and self.width != 1:
+            raise ValueError(f"trunk {self.name} is the library's network as saved; its width must be 1")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from .formatting import format_percent, format_scale_set, scale_label
 from .merges import ATTENTION, GATE_HEAD, MERGES, weighing_merge
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
 from .trunks import TRUNKS
-from .visualize import SINGLE_SCALE_NOTE
+from .visualize import SINGLE_SCALE_NOTE, legend_shares
 
 if TYPE_CHECKING:
     from .visualize import PredictionView
@@ -507,10 +507,7 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
             bar_axes.tick_params(labelsize=7)
         if field == "labels":
             figure.legend(
-                handles=[
-                    Patch(color=unit_rgb(colour), label=name)
-                    for name, colour in zip(classes, (s.colour for s in view.shares))
-                ],
+                handles=[Patch(color=unit_rgb(s.colour), label=s.name) for s in legend_shares(view.shares)],
                 loc="upper left",
                 bbox_to_anchor=_legend_anchor(grid, r, columns),
                 fontsize=7,
@@ -536,7 +533,9 @@ def side_by_side_figure(view: PredictionView, prediction, classes, title: str = 
             bar_axes = axes.inset_axes([0.1, -0.07, 0.8, 0.03])
             figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), ENTROPY_CMAP), cax=bar_axes, orientation="horizontal")
             bar_axes.tick_params(labelsize=7)
-    legend = [Patch(color=unit_rgb(s.colour), label=f"{s.name} {format_percent(s.share)}") for s in view.shares]
+    legend = [
+        Patch(color=unit_rgb(s.colour), label=f"{s.name} {format_percent(s.share)}") for s in legend_shares(view.shares)
+    ]
     if fusing and view.dominant is not None:
         legend += [
             Patch(color=unit_rgb(scale_colour(k)), label=f"dominant: scale {scale_label(s.scale)}")

@@ -92,6 +92,14 @@ def predict_tiled(
     the model's working memory is that of one tile. ``native_score_maps`` is empty (each
     scale's own grid is a per-tile notion).
     """
+    from .config import LIBRARY_TRUNKS
+
+    trunk = predictor.metadata.model.trunk.name
+    if trunk in LIBRARY_TRUNKS:  # their score maps come at the input's size, not on the stride-8 grid tiles cut
+        raise ValueError(
+            f"tiling cuts a stride-8 score grid; this {trunk} network's score maps come at the image's size: "
+            "predict without --tile (give a smaller --max-side if memory is short)"
+        )
     height, width = rgb.shape[:2]
     largest = max(scales)
     grid = grid_size(scaled_size((height, width), largest))

@@ -2,7 +2,8 @@
 
 A trunk maps an image to features; with its score head it is the share-net that runs at
 every scale. segscale's own DeepLab-LargeFOV (the paper's network) and torchvision's semantic
-segmentation models (imported with their published weights) are listed here; the config's
+segmentation models (imported with their published weights) and whole networks from other
+libraries (transformers, smp, a factory function) are listed here; the config's
 choices, the model builder, the layer table, the diagram and the import commands read them.
 Nothing here imports torch: the builders import what they build when called.
 
@@ -60,6 +61,8 @@ class Trunk:
     align_corners: how images and maps are resized around it (see the module docstring).
     torchvision: torchvision's model facts; None for segscale's own trunk. A torchvision
         network branches (residual blocks, ASPP), so no receptive field is computed for it.
+    library: a whole network imported from another library (transformers, smp, a factory
+        function); its config records what rebuilds it, and its score maps come at the input's size.
     """
 
     name: str
@@ -68,10 +71,11 @@ class Trunk:
     score_map_stride: int
     align_corners: bool
     torchvision: TorchvisionKind | None = None
+    library: bool = False
 
     @property
     def branched(self) -> bool:
-        return self.torchvision is not None
+        return self.torchvision is not None or self.library
 
 
 def _largefov(config):
@@ -85,6 +89,12 @@ def _torchvision(config):
     from .modeling.torchvision_trunks import build_torchvision_parts
 
     return build_torchvision_parts(config)
+
+
+def _library(config):
+    from .modeling.library_networks import build_library_parts  # imports transformers or smp only when asked
+
+    return build_library_parts(config)
 
 
 def _torchvision_trunk(name: str, display: str, kind: TorchvisionKind) -> Trunk:
@@ -105,12 +115,19 @@ TRUNKS: dict[str, Trunk] = {
             "LR-ASPP\nMobileNetV3",
             TorchvisionKind("high", 960, 16, classifier_reads_all=True, has_aux_classifier=False, score_stride=8),
         ),
+        # Whole networks from another library, named by the library; TrunkConfig.network says which one.
+        # They resize with align_corners=False, as their libraries' post-processing does.
+        Trunk("transformers", "transformers\nnetwork", _library, 1, align_corners=False, library=True),
+        Trunk("smp", "smp\nnetwork", _library, 1, align_corners=False, library=True),
+        Trunk("factory", "factory\nnetwork", _library, 1, align_corners=False, library=True),
     )
 }
 
 TRUNK_NAMES = tuple(TRUNKS)
 # torchvision's semantic segmentation models, imported as share-nets (segscale.modeling.torchvision_trunks).
-TORCHVISION_TRUNKS = tuple(name for name, trunk in TRUNKS.items() if trunk.branched)
+TORCHVISION_TRUNKS = tuple(name for name, trunk in TRUNKS.items() if trunk.torchvision is not None)
+# Networks imported whole from another library (segscale.modeling.library_networks).
+LIBRARY_TRUNKS = tuple(name for name, trunk in TRUNKS.items() if trunk.library)
 
 
 def trunk_info(name: str) -> Trunk:

@@ -269,6 +269,17 @@ def class_shares(labels: np.ndarray, classes, palette) -> list[ClassShare]:
     ]
 
 
+def legend_shares(shares, limit: int = 24) -> list[ClassShare]:
+    """The rows a legend shows: classes present in the labels first (in class order), then absent ones.
+
+    At most ``limit`` rows, absent classes dropped first: a 150-class network's legend lists
+    what the image holds, not 150 swatches.
+    """
+    present = [s for s in shares if s.share > 0]
+    absent = [s for s in shares if s.share == 0]
+    return (present + absent)[: max(limit, len(present))]
+
+
 def default_class(labels: np.ndarray, num_classes: int) -> int:
     """The class to show first: the most frequent in ``labels`` besides class 0 (the background).
 

@@ -220,6 +220,24 @@ BAD_INVOCATIONS = [
         2,
         ["notes.pt: not a readable PyTorch file", "text"],
     ),
+    # import-transformers, import-smp, import-network (offline: nothing here reaches the Hugging Face Hub)
+    ("import-transformers {tmp} --offline --out {tmp}/hf.pt", 2, ["not a transformers model folder (no config.json)"]),
+    ("import-transformers {tmp}/absent --offline --out {tmp}/hf.pt", 2, ["absent: no such folder"]),
+    ("import-transformers {tmp} --offline --out {tmp}/hf.txt", 2, ["name the checkpoint with a .pt suffix"]),
+    ("import-smp --arch Unet --out {tmp}/smp.pt", 2, ["missing: --encoder, --weights, --num-classes"]),
+    ("import-smp {tmp} --out {tmp}/smp.pt", 2, ["not an smp model folder"]),
+    (
+        "import-smp --arch Unet --encoder resnet18 --num-classes 0 --weights {notes_pt} --out {tmp}/smp.pt",
+        2,
+        ["at least 1"],
+    ),
+    (
+        "import-network --factory nowhere --classes {notes_pt} --out {tmp}/f.pt",
+        2,
+        ["write it as package.module:function"],
+    ),
+    ("import-network --factory no_such_module_here:build --classes {notes_pt} --out {tmp}/f.pt", 2, ["cannot import"]),
+    ("import-network --factory os:getcwd --classes {tmp}/absent.txt --out {tmp}/f.pt", 2, ["absent.txt: no such file"]),
     # no command, an unknown one
     ("frobnicate", 2, ["invalid choice: 'frobnicate'"]),
 ]

@@ -25,11 +25,13 @@ from tests.conftest import tiny_config
 
 def test_every_list_of_trunks_is_the_registry():
     assert config.TRUNK_NAMES == tuple(trunks.TRUNKS) and config.TRUNK_NAMES[0] == "vgg16_largefov"
-    assert config.TORCHVISION_TRUNKS == tuple(name for name in trunks.TRUNKS if name != "vgg16_largefov")
+    assert config.TORCHVISION_TRUNKS == tuple(name for name, t in trunks.TRUNKS.items() if t.torchvision is not None)
+    assert config.LIBRARY_TRUNKS == ("transformers", "smp", "factory")
+    assert set(config.TORCHVISION_TRUNKS) | set(config.LIBRARY_TRUNKS) | {"vgg16_largefov"} == set(trunks.TRUNKS)
     assert set(KINDS) == set(config.TORCHVISION_TRUNKS)
     assert all(KINDS[name] is trunks.TRUNKS[name].torchvision for name in KINDS)
     assert set(plots.SHARE_NET_NAMES) == set(trunks.TRUNKS)
-    for trunk in trunks.TRUNKS.values():  # torchvision's resize as torchvision does; LargeFOV aligns corners
+    for trunk in trunks.TRUNKS.values():  # torchvision and the libraries resize as they do; LargeFOV aligns corners
         assert trunk.align_corners == (not trunk.branched)
         assert trunk.display.count("\n") == 1
     with pytest.raises(ValueError, match="unknown trunk 'resnet9'; valid: vgg16_largefov, deeplabv3_resnet50"):

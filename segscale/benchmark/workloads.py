@@ -59,7 +59,7 @@ def load_workloads(settings: Settings) -> list[Workload]:
                 continue
             trunk = metadata.model.trunk
             description = (
-                f"{settings.checkpoint} ({metadata.name or 'demo'}): vgg16_largefov width {trunk.width:g}, "
+                f"{settings.checkpoint} ({metadata.name or 'demo'}): {trunk.name} width {trunk.width:g}, "
                 f"norm {trunk.norm}, {metadata.model.head.kind} head, {_parameters(model)} parameters"
             )
             workloads.append(Workload(name, model, metadata, description, random_weights=False))

@@ -21,7 +21,9 @@ from ..checkpoint import DEFAULT_CHECKPOINT
 from ..config import MERGE_MODES
 from ._inputs import add_precision_argument
 
-DATASETS = ("scaleshapes", "voc", "person_part")
+DATASETS = ("scaleshapes", "voc", "person_part", "ade20k", "cityscapes", "folder")
+# Those read by segscale.data.folders; "folder" takes --images and --masks instead of --data-root.
+FOLDER_DATASETS = ("ade20k", "cityscapes", "folder")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,8 +36,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         default="scaleshapes",
         choices=DATASETS,
-        help="what to score on: scaleshapes (generated, no download), voc (PASCAL VOC 2012) or person_part "
-        "(PASCAL-Person-Part); the last two need --data-root (default: scaleshapes)",
+        help="what to score on: scaleshapes (generated, no download), voc (PASCAL VOC 2012), person_part "
+        "(PASCAL-Person-Part), ade20k (ADEChallengeData2016), cityscapes (gtFine labelTrainIds), all with "
+        "--data-root; or folder (--images DIR --masks DIR, index PNGs paired by file stem) (default: scaleshapes)",
+    )
+    parser.add_argument("--images", type=Path, metavar="DIR", help="--dataset folder: the images (default: none)")
+    parser.add_argument(
+        "--masks",
+        type=Path,
+        metavar="DIR",
+        help="--dataset folder: index PNG masks named as the images, 255 ignored (default: none)",
     )
     parser.add_argument(
         "--data-root",
@@ -102,6 +112,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.split not in SPLITS:
             raise ValueError(f"unknown ScaleShapes split {args.split!r}; valid: {', '.join(SPLITS)}")
+    elif args.dataset == "folder":
+        if not args.images or not args.masks:
+            raise ValueError("--dataset folder needs --images DIR and --masks DIR")
     elif not args.data_root:
         raise ValueError(f"--dataset {args.dataset} needs --data-root (the folder holding the dataset)")
     if args.json is not None and args.json.is_dir():
@@ -154,13 +167,16 @@ def _score(args: argparse.Namespace, context) -> tuple[dict, list[str]]:
                 context=context,
             )
     else:
-        from ..data import pascal
+        if args.dataset in FOLDER_DATASETS:
+            dataset = _folder_dataset(args, predictor.classes)
+        else:
+            from ..data import pascal
 
-        dataset = (pascal.VOC2012Segmentation if args.dataset == "voc" else pascal.PersonPartSegmentation)(
-            args.data_root, args.split
-        )
-        if list(dataset.classes) != predictor.classes:
-            raise ValueError(f"{args.checkpoint} predicts {predictor.classes}, not the classes of {args.dataset}")
+            dataset = (pascal.VOC2012Segmentation if args.dataset == "voc" else pascal.PersonPartSegmentation)(
+                args.data_root, args.split
+            )
+            if list(dataset.classes) != predictor.classes:
+                raise ValueError(f"{args.checkpoint} predicts {predictor.classes}, not the classes of {args.dataset}")
         count = min(args.count, len(dataset))
         with progress_bar(len(context.share(range(count))), _bar_title(context), unit="img", enabled=enabled) as bar:
             report = evaluate_pairs_report(
@@ -170,6 +186,21 @@ def _score(args: argparse.Namespace, context) -> tuple[dict, list[str]]:
     report["checkpoint"] = str(args.checkpoint)
     report["device"] = predictor.device_name
     return report, predictor.classes
+
+
+def _folder_dataset(args: argparse.Namespace, classes: list[str]):
+    """ADE20K, Cityscapes or a pair of folders; the checkpoint must predict as many classes as the data set has."""
+    from ..data import folders
+
+    if args.dataset == "folder":
+        return folders.folder_pairs(args.images, args.masks)
+    dataset = (folders.ade20k if args.dataset == "ade20k" else folders.cityscapes)(args.data_root, args.split)
+    if len(dataset.classes) != len(classes):
+        raise ValueError(
+            f"{args.checkpoint} predicts {len(classes)} classes, {args.dataset} has {len(dataset.classes)}; "
+            f"score it on a checkpoint trained for {args.dataset}'s classes"
+        )
+    return dataset
 
 
 def _bar_title(context) -> str:

@@ -57,6 +57,8 @@ HELP = {
     # Data
     "dataset": f"what to train on: {', '.join(DATASETS)} (scaleshapes is generated; voc_aug adds SBD's train_aug)",
     "data_root": "folder holding the dataset (VOC: the folder with VOCdevkit/); not needed for scaleshapes",
+    "images": "dataset folder: the images (trained on all; the first val_images validate)",
+    "masks": "dataset folder: index PNG masks named as the images (255: ignore)",
     "train_images": "ScaleShapes: how many distinct training images to generate",
     "val_images": "validation images (ScaleShapes: from its val split; others: the first N)",
     "crop_size": "side of the square training crops, in pixels (the paper's 321)",

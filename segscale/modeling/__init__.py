@@ -4,7 +4,8 @@
 their builders are declared in :mod:`segscale.trunks` (a new trunk only has to map images to
 features and say its ``out_channels`` and ``output_stride``). torchvision's segmentation
 models come in through :mod:`.torchvision_trunks`, which splits each into a trunk and its own
-score head.
+score head; networks of other libraries (transformers, smp, a factory function) through
+:mod:`.library_networks`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def build_model(config: ModelConfig) -> MultiScaleNet:
     with ``config.head``'s hidden channels, dropout and scale feature); a model trained with
     average or max pooling has neither.
     """
-    # A torchvision model brings its own score head (its classifier).
+    # A torchvision or library network brings its own score head (its classifier or its logits).
     trunk, score_head = trunk_info(config.trunk.name).build(config)
     attention_head: nn.Module | None = None
     if config.merge == ATTENTION:

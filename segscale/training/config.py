@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import (
     HEAD_KINDS,
+    LIBRARY_TRUNKS,
     MERGE_MODES,
     NORM_KINDS,
     TORCHVISION_TRUNKS,
@@ -27,7 +28,7 @@ from ..config import (
 )
 from ..merges import ATTENTION
 
-DATASETS = ("scaleshapes", "voc", "voc_aug", "person_part")
+DATASETS = ("scaleshapes", "voc", "voc_aug", "person_part", "ade20k", "cityscapes", "folder")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("poly", "step", "cosine")
 
@@ -69,6 +70,8 @@ class TrainConfig:
     # Data
     dataset: str = "scaleshapes"
     data_root: str | None = None
+    images: str | None = None  # dataset "folder": the images (trained on all, validated on the first val_images)
+    masks: str | None = None  # dataset "folder": index PNGs named as the images, 255 ignored
     train_images: int = 10000  # ScaleShapes: how many distinct training images
     val_images: int = 100  # validation images (ScaleShapes: from its val split; others: the first N)
     crop_size: int = 321
@@ -134,7 +137,9 @@ class TrainConfig:
             raise ValueError(
                 "a 'paper' attention head is tied to one scale set; use head 'shared' with random scale sets"
             )
-        if self.dataset != "scaleshapes" and not self.data_root:
+        if self.dataset == "folder" and not (self.images and self.masks):
+            raise ValueError("dataset 'folder' needs --images DIR and --masks DIR")
+        if self.dataset not in ("scaleshapes", "folder") and not self.data_root:
             raise ValueError(f"dataset {self.dataset!r} needs --data-root (the folder holding it)")
         if self.foreground_weight <= 0 or not 0 < self.hard_pixel_fraction <= 1:
             raise ValueError("foreground_weight must be positive and hard_pixel_fraction in (0, 1]")
@@ -150,6 +155,11 @@ class TrainConfig:
                 raise ValueError(
                     "train_head_only needs --init-from: the checkpoint whose network the head is trained on"
                 )
+        elif self.trunk in LIBRARY_TRUNKS:
+            raise ValueError(
+                f"a {self.trunk} network is trained here only with its share-net frozen: import it "
+                "(docs/NETWORKS.md), then train with --train-head-only --init-from FILE.pt"
+            )
         elif self.trunk in TORCHVISION_TRUNKS:
             raise ValueError(
                 f"trunk {self.trunk} is trained here only with its share-net frozen: import it "

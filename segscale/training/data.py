@@ -73,8 +73,18 @@ def build_datasets(config: TrainConfig):
             val = DiskCachedPairs(val, Path(config.cache_dir) / generator_key / "val")
         return train, val, tuple(scaleshapes.CLASSES), tuple(scaleshapes.PALETTE)
 
-    from ..data import pascal
+    from ..data import folders, pascal
 
+    if config.dataset in ("ade20k", "cityscapes", "folder"):
+        if config.dataset == "folder":
+            train = val = folders.folder_pairs(config.images, config.masks)
+            classes = None
+        else:
+            reader = folders.ade20k if config.dataset == "ade20k" else folders.cityscapes
+            train, val = reader(config.data_root, "train"), reader(config.data_root, "val")
+            classes = train.classes
+        val = torch.utils.data.Subset(val, range(min(config.val_images, len(val))))
+        return train, val, classes, None
     if config.dataset in ("voc", "voc_aug"):
         train = pascal.VOC2012Segmentation(config.data_root, "train_aug" if config.dataset == "voc_aug" else "train")
         val = pascal.VOC2012Segmentation(config.data_root, "val")

@@ -207,6 +207,21 @@ def _share_net_origin(share_net: CheckpointMetadata) -> dict:
     return {key: share_net.training[key] for key in keys if key in (share_net.training or {})}
 
 
+def _folder_classes(config: TrainConfig, classes) -> tuple[tuple[str, ...], tuple]:
+    """(classes, palette) for a data set that names no classes or colours: the init_from checkpoint's, or by name."""
+    from ..dataset_palettes import palette_for_classes
+
+    if classes is not None:
+        return tuple(classes), palette_for_classes(classes)
+    if not config.init_from:
+        raise ValueError(
+            f"dataset {config.dataset} names no classes; train an attention head on an imported network "
+            "(--train-head-only --init-from FILE.pt), whose classes the masks then use"
+        )
+    _, metadata = load_checkpoint(config.init_from)
+    return metadata.classes, metadata.palette
+
+
 def _frozen_share_net_model(config: TrainConfig, classes) -> tuple[MultiScaleNet, CheckpointMetadata]:
     """``init_from``'s network (trunk and score head, frozen) with a fresh attention head of ``config``'s kind."""
     state, share_net = load_checkpoint(config.init_from)
@@ -257,6 +272,8 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
     state_path = out_dir / "state.pt"
 
     train_pairs, val_pairs, classes, palette = build_datasets(config)
+    if classes is None or palette is None:  # folder-style data sets: names from the share-net, colours by name
+        classes, palette = _folder_classes(config, classes)
     torch.manual_seed(config.seed)
     share_net = None
     if config.train_head_only:
