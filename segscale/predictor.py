@@ -81,6 +81,8 @@ class Prediction:
         device: where it ran, in words.
         timings: seconds per stage.
         gate_logits: float32 (S, h, w), q^s of the gate head; None unless merge is hierarchical.
+        align_corners: how the labels were upsampled from the grid (the trunk's convention, see
+            :mod:`segscale.trunks`); views that upsample the maps again follow it.
     """
 
     scales: tuple[float, ...]
@@ -95,6 +97,7 @@ class Prediction:
     device: str
     timings: StageTimings
     gate_logits: np.ndarray | None = None
+    align_corners: bool = True
 
     @property
     def was_downscaled(self) -> bool:
@@ -129,7 +132,14 @@ class Prediction:
 
 
 def prediction_from_output(
-    output, labels, index: int, image, original_size, device: str, timings: StageTimings | None = None
+    output,
+    labels,
+    index: int,
+    image,
+    original_size,
+    device: str,
+    timings: StageTimings | None = None,
+    align_corners: bool = True,
 ) -> Prediction:
     """Image ``index`` of a batch's (MultiScaleOutput, labels) as a numpy :class:`Prediction`.
 
@@ -154,6 +164,7 @@ def prediction_from_output(
         device=device,
         timings=timings or StageTimings(0.0, 0.0, 0.0),
         gate_logits=numpy_of(getattr(output, "gate_logits", None)),
+        align_corners=align_corners,
     )
 
 
@@ -382,7 +393,9 @@ class Predictor:
         output, labels = self.run_pixels(pixels, scales, merge)
         synchronize(self.device)
         modelled = time.perf_counter()
-        prediction = prediction_from_output(output, labels, 0, rgb, original_size, self.device_name)
+        prediction = prediction_from_output(
+            output, labels, 0, rgb, original_size, self.device_name, align_corners=self.align_corners
+        )
         finished = time.perf_counter()
         return replace(
             prediction, timings=StageTimings(preprocessed - start, modelled - preprocessed, finished - modelled)
@@ -417,7 +430,7 @@ class Predictor:
         synchronize(self.device)
         timings = StageTimings(0.0, (time.perf_counter() - started) / len(rgbs), 0.0)
         return [
-            prediction_from_output(output, labels, index, rgb, size, self.device_name, timings)
+            prediction_from_output(output, labels, index, rgb, size, self.device_name, timings, self.align_corners)
             for index, (rgb, size) in enumerate(zip(rgbs, sizes))
         ]
 

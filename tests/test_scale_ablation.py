@@ -302,16 +302,18 @@ def test_the_label_without_each_scale_at_a_pixel_is_the_ablation_maps_label_ther
     assert [r["scale"] for r in rows] == [1.0, 0.75, 0.5] and f"{merge} without it" in rows[0]
 
 
+@pytest.mark.parametrize("align_corners", [True, False])
 @pytest.mark.parametrize("grid, size", [((6, 7), (21, 25)), ((1, 5), (3, 40)), ((4, 4), (4, 4)), ((9, 8), (65, 57))])
-def test_labels_between_cells_are_those_of_the_full_upsampling(grid, size):
+def test_labels_between_cells_are_those_of_the_full_upsampling(grid, size, align_corners):
+    # Either resize convention: segscale's own trunk aligns corners, torchvision's and the libraries' do not.
     # Smooth maps with large regions of one class, as a network's are, and noisy ones.
     generator = np.random.default_rng(sum(grid) + sum(size))
     for scores in (generator.normal(size=(C, *grid)) * 3, np.cumsum(generator.normal(size=(C, *grid)), axis=1)):
         fused = torch.from_numpy(scores.astype(np.float32))[None]
-        full = resize_bilinear(fused.double(), size)[0].numpy()
+        full = resize_bilinear(fused.double(), size, align_corners)[0].numpy()
         ordered = np.sort(full, axis=0)
         clear = ordered[-1] - ordered[-2] > 1e-6
-        got = ablation._labels(fused, size)
+        got = ablation._labels(fused, size, align_corners)
         assert got.shape == size and clear.mean() > 0.95
         np.testing.assert_array_equal(got[clear], full.argmax(axis=0)[clear])
 
@@ -338,3 +340,39 @@ def test_the_main_views_pictures_follow_the_ablation(make_checkpoint):
         np.testing.assert_array_equal(view.decision[mine], np.broadcast_to(scale_colour(k), (mine.sum(), 3)))
     single = build_ablation_view(predictor.predict(image, scales=(1.0,), merge="average"), predictor.palette, width=80)
     assert single.without is None and single.decision is None and len(single.confidence) == 1
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_the_views_resize_with_the_models_convention(align_corners):
+    """segscale's own trunk aligns corners; torchvision's and the libraries' do not. The all-scales labels the
+    views compare against are the prediction's own labels, upsampled with the model's convention."""
+    p = fake_prediction((1.0, 0.5), merge="average", seed=3)
+    p.align_corners = align_corners
+    fused = torch.from_numpy(p.score_maps.astype(np.float64).mean(axis=0))[None]
+    own = resize_bilinear(fused, SIZE, align_corners)[0].numpy()
+    other = resize_bilinear(fused, SIZE, not align_corners)[0].numpy()
+    ordered = np.sort(own, axis=0)
+    clear = ordered[-1] - ordered[-2] > 1e-6
+    labels = ablation.scale_ablation(p).labels
+    np.testing.assert_array_equal(labels[clear], own.argmax(axis=0)[clear])
+    assert (labels != other.argmax(axis=0)).any()  # the two conventions differ on this map
+
+
+def test_a_torchvision_prediction_carries_its_trunks_convention():
+    from segscale.checkpoint import CheckpointMetadata
+    from segscale.inference import FastPathOptions
+    from segscale.modeling.torchvision_trunks import build_torchvision_model
+    from segscale.predictor import Predictor
+    from segscale.torchvision_import import imported_model
+
+    reference = build_torchvision_model("lraspp_mobilenet_v3_large", 21).eval()
+    model = imported_model("lraspp_mobilenet_v3_large", reference.state_dict(), scales=(1.0, 0.5))
+    metadata = CheckpointMetadata(
+        model=model.config, classes=tuple(f"c{k}" for k in range(21)), palette=((0, 0, 0),) * 21, scale_range=(0.5, 2)
+    )
+    options = FastPathOptions(autocast="off", fold_batchnorm=False, channels_last=False)
+    predictor = Predictor(model, metadata, device="cpu", max_side=None, options=options)
+    image = (np.random.default_rng(0).random((40, 56, 3)) * 255).astype(np.uint8)
+    assert predictor.predict(image, scales=(1.0, 0.5), merge="average").align_corners is False
+    config = tiny_config()
+    assert Predictor(build_model(config), tiny_metadata(config)).predict(image).align_corners is True

@@ -184,7 +184,16 @@ def _predict_tiled(predictor, runnable: list[DecodedImage], settings: BatchSetti
     synchronize(predictor.device)
     timings = StageTimings(0.0, (time.perf_counter() - started) / len(runnable), 0.0)
     return [
-        prediction_from_output(output, labels, 0, decoded.rgb, decoded.original_size, predictor.device_name, timings)
+        prediction_from_output(
+            output,
+            labels,
+            0,
+            decoded.rgb,
+            decoded.original_size,
+            predictor.device_name,
+            timings,
+            predictor.align_corners,
+        )
         for decoded, (output, labels) in zip(runnable, results)
     ]
 

@@ -80,19 +80,27 @@ def _fused_over(arrays, merge: str, scales, keep):
     return fused
 
 
-def _axis(source: int, target: int) -> tuple[np.ndarray, np.ndarray]:
-    """For each of ``target`` samples, the grid cell before it and its weight towards the next one (corners
-    aligned, as :func:`segscale.modeling.geometry.resize_bilinear`)."""
-    if source == 1 or target == 1:
+def _axis(source: int, target: int, align_corners: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``target`` samples, the grid cell before it and its weight towards the next one, as
+    :func:`segscale.modeling.geometry.resize_bilinear` (``F.interpolate``) samples with that convention."""
+    if source == 1:
         return np.zeros(target, np.int64), np.zeros(target)
-    position = np.arange(target) * ((source - 1) / (target - 1))
-    before = np.minimum(np.floor(position).astype(np.int64), source - 2)
+    if align_corners:
+        if target == 1:
+            return np.zeros(target, np.int64), np.zeros(target)
+        position = np.arange(target) * ((source - 1) / (target - 1))
+        before = np.minimum(np.floor(position).astype(np.int64), source - 2)
+        return before, position - before
+    # Half-pixel centres, clamped at the first cell as torch does; past the last cell the next one is the
+    # same cell, so the weight there does not matter.
+    position = np.maximum((np.arange(target) + 0.5) * (source / target) - 0.5, 0.0)
+    before = np.minimum(np.floor(position).astype(np.int64), source - 1)
     return before, position - before
 
 
-def _labels(fused, size) -> np.ndarray:
-    """(1, C, h, w) -> (H, W) int64: the argmax over classes of the map upsampled bilinearly, like a
-    prediction's labels, without upsampling every class at every pixel.
+def _labels(fused, size, align_corners: bool = True) -> np.ndarray:
+    """(1, C, h, w) -> (H, W) int64: the argmax over classes of the map upsampled bilinearly (with the
+    model's ``align_corners``), like a prediction's labels, without upsampling every class at every pixel.
 
     Bilinear upsampling makes each pixel a convex combination of the 4 cells around it. Where those 4
     cells share their winning class, that class wins at every pixel between them (its margin over every
@@ -101,20 +109,24 @@ def _labels(fused, size) -> np.ndarray:
     in float64. Most of an image lies inside regions of one label, so this is several times cheaper
     than the full upsampling; it can differ from it only at exact float ties.
     """
-    scores = fused[0].double().numpy()  # (C, h, w)
+    # float32 until the interpolation: the conversion to float64 is exact and keeps every order, and numpy
+    # promotes the gathered values to float64 when they meet the float64 weights below.
+    scores = fused[0].float().numpy()  # (C, h, w)
     winner = scores.argmax(axis=0)  # (h, w)
-    rows, dy = _axis(scores.shape[1], size[0])
-    cols, dx = _axis(scores.shape[2], size[1])
+    rows, dy = _axis(scores.shape[1], size[0], align_corners)
+    cols, dx = _axis(scores.shape[2], size[1], align_corners)
     below = np.minimum(rows + 1, scores.shape[1] - 1)
     right = np.minimum(cols + 1, scores.shape[2] - 1)
     # On the grid first: whether the 4 cells from (i, j) to (i + 1, j + 1) share their winner; then one
-    # lookup per pixel (the grid is 64 times smaller than the image).
+    # lookup per pixel (the grid is 64 times smaller than the image), as two one-axis takes (cheaper than a
+    # 2-D fancy index) on one byte per cell where the classes fit in one.
+    small = winner.astype(np.uint8) if scores.shape[0] <= 256 else winner
     next_row = np.minimum(np.arange(winner.shape[0]) + 1, winner.shape[0] - 1)
     next_col = np.minimum(np.arange(winner.shape[1]) + 1, winner.shape[1] - 1)
-    down = winner[next_row]
-    uniform = (winner == down) & (winner == winner[:, next_col]) & (winner == down[:, next_col])
-    same = uniform[np.ix_(rows, cols)]
-    labels = winner[np.ix_(rows, cols)].astype(np.int64)
+    down = small[next_row]
+    uniform = (small == down) & (small == small[:, next_col]) & (small == down[:, next_col])
+    same = uniform.take(rows, axis=0).take(cols, axis=1)
+    labels = small.take(rows, axis=0).take(cols, axis=1).astype(np.int64)
     r, c = np.nonzero(~same)
     if r.size:
         wy, wx = dy[r], dx[c]
@@ -261,12 +273,13 @@ def scale_ablation(prediction, merge: str | None = None) -> ScaleAblation:
     everything = list(range(len(scales)))
     rest = [[k for k in everything if k != s] for s in everything]
     with torch.inference_mode():
-        labels = _labels(_fused_over(arrays, merge, scales, everything), size)
+        align = getattr(prediction, "align_corners", True)  # how the model resizes (its trunk's convention)
+        labels = _labels(_fused_over(arrays, merge, scales, everything), size, align)
         if merge == HIERARCHICAL:  # each chain has its own scales: one call per left-out scale
             fused = [_fused_over(arrays, merge, scales, keep) for keep in rest]
         else:  # the other merges ignore the scales' values: every leave-one-out in one batch
             fused = _fused_over(arrays, merge, scales, rest).split(1)
-        without = np.stack([_labels(f, size) for f in fused])
+        without = np.stack([_labels(f, size, align) for f in fused])
     return ScaleAblation(scales, merge, labels, without, without != labels[None])
 
 
