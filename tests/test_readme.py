@@ -63,18 +63,23 @@ def _requirement_lines(name: str) -> list[str]:
     ]
 
 
+def _normalised(package: str) -> str:
+    """A package's name as pip compares them (PEP 503): segmentation_models_pytorch is segmentation-models-pytorch."""
+    return re.sub(r"[-_.]+", "-", package).lower()
+
+
 def test_every_install_is_pinned_by_the_constraints_file():
     """A fresh machine gets exactly the versions the suite passed with: both requirements files read
     constraints.txt, every requirement is ==, and it agrees with the constraints' line for that package."""
     constraints = dict(line.split("==") for line in _requirement_lines("constraints.txt"))
-    constraints = {name.lower(): version for name, version in constraints.items()}
+    constraints = {_normalised(name): version for name, version in constraints.items()}
     assert "-c constraints.txt" in (ROOT / "requirements.txt").read_text().splitlines()
     assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text().splitlines()
     for name in ("requirements.txt", "requirements-dev.txt"):
         for line in _requirement_lines(name):
             package, _, version = line.partition("==")
             assert version, f"{name}: {line!r} is not pinned with =="
-            assert constraints.get(package.lower()) == version, f"{name}: {line} disagrees with constraints.txt"
+            assert constraints.get(_normalised(package)) == version, f"{name}: {line} disagrees with constraints.txt"
     for package in ("pytest", "ruff", "streamlit", "torch", "torchvision", "numpy", "pillow", "matplotlib"):
         assert package in constraints, f"constraints.txt lacks {package}"
 
