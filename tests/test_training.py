@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -106,6 +107,54 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     assert not list(killed_dir.glob("*.tmp")), "a temporary file was left behind"
+
+
+def test_a_run_stopped_midway_continues_to_what_an_uninterrupted_run_writes(tmp_path, monkeypatch):
+    """In one process and at a chosen step (the subprocess kill above may land after the last step): a stop
+    request saves state.pt, and the same call again ends with the weights, best.pt and history of a run that
+    was never stopped, validations on both sides of the stop included."""
+    import segscale.training.loop as loop
+
+    def run_config(folder):  # state.pt only when stopped and at the end; validations at steps 2, 4 and 5
+        return tiny_config_for(
+            tmp_path, iterations=5, val_every=2, checkpoint_every=100, out_dir=str(tmp_path / folder)
+        )
+
+    straight = train(run_config("straight"), progress=False, log=lambda message: None)
+    assert (straight.steps, straight.interrupted) == (5, False)
+
+    lr_factor = loop._lr_factor
+
+    def ctrl_c_during_step_three(config, step):
+        if step == 2:
+            signal.raise_signal(signal.SIGINT)  # as Ctrl-C would; the loop's handler turns it into a stop request
+        return lr_factor(config, step)
+
+    monkeypatch.setattr(loop, "_lr_factor", ctrl_c_during_step_three)
+    stopped = train(run_config("stopped"), progress=False, log=lambda message: None)
+    assert (stopped.steps, stopped.interrupted) == (3, True)
+    assert torch.load(tmp_path / "stopped" / "state.pt", weights_only=True)["step"] == 3
+    monkeypatch.setattr(loop, "_lr_factor", lr_factor)
+
+    messages = []
+    resumed = train(run_config("stopped"), progress=False, log=messages.append)
+    assert any(f"continuing {tmp_path / 'stopped'} from step 3 of 5" in message for message in messages), messages
+    assert (resumed.steps, resumed.interrupted) == (5, False)
+    assert (resumed.final_miou, resumed.best_miou) == (straight.final_miou, straight.best_miou)
+    for name in ("model.pt", "best.pt"):
+        a, _ = load_checkpoint(tmp_path / "straight" / name)
+        b, _ = load_checkpoint(tmp_path / "stopped" / name)
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=f"{name}: {key}")
+
+    def history(folder):  # all but the wall-clock times
+        lines = (tmp_path / folder / "history.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(line).items() if k != "elapsed_s"} for line in lines]
+
+    assert [record["step"] for record in history("straight")] == [2, 4, 5]
+    assert history("stopped") == history("straight")
+    assert not list((tmp_path / "stopped").glob("*.tmp")), "a temporary file was left behind"
 
 
 @pytest.mark.parametrize("workers", ["0", "1"])

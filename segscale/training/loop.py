@@ -23,7 +23,7 @@ import platform
 import signal
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -47,7 +47,7 @@ from ..config import HeadConfig
 from ..devices import bf16_pays_off
 from ..distributed import distributed_context
 from ..evaluation import evaluate_pairs
-from ..losses import extra_supervision_loss
+from ..losses import LossTerms, extra_supervision_loss
 from ..merges import ATTENTION, ATTENTION_HEAD
 from ..modeling import MultiScaleNet, build_model
 from ..progress_bar import progress_bar
@@ -258,68 +258,168 @@ def machine_description() -> str:
     return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, torch {torch.__version__}"
 
 
-def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool = True) -> TrainResult:
-    """Run (or continue) a training run; returns when done or interrupted (its state saved)."""
+@dataclass(frozen=True)
+class _RunSetting:
+    """What this session of a run trains on, where and how; the same for all its steps."""
+
+    config: TrainConfig
+    out_dir: Path
+    device: torch.device
+    rank: int
+    world_size: int
+    train_pairs: object
+    val_pairs: object
+    classes: tuple[str, ...]
+    palette: tuple
+    # bf16 autocast where it pays: CUDA, and CPUs with AMX, where a width-1/4 training step ran
+    # 2.6x faster than in float32 (weights, loss and Eq. 1-2 stay float32).
+    autocast: bool
+    class_weights: torch.Tensor | None
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def state_path(self) -> Path:
+        return self.out_dir / "state.pt"
+
+    @property
+    def channels_last(self) -> bool:
+        # On the CPU the oneDNN convolutions run faster on channels-last tensors.
+        return self.device.type == "cpu" and self.world_size == 1
+
+
+@dataclass
+class _RunState:
+    """What a run carries from step to step; state.pt saves it (with the RNG) so that the run can continue."""
+
+    model: MultiScaleNet
+    optimizer: torch.optim.Optimizer
+    share_net: CheckpointMetadata | None  # the init checkpoint's metadata when only a head trains on it
+    step: int = 0  # steps done
+    history: list[dict] = field(default_factory=list)
+    elapsed_before_s: float = 0.0  # training time of the run's earlier sessions
+    best_miou: float | None = None
+
+    @property
+    def mean_std(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The input normalisation: the imported network's when training a head on it, else ImageNet's."""
+        if self.share_net is not None:
+            return self.share_net.mean, self.share_net.std
+        return IMAGENET_MEAN, IMAGENET_STD
+
+
+def _run_setting(config: TrainConfig) -> _RunSetting:
+    """This process's place in the run (rank, device), its run folder, and the data sets."""
     rank, world_size, local_rank = _distributed_context()
-    is_main = rank == 0
-    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
-    say = log if is_main else (lambda message: None)
     if config.threads:
         torch.set_num_threads(config.threads)
     device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
     out_dir = Path(config.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state_path = out_dir / "state.pt"
-
     train_pairs, val_pairs, classes, palette = build_datasets(config)
     if classes is None or palette is None:  # folder-style data sets: names from the share-net, colours by name
         classes, palette = _folder_classes(config, classes)
+    return _RunSetting(
+        config=config,
+        out_dir=out_dir,
+        device=device,
+        rank=rank,
+        world_size=world_size,
+        train_pairs=train_pairs,
+        val_pairs=val_pairs,
+        classes=classes,
+        palette=palette,
+        autocast=config.amp and bf16_pays_off(device),
+        class_weights=config.class_weights(len(classes)),
+    )
+
+
+def _start_or_continue(setting: _RunSetting, resume: bool, say) -> _RunState:
+    """The run folder's state.pt loaded into a freshly built model and optimiser, or, without one, a new run.
+
+    The model is built after seeding in both cases, so a new run's initial weights depend only on the seed.
+    """
+    config = setting.config
     torch.manual_seed(config.seed)
     share_net = None
     if config.train_head_only:
-        model, share_net = _frozen_share_net_model(config, classes)
+        model, share_net = _frozen_share_net_model(config, setting.classes)
     else:
-        model = build_model(config.model_config(len(classes)))
-    optimizer = _build_optimizer(model, config)
-    start_step, history, elapsed_before, best_miou = 0, [], 0.0, None
-
-    if resume and state_path.exists():
-        state = read_torch_file(state_path, what="training state")
-        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
-            raise CheckpointError(
-                f"training state {state_path}: not a segscale training state; move it away or use another --out-dir"
-            )
-        saved = state["config"]
-        differences = sorted(k for k, v in config.to_dict().items() if saved.get(k) != v and k not in RESUMABLE_CHANGES)
-        if differences:
-            raise ValueError(
-                f"{out_dir} holds a run with other settings ({', '.join(differences)}); continue it with the same "
-                "settings, or start a new run with another --out-dir (or --no-resume to overwrite)"
-            )
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        start_step, history = state["step"], list(state["history"])
-        elapsed_before, best_miou = state["elapsed_s"], state.get("best_miou")
-        say(f"continuing {out_dir} from step {start_step} of {config.iterations}")
+        model = build_model(config.model_config(len(setting.classes)))
+    run = _RunState(model, _build_optimizer(model, config), share_net)
+    if resume and setting.state_path.exists():
+        _load_state(run, setting)
+        say(f"continuing {setting.out_dir} from step {run.step} of {config.iterations}")
     else:
         _initialise(model, config, say)
+    return run
 
-    model.to(device)
-    if device.type == "cpu" and world_size == 1:
-        # On the CPU the oneDNN convolutions run faster on channels-last tensors.
-        model.to(memory_format=torch.channels_last)
-    net: nn.Module = (
-        DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
-        if world_size > 1
-        else model
+
+def _load_state(run: _RunState, setting: _RunSetting) -> None:
+    """Restore ``run`` from state.pt, refusing one written by another program or with other settings."""
+    state_path = setting.state_path
+    state = read_torch_file(state_path, what="training state")
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+        raise CheckpointError(
+            f"training state {state_path}: not a segscale training state; move it away or use another --out-dir"
+        )
+    saved = state["config"]
+    differences = sorted(
+        k for k, v in setting.config.to_dict().items() if saved.get(k) != v and k not in RESUMABLE_CHANGES
     )
-    mean, std = (share_net.mean, share_net.std) if share_net is not None else (IMAGENET_MEAN, IMAGENET_STD)
-    batches = StepBatches(train_pairs, config, mean, std, rank, world_size)
-    loader = torch.utils.data.DataLoader(
-        batches,
+    if differences:
+        raise ValueError(
+            f"{setting.out_dir} holds a run with other settings ({', '.join(differences)}); continue it with the "
+            "same settings, or start a new run with another --out-dir (or --no-resume to overwrite)"
+        )
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    # Dropout draws from the global RNG: the continued run draws what the uninterrupted one would have.
+    torch.set_rng_state(state["torch_rng"])
+    run.step, run.history = state["step"], list(state["history"])
+    run.elapsed_before_s, run.best_miou = state["elapsed_s"], state.get("best_miou")
+
+
+def _save_state(run: _RunState, setting: _RunSetting, elapsed: float) -> None:
+    """Write state.pt atomically (a kill while writing leaves the previous one); the main process's job."""
+    if not setting.is_main:
+        return
+    atomic_torch_save(
+        {
+            "format": STATE_FORMAT,
+            "config": setting.config.to_dict(),
+            "step": run.step,
+            "model": run.model.state_dict(),
+            "optimizer": run.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "history": run.history,
+            "elapsed_s": elapsed,
+            "best_miou": run.best_miou,
+        },
+        setting.state_path,
+    )
+
+
+def _network_on_device(model: MultiScaleNet, setting: _RunSetting) -> nn.Module:
+    """``model`` moved to the device; what the steps call: the model itself, or its DDP wrapper under torchrun."""
+    model.to(setting.device)
+    if setting.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if setting.world_size == 1:
+        return model
+    return DistributedDataParallel(model, device_ids=[setting.device.index] if setting.device.type == "cuda" else None)
+
+
+def _step_loader(run: _RunState, setting: _RunSetting) -> torch.utils.data.DataLoader:
+    """The batches of the steps still to do, each computed from (seed, step) alone; this rank's slice of each."""
+    config = setting.config
+    mean, std = run.mean_std
+    return torch.utils.data.DataLoader(
+        StepBatches(setting.train_pairs, config, mean, std, setting.rank, setting.world_size),
         batch_size=None,
-        sampler=range(start_step, config.iterations),
+        sampler=range(run.step, config.iterations),
         num_workers=config.workers,
         persistent_workers=False,
         prefetch_factor=2 if config.workers else None,
@@ -328,136 +428,167 @@ def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool 
         generator=torch.Generator().manual_seed(config.seed),
         worker_init_fn=_ignore_stop_signals if config.workers else None,
     )
-    # bf16 autocast where it pays: CUDA, and CPUs with AMX, where a width-1/4 training step ran
-    # 2.6x faster than in float32 (weights, loss and Eq. 1-2 stay float32).
-    use_amp = config.amp and bf16_pays_off(device)
-    class_weights = config.class_weights(len(classes))
 
-    def note(message: str) -> None:  # above the bar on a terminal; printed also when the bar is off
-        tqdm.write(message, file=sys.stderr)
 
-    def save_state(step: int, elapsed: float) -> None:
-        if not is_main:
-            return
-        atomic_torch_save(
-            {
-                "format": STATE_FORMAT,
-                "config": config.to_dict(),
-                "step": step,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "torch_rng": torch.get_rng_state(),
-                "history": history,
-                "elapsed_s": elapsed,
-                "best_miou": best_miou,
-            },
-            state_path,
-        )
+def _optimisation_step(
+    net: nn.Module, optimizer: torch.optim.Optimizer, setting: _RunSetting, step: int, images, labels
+) -> LossTerms:
+    """One SGD/AdamW step at the schedule's rate for ``step``: forward on the step's scale set, loss, update."""
+    config, device = setting.config, setting.device
+    factor = _lr_factor(config, step)
+    for group in optimizer.param_groups:
+        group["lr"] = group["base_lr"] * factor
+    images = images.to(device, non_blocking=True)
+    labels = labels.to(device, non_blocking=True)
+    if setting.channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    scales = sample_scale_set(config, step)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=setting.autocast):
+        output = net(images, scales=scales)
+    terms = extra_supervision_loss(
+        output,
+        labels,
+        extra_supervision=config.extra_supervision,
+        class_weights=setting.class_weights,
+        hard_pixel_fraction=config.hard_pixel_fraction,
+    )
+    optimizer.zero_grad(set_to_none=True)
+    terms.total.backward()
+    optimizer.step()
+    if not torch.isfinite(terms.total):
+        raise FloatingPointError(f"the loss became {terms.total.item()} at step {step}; lower --lr")
+    return terms
 
+
+def _every_rank_stops(requested: bool, setting: _RunSetting) -> bool:
+    """Whether to stop after this step: all ranks stop together when any of them was asked to."""
+    if setting.world_size == 1:
+        return requested
+    flag = torch.tensor([1.0 if requested else 0.0], device=setting.device)
+    dist.all_reduce(flag)
+    return bool(flag.item())
+
+
+def _note(message: str) -> None:
+    """A line above the progress bar on a terminal; printed also when the bar is off."""
+    tqdm.write(message, file=sys.stderr)
+
+
+def _validate_and_save_weights(run: _RunState, setting: _RunSetting, loss: float, elapsed: float) -> None:
+    """Score the validation set; append it to history.jsonl; write model.pt, and best.pt when the score is the best.
+
+    The main process's job; the model is back in training mode afterwards.
+    """
+    config, model, classes = setting.config, run.model, setting.classes
+    mean, std = run.mean_std
+    scores = evaluate_pairs(
+        model, setting.val_pairs, len(classes), mean, std, model.config.scales, model.config.merge, setting.device
+    )
+    miou = scores.miou
+    record = {
+        "step": run.step,
+        "val_miou": miou,
+        "elapsed_s": round(elapsed, 1),
+        "scales": list(model.config.scales),
+        "class_iou": dict(zip(classes, scores.class_iou)),
+        "loss": loss,
+    }
+    run.history.append(record)
+    with open(setting.out_dir / "history.jsonl", "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    _note(
+        f"step {run.step}: validation mIoU {miou:.4f} on "
+        f"{len(setting.val_pairs)} images ({tqdm.format_interval(elapsed)})"
+    )
+    metrics = {"val_miou": miou, "val_images": len(setting.val_pairs), "step": run.step}
+    extra = {
+        "steps": run.step,
+        "wall_time_s": round(elapsed, 1),
+        "machine": machine_description(),
+        "processes": setting.world_size,
+    }
+    metadata = _metadata(config, model, classes, setting.palette, extra, metrics, run.share_net)
+    save_checkpoint(setting.out_dir / "model.pt", model, metadata)
+    if run.best_miou is None or miou > run.best_miou:
+        run.best_miou = miou
+        save_checkpoint(setting.out_dir / "best.pt", model, metadata)
+    _set_training_mode(model, config.freeze_norm_statistics)  # validation left it in eval mode
+
+
+def _advance_bar(bar: tqdm, terms: LossTerms, optimizer: torch.optim.Optimizer, images_per_s: float) -> None:
+    bar.set_postfix(
+        loss=terms.total.item(),
+        fused=terms.fused.item(),
+        lr=optimizer.param_groups[0]["lr"],
+        img_s=f"{images_per_s:.1f}",
+        refresh=False,
+    )
+    bar.update(1)
+
+
+def _validate_and_checkpoint(run: _RunState, setting: _RunSetting, loss: float, elapsed: float, stopping: bool) -> None:
+    """After a step: validation, model.pt and best.pt every ``val_every`` steps and at the end; state.pt every
+    ``checkpoint_every`` steps, at the end, and before stopping."""
+    config = setting.config
+    finished = run.step == config.iterations
+    if run.step % config.val_every == 0 or finished:
+        if setting.is_main:
+            _validate_and_save_weights(run, setting, loss, elapsed)
+        if setting.world_size > 1:
+            dist.barrier()  # the other ranks wait here while the main process validates
+    if run.step % config.checkpoint_every == 0 or finished or stopping:
+        _save_state(run, setting, elapsed)
+
+
+def _describe(run: _RunState, setting: _RunSetting) -> str:
+    config, model = setting.config, run.model
+    return (
+        f"training {model.config.trunk.name} x{model.config.trunk.width:g} "
+        f"({sum(p.numel() for p in model.parameters()):,} parameters), {config.head} "
+        f"head{' only (share-net frozen)' if config.train_head_only else ''}, merge {config.merge}, E-Supv "
+        f"{'on' if config.extra_supervision else 'off'}, {setting.world_size} process(es) on "
+        f"{setting.device}{' with bf16 autocast' if setting.autocast else ''}, "
+        f"batch {config.batch_size} x {config.crop_size}px"
+    )
+
+
+def train(config: TrainConfig, *, resume: bool = True, log=None, progress: bool = True) -> TrainResult:
+    """Run (or continue) a training run; returns when done or interrupted (its state saved)."""
+    setting = _run_setting(config)
+    log = log or (lambda message: print(message, file=sys.stderr, flush=True))
+    say = log if setting.is_main else (lambda message: None)
+    run = _start_or_continue(setting, resume, say)
+    net = _network_on_device(run.model, setting)
+    loader = _step_loader(run, setting)
+
+    start_step = run.step
     started = time.perf_counter()
-    done = start_step
     interrupted = False
-    _set_training_mode(model, config.freeze_norm_statistics)
+    _set_training_mode(run.model, config.freeze_norm_statistics)
     with _StopRequest() as stop:
-        # Said once the stop handler is in place: from here on, Ctrl-C or SIGTERM saves the state.
-        say(
-            f"training {model.config.trunk.name} x{model.config.trunk.width:g} "
-            f"({sum(p.numel() for p in model.parameters()):,} parameters), {config.head} "
-            f"head{' only (share-net frozen)' if config.train_head_only else ''}, merge {config.merge}, E-Supv "
-            f"{'on' if config.extra_supervision else 'off'}, {world_size} process(es) on "
-            f"{device}{' with bf16 autocast' if use_amp else ''}, batch {config.batch_size} x {config.crop_size}px"
+        say(_describe(run, setting))  # once the stop handler is in place: from here on, a stop saves the state
+        bar = progress_bar(
+            config.iterations, "train", initial=start_step, unit="step", enabled=setting.is_main and progress
         )
-        bar = progress_bar(config.iterations, "train", initial=start_step, unit="step", enabled=is_main and progress)
         for step, (images, labels) in zip(range(start_step, config.iterations), loader):
-            factor = _lr_factor(config, step)
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"] * factor
-            images = images.to(device, non_blocking=True)
-            labels = labels.to(device, non_blocking=True)
-            if device.type == "cpu" and world_size == 1:
-                images = images.contiguous(memory_format=torch.channels_last)
-            scales = sample_scale_set(config, step)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                output = net(images, scales=scales)
-            terms = extra_supervision_loss(
-                output,
-                labels,
-                extra_supervision=config.extra_supervision,
-                class_weights=class_weights,
-                hard_pixel_fraction=config.hard_pixel_fraction,
+            terms = _optimisation_step(net, run.optimizer, setting, step, images, labels)
+            run.step = step + 1
+            elapsed = run.elapsed_before_s + time.perf_counter() - started
+            images_per_s = (
+                (run.step - start_step) * config.batch_size * setting.world_size / (time.perf_counter() - started)
             )
-            optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            optimizer.step()
-            if not torch.isfinite(terms.total):
-                raise FloatingPointError(f"the loss became {terms.total.item()} at step {step}; lower --lr")
-            done = step + 1
-            elapsed = elapsed_before + time.perf_counter() - started
-            images_per_s = (done - start_step) * config.batch_size * world_size / (time.perf_counter() - started)
-            bar.set_postfix(
-                loss=terms.total.item(),
-                fused=terms.fused.item(),
-                lr=optimizer.param_groups[0]["lr"],
-                img_s=f"{images_per_s:.1f}",
-                refresh=False,
-            )
-            bar.update(1)
-            stopping = stop.requested
-            if world_size > 1:
-                flag = torch.tensor([1.0 if stopping else 0.0], device=device)
-                dist.all_reduce(flag)
-                stopping = bool(flag.item())
-            if done % config.val_every == 0 or done == config.iterations:
-                if is_main:
-                    scores = evaluate_pairs(
-                        model, val_pairs, len(classes), mean, std, model.config.scales, model.config.merge, device
-                    )
-                    miou = scores.miou
-                    record = {
-                        "step": done,
-                        "val_miou": miou,
-                        "elapsed_s": round(elapsed, 1),
-                        "scales": list(model.config.scales),
-                        "class_iou": dict(zip(classes, scores.class_iou)),
-                        "loss": terms.total.item(),
-                    }
-                    history.append(record)
-                    with open(out_dir / "history.jsonl", "a") as handle:
-                        handle.write(json.dumps(record) + "\n")
-                    note(
-                        f"step {done}: validation mIoU {miou:.4f} on "
-                        f"{len(val_pairs)} images ({tqdm.format_interval(elapsed)})"
-                    )
-                    metrics = {"val_miou": miou, "val_images": len(val_pairs), "step": done}
-                    extra = {
-                        "steps": done,
-                        "wall_time_s": round(elapsed, 1),
-                        "machine": machine_description(),
-                        "processes": world_size,
-                    }
-                    save_checkpoint(
-                        out_dir / "model.pt",
-                        model,
-                        _metadata(config, model, classes, palette, extra, metrics, share_net),
-                    )
-                    if best_miou is None or miou > best_miou:
-                        best_miou = miou
-                        save_checkpoint(
-                            out_dir / "best.pt",
-                            model,
-                            _metadata(config, model, classes, palette, extra, metrics, share_net),
-                        )
-                    _set_training_mode(model, config.freeze_norm_statistics)  # validation left it in eval mode
-                if world_size > 1:
-                    dist.barrier()
-            if done % config.checkpoint_every == 0 or done == config.iterations or stopping:
-                save_state(done, elapsed)
+            _advance_bar(bar, terms, run.optimizer, images_per_s)
+            stopping = _every_rank_stops(stop.requested, setting)
+            _validate_and_checkpoint(run, setting, terms.total.item(), elapsed, stopping)
             if stopping:
                 interrupted = True
-                if is_main:
-                    note(f"interrupted: state saved at step {done} in {state_path}; run the same command to continue")
+                if setting.is_main:
+                    _note(
+                        f"interrupted: state saved at step {run.step} in {setting.state_path}; "
+                        "run the same command to continue"
+                    )
                 break
     bar.close()
-    wall = elapsed_before + time.perf_counter() - started
-    final = history[-1]["val_miou"] if history else None
-    return TrainResult(out_dir, done, final, best_miou, wall, interrupted)
+    wall = run.elapsed_before_s + time.perf_counter() - started
+    final = run.history[-1]["val_miou"] if run.history else None
+    return TrainResult(setting.out_dir, run.step, final, run.best_miou, wall, interrupted)
