@@ -79,7 +79,7 @@ def _score_pairs(predictor, pairs, indices, scales, merges, on_image=None) -> di
     return confusions
 
 
-# --- ScaleShapes diagnostics: quality and attention by object size -------------------------
+# --- Diagnostics by object: quality and attention by object size ---------------------------
 
 # Edges of the object-size bins, by extent (circumscribed diameter) in pixels: doublings
 # from ScaleShapes' smallest object (12 px) to its largest (0.9 x 640 px).
@@ -89,6 +89,14 @@ SIZE_BIN_EDGES = (12.0, 24.0, 48.0, 96.0, 192.0, 384.0, 640.0)
 def size_bin_index(extent: float, edges=SIZE_BIN_EDGES) -> int:
     """Bin of an extent: i such that edges[i] <= extent < edges[i+1], clamped to the outer bins."""
     return int(np.clip(np.searchsorted(edges, extent, side="right") - 1, 0, len(edges) - 2))
+
+
+def object_pixels(obj, instances: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
+    """(window, visible): where to look for an object (its bounding box where known, else the whole image) and
+    where it shows within that window. A mask's regions carry their box: an ADE20K or Cityscapes image holds
+    hundreds of them, and comparing the whole image for each would cost far more than the network."""
+    window = getattr(obj, "window", None) or (slice(None), slice(None))
+    return window, instances[window] == obj.instance_id
 
 
 def _disc_mask(center, radius: float, shape) -> tuple[tuple[slice, slice], np.ndarray]:
@@ -121,11 +129,11 @@ class SizeBinnedIoU:
 
     def update(self, objects, instances: np.ndarray, label: np.ndarray, predicted: np.ndarray) -> None:
         for obj in objects:
-            visible = instances == obj.instance_id
+            window, visible = object_pixels(obj, instances)
             if not visible.any():
                 continue
             b = size_bin_index(obj.extent, self.edges)
-            hit = predicted[visible] == obj.class_index
+            hit = predicted[window][visible] == obj.class_index
             self.true_positive[b] += int(hit.sum())
             self.false_negative[b] += int((~hit).sum())
             window, disc = _disc_mask(obj.center, obj.extent / 2, label.shape)
@@ -171,10 +179,10 @@ class AttentionBySize:
         """attention: (S, H, W) weights at image resolution."""
         self.dominant_pixels += np.bincount(attention.argmax(axis=0).ravel(), minlength=len(self.scales))
         for obj in objects:
-            visible = instances == obj.instance_id
+            window, visible = object_pixels(obj, instances)
             if not visible.any():
                 continue
-            weights = attention[:, visible].mean(axis=1)  # (S,)
+            weights = attention[(slice(None), *window)][:, visible].mean(axis=1)  # (S,)
             b = size_bin_index(obj.extent, self.edges)
             self.sums[b] += weights
             self.counts[b] += 1
@@ -250,7 +258,7 @@ def _labels_of(prediction, merge: str, size, align_corners: bool = ALIGN_CORNERS
 
 @dataclass(frozen=True)
 class ObjectRecord:
-    """One ScaleShapes object, as a scoring pass saw it.
+    """One object (a ScaleShapes shape, or a region of a ground-truth mask), as a scoring pass saw it.
 
     weights: mean w^s over its visible pixels, per scale (None without attention).
     dominant_scale: the scale with the largest mean weight (None without attention).
@@ -270,15 +278,15 @@ class ObjectRecord:
 
 
 @dataclass(frozen=True, eq=False)
-class ScaleShapesScoring:
-    """What one pass of a checkpoint over ScaleShapes images measured, every merge from one forward pass.
+class ObjectScoring:
+    """What one pass of a checkpoint over labelled images measured, every merge from one forward pass.
 
-    ``segscale evaluate`` (:meth:`to_report`) and ``segscale diagnose``
-    (:func:`segscale.diagnostics.scale_diagnostics`) both build their reports from it.
-    Shapes: M merges, S scales.
+    ``segscale evaluate`` (:meth:`to_report`, on ScaleShapes) and ``segscale diagnose``
+    (:class:`segscale.diagnostics.ScaleDiagnostics`) both build their reports from it.
+    Shapes: M merges, S scales, B size bins.
 
     Attributes:
-        split, start, count: the images, ``start .. start + count - 1`` of ``split``.
+        dataset, split, start, count: the images, ``start .. start + count - 1`` of ``split`` of ``dataset``.
         scales, merges, classes: the S and M axes, and the class names.
         confusions: (M,) dataset-level confusion matrices.
         by_size: (M,) IoU of objects by size bin.
@@ -289,6 +297,9 @@ class ScaleShapesScoring:
         ablation_by_size: leave one scale out with the pass's own merge (what each scale decides,
             by object size, and the mIoU without it:
             :class:`~segscale.diagnostics.ablation.AblationBySize`); None for a single scale.
+        bin_edges: the B + 1 edges of the size bins (px of extent).
+        objects_from: how the objects were found: None for ScaleShapes' generator, else a sentence
+            (the regions of the ground-truth masks, :func:`segscale.data.regions.mask_regions`).
     """
 
     split: str
@@ -303,6 +314,9 @@ class ScaleShapesScoring:
     objects: tuple[ObjectRecord, ...]
     seconds: float
     ablation_by_size: object | None = None
+    dataset: str = "scaleshapes"
+    bin_edges: tuple[float, ...] = SIZE_BIN_EDGES
+    objects_from: str | None = None
 
     def scores(self) -> tuple[SegmentationScores, ...]:
         """(M,) mIoU, per-class IoU and pixel accuracy per merge."""
@@ -311,7 +325,7 @@ class ScaleShapesScoring:
     def to_report(self) -> dict:
         """The JSON report of ``segscale evaluate``: scores and IoU by size per merge; attention by size."""
         report = {
-            "dataset": "scaleshapes",
+            "dataset": self.dataset,
             "split": self.split,
             "images": self.count,
             "start": self.start,
@@ -337,12 +351,12 @@ def score_scaleshapes(
     start: int = 0,
     on_image: Callable[[int], None] | None = None,
     context: distributed.DistributedContext | None = None,
-) -> ScaleShapesScoring:
+) -> ObjectScoring:
     """Run a checkpoint over ScaleShapes images ``start .. start + count - 1`` of ``split`` and score every merge.
 
     One forward pass per image serves every merge (they differ only in Eq. 1's weights).
     Deterministic: the images are a pure function of (split, index), and the model runs in
-    eval mode.
+    eval mode. The objects are the generator's, each with the extent it was drawn at.
 
     Args:
         predictor: a :class:`~segscale.predictor.Predictor` for ScaleShapes' classes.
@@ -355,12 +369,73 @@ def score_scaleshapes(
             process scoring all the images would (counts exactly; float sums up to the order
             of addition). None: one process scores every image.
     """
-    from .config import MERGE_MODES
     from .data.scaleshapes import CLASSES, generate_sample
 
     classes = tuple(predictor.classes)
     if classes != tuple(CLASSES):
         raise ValueError(f"this checkpoint predicts {list(classes)}, not ScaleShapes' classes {list(CLASSES)}")
+
+    def read(index: int):
+        sample = generate_sample(split, index)
+        return sample.image, sample.label, sample.objects, sample.instances
+
+    return _score_objects(
+        predictor, read, "scaleshapes", split, start, count, scales, merges, SIZE_BIN_EDGES, None, on_image, context
+    )
+
+
+# Size bins for objects found in ground-truth masks: ScaleShapes' doublings from 12 px, on past its 640 px
+# ceiling to 3,072 px, so that a Cityscapes road (2,048 x 1,024 px) lands in a bin of its own size.
+REGION_BIN_EDGES = (12.0, 24.0, 48.0, 96.0, 192.0, 384.0, 768.0, 1536.0, 3072.0)
+
+
+def score_labelled_pairs(
+    predictor,
+    pairs,
+    start: int = 0,
+    count: int | None = None,
+    scales=None,
+    merges: Sequence[str] | None = None,
+    on_image: Callable[[int], None] | None = None,
+    context: distributed.DistributedContext | None = None,
+    *,
+    dataset: str = "pairs",
+    split: str = "",
+) -> ObjectScoring:
+    """Run a checkpoint over (image, label) pairs ``start .. start + count - 1`` (VOC, ADE20K, Cityscapes, a
+    folder) and score every merge, as :func:`score_scaleshapes` does; the objects are the connected regions of
+    each class in the labels (:func:`segscale.data.regions.mask_regions`). ``dataset`` and ``split`` only name
+    the images in the tables; the labels index ``predictor.classes``, 255 ignored."""
+    from .data.regions import MIN_REGION_EXTENT, mask_regions
+
+    classes = tuple(predictor.classes)
+    count = len(pairs) - start if count is None else count
+
+    def read(index: int):
+        image, label = pairs[index]
+        try:
+            objects, instances = mask_regions(label, classes)
+        except ValueError as error:
+            raise ValueError(f"{dataset} image {index}: {error}") from None
+        return image, label, objects, instances
+
+    objects_from = (
+        "connected regions (8-connected) of each class in the ground-truth masks; background, ignored pixels "
+        f"and regions under {MIN_REGION_EXTENT:g} px across left out; extent: the diameter of the disc around "
+        "a region's centroid that holds it"
+    )
+    return _score_objects(
+        predictor, read, dataset, split, start, count, scales, merges, REGION_BIN_EDGES, objects_from, on_image, context
+    )
+
+
+def _score_objects(
+    predictor, read, dataset, split, start, count, scales, merges, edges, objects_from, on_image, context
+) -> ObjectScoring:
+    """The scoring pass behind both: ``read(index)`` gives (image, label, objects, instance map) of an image."""
+    from .config import MERGE_MODES
+
+    classes = tuple(predictor.classes)
     if isinstance(count, bool) or int(count) < 1:
         raise ValueError(f"count must be at least 1, got {count}")
     if merges is None:
@@ -375,39 +450,43 @@ def score_scaleshapes(
 
     started = time.perf_counter()
     confusions = tuple(ConfusionMatrix(len(classes)) for _ in merges)
-    by_size = tuple(SizeBinnedIoU(SIZE_BIN_EDGES) for _ in merges)
+    by_size = tuple(SizeBinnedIoU(edges) for _ in merges)
     # Chen's w^s or the hierarchical chain's effective weights: both are weights over scales summing to 1.
-    attention_by_size = AttentionBySize(scales, classes, SIZE_BIN_EDGES) if base_merge in LEARNED_MERGES else None
+    attention_by_size = AttentionBySize(scales, classes, edges) if base_merge in LEARNED_MERGES else None
     ablation_by_size = None
     if len(scales) > 1:  # one pass's score maps give the fusion without each scale at no extra network cost
         from .diagnostics.ablation import AblationBySize
 
-        ablation_by_size = AblationBySize(scales, len(classes), base_merge, SIZE_BIN_EDGES)
+        ablation_by_size = AblationBySize(scales, len(classes), base_merge, edges)
     records_by_image: list[tuple[int, list[ObjectRecord]]] = []
     for position, index in enumerate(context.share(range(start, start + int(count)))):
-        sample = generate_sample(split, index)
+        image, label, objects, instances = read(index)
         records: list[ObjectRecord] = []
         records_by_image.append((index, records))
-        prediction = predictor.predict(sample.image, scales=scales, merge=base_merge)
-        size = sample.label.shape
+        prediction = predictor.predict(image, scales=scales, merge=base_merge)
+        size = label.shape
         predicted = [_labels_of(prediction, m, size, predictor.align_corners) for m in merges]
         for k in range(len(merges)):
-            confusions[k].update(sample.label, predicted[k])
-            by_size[k].update(sample.objects, sample.instances, sample.label, predicted[k])
+            confusions[k].update(label, predicted[k])
+            by_size[k].update(objects, instances, label, predicted[k])
         attention = None
         if attention_by_size is not None:
             attention = resize_bilinear(torch.from_numpy(prediction.attention)[None], size)[0].numpy()  # (S, H, W)
-            attention_by_size.update(sample.objects, sample.instances, attention)
+            attention_by_size.update(objects, instances, attention)
         if ablation_by_size is not None:
             ablation_by_size.update(
-                prediction.scale_ablation(base_merge), sample.objects, sample.instances, sample.label, size_bin_index
+                prediction.scale_ablation(base_merge),
+                objects,
+                instances,
+                label,
+                lambda extent: size_bin_index(extent, edges),
             )
-        for obj in sample.objects:
-            visible = sample.visible_mask(obj.instance_id)
+        for obj in objects:
+            window, visible = object_pixels(obj, instances)
             pixels = int(visible.sum())
             if not pixels:
                 continue
-            weights = None if attention is None else attention[:, visible].mean(axis=1)
+            weights = None if attention is None else attention[(slice(None), *window)][:, visible].mean(axis=1)
             records.append(
                 ObjectRecord(
                     image_index=index,
@@ -418,7 +497,7 @@ def score_scaleshapes(
                     visible_pixels=pixels,
                     weights=None if weights is None else tuple(float(w) for w in weights),
                     dominant_scale=None if weights is None else float(scales[int(weights.argmax())]),
-                    recall=tuple(float((p[visible] == obj.class_index).mean()) for p in predicted),
+                    recall=tuple(float((p[window][visible] == obj.class_index).mean()) for p in predicted),
                 )
             )
         if on_image is not None:
@@ -434,7 +513,7 @@ def score_scaleshapes(
             distributed.all_reduce_attributes(ablation_by_size, ABLATION_SUMMED_ARRAYS)
         records_by_image = distributed.gather_rows(records_by_image)
         seconds = max(distributed.gather_rows([seconds]))  # the pass lasts as long as its slowest rank
-    return ScaleShapesScoring(
+    return ObjectScoring(
         split=split,
         start=int(start),
         count=int(count),
@@ -449,6 +528,9 @@ def score_scaleshapes(
         ),
         seconds=seconds,
         ablation_by_size=ablation_by_size,
+        dataset=dataset,
+        bin_edges=tuple(edges),
+        objects_from=objects_from,
     )
 
 
@@ -466,15 +548,17 @@ def evaluate_scaleshapes(
     """mIoU, per-class IoU, pixel accuracy and IoU by size per merge mode; attention by size.
 
     The report of ``segscale evaluate`` on ScaleShapes images ``start .. start + count - 1``
-    of ``split``: :meth:`ScaleShapesScoring.to_report` of one :func:`score_scaleshapes` pass
+    of ``split``: :meth:`ObjectScoring.to_report` of one :func:`score_scaleshapes` pass
     (``context``: that function's, for torchrun).
     """
     return score_scaleshapes(predictor, split, count, scales, merges, start, on_image, context).to_report()
 
 
-def evaluate_pairs_report(predictor, pairs, count: int, scales, merges, on_image=None, context=None) -> dict:
+def evaluate_pairs_report(
+    predictor, pairs, count: int, scales, merges, on_image=None, context=None, start: int = 0
+) -> dict:
     """mIoU, per-class IoU and pixel accuracy per merge mode
-    over the first ``count`` (image, label) pairs (any dataset).
+    over (image, label) pairs ``start .. start + count - 1`` (any dataset).
 
     ``context``: under torchrun each rank scores its shard of the pairs and the confusion
     matrices are summed, as in :func:`score_scaleshapes`.
@@ -483,12 +567,14 @@ def evaluate_pairs_report(predictor, pairs, count: int, scales, merges, on_image
     base_merge = _base_merge(merges)
     scales, _ = predictor.check_request(scales, base_merge)
     context = context or distributed.DistributedContext()
-    confusions = _score_pairs(predictor, pairs, context.share(range(count)), scales, merges, on_image)
+    indices = context.share(range(start, start + count))
+    confusions = _score_pairs(predictor, pairs, indices, scales, merges, on_image)
     if context.is_distributed:
         for confusion in confusions.values():
             distributed.all_reduce_attributes(confusion, _SUMMED_ARRAYS[ConfusionMatrix])
     return {
         "images": count,
+        "start": start,
         "scales": list(scales),
         "merges": {merge: confusions[merge].scores().as_dict(classes) for merge in merges},
     }

@@ -147,7 +147,9 @@ BAD_INVOCATIONS = [
     # diagnose
     ("diagnose --count 0 --checkpoint {ckpt}", 2, ["--count must be at least 1"]),
     ("diagnose --start -1 --checkpoint {ckpt}", 2, ["--start must be 0 or more"]),
-    ("diagnose --split banana --checkpoint {ckpt}", 2, ["argument --split: invalid choice: 'banana'"]),
+    ("diagnose --split banana --checkpoint {ckpt}", 2, ["unknown ScaleShapes split 'banana'"]),
+    ("diagnose --dataset folder --images {tmp} --checkpoint {ckpt}", 2, ["needs --images DIR and --masks DIR"]),
+    ("diagnose --dataset cityscapes --data-root {tmp} --checkpoint {ckpt}", 2, ["leftImg8bit/ and gtFine/"]),
     ("diagnose --count 1 --scales 100 --checkpoint {ckpt} --quiet", 2, ["outside this model's range 0.25 to 2"]),
     (
         "diagnose --count 1 --scales 100 --checkpoint {wide} --quiet",

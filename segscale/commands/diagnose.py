@@ -1,18 +1,26 @@
 """``python -m segscale diagnose``: which scale the attention trusts, over many images (the "Scale diagnostics" view).
 
     python -m segscale diagnose --count 50 --split val --out diagnostics/
+    python -m segscale diagnose --checkpoint voc.pt --dataset voc --data-root ~/data --count 200 --out diag/
+    python -m segscale diagnose --checkpoint ade.pt --dataset ade20k --data-root ~/data --out diag/
+    python -m segscale diagnose --checkpoint city.pt --dataset cityscapes --data-root ~/cityscapes --out diag/
+    python -m segscale diagnose --checkpoint mine.pt --dataset folder --images photos/ --masks labels/ --out diag/
     python -m segscale diagnose --images a.jpg b.png --out diagnostics/
     torchrun --nproc_per_node 2 -m segscale diagnose --count 500 --out diagnostics/
 
-Over ScaleShapes images (generated, with ground truth) it tabulates every visible object --
+It reads the data sets ``evaluate`` reads, with the same flags (:mod:`._datasets`), and reports the
+same mIoU for the same merges and scales. Over labelled images it tabulates every visible object --
 image, class, extent, visible pixels, mean attention weight per scale, dominant scale, recall
 per merge -- and aggregates: mean weight per scale by object extent and by class, the share of
-pixels each scale dominates, and mIoU per merge (all merges from one forward pass per image).
-Over image files (no ground truth) it gives per image the mean weight and dominant share per
-scale and the attention entropy. With ``--out`` it writes:
+pixels each scale dominates, what each scale decides and the mIoU without it, and mIoU per merge
+(all merges from one forward pass per image). ScaleShapes' objects are its generator's shapes;
+a data set read from disk has only masks, so there an object is a connected region of one class
+(:mod:`segscale.data.regions`). Over image files (``--images FILE ...`` without ``--dataset``, no
+ground truth) it gives per image the mean weight and dominant share per scale and the attention
+entropy. With ``--out`` it writes:
 
-* ScaleShapes: ``objects.csv`` (the per-object table), ``aggregates.json``, ``weight_by_extent.png``,
-  ``weight_by_class.png``, ``dominant_share.png``, ``miou_by_merge.png``;
+* labelled images: ``objects.csv`` (the per-object table), ``aggregates.json``, ``weight_by_extent.png``,
+  ``weight_by_class.png``, ``dominant_share.png``, ``miou_by_merge.png``, ``decided_by_extent.png``;
 * image files: ``images.csv``, ``aggregates.json``, ``image_weights.png``, ``dominant_share.png``.
 
 Under ``torchrun`` each process runs its share of the images; the per-object (or per-image)
@@ -28,6 +36,7 @@ from pathlib import Path
 
 from ..config import MERGE_MODES
 from ..progress_bar import progress_bar
+from ._datasets import IMAGE_FILES, add_dataset_arguments, check_dataset_arguments, dataset_kind, open_dataset
 from ._inputs import (
     add_model_arguments,
     add_precision_argument,
@@ -39,35 +48,7 @@ from ._inputs import (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--count", type=int, default=50, metavar="N", help="ScaleShapes images to run (default: 50)")
-    parser.add_argument(
-        "--split",
-        default="val",
-        choices=("train", "val", "test"),
-        help="ScaleShapes split to draw them from (default: val)",
-    )
-    parser.add_argument(
-        "--start",
-        "--first",
-        dest="start",
-        type=int,
-        default=0,
-        metavar="INDEX",
-        help=(
-            "index of the first ScaleShapes image; under torchrun write --first, "
-            "as torchrun takes --start for its --start-method (default: 0)"
-        ),
-    )
-    parser.add_argument(
-        "--images",
-        type=Path,
-        nargs="+",
-        metavar="FILE",
-        help=(
-            "image files instead of ScaleShapes (no ground truth; "
-            "unreadable ones are left out with a warning) (default: none)"
-        ),
-    )
+    add_dataset_arguments(parser, count_default=50, image_files=True)
     add_model_arguments(parser, merge=False)
     add_precision_argument(
         parser, "float32", "so that the tables depend on no timing and every torchrun process computes alike"
@@ -87,39 +68,48 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
 
-    if args.images is None and args.count < 1:
-        raise ValueError(f"--count must be at least 1, got {args.count}")
-    if args.start < 0:
-        raise ValueError(f"--start must be 0 or more, got {args.start}")
+    check_dataset_arguments(args)
     prepare_out(args.out)
     context = distributed.distributed_context(distributed.device_type(args.device))
     try:  # under torchrun each rank runs its share; rank 0 prints and writes what one process would
         args = argparse.Namespace(**{**vars(args), "device": distributed.rank_device(args.device, context)})
-        return _run_images(args, context) if args.images is not None else _run_scaleshapes(args, context)
+        return _run_images(args, context) if dataset_kind(args) == IMAGE_FILES else _run_labelled(args, context)
     finally:
         distributed.shutdown()
 
 
-def _run_scaleshapes(args: argparse.Namespace, context) -> int:
+def _run_labelled(args: argparse.Namespace, context) -> int:
+    """ScaleShapes or a data set from disk: the per-object table, its aggregates and the plots."""
     from .. import plots
-    from ..diagnostics import scale_diagnostics
+    from ..diagnostics import dataset_diagnostics, scale_diagnostics
 
     predictor = load_predictor(args)
-    check_scaleshapes_request(predictor, args.scales, predictor.inspection_merge)
-    share = len(context.share(range(args.count)))
-    with progress_bar(
-        share, _bar_title(f"diagnose {args.split}", context), unit="img", enabled=not args.quiet and context.is_main
-    ) as bar:
-        diagnostics = scale_diagnostics(
-            predictor,
-            args.split,
-            args.count,
-            args.scales,
-            args.merge,
-            start=args.start,
-            on_image=lambda _: bar.update(),
-            context=context,
-        )
+    chosen = open_dataset(args, predictor.classes)
+    if chosen.pairs is None:
+        check_scaleshapes_request(predictor, args.scales, predictor.inspection_merge)
+    else:  # each image's own size is checked against the pixel budget as it comes
+        predictor.check_request(args.scales, predictor.inspection_merge)
+    share = len(context.share(range(chosen.count)))
+    source = "" if chosen.pairs is None else chosen.dataset  # ScaleShapes' bar reads "diagnose val", as it did
+    title = " ".join(part for part in ("diagnose", source, chosen.split) if part)
+    with progress_bar(share, _bar_title(title, context), unit="img", enabled=not args.quiet and context.is_main) as bar:
+        common = {"on_image": lambda _: bar.update(), "context": context}
+        if chosen.pairs is None:
+            diagnostics = scale_diagnostics(
+                predictor, chosen.split, chosen.count, args.scales, args.merge, start=chosen.start, **common
+            )
+        else:
+            diagnostics = dataset_diagnostics(
+                predictor,
+                chosen.pairs,
+                chosen.start,
+                chosen.count,
+                args.scales,
+                args.merge,
+                dataset=chosen.dataset,
+                split=chosen.split,
+                **common,
+            )
     if not context.is_main:
         return 0
     print(f"{predictor.metadata.name or args.checkpoint} on {predictor.device_name}")

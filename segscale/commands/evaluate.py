@@ -3,10 +3,13 @@
     python -m segscale evaluate --checkpoint checkpoints/scaleshapes_demo.pt --split test --count 500 \
         --scales 1 0.75 0.5 --merge attention average max --json results.json
     python -m segscale evaluate --checkpoint voc.pt --dataset voc --data-root ~/data --split val
+    python -m segscale evaluate --checkpoint ade.pt --dataset ade20k --data-root ~/data --count 2000
+    python -m segscale evaluate --checkpoint mine.pt --dataset folder --images photos/ --masks labels/
     torchrun --nproc_per_node 2 -m segscale evaluate --count 500 --json results.json
 
 Prints mIoU, pixel accuracy and per-class IoU per merge mode; for ScaleShapes also IoU by
 object size and the mean attention weight per scale by object size. ``--json`` writes all of it.
+The data set flags are :mod:`._datasets`', shared with ``diagnose``.
 Under ``torchrun`` each process scores its share of the images and the counts are summed, so
 rank 0 prints and writes the report one process would (means up to float rounding).
 """
@@ -19,11 +22,8 @@ from pathlib import Path
 
 from ..checkpoint import DEFAULT_CHECKPOINT
 from ..config import MERGE_MODES
+from ._datasets import add_dataset_arguments, check_dataset_arguments
 from ._inputs import add_precision_argument
-
-DATASETS = ("scaleshapes", "voc", "person_part", "ade20k", "cityscapes", "folder")
-# Those read by segscale.data.folders; "folder" takes --images and --masks instead of --data-root.
-FOLDER_DATASETS = ("ade20k", "cityscapes", "folder")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,50 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_CHECKPOINT,
         help=f"the segscale .pt checkpoint to score (default: {DEFAULT_CHECKPOINT})",
     )
-    parser.add_argument(
-        "--dataset",
-        default="scaleshapes",
-        choices=DATASETS,
-        help="what to score on: scaleshapes (generated, no download), voc (PASCAL VOC 2012), person_part "
-        "(PASCAL-Person-Part), ade20k (ADEChallengeData2016), cityscapes (gtFine labelTrainIds), all with "
-        "--data-root; or folder (--images DIR --masks DIR, index PNGs paired by file stem) (default: scaleshapes)",
-    )
-    parser.add_argument("--images", type=Path, metavar="DIR", help="--dataset folder: the images (default: none)")
-    parser.add_argument(
-        "--masks",
-        type=Path,
-        metavar="DIR",
-        help="--dataset folder: index PNG masks named as the images, 255 ignored (default: none)",
-    )
-    parser.add_argument(
-        "--data-root",
-        help=(
-            "folder holding VOC (with VOCdevkit/) or PASCAL-Person-Part (default: none; needed for voc and person_part)"
-        ),
-    )
-    parser.add_argument(
-        "--split",
-        default="val",
-        help="scaleshapes: train, val or test; voc and person_part: val or train (default: val)",
-    )
-    parser.add_argument(
-        "--count",
-        type=int,
-        default=500,
-        help="images to score; ScaleShapes generates them, the others take the first N (default: 500)",
-    )
-    parser.add_argument(
-        "--start",
-        "--first",
-        dest="start",
-        type=int,
-        default=0,
-        metavar="INDEX",
-        help=(
-            "index of the first ScaleShapes image; under torchrun write --first, "
-            "as torchrun takes --start for its --start-method (default: 0)"
-        ),
-    )
+    add_dataset_arguments(parser, count_default=500)
     parser.add_argument(
         "--scales",
         type=float,
@@ -103,20 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from .. import distributed
 
-    if args.count < 1:
-        raise ValueError(f"--count must be at least 1, got {args.count}")
-    if args.start < 0:
-        raise ValueError(f"--start must be 0 or more, got {args.start}")
-    if args.dataset == "scaleshapes":
-        from ..data.scaleshapes import SPLITS
-
-        if args.split not in SPLITS:
-            raise ValueError(f"unknown ScaleShapes split {args.split!r}; valid: {', '.join(SPLITS)}")
-    elif args.dataset == "folder":
-        if not args.images or not args.masks:
-            raise ValueError("--dataset folder needs --images DIR and --masks DIR")
-    elif not args.data_root:
-        raise ValueError(f"--dataset {args.dataset} needs --data-root (the folder holding the dataset)")
+    check_dataset_arguments(args)
     if args.json is not None and args.json.is_dir():
         raise ValueError(f"--json {args.json} is a folder; give a file name such as {args.json / 'report.json'}")
     context = distributed.distributed_context(distributed.device_type(args.device))
@@ -140,6 +84,7 @@ def _score(args: argparse.Namespace, context) -> tuple[dict, list[str]]:
     from ..inference import FastPathOptions
     from ..predictor import Predictor
     from ..progress_bar import progress_bar
+    from ._datasets import open_dataset
     from ._inputs import PRECISIONS, check_scaleshapes_request
 
     options = FastPathOptions(autocast=PRECISIONS[args.precision])
@@ -147,60 +92,41 @@ def _score(args: argparse.Namespace, context) -> tuple[dict, list[str]]:
         args.checkpoint, device=distributed.rank_device(args.device, context), options=options
     )
     merges = tuple(dict.fromkeys(args.merge or [predictor.default_merge]))
+    chosen = open_dataset(args, predictor.classes)
     for merge in merges:  # every merge and the scale set, before the first image
-        if args.dataset == "scaleshapes":
+        if chosen.pairs is None:
             check_scaleshapes_request(predictor, args.scales, merge)
         else:
             predictor.check_request(args.scales, merge)
     enabled = not args.quiet and context.is_main  # rank 0's bar stands for every rank's
-    if args.dataset == "scaleshapes":
-        share = len(context.share(range(args.count)))
-        with progress_bar(share, _bar_title(context), unit="img", enabled=enabled) as bar:
+    share = len(context.share(range(chosen.count)))
+    with progress_bar(share, _bar_title(context), unit="img", enabled=enabled) as bar:
+        if chosen.pairs is None:
             report = evaluate_scaleshapes(
                 predictor,
-                args.split,
-                args.count,
+                chosen.split,
+                chosen.count,
                 args.scales,
                 merges,
-                args.start,
+                chosen.start,
                 on_image=lambda i: bar.update(),
                 context=context,
             )
-    else:
-        if args.dataset in FOLDER_DATASETS:
-            dataset = _folder_dataset(args, predictor.classes)
         else:
-            from ..data import pascal
-
-            dataset = (pascal.VOC2012Segmentation if args.dataset == "voc" else pascal.PersonPartSegmentation)(
-                args.data_root, args.split
-            )
-            if list(dataset.classes) != predictor.classes:
-                raise ValueError(f"{args.checkpoint} predicts {predictor.classes}, not the classes of {args.dataset}")
-        count = min(args.count, len(dataset))
-        with progress_bar(len(context.share(range(count))), _bar_title(context), unit="img", enabled=enabled) as bar:
             report = evaluate_pairs_report(
-                predictor, dataset, count, args.scales, merges, on_image=lambda i: bar.update(), context=context
+                predictor,
+                chosen.pairs,
+                chosen.count,
+                args.scales,
+                merges,
+                on_image=lambda i: bar.update(),
+                context=context,
+                start=chosen.start,
             )
-        report["dataset"], report["split"] = args.dataset, args.split
+            report["dataset"], report["split"] = chosen.dataset, chosen.split
     report["checkpoint"] = str(args.checkpoint)
     report["device"] = predictor.device_name
     return report, predictor.classes
-
-
-def _folder_dataset(args: argparse.Namespace, classes: list[str]):
-    """ADE20K, Cityscapes or a pair of folders; the checkpoint must predict as many classes as the data set has."""
-    from ..data import folders
-
-    if args.dataset == "folder":
-        return folders.folder_pairs(args.images, args.masks)
-    dataset = (folders.ade20k if args.dataset == "ade20k" else folders.cityscapes)(args.data_root, args.split)
-    if len(dataset.classes) != len(classes):
-        raise ValueError(
-            f"{args.checkpoint} predicts {len(classes)} classes, {args.dataset} has {len(dataset.classes)}; "
-            f"score it on a checkpoint trained for {args.dataset}'s classes"
-        )
-    return dataset
 
 
 def _bar_title(context) -> str:
@@ -210,10 +136,8 @@ def _bar_title(context) -> str:
 def format_report(report: dict, classes) -> str:
     from ..formatting import count_of, format_scale_set
 
-    lines = [
-        f"{report['dataset']} {report['split']}, {count_of(report['images'], 'image')}, "
-        f"scales {format_scale_set(report['scales'])}"
-    ]
+    source = " ".join(part for part in (report["dataset"], report["split"]) if part)  # a folder has no split
+    lines = [f"{source}, {count_of(report['images'], 'image')}, scales {format_scale_set(report['scales'])}"]
     header = f"{'merge':<10}{'mIoU':>8}{'pixel acc':>11}  " + " ".join(f"{c[:8]:>8}" for c in classes)
     lines += [header, "-" * len(header)]
     for merge, scores in report["merges"].items():

@@ -9,10 +9,11 @@ Three layers of looking inside a multi-scale prediction (Chen et al., CVPR 2016)
   out the chain of gates at the cell (:func:`gate_chain_at`);
 * :mod:`.merges` -- one image: :func:`compare_merges`, the labels of every merge from one
   forward pass, where they disagree, and, given the ground truth, each one's IoU and error map;
-* :mod:`.scales` -- many images: :func:`scale_diagnostics` and :func:`image_diagnostics`, which
-  scale the attention trusts, against object size and class (ScaleShapes, with ground truth;
-  built from the scoring pass of :mod:`segscale.evaluation` that ``evaluate`` reports too) or
-  per image (uploaded images, without);
+* :mod:`.scales` -- many images: :func:`scale_diagnostics`, :func:`dataset_diagnostics` and
+  :func:`image_diagnostics`, which scale the attention trusts, against object size and class
+  (ScaleShapes, or a data set read from disk whose objects are its masks' regions, with ground
+  truth; built from the scoring pass of :mod:`segscale.evaluation` that ``evaluate`` reports too)
+  or per image (uploaded images, without);
 * :mod:`.ablation` -- what each scale decides, from one pass's score maps: leave one scale
   out for any merge, max pooling's deciding scale, each scale's confidence;
 * :mod:`.formatting` -- their numbers as terminal text, LaTeX and CSV.
@@ -54,7 +55,14 @@ from .grid import (
 )
 from .merges import MergeComparison, MethodResult, available_merges, compare_merges
 from .pixel import CellFusion, PixelBreakdown, SoftmaxSteps, pixel_breakdown
-from .scales import ImageAttentionRecord, ImageSetDiagnostics, ScaleDiagnostics, image_diagnostics, scale_diagnostics
+from .scales import (
+    ImageAttentionRecord,
+    ImageSetDiagnostics,
+    ScaleDiagnostics,
+    dataset_diagnostics,
+    image_diagnostics,
+    scale_diagnostics,
+)
 
 __all__ = [
     "ABLATION_DEFINITION",
@@ -89,6 +97,7 @@ __all__ = [
     "cell_footprint",
     "cell_mean_colours",
     "compare_merges",
+    "dataset_diagnostics",
     "gate_chain_at",
     "image_diagnostics",
     "nearest_cell",

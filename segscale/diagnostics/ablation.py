@@ -379,7 +379,7 @@ def scale_confidence(score_maps: np.ndarray, scales) -> ScaleConfidence:
 
 
 class AblationBySize:
-    """Leave one scale out over many ScaleShapes images: what each scale decides, by object size, and the
+    """Leave one scale out over many labelled images: what each scale decides, by object size, and the
     mIoU without each scale. Every array is a sum over images, so torchrun's ranks add theirs up.
 
     decided: (B, S) visible object pixels in size bin b whose label changes without scale s.
@@ -400,6 +400,7 @@ class AblationBySize:
         self.confusion_without = np.zeros((count, self.num_classes, self.num_classes), np.int64)
 
     def update(self, ablation: ScaleAblation, objects, instances: np.ndarray, label: np.ndarray, bin_of) -> None:
+        from ..evaluation import object_pixels
         from ..metrics import ConfusionMatrix
 
         self.decided_all += ablation.changed.reshape(len(self.scales), -1).sum(axis=1)
@@ -409,12 +410,12 @@ class AblationBySize:
             matrix.update(label, ablation.without[k])
             self.confusion_without[k] += matrix.counts
         for obj in objects:
-            visible = instances == obj.instance_id
+            window, visible = object_pixels(obj, instances)
             if not visible.any():
                 continue
             b = bin_of(obj.extent)
             self.object_pixels[b] += int(visible.sum())
-            self.decided[b] += ablation.changed[:, visible].sum(axis=1)
+            self.decided[b] += ablation.changed[(slice(None), *window)][:, visible].sum(axis=1)
 
     def decided_by_extent(self) -> np.ndarray:
         """(B, S) share of a bin's object pixels that scale s decides; NaN for an empty bin."""

@@ -1,5 +1,5 @@
 """Scales over many images: which scale the attention trusts, against object size
-and class (ScaleShapes, with ground truth) or per image (uploads, without)."""
+and class (labelled images: ScaleShapes or a data set read from disk) or per image (uploads, without)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .. import distributed
-from ..evaluation import SIZE_BIN_EDGES, ObjectRecord, ScaleShapesScoring, score_scaleshapes, size_bin_index
+from ..evaluation import ObjectRecord, ObjectScoring, score_labelled_pairs, score_scaleshapes, size_bin_index
 from ..formatting import count_of, format_scale_set, scale_label
 from ..merges import ATTENTION, LEARNED_MERGES
 from ..metrics import SegmentationScores, attention_entropy
@@ -22,12 +22,15 @@ from .formatting import floats, rows_to_csv
 
 @dataclass(frozen=True, eq=False)
 class ScaleDiagnostics:
-    """Which scale the attention trusts, against object size and class, over ScaleShapes images.
+    """Which scale the attention trusts, against object size and class, over labelled images.
 
     Shapes: B size bins (``bin_edges``, px of extent), S scales, K classes, M merges.
 
     Attributes:
         split, start, count: the images, ``start .. start + count - 1`` of ``split``.
+        dataset: which data set: "scaleshapes", or what the images were read as (voc, ade20k, folder, ...).
+        objects_from: how the objects were found: None for ScaleShapes' generator (each shape as drawn),
+            else a sentence (the connected regions of each class in the ground-truth masks).
         scales, merges, classes: the S, M and K axes.
         objects: one :class:`ObjectRecord` per visible object (the tidy table).
         objects_per_bin: (B,). objects_per_class: (K,).
@@ -65,13 +68,15 @@ class ScaleDiagnostics:
     decided_by_extent: np.ndarray | None = None
     decided_share: np.ndarray | None = None
     miou_without: np.ndarray | None = None
+    dataset: str = "scaleshapes"
+    objects_from: str | None = None
 
     @classmethod
-    def from_scoring(cls, scoring: ScaleShapesScoring) -> ScaleDiagnostics:
-        """The tables of one ScaleShapes scoring pass: objects by size and class, dominant shares, scores."""
+    def from_scoring(cls, scoring: ObjectScoring) -> ScaleDiagnostics:
+        """The tables of one scoring pass: objects by size and class, dominant shares, scores."""
         records = scoring.objects
-        bins = len(SIZE_BIN_EDGES) - 1
-        objects_per_bin = np.bincount([size_bin_index(r.extent) for r in records], minlength=bins)
+        edges = scoring.bin_edges
+        objects_per_bin = np.bincount([size_bin_index(r.extent, edges) for r in records], minlength=len(edges) - 1)
         objects_per_class = np.bincount([r.class_index for r in records], minlength=len(scoring.classes))
         weight_by_extent = weight_by_class = dominant = None
         attention = scoring.attention_by_size
@@ -87,7 +92,7 @@ class ScaleDiagnostics:
             scales=scoring.scales,
             merges=scoring.merges,
             classes=scoring.classes,
-            bin_edges=tuple(SIZE_BIN_EDGES),
+            bin_edges=tuple(edges),
             objects=records,
             objects_per_bin=objects_per_bin,
             objects_per_class=objects_per_class,
@@ -101,6 +106,8 @@ class ScaleDiagnostics:
             decided_by_extent=None if ablation is None else ablation.decided_by_extent(),
             decided_share=None if ablation is None else ablation.decided_share(),
             miou_without=None if ablation is None else ablation.miou_without(),
+            dataset=scoring.dataset,
+            objects_from=scoring.objects_from,
         )
 
     @property
@@ -231,11 +238,12 @@ class ScaleDiagnostics:
         """The aggregates as aligned tables for a terminal."""
         scale_heads = "".join(f"{'s=' + scale_label(s):>9}" for s in self.scales)
         lines = [
-            f"ScaleShapes {self.split} {self.start}..{self.start + self.count - 1}: {count_of(self.count, 'image')}, "
+            f"{self.title} {self.start}..{self.start + self.count - 1}: {count_of(self.count, 'image')}, "
             f"{len(self.objects)} visible objects, scales {format_scale_set(self.scales)}, {self.seconds:.1f} s",
-            "",
-            f"{'merge':<11}{'mIoU':>8}{'pix acc':>9}",
         ]
+        if self.objects_from:
+            lines.append(f"objects: {self.objects_from}")
+        lines += ["", f"{'merge':<11}{'mIoU':>8}{'pix acc':>9}"]
         lines += [f"{m:<11}{s.miou:8.4f}{s.pixel_accuracy:9.4f}" for m, s in zip(self.merges, self.scores)]
         if not self.has_attention:
             lines.append(f"(no attention weights: the {ATTENTION!r} merge was not scored)")
@@ -258,14 +266,22 @@ class ScaleDiagnostics:
         lines += ["", f"{'dominates':<12}" + "".join(f"{v:9.1%}" for v in self.dominant_share) + "  of all pixels"]
         return "\n".join(lines + self.ablation_text())
 
+    @property
+    def title(self) -> str:
+        """The images' source for a heading: "ScaleShapes val", "ade20k val", "folder"."""
+        name = "ScaleShapes" if self.dataset == "scaleshapes" else self.dataset
+        return f"{name} {self.split}" if self.split else name
+
     def to_dict(self) -> dict:
         """The aggregates as JSON-ready plain data (the per-object rows are :meth:`to_csv`)."""
+        found = {} if self.objects_from is None else {"objects_from": self.objects_from, "classes": list(self.classes)}
         return {
-            "dataset": "scaleshapes",
+            "dataset": self.dataset,
             "split": self.split,
             "start": self.start,
             "images": self.count,
             "objects": len(self.objects),
+            **found,
             "scales": list(self.scales),
             "merges": {
                 m: {**s.as_dict(self.classes), "iou_by_size": list(rows)}
@@ -294,6 +310,17 @@ def scale_diagnostics(predictor, *args, **kwargs) -> ScaleDiagnostics:
     torchrun, each rank scores its shard and every rank gets the whole tables).
     """
     return ScaleDiagnostics.from_scoring(score_scaleshapes(predictor, *args, **kwargs))
+
+
+def dataset_diagnostics(predictor, pairs, *args, **kwargs) -> ScaleDiagnostics:
+    """Run a checkpoint over (image, label) pairs read from disk (VOC, ADE20K, Cityscapes, a folder) and tabulate
+    its scales, objects being the connected regions of each class in the labels.
+
+    The tables of one :func:`~segscale.evaluation.score_labelled_pairs` pass, called with these arguments:
+    ``start=0``, ``count`` (None: to the end), ``scales``, ``merges``, ``on_image``, ``context`` and the
+    keywords ``dataset`` and ``split`` (names for the tables).
+    """
+    return ScaleDiagnostics.from_scoring(score_labelled_pairs(predictor, pairs, *args, **kwargs))
 
 
 @dataclass(frozen=True)
