@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 from dataclasses import fields
 from pathlib import Path
 
@@ -57,19 +58,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_train_arguments(parser)
 
 
-def download_voc(root: Path, sbd: bool = False) -> None:
-    """PASCAL VOC 2012 (and SBD) into ``root`` with torchvision's downloaders, unless already there."""
+def download_voc(root: Path, sbd: bool = False, *, progress: bool = True) -> None:
+    """PASCAL VOC 2012 (and SBD, made into train_aug) into ``root`` with torchvision's downloaders, unless there.
+
+    With ``sbd``, SBD lands in ``root/SBD`` in its own layout (img/, cls/*.mat, train.txt, val.txt)
+    and :func:`segscale.data.voc_aug.build_train_aug` then writes the train_aug set into VOC2012/
+    (SegmentationClassAug/, ImageSets/Segmentation/train_aug.txt), which ``--dataset voc_aug`` reads.
+    """
     from torchvision.datasets import SBDataset, VOCSegmentation
 
     from ..data.pascal import find_voc2012_dir
+    from ..data.voc_aug import build_train_aug
 
     root.mkdir(parents=True, exist_ok=True)
     try:
         find_voc2012_dir(root)
     except (FileNotFoundError, ValueError):
         VOCSegmentation(str(root), year="2012", image_set="train", download=True)
-    if sbd and not (root / "SBD").is_dir():
-        SBDataset(str(root / "SBD"), image_set="train_noval", mode="segmentation", download=True)
+    if not sbd:
+        return
+    sbd_dir = root / "SBD"
+    # torchvision moves SBD's val.txt out of the unpacked archive last: without it, the folder is a broken-off try.
+    if not (sbd_dir / "val.txt").is_file():
+        # Its folders are moved again from the archive (kept, and checked) on this try; into a folder left
+        # from the last one they would nest.
+        for folder in ("cls", "img", "inst"):
+            shutil.rmtree(sbd_dir / folder, ignore_errors=True)
+        (sbd_dir / "train.txt").unlink(missing_ok=True)
+        # image_set "train": train_aug drops VOC's val images itself, so "train_noval" would only add one more
+        # download, from a personal page whose address has already broken once.
+        SBDataset(str(sbd_dir), image_set="train", mode="segmentation", download=True)
+    build_train_aug(find_voc2012_dir(root), sbd_dir, progress=progress)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if args.download:
         if int(os.environ.get("RANK", "0")) == 0:
             try:
-                download_voc(root, args.sbd)
+                download_voc(root, args.sbd, progress=not args.quiet)
             except RuntimeError as error:  # torchvision's words for a failed checksum
                 raise ValueError(f"PASCAL VOC download into {root}: {error}; delete the partial files, retry") from None
         distributed.barrier()
