@@ -7,8 +7,13 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import os
+import socket
+import subprocess
+import sys
 import tarfile
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -92,11 +97,14 @@ def sbd_archive() -> bytes:
 
 @pytest.fixture
 def http_files():
-    """An HTTP server on 127.0.0.1: (the files it serves, path to bytes, filled in by the test; its base URL)."""
+    """An HTTP server on 127.0.0.1: (the files it serves by path, filled in by the test; its base URL; seconds to
+    wait before answering, by path)."""
     files: dict[str, bytes] = {}
+    delays: dict[str, float] = {}
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
+            time.sleep(delays.get(self.path, 0.0))
             data = files.get(self.path)
             self.send_response(200 if data is not None else 404)
             self.send_header("Content-Length", str(len(data or b"")))
@@ -108,7 +116,7 @@ def http_files():
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield files, f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield files, f"http://127.0.0.1:{httpd.server_address[1]}", delays
     httpd.shutdown()
     httpd.server_close()
 
@@ -129,7 +137,8 @@ def serve_voc(files: dict[str, bytes], base_url: str) -> dict[str, str]:
 def voc_server(http_files, monkeypatch):
     import torchvision.datasets.voc as voc
 
-    monkeypatch.setitem(voc.DATASET_YEAR_DICT, "2012", serve_voc(*http_files))
+    files, base_url, _ = http_files
+    monkeypatch.setitem(voc.DATASET_YEAR_DICT, "2012", serve_voc(files, base_url))
     return http_files
 
 
@@ -137,7 +146,7 @@ def voc_server(http_files, monkeypatch):
 def sbd_server(voc_server, monkeypatch):
     from torchvision.datasets import SBDataset
 
-    files, base_url = voc_server
+    files, base_url, _ = voc_server
     data = sbd_archive()
     files["/benchmark.tgz"] = data
     monkeypatch.setattr(SBDataset, "url", f"{base_url}/benchmark.tgz")
@@ -186,6 +195,62 @@ def test_a_folder_in_the_wrong_layout_names_the_layout_expected(imported, tmp_pa
     assert refused.value.code == 2
     error = capsys.readouterr().err
     assert "VOCdevkit/VOC2012/{JPEGImages, SegmentationClass" in error and "--download" in error
+
+
+# torchrun's processes are fresh interpreters, where a monkeypatch does not reach: Python imports a
+# sitecustomize module found on PYTHONPATH at start-up, and this one points torchvision at the test's server.
+POINT_TORCHVISION_AT_TEST_SERVER = """
+import os
+
+if "TEST_VOC_URL" in os.environ:
+    import torchvision.datasets.voc as voc
+
+    entry = voc.DATASET_YEAR_DICT["2012"]
+    voc.DATASET_YEAR_DICT["2012"] = {**entry, "url": os.environ["TEST_VOC_URL"], "md5": os.environ["TEST_VOC_MD5"]}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def torchrun_train_head(args: list[str], env: dict[str, str], cwd) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1"]
+    command += ["--master_port", str(free_port()), "-m", "segscale", "train-head", *args]
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+@pytest.mark.slow
+def test_train_head_under_torchrun_waits_for_rank_0s_download_then_resumes(http_files, imported, tmp_path):
+    from segscale.checkpoint import model_from_checkpoint
+
+    files, base_url, delays = http_files
+    entry = serve_voc(files, base_url)
+    # Rank 0's download takes seconds here, as it takes minutes for real: rank 1 must wait for it, not look
+    # for the data at once and stop.
+    delays[f"/{entry['filename']}"] = 3.0
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(POINT_TORCHVISION_AT_TEST_SERVER)
+    python_path = os.pathsep.join(path for path in (str(hooks), os.environ.get("PYTHONPATH")) if path)
+    env = {**os.environ, "PYTHONPATH": python_path, "TEST_VOC_URL": entry["url"], "TEST_VOC_MD5": entry["md5"]}
+    root, out = tmp_path / "VOC", tmp_path / "run"
+    args = [str(imported), "--data-root", str(root), *TINY_HEAD_RUN, "--out-dir", str(out)]
+    first = torchrun_train_head([*args, "--download"], env, tmp_path)
+    assert first.stdout.count("done: 2 steps") == 1  # one report for the whole run, from rank 0
+    model, metadata = model_from_checkpoint(out / "model.pt")
+    assert model.attention_head is not None and metadata.training["processes"] == 2
+    # Again, on the tree now on disk and with one more step: the run continues where it stopped.
+    history = (out / "history.jsonl").read_text()
+    more = [value if value != "2" or args[k - 1] != "--iterations" else "3" for k, value in enumerate(args)]
+    second = torchrun_train_head(more, env, tmp_path)
+    assert second.stdout.count("done: 3 steps") == 1
+    assert (out / "history.jsonl").read_text().startswith(history)
+    assert model_from_checkpoint(out / "model.pt")[1].training["steps"] == 3
 
 
 @pytest.mark.slow
