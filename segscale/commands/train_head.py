@@ -3,11 +3,12 @@
     python -m segscale train-head checkpoints/lraspp_mobilenet_v3_large.pt --dataset voc --data-root data/VOC --download
     torchrun --nproc_per_node 4 -m segscale train-head checkpoints/deeplabv3_mobilenet_v3_large.pt --data-root data/VOC
 
-With ``--download`` it first fetches PASCAL VOC 2012 (``--sbd``: SBD too, for the 10,582-image
-train_aug set) into ``--data-root`` through torchvision's dataset downloaders, with their progress
-bars (only rank 0 under torchrun; the others wait). Then it trains as ``segscale train`` with the
-settings of configs/torchvision_head.toml: the checkpoint's network frozen, only a shared attention
-head learning. Running the same command again continues the run from its ``state.pt``; every
+With ``--download`` it first fetches PASCAL VOC 2012 (``--sbd``: SBD too, converted into the
+10,582-image train_aug set by :mod:`segscale.data.voc_aug`) into ``--data-root`` through
+torchvision's dataset downloaders, with their progress bars (only rank 0 under torchrun; the
+others wait). Then it trains as ``segscale train`` with the settings of
+configs/torchvision_head.toml: the checkpoint's network frozen, only a shared attention head
+learning. Running the same command again continues the run from its ``state.pt``; every
 ``train`` flag is accepted and overrides those settings.
 """
 
@@ -56,7 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--download", action="store_true", help="fetch PASCAL VOC 2012 into --data-root first (skipped if there)"
     )
-    parser.add_argument("--sbd", action="store_true", help="with --download: SBD too, and train on train_aug")
+    parser.add_argument(
+        "--sbd",
+        action="store_true",
+        help="with --download: SBD too, made into VOC2012's train_aug (SegmentationClassAug/, "
+        "ImageSets/Segmentation/train_aug.txt), and train on it",
+    )
     add_train_arguments(parser)
 
 
