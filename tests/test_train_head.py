@@ -68,6 +68,7 @@ def voc_archive() -> bytes:
 # SBD's own splits overlap VOC's: 2007_000001 is in VOC train too, 2007_000002 is VOC val (so never train_aug).
 SBD_TRAIN = ("2007_000001", "2007_000002", "2008_000010")
 SBD_VAL = ("2008_000011",)
+SBD = SBD_TRAIN + SBD_VAL
 SBD_CLASS = 3  # a "bird" in every SBD label, where VOC's tiny labels hold a "person"
 TRAIN_AUG = ["2007_000000", "2007_000001", "2008_000010", "2008_000011"]
 
@@ -78,7 +79,7 @@ def sbd_archive() -> bytes:
 
     generator = np.random.default_rng(1)
     files = {}
-    for name in SBD_TRAIN + SBD_VAL:
+    for name in SBD:
         # The ids VOC has too get VOC's image size; SBD's own a size of their own.
         height, width = (40, 48) if name.startswith("2007") else (36, 44)
         files[f"img/{name}.jpg"] = jpeg(generator, height, width)
@@ -296,3 +297,16 @@ def test_train_aug_conversion_resumes_after_an_interruption_and_keeps_what_it_fi
     (labels / "2008_000011.png").unlink()
     build_train_aug(voc2012, sbd_dir, progress=False)
     assert not (labels / "2008_000011.png").exists()
+
+
+def test_a_broken_off_sbd_fetch_is_redone_rather_than_skipped(sbd_server, tmp_path):
+    from segscale.commands.train_head import download_voc
+
+    root = tmp_path / "VOC"
+    # A fetch stopped while torchvision moved SBD's folders out of the unpacked archive: no val.txt yet.
+    (root / "SBD" / "cls").mkdir(parents=True)
+    (root / "SBD" / "cls" / "2008_000010.mat").write_bytes(b"cut short")
+    download_voc(root, sbd=True, progress=False)
+    assert sorted(path.name for path in (root / "SBD" / "cls").iterdir()) == [f"{name}.mat" for name in sorted(SBD)]
+    list_path = root / "VOCdevkit" / "VOC2012" / "ImageSets" / "Segmentation" / "train_aug.txt"
+    assert list_path.read_text().split() == TRAIN_AUG
