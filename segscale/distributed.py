@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TypeVar
 
 import torch
@@ -148,10 +149,23 @@ def gather_rows(rows: list) -> list:
     return [row for part in gathered for row in part]
 
 
-def barrier() -> None:
-    """Wait for every rank (a no-op with one process)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+def barrier(timeout: timedelta | None = None) -> None:
+    """Wait for every rank (a no-op with one process, or before :func:`distributed_context` started the group).
+
+    ``timeout``: how long the others may wait, where the process group's own (minutes) is too short,
+    as for rank 0 downloading a data set; the wait then runs on a gloo group of its own, which works
+    beside NCCL and leaves the training group's timeout alone.
+    """
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return
+    if timeout is None:
         dist.barrier()
+        return
+    group = dist.new_group(backend="gloo", timeout=timeout)
+    try:
+        dist.barrier(group=group)
+    finally:
+        dist.destroy_process_group(group)
 
 
 def shutdown() -> None:

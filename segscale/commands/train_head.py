@@ -3,19 +3,21 @@
     python -m segscale train-head checkpoints/lraspp_mobilenet_v3_large.pt --dataset voc --data-root data/VOC --download
     torchrun --nproc_per_node 4 -m segscale train-head checkpoints/deeplabv3_mobilenet_v3_large.pt --data-root data/VOC
 
-With ``--download`` it first fetches PASCAL VOC 2012 (``--sbd``: SBD too, for the 10,582-image
-train_aug set) into ``--data-root`` through torchvision's dataset downloaders, with their progress
-bars (only rank 0 under torchrun; the others wait). Then it trains as ``segscale train`` with the
-settings of configs/torchvision_head.toml: the checkpoint's network frozen, only a shared attention
-head learning. Running the same command again continues the run from its ``state.pt``; every
+With ``--download`` it first fetches PASCAL VOC 2012 (``--sbd``: SBD too, converted into the
+10,582-image train_aug set by :mod:`segscale.data.voc_aug`) into ``--data-root`` through
+torchvision's dataset downloaders, with their progress bars (only rank 0 under torchrun; the
+others wait). Then it trains as ``segscale train`` with the settings of
+configs/torchvision_head.toml: the checkpoint's network frozen, only a shared attention head
+learning. Running the same command again continues the run from its ``state.pt``; every
 ``train`` flag is accepted and overrides those settings.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import shutil
 from dataclasses import fields
+from datetime import timedelta
 from pathlib import Path
 
 from ..merges import ATTENTION
@@ -45,6 +47,8 @@ HEAD_SETTINGS = {
     "checkpoint_every": 200,
     "workers": 4,
 }
+# How long the other ranks wait for rank 0's downloads (about 3.4 GB with SBD) and the train_aug conversion.
+DOWNLOAD_WAIT = timedelta(hours=6)
 VOC_LAYOUT = "DIR/VOCdevkit/VOC2012/{JPEGImages, SegmentationClass, ImageSets/Segmentation/train.txt, val.txt}"
 
 
@@ -53,23 +57,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--download", action="store_true", help="fetch PASCAL VOC 2012 into --data-root first (skipped if there)"
     )
-    parser.add_argument("--sbd", action="store_true", help="with --download: SBD too, and train on train_aug")
+    parser.add_argument(
+        "--sbd",
+        action="store_true",
+        help="with --download: SBD too, made into VOC2012's train_aug (SegmentationClassAug/, "
+        "ImageSets/Segmentation/train_aug.txt), and train on it",
+    )
     add_train_arguments(parser)
 
 
-def download_voc(root: Path, sbd: bool = False) -> None:
-    """PASCAL VOC 2012 (and SBD) into ``root`` with torchvision's downloaders, unless already there."""
+def download_voc(root: Path, sbd: bool = False, *, progress: bool = True) -> None:
+    """PASCAL VOC 2012 (and SBD, made into train_aug) into ``root`` with torchvision's downloaders, unless there.
+
+    With ``sbd``, SBD lands in ``root/SBD`` in its own layout (img/, cls/*.mat, train.txt, val.txt)
+    and :func:`segscale.data.voc_aug.build_train_aug` then writes the train_aug set into VOC2012/
+    (SegmentationClassAug/, ImageSets/Segmentation/train_aug.txt), which ``--dataset voc_aug`` reads.
+    """
     from torchvision.datasets import SBDataset, VOCSegmentation
 
     from ..data.pascal import find_voc2012_dir
+    from ..data.voc_aug import build_train_aug
 
     root.mkdir(parents=True, exist_ok=True)
     try:
         find_voc2012_dir(root)
     except (FileNotFoundError, ValueError):
         VOCSegmentation(str(root), year="2012", image_set="train", download=True)
-    if sbd and not (root / "SBD").is_dir():
-        SBDataset(str(root / "SBD"), image_set="train_noval", mode="segmentation", download=True)
+    if not sbd:
+        return
+    sbd_dir = root / "SBD"
+    # torchvision moves SBD's val.txt out of the unpacked archive last: without it, the folder is a broken-off try.
+    if not (sbd_dir / "val.txt").is_file():
+        # Its folders are moved again from the archive (kept, and checked) on this try; into a folder left
+        # from the last one they would nest.
+        for folder in ("cls", "img", "inst"):
+            shutil.rmtree(sbd_dir / folder, ignore_errors=True)
+        (sbd_dir / "train.txt").unlink(missing_ok=True)
+        # image_set "train": train_aug drops VOC's val images itself, so "train_noval" would only add one more
+        # download, from a personal page whose address has already broken once.
+        SBDataset(str(sbd_dir), image_set="train", mode="segmentation", download=True)
+    build_train_aug(find_voc2012_dir(root), sbd_dir, progress=progress)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -83,12 +110,13 @@ def run(args: argparse.Namespace) -> int:
     _, metadata = model_from_checkpoint(args.checkpoint_file)
     root = Path(args.data_root or "data/VOC")
     if args.download:
-        if int(os.environ.get("RANK", "0")) == 0:
+        # The process group starts here rather than in training, so that the other ranks can wait for rank 0.
+        if distributed.distributed_context().is_main:
             try:
-                download_voc(root, args.sbd)
+                download_voc(root, args.sbd, progress=not args.quiet)
             except RuntimeError as error:  # torchvision's words for a failed checksum
                 raise ValueError(f"PASCAL VOC download into {root}: {error}; delete the partial files, retry") from None
-        distributed.barrier()
+        distributed.barrier(timeout=DOWNLOAD_WAIT)
     from ..data.pascal import find_voc2012_dir
 
     try:

@@ -86,7 +86,8 @@ SBD_SOURCE = (
     "the 10,582-image train_aug set is VOC 2012 train plus SBD "
     "(http://home.bharathh.info/pubs/codes/SBD/download.html) minus VOC 2012 val; DeepLab's release converts it to "
     "index PNGs: unpack SegmentationClassAug/ into VOCdevkit/VOC2012/ "
-    "and put its list as ImageSets/Segmentation/train_aug.txt"
+    "and put its list as ImageSets/Segmentation/train_aug.txt (or let "
+    "`python -m segscale train-head CHECKPOINT --download --sbd` fetch SBD and build both)"
 )
 PERSON_PART_SOURCE = (
     "PASCAL-Person-Part (Chen et al., CVPR 2014, from the PASCAL-Part annotations "
