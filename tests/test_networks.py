@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -181,7 +182,12 @@ def test_segformer_score_maps_stay_on_its_stride_4_grid_at_three_scales(tmp_path
     config = tiny_transformers_configs(num_labels=150)["segformer"]
     save_transformers(tmp_path / "segformer", config)
     model, metadata = import_transformers(str(tmp_path / "segformer"), download=False)
-    assert model.trunk.output_stride == 4
+    assert model.trunk.output_stride == 4 and metadata.training["output_stride"] == 4
+    from segscale.architecture import architecture_summary  # what describe and the app's pages report
+
+    summary = architecture_summary(model)
+    assert summary.output_stride == 4
+    assert re.search(r"^output stride +4 \(a score-map cell every 4 input pixels\)", summary.to_text(), re.M)
     image_size = (96, 128)
     with torch.no_grad():
         output = model(torch.randn(1, 3, *image_size), scales=THREE_SCALES)
