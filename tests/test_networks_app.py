@@ -88,4 +88,5 @@ def test_the_inspector_and_how_it_works_state_the_segformers_stride_4(segformer_
     assert "stride-8" not in at.markdown[0].value and f"{cols}x{rows}-cell stride-4 grid" in at.markdown[0].value
     how = open_page(HOW)
     assert_clean(how)
-    assert any("per **4 input pixels**" in block.value for block in how.markdown)
+    share_net = next(block.value for block in how.markdown if "per **4 input pixels**" in block.value)
+    assert "imported whole from **transformers**" in share_net and "torchvision" not in share_net
