@@ -488,3 +488,17 @@ def test_head_training_refuses_a_class_count_mismatch_and_training_from_scratch(
         train(config, progress=False, log=lambda message: None)
     with pytest.raises(ValueError, match="only with its share-net frozen"):
         TrainConfig(trunk="smp")
+
+
+def test_the_bench_baseline_upsamples_a_library_network_in_its_own_convention(tmp_path):
+    from segscale.benchmark.baseline import NaiveMultiScale
+
+    save_transformers(tmp_path / "segformer", tiny_transformers_configs()["segformer"])
+    model, metadata = import_transformers(str(tmp_path / "segformer"), download=False)
+    naive = NaiveMultiScale(model, metadata.mean, metadata.std, torch.device("cpu"))
+    pixels = np.random.default_rng(2).integers(0, 256, (1, 37, 53, 3), dtype=np.uint8)
+    # At {1} the baseline's full-size fusion is the Predictor's grid fusion upsampled once: the same labels,
+    # provided both upsample the stride-4 logits with align_corners=False as the library does.
+    labels = naive(pixels, (1.0,), "average")[0].numpy()
+    prediction = Predictor(model, metadata, device="cpu", options=EXACT).predict(pixels[0], scales=(1.0,))
+    assert np.array_equal(labels, prediction.labels)
