@@ -199,7 +199,7 @@ class LibraryTrunk(nn.Module):
         output = self.network(**{self.call_keyword: padded}) if self.call_keyword else self.network(padded)
         logits = logits_of(output)  # (B, C, h, w) on the network's own grid
         padded_size = tuple(padded.shape[-2:])
-        if padded is not images:
+        if padded_size != (height, width):  # by shape, not identity: also right under tracing and torch.compile
             # The library's answer for a padded input: logits resized to the padded size, cropped to
             # the image. No cropped grid gives it exactly (module docstring), so this input's score
             # map comes at its own size.
