@@ -231,7 +231,7 @@ class LibraryTrunk(nn.Module):
         if self.kind.square:
             target_h = target_w = max(target_h, target_w)
         if (target_h, target_w) == (height, width):
-            return images  # the same tensor: forward keeps its logits on the network's grid
+            return images  # no padding: forward keeps the logits on the network's grid
         return F.pad(images, (0, target_w - width, 0, target_h - height))  # zeros: the mean colour
 
 
