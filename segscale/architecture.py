@@ -106,7 +106,8 @@ class ArchitectureSummary:
     parameters: per part, {"trunk": ..., "score head": ..., "attention head": ...} (0 without a head),
         and "gate head" for a model that has one.
     output_stride: input pixels between cells of the score map f^s: the trunk's jump at fc7 (8 for
-        DeepLab-LargeFOV); for a torchvision trunk, its registry's (8 for DeepLabV3-ResNet50).
+        DeepLab-LargeFOV); for a torchvision trunk, its registry's (8 for DeepLabV3-ResNet50); for a
+        library network, its logits' stride, measured at import (4 for SegFormer).
     receptive_field: pixels one cell of the score map f^s sees (the trunk's, since fc8 is 1x1);
         None for a branched network (see the module docstring).
     attention_receptive_field: pixels one logit of the merge's head (h^s, or a gate's q^s) sees;
@@ -402,7 +403,7 @@ def _branched_summary(model: nn.Module) -> ArchitectureSummary:
         if trunk_info(model.config.trunk.name).library
         else (
             trunk_info(model.config.trunk.name).score_map_stride
-        ),  # a library network's score maps come at the input's size
+        ),  # a library network's is its own, measured from its output (segscale.modeling.library_networks)
         receptive_field=None,
         attention_receptive_field=None,
         center_offset=None,

@@ -1,6 +1,6 @@
 """The pixel inspector's clickable grid as plain data: a colour and a tip for every grid cell.
 
-The inspector shows the stride-8 grid of the largest scale, the cells Eq. 1 and 2 hold on, as
+The inspector shows the score-map grid of the largest scale, the cells Eq. 1 and 2 hold on, as
 a heat map a person clicks. What each cell shows and says is decided here, in numpy, so that a
 plain test reaches it; the app only turns :class:`GridCells` into a chart and a click back into
 a cell (:func:`picked_cell`).
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import diagnostics as diag
+from .modeling.geometry import scaled_size
 from .palette import SCALE_COLOURS
 from .predictor import Prediction
 
@@ -45,6 +46,24 @@ class GridCells:
         return [f"#{r:02x}{g:02x}{b:02x}" for r, g, b in self.colours.tolist()]
 
 
+def grid_stride(prediction: Prediction, network_stride: int | None) -> int | None:
+    """Input pixels per cell of the prediction's grid, at its largest scale; None when not known.
+
+    ``network_stride`` is the model's (:func:`segscale.trunks.score_map_stride_of`). A library
+    network whose input had to be padded gives its score maps at the input's own size
+    (:mod:`segscale.modeling.library_networks`): there the grid is the largest scale's input, stride 1.
+    """
+    largest_input = scaled_size(tuple(prediction.labels.shape), max(prediction.scales))
+    if tuple(prediction.grid) == tuple(largest_input):
+        return 1
+    return network_stride
+
+
+def stride_words(stride: int | None) -> str:
+    """How the pages name a grid's stride before the word "grid": "stride-8 ", or nothing when not known."""
+    return f"stride-{stride} " if stride else ""
+
+
 def offered_colourings(prediction: Prediction) -> tuple[str, ...]:
     """The colourings a prediction can show: "dominant" only with weights wˢ (max pooling has none)."""
     return tuple(c for c in COLOURINGS if c != "dominant" or prediction.attention is not None)
@@ -70,7 +89,7 @@ def cell_colours(
     if colouring == "dominant" and prediction.attention is not None:
         colours = np.asarray(scale_colours, dtype=np.uint8)
         return colours[prediction.attention.argmax(axis=0) % len(colours)]
-    return diag.cell_mean_colours(prediction.image, prediction.grid)
+    return diag.cell_mean_colours(prediction.image, prediction.grid, getattr(prediction, "align_corners", True))
 
 
 def cell_tips(prediction: Prediction, classes: Sequence[str]) -> list[str]:
@@ -81,8 +100,9 @@ def cell_tips(prediction: Prediction, classes: Sequence[str]) -> list[str]:
     """
     grid_h, grid_w = prediction.grid
     size = tuple(prediction.labels.shape)
-    centre_y = [diag.cell_center((i, 0), size, prediction.grid)[0] for i in range(grid_h)]
-    centre_x = [diag.cell_center((0, j), size, prediction.grid)[1] for j in range(grid_w)]
+    align_corners = getattr(prediction, "align_corners", True)
+    centre_y = [diag.cell_center((i, 0), size, prediction.grid, align_corners)[0] for i in range(grid_h)]
+    centre_x = [diag.cell_center((0, j), size, prediction.grid, align_corners)[1] for j in range(grid_w)]
     winners = prediction.fused.argmax(axis=0).ravel()
     tips = [
         f"cell ({k // grid_w}, {k % grid_w}) on pixel ({centre_y[k // grid_w]:.0f}, "

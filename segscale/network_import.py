@@ -18,6 +18,7 @@ code, so the app refuses such files as uploads (a file on disk is the user's own
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -96,7 +97,9 @@ def library_model(
     """The share-net for ``network``, rebuilt from ``record`` exactly as a checkpoint load does, holding its weights.
 
     Building from the record (not wrapping ``network``) proves at import time that the
-    checkpoint will load: the record rebuilds this network and its weights fit.
+    checkpoint will load: the record rebuilds this network and its weights fit. The trunk
+    measures the network's output stride from one forward pass of a small input; it is added
+    to the record, so that loading the checkpoint reads it instead of measuring again.
     """
     config = ModelConfig(
         num_classes=num_classes,
@@ -113,6 +116,9 @@ def library_model(
         raise CheckpointError(
             f"{where}: its weights do not fit the network its config describes ({lines[-1]})"
         ) from None
+    record = {**record, "output_stride": int(model.trunk.output_stride)}
+    trunk = dataclasses.replace(config.trunk, network=json.dumps(record, default=str))
+    model.config = dataclasses.replace(config, trunk=trunk)
     return model.eval()
 
 
@@ -154,7 +160,7 @@ def library_metadata(
             "photo_model": photo_model,
             "dataset": f"{len(classes)} classes" + (f" ({dataset}'s names and colours)" if dataset else ""),
             "source": dict(source),
-            "output_stride": 1,
+            "output_stride": int(model.trunk.output_stride),  # measured by the trunk (library_model)
             "default_merge_reason": "average until an attention head is trained (segscale train; docs/NETWORKS.md)",
         },
     )

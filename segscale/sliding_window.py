@@ -95,9 +95,10 @@ def predict_tiled(
     from .config import LIBRARY_TRUNKS
 
     trunk = predictor.metadata.model.trunk.name
-    if trunk in LIBRARY_TRUNKS:  # their score maps come at the input's size, not on the stride-8 grid tiles cut
+    if trunk in LIBRARY_TRUNKS:  # tiles are cut and stitched on a stride-8 grid; theirs is the network's own
         raise ValueError(
-            f"tiling cuts a stride-8 score grid; this {trunk} network's score maps come at the image's size: "
+            f"tiling cuts a stride-8 score grid; this {trunk} network's score maps are on its own grid "
+            "(at the input's size where it pads the input): "
             "predict without --tile (give a smaller --max-side if memory is short)"
         )
     height, width = rgb.shape[:2]

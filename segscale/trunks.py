@@ -16,6 +16,7 @@ at the single scale {1} a share-net's labels are those of torchvision's ``model(
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -57,12 +58,14 @@ class Trunk:
     display: how the model diagram names it (two short lines fit its box).
     build: ModelConfig -> (trunk, score head), randomly initialised.
     score_map_stride: input pixels between cells of its score map f^s (LargeFOV's is also
-        computed from its layers by :mod:`segscale.architecture`).
+        computed from its layers by :mod:`segscale.architecture`); 0 for a library network,
+        whose stride is its network's own: :func:`score_map_stride_of` reads it from the config.
     align_corners: how images and maps are resized around it (see the module docstring).
     torchvision: torchvision's model facts; None for segscale's own trunk. A torchvision
         network branches (residual blocks, ASPP), so no receptive field is computed for it.
     library: a whole network imported from another library (transformers, smp, a factory
-        function); its config records what rebuilds it, and its score maps come at the input's size.
+        function); its config records what rebuilds it and the stride of its logits, which are
+        its score maps (at the input's size where the input must be padded).
     """
 
     name: str
@@ -116,10 +119,11 @@ TRUNKS: dict[str, Trunk] = {
             TorchvisionKind("high", 960, 16, classifier_reads_all=True, has_aux_classifier=False, score_stride=8),
         ),
         # Whole networks from another library, named by the library; TrunkConfig.network says which one.
-        # They resize with align_corners=False, as their libraries' post-processing does.
-        Trunk("transformers", "transformers\nnetwork", _library, 1, align_corners=False, library=True),
-        Trunk("smp", "smp\nnetwork", _library, 1, align_corners=False, library=True),
-        Trunk("factory", "factory\nnetwork", _library, 1, align_corners=False, library=True),
+        # They resize with align_corners=False, as their libraries' post-processing does; their
+        # stride is each network's own (0 here: see score_map_stride_of).
+        Trunk("transformers", "transformers\nnetwork", _library, 0, align_corners=False, library=True),
+        Trunk("smp", "smp\nnetwork", _library, 0, align_corners=False, library=True),
+        Trunk("factory", "factory\nnetwork", _library, 0, align_corners=False, library=True),
     )
 }
 
@@ -136,3 +140,20 @@ def trunk_info(name: str) -> Trunk:
         return TRUNKS[name]
     except KeyError:
         raise ValueError(f"unknown trunk {name!r}; valid: {', '.join(TRUNK_NAMES)}") from None
+
+
+def score_map_stride_of(config) -> int | None:
+    """Input pixels between cells of the score map of a model with this :class:`~segscale.config.ModelConfig`.
+
+    The registry's stride; for a library network the one its record holds (measured from the
+    network's output when it was imported, :mod:`segscale.modeling.library_networks`), None
+    for a record written before strides were recorded. Reads the config only: no model is built.
+    """
+    trunk = trunk_info(config.trunk.name)
+    if not trunk.library:
+        return trunk.score_map_stride
+    try:
+        stride = json.loads(config.trunk.network).get("output_stride")
+    except (ValueError, AttributeError):
+        return None
+    return stride if isinstance(stride, int) and stride > 0 else None

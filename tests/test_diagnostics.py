@@ -30,6 +30,7 @@ from segscale.diagnostics import (
     salient_pixel,
     scale_diagnostics,
 )
+from segscale.diagnostics.grid import bilinear_at
 from segscale.evaluation import evaluate_scaleshapes, score_scaleshapes, size_bin_index
 from segscale.inference import FastPathOptions
 from segscale.modeling import build_model
@@ -133,6 +134,70 @@ def test_footprints_tile_the_image_and_clicking_a_cell_picks_a_pixel_inside_it(s
     assert (owner >= 0).all(), "a pixel belongs to no footprint"
     with pytest.raises(ValueError, match="outside"):
         cell_footprint(grid, size, grid)
+
+
+# A library network's grid: stride 4 (SegFormer's), a side that is not a whole number of cells, upsampled to the
+# image with align_corners=False; and torchvision's stride 8 on odd sides, the same convention.
+NOT_ALIGNED = [((37, 53), (10, 14)), ((45, 70), (6, 9)), ((16, 16), (4, 4)), ((9, 5), (3, 1))]
+
+
+@pytest.mark.parametrize("size, grid", NOT_ALIGNED)
+def test_without_aligned_corners_a_pixel_maps_to_the_cell_the_upsample_centres_it_on(size, grid):
+    for axis in (0, 1):
+        pixels, cells = size[axis], grid[axis]
+        centres = (np.arange(cells) + 0.5) * pixels / cells - 0.5  # F.interpolate's cell centres (align_corners=False)
+        for r in range(pixels):
+            where = (r, 0) if axis == 0 else (0, r)
+            k = nearest_cell(*where, size, grid, align_corners=False)[axis]
+            assert abs(centres[k] - r) <= np.abs(centres - r).min() + 1e-9, (r, k)
+            assert k == min(cells - 1, int((r + 0.5) * cells / pixels))  # the cell whose span holds the pixel
+        assert nearest_cells(pixels, cells, align_corners=False).tolist() == [
+            nearest_cell(*((r, 0) if axis == 0 else (0, r)), size, grid, align_corners=False)[axis]
+            for r in range(pixels)
+        ]
+        for k in range(cells):
+            cell = (k, 0) if axis == 0 else (0, k)
+            assert cell_center(cell, size, grid, align_corners=False)[axis] == pytest.approx(centres[k])
+    owner = np.full(size, -1)
+    for i in range(grid[0]):
+        for j in range(grid[1]):
+            top, left, bottom, right = cell_footprint((i, j), size, grid, align_corners=False)
+            assert (owner[top : bottom + 1, left : right + 1] == -1).all(), "footprints overlap"
+            owner[top : bottom + 1, left : right + 1] = i * grid[1] + j
+            row, col = pixel_at_cell((i, j), size, grid, align_corners=False)
+            assert top <= row <= bottom and left <= col <= right
+            assert nearest_cell(row, col, size, grid, align_corners=False) == (i, j)
+    assert (owner >= 0).all(), "a pixel belongs to no footprint"
+
+
+@pytest.mark.parametrize("size, grid", NOT_ALIGNED)
+def test_without_aligned_corners_bilinear_at_is_torchs_upsample(size, grid):
+    maps = np.random.default_rng(0).normal(size=(3, *grid))
+    upsampled = torch.nn.functional.interpolate(
+        torch.from_numpy(maps)[None], size=size, mode="bilinear", align_corners=False
+    )[0].numpy()
+    for row in range(size[0]):
+        for col in range(size[1]):
+            values, _ = bilinear_at(maps, row, col, size, align_corners=False)
+            np.testing.assert_allclose(values, upsampled[:, row, col], rtol=1e-12, atol=1e-12)
+
+
+def test_a_breakdown_of_a_prediction_upsampled_without_aligned_corners_follows_its_labels():
+    from dataclasses import replace
+
+    from segscale.modeling.geometry import resize_bilinear
+
+    scores = np.random.default_rng(1).normal(size=(2, 4, 10, 14)).astype(np.float32)
+    aligned = _synthetic(scores, logits=np.zeros((2, 10, 14)), size=(37, 53))
+    fused = torch.from_numpy(aligned.fused)[None]
+    labels = resize_bilinear(fused, (37, 53), align_corners=False).argmax(dim=1)[0].numpy()
+    prediction = replace(aligned, labels=labels, align_corners=False)
+    upsampled = resize_bilinear(fused.double(), (37, 53), align_corners=False)[0].numpy()
+    for row, col in [(0, 0), (36, 52), (1, 2), (18, 26), (35, 3)]:
+        b = pixel_breakdown(prediction, row, col, ("a", "b", "c", "d"))
+        np.testing.assert_allclose(b.pixel_scores, upsampled[:, row, col], rtol=1e-6, atol=1e-6)
+        assert b.pixel_label == labels[row, col] == upsampled[:, row, col].argmax()
+        assert b.cell == (min(9, int((row + 0.5) * 10 / 37)), min(13, int((col + 0.5) * 14 / 53)))
 
 
 def test_cell_mean_colours_average_each_footprint(rgb):

@@ -112,3 +112,35 @@ def test_grid_cells_are_row_major_with_hex_colours():
 )
 def test_picked_cell_reads_a_click_and_ignores_anything_else(selection, cell):
     assert picked_cell(selection, GRID) == cell
+
+
+def test_the_grid_stride_is_the_networks_unless_the_grid_is_the_input_itself():
+    from dataclasses import replace
+
+    from segscale.inspection_grid import grid_stride, stride_words
+
+    assert grid_stride(prediction(), 8) == 8 and stride_words(8) == "stride-8 "
+    assert grid_stride(prediction(), None) is None and stride_words(None) == ""
+    # A library network whose input had to be padded gives its maps at the input's size: one cell a pixel.
+    full = np.zeros((3, 3, *SIZE), np.float32)
+    at_input = replace(prediction("max"), score_maps=full, fused=full[0], attention=None)
+    assert grid_stride(at_input, 4) == 1
+
+
+def test_the_stride_of_a_model_is_the_registrys_or_its_library_networks_record():
+    import json
+    from dataclasses import replace
+
+    from segscale.config import ModelConfig, TrunkConfig
+    from segscale.trunks import TRUNKS, score_map_stride_of
+
+    assert score_map_stride_of(ModelConfig(num_classes=3)) == 8
+    for name in ("deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large", "fcn_resnet50"):
+        torchvision = ModelConfig(num_classes=3, trunk=TrunkConfig(name=name, width=1.0))
+        assert score_map_stride_of(torchvision) == TRUNKS[name].score_map_stride
+    record = {"library": "transformers", "config": {"model_type": "segformer"}, "output_stride": 4}
+    library = ModelConfig(num_classes=3, trunk=TrunkConfig(name="transformers", width=1.0, network=json.dumps(record)))
+    assert score_map_stride_of(library) == 4
+    del record["output_stride"]  # imported before strides were recorded
+    older = replace(library, trunk=replace(library.trunk, network=json.dumps(record)))
+    assert score_map_stride_of(older) is None

@@ -4,12 +4,15 @@ refused clearly.
 Every network is built from a tiny config with random weights and saved the way its library
 saves it (``save_pretrained``); nothing is downloaded. "Faithful" means what each library's
 own post-processing gives: its logits resized to the image bilinearly with
-``align_corners=False``, compared with segscale's fused scores at the scale set {1}.
+``align_corners=False``, compared with segscale's fused scores at the scale set {1} upsampled to
+the image the way the Predictor does (the fused map stays on the network's own grid).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +25,7 @@ import torch.nn.functional as F
 from segscale.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from segscale.cli import main
 from segscale.dataset_palettes import ADE20K_CLASSES, ADE20K_COLOURS, CITYSCAPES_COLOURS, palette_for_classes
-from segscale.inference import FastPathOptions
+from segscale.inference import FastPathOptions, labels_from_fused
 from segscale.modeling.library_networks import TRANSFORMERS_KINDS
 from segscale.network_import import import_smp, import_transformers
 from segscale.predictor import Predictor
@@ -97,6 +100,23 @@ def library_output(network, images: torch.Tensor, **kwargs) -> torch.Tensor:
     return F.interpolate(logits, size=images.shape[-2:], mode="bilinear", align_corners=False)
 
 
+def upsampled_to_image(fused: torch.Tensor, size) -> torch.Tensor:
+    """The fused map g resized to the image as the Predictor does for a library network (align_corners=False)."""
+    return F.interpolate(fused, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def assert_faithful(fused: torch.Tensor, expected: torch.Tensor) -> None:
+    """segscale's fused scores at {1}, upsampled to the image, are the library's within 1e-5, and so are its labels."""
+    size = expected.shape[-2:]
+    assert (upsampled_to_image(fused, size) - expected).abs().max().item() < 1e-5
+    assert torch.equal(labels_from_fused(fused, tuple(size), align_corners=False), expected.argmax(1))
+
+
+def grid_of(size, stride: int) -> tuple[int, ...]:
+    """The network's output grid for an input it takes unpadded: ceil(side / stride) cells a side."""
+    return tuple(-(-side // stride) for side in size)
+
+
 @pytest.fixture(autouse=True)
 def no_downloads(monkeypatch):
     """Any attempt to reach the Hugging Face Hub fails the test."""
@@ -115,16 +135,21 @@ def test_transformers_kinds_are_faithful_at_one_scale_and_run_three(name, tmp_pa
     expected = library_output(network, images)
     with torch.no_grad():
         output = model(images, scales=(1.0,))
-    assert output.fused.shape == expected.shape
-    assert (output.fused - expected).abs().max().item() < 1e-5
-    assert torch.equal(output.fused.argmax(1), expected.argmax(1))
+        logits = network(pixel_values=images).logits
+    # 64 px needs no padding for any tiny kind: the score map is the network's logits on their own grid.
+    assert output.fused.shape == logits.shape and torch.equal(output.fused, logits)
+    assert model.trunk.output_stride == 64 // logits.shape[-1]
+    assert json.loads(model.config.trunk.network)["output_stride"] == model.trunk.output_stride
+    assert metadata.training["output_stride"] == model.trunk.output_stride
+    assert_faithful(output.fused, expected)
     # Normalisation from the processor's settings; class names from id2label.
     assert metadata.mean == pytest.approx((0.5,) * 3) and metadata.std == pytest.approx((0.25,) * 3)
     assert metadata.classes == tuple(config.id2label[i] for i in range(5))
     with torch.no_grad():
         multi = model(images, scales=THREE_SCALES)
-    assert multi.score_maps.shape == (2, 3, 5, 64, 64) and torch.isfinite(multi.fused).all()
-    assert torch.allclose(multi.attention.sum(1), torch.ones(2, 64, 64))
+    grid = tuple(logits.shape[-2:])  # the largest scale's grid
+    assert multi.score_maps.shape == (2, 3, 5, *grid) and torch.isfinite(multi.fused).all()
+    assert torch.allclose(multi.attention.sum(1), torch.ones(2, *grid))
 
 
 def test_segformer_round_trips_through_a_checkpoint_and_the_predictor(tmp_path, capsys):
@@ -141,14 +166,72 @@ def test_segformer_round_trips_through_a_checkpoint_and_the_predictor(tmp_path, 
     prediction = predictor.predict(image, scales=(1.0,), merge="average")
     pixels = (torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255 - 0.5) / 0.25
     expected = library_output(network, pixels)[0]
-    assert np.abs(prediction.fused - expected.numpy()).max() < 1e-5
+    assert prediction.fused.shape == (5, 10, 14) and not prediction.align_corners  # stride 4 (its patch embedding)
+    upsampled = upsampled_to_image(torch.from_numpy(prediction.fused)[None], (37, 53))[0]
+    assert (upsampled - expected).abs().max().item() < 1e-5
     assert np.array_equal(prediction.labels, expected.argmax(0).numpy())
     three = predictor.predict(image, scales=THREE_SCALES, merge="average")
-    assert three.score_maps.shape == (3, 5, 37, 53) and three.labels.shape == (37, 53)
+    assert three.score_maps.shape == (3, 5, 10, 14) and three.labels.shape == (37, 53)
     from segscale.sliding_window import predict_tiled
 
     with pytest.raises(ValueError, match="predict without --tile"):
         predict_tiled(predictor, image, THREE_SCALES, "average", 32, 0)
+
+
+def test_segformer_score_maps_stay_on_its_stride_4_grid_at_three_scales(tmp_path):
+    config = tiny_transformers_configs(num_labels=150)["segformer"]
+    save_transformers(tmp_path / "segformer", config)
+    model, metadata = import_transformers(str(tmp_path / "segformer"), download=False)
+    assert model.trunk.output_stride == 4 and metadata.training["output_stride"] == 4
+    from segscale.architecture import architecture_summary  # what describe and the app's pages report
+
+    summary = architecture_summary(model)
+    assert summary.output_stride == 4
+    assert re.search(r"^output stride +4 \(a score-map cell every 4 input pixels\)", summary.to_text(), re.M)
+    image_size = (96, 128)
+    with torch.no_grad():
+        output = model(torch.randn(1, 3, *image_size), scales=THREE_SCALES)
+    # Each scale's own map on its stride-4 grid; all of them resized to the largest scale's, 4x smaller than the image.
+    assert [tuple(m.shape[-2:]) for m in output.native_score_maps] == [(24, 32), (18, 24), (12, 16)]
+    assert output.score_maps.shape == (1, 3, 150, 24, 32)
+    predictor = Predictor(model, metadata, device="cpu", options=EXACT)
+    image = np.random.default_rng(0).integers(0, 256, (*image_size, 3), dtype=np.uint8)
+    prediction = predictor.predict(image, scales=THREE_SCALES, merge="average")
+    assert prediction.labels.shape == image_size and prediction.grid == (24, 32)
+    # Every array that grows with classes or scales is grid-sized: 16 times fewer cells than the image has pixels.
+    assert prediction.score_maps.shape == (3, 150, 24, 32) and prediction.fused.shape == (150, 24, 32)
+    assert prediction.attention.shape == (3, 24, 32)
+
+
+@pytest.mark.parametrize(
+    "name, size",
+    [("beit", (37, 53)), ("dpt", (48, 64)), ("data2vec-vision", (48, 48)), ("mobilevit", (48, 64))],
+)
+def test_padded_inputs_are_cropped_exactly_as_the_library_resizes_padded_logits(name, size, tmp_path):
+    # A patch multiple, a square, a fixed size, a multiple of 64: the input is padded, and the library's answer
+    # for the image is its padded logits resized to the padded size and cropped; segscale's must be that.
+    network = save_transformers(tmp_path / name, tiny_transformers_configs()[name])
+    model, _ = import_transformers(str(tmp_path / name), download=False)
+    torch.manual_seed(1)
+    images = torch.randn(1, 3, *size)
+    padded = model.trunk._pad(images)
+    assert padded is not images
+    expected = library_output(network, padded)[..., : size[0], : size[1]]
+    with torch.no_grad():
+        fused = model(images, scales=(1.0,)).fused
+    assert fused.shape[-2:] == size  # no grid of cropped cells is exact here (library_networks' docstring)
+    assert_faithful(fused, expected)
+
+
+def test_a_record_without_a_stride_gets_it_measured_on_load(tmp_path):
+    from segscale.modeling import build_model
+
+    save_transformers(tmp_path / "segformer", tiny_transformers_configs()["segformer"])
+    model, _ = import_transformers(str(tmp_path / "segformer"), download=False)
+    record = json.loads(model.config.trunk.network)
+    del record["output_stride"]  # as checkpoints imported before the stride was recorded
+    trunk = dataclasses.replace(model.config.trunk, network=json.dumps(record))
+    assert build_model(dataclasses.replace(model.config, trunk=trunk)).trunk.output_stride == 4
 
 
 def test_150_classes_get_ade20k_colours_and_predict_at_three_scales(tmp_path):
@@ -161,7 +244,7 @@ def test_150_classes_get_ade20k_colours_and_predict_at_three_scales(tmp_path):
     assert len(set(metadata.palette)) == 150  # the published table repeats one grey; the repeat gets its own
     predictor = Predictor(model, metadata, device="cpu", options=EXACT)
     prediction = predictor.predict(np.zeros((64, 64, 3), np.uint8), scales=THREE_SCALES, merge="average")
-    assert prediction.fused.shape == (150, 64, 64) and prediction.labels.max() < 150
+    assert prediction.fused.shape == (150, 16, 16) and prediction.labels.max() < 150
     # The legend lists the classes in the image first and stops at 24 rows, not 150 swatches.
     from segscale.visualize import class_shares, legend_shares
 
@@ -250,8 +333,9 @@ def test_smp_folder_import_is_faithful_and_runs_three_scales(tmp_path):
     with torch.no_grad():
         fused = model(images, scales=(1.0,)).fused
         three = model(images, scales=THREE_SCALES)
-    assert (fused - expected).abs().max().item() < 1e-5
-    assert three.score_maps.shape == (1, 3, 3, 37, 53)
+    assert_faithful(fused, expected)
+    # smp's segmentation heads upsample to the input themselves: its grid is the image, stride 1.
+    assert model.trunk.output_stride == 1 and three.score_maps.shape == (1, 3, 3, 37, 53)
     assert metadata.classes == ("sky", "road", "my robot") and metadata.palette[:2] == CITYSCAPES_COLOURS[10:11] + (
         CITYSCAPES_COLOURS[0],
     )
@@ -265,7 +349,7 @@ def test_smp_state_dict_import_and_its_errors(tmp_path):
     model, metadata = import_smp(arch="FPN", encoder="resnet18", num_classes=2, weights=tmp_path / "fpn.pth")
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
-        assert (model(images, scales=(1.0,)).fused - library_output(network, images, hf=False)).abs().max() < 1e-5
+        assert_faithful(model(images, scales=(1.0,)).fused, library_output(network, images, hf=False))
     with pytest.raises(ValueError, match="does not fit smp FPN with encoder resnet18 and 3 classes"):
         import_smp(arch="FPN", encoder="resnet18", num_classes=3, weights=tmp_path / "fpn.pth")
     with pytest.raises(ValueError, match="missing: --encoder, --weights"):
@@ -295,8 +379,10 @@ def test_factory_networks_of_every_output_form_are_faithful(tmp_path, function):
     with torch.no_grad():
         fused = model(images, scales=(1.0,)).fused
         three = model(images, scales=THREE_SCALES)
-    assert (fused - library_output(reference, images, hf=False)).abs().max().item() < 1e-5
-    assert three.fused.shape == (1, 4, 40, 30)
+    assert_faithful(fused, library_output(reference, images, hf=False))
+    # TinyNet's logits are at stride 2: the fused map stays on that grid until the one upsample to the image.
+    assert model.trunk.output_stride == 2 and metadata.training["output_stride"] == 2
+    assert three.fused.shape == (1, 4, 20, 15)
 
 
 @pytest.mark.parametrize(
@@ -384,7 +470,8 @@ def test_head_only_training_on_every_adapter_changes_only_the_head(tmp_path):
         model, _ = model_from_checkpoint(tmp_path / f"run_{library}" / "model.pt")
         with torch.no_grad():
             output = model(torch.randn(1, 3, 64, 64), scales=THREE_SCALES)
-        assert output.attention_logits.shape == (1, 3, 64, 64) and metadata.model.merge == "attention"
+        grid = grid_of((64, 64), model.trunk.output_stride)  # SegFormer's stride 4, smp's 1
+        assert output.attention_logits.shape == (1, 3, *grid) and metadata.model.merge == "attention"
 
 
 def test_head_training_refuses_a_class_count_mismatch_and_training_from_scratch(tmp_path):
@@ -401,3 +488,17 @@ def test_head_training_refuses_a_class_count_mismatch_and_training_from_scratch(
         train(config, progress=False, log=lambda message: None)
     with pytest.raises(ValueError, match="only with its share-net frozen"):
         TrainConfig(trunk="smp")
+
+
+def test_the_bench_baseline_upsamples_a_library_network_in_its_own_convention(tmp_path):
+    from segscale.benchmark.baseline import NaiveMultiScale
+
+    save_transformers(tmp_path / "segformer", tiny_transformers_configs()["segformer"])
+    model, metadata = import_transformers(str(tmp_path / "segformer"), download=False)
+    naive = NaiveMultiScale(model, metadata.mean, metadata.std, torch.device("cpu"))
+    pixels = np.random.default_rng(2).integers(0, 256, (1, 37, 53, 3), dtype=np.uint8)
+    # At {1} the baseline's full-size fusion is the Predictor's grid fusion upsampled once: the same labels,
+    # provided both upsample the stride-4 logits with align_corners=False as the library does.
+    labels = naive(pixels, (1.0,), "average")[0].numpy()
+    prediction = Predictor(model, metadata, device="cpu", options=EXACT).predict(pixels[0], scales=(1.0,))
+    assert np.array_equal(labels, prediction.labels)

@@ -72,3 +72,21 @@ def test_uploaded_checkpoints_load_unless_a_factory_would_run_code(segformer_fol
     with pytest.raises(CheckpointError, match="factory.pt: holds a network built by a factory function") as error:
         load_checkpoint_bytes(out.read_bytes(), "factory.pt")
     assert "runs its code" in str(error.value) and str(tmp_path) not in str(error.value)
+
+
+def test_the_inspector_and_how_it_works_state_the_segformers_stride_4(segformer_folder, monkeypatch):
+    from tests.conftest import HOW, INSPECTOR, open_page, texts
+
+    monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(segformer_folder))
+    at = open_page(INSPECTOR)
+    assert_clean(at)
+    prediction = last_prediction(at)
+    rows, cols = prediction.grid
+    (height, width) = prediction.labels.shape
+    assert (rows, cols) == (-(-height // 4), -(-width // 4))  # the fused map is on SegFormer's stride-4 grid
+    assert f"the {cols}x{rows}-cell stride-4 grid of the largest scale" in texts(at.caption)
+    assert "stride-8" not in at.markdown[0].value and f"{cols}x{rows}-cell stride-4 grid" in at.markdown[0].value
+    how = open_page(HOW)
+    assert_clean(how)
+    share_net = next(block.value for block in how.markdown if "per **4 input pixels**" in block.value)
+    assert "imported whole from **transformers**" in share_net and "torchvision" not in share_net

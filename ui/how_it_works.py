@@ -13,6 +13,7 @@ from segscale import plots
 from segscale.checkpoint import CheckpointMetadata
 from segscale.formatting import format_scale_set
 from segscale.merges import GATE_HEAD, merge_info
+from segscale.trunks import trunk_info
 from ui import widgets
 from ui.common import LoadedModel, plain
 
@@ -62,6 +63,12 @@ def how_it_works_section(model: LoadedModel) -> None:
             f"torchvision's **{plain(summary.trunk)}**, its backbone as the trunk and its classifier as the score head "
             "(the paper used DeepLab-LargeFOV)"
         )
+        if trunk_info(summary.trunk).library:
+            # Its logits are the score map, on its own grid; an input it must pad comes back at its own size.
+            network = (
+                f"a network imported whole from **{plain(summary.trunk)}**, its own logits as the score map (inputs "
+                "it must pad give theirs at the input's size; the paper used DeepLab-LargeFOV)"
+            )
         field = (
             "Its layers run in parallel branches, so its receptive field is not computed here; a coarser copy still "
             "shows each cell 1/s times more of the original, so the coarse copies see whole large objects while the "

@@ -20,6 +20,7 @@ from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.formatting import format_number, format_scale_set, scale_label
 from segscale.merges import HIERARCHICAL, MERGES
 from segscale.predictor import Prediction
+from segscale.trunks import score_map_stride_of
 from ui import common, widgets
 from ui.common import ImageInput, LoadedModel, plain, show_error
 
@@ -41,6 +42,12 @@ def grid_size(grid: tuple[int, int]) -> str:
     """A (rows, cols) grid as the page writes every size, width x height: ``60x77-cell``."""
     rows, cols = grid
     return f"{cols}x{rows}-cell"
+
+
+def grid_words(model: LoadedModel, prediction: Prediction) -> str:
+    """The prediction's grid as the page names it: ``60x77-cell stride-8 grid`` (the model's own stride)."""
+    stride = inspection_grid.grid_stride(prediction, score_map_stride_of(model.metadata.model))
+    return f"{grid_size(prediction.grid)} {inspection_grid.stride_words(stride)}grid"
 
 
 def precision_note(model: LoadedModel) -> str:
@@ -86,7 +93,7 @@ def _grid_frame(
 
 
 def _grid_chart(frame, grid: tuple[int, int], cell: tuple[int, int]):
-    """The stride-8 grid as an altair heat map, one clickable rectangle per cell, the chosen cell outlined."""
+    """The score-map grid as an altair heat map, one clickable rectangle per cell, the chosen cell outlined."""
     import altair as alt
     import pandas as pd
 
@@ -117,17 +124,25 @@ def _grid_chart(frame, grid: tuple[int, int], cell: tuple[int, int]):
     return alt.layer(cells, outline).properties(width="container", height=height).configure_view(strokeWidth=0)
 
 
-def _pick_cell(chart_key: str, row_key: str, col_key: str, image_size: tuple[int, int], grid: tuple[int, int]) -> None:
+def _pick_cell(
+    chart_key: str,
+    row_key: str,
+    col_key: str,
+    image_size: tuple[int, int],
+    grid: tuple[int, int],
+    align_corners: bool = True,
+) -> None:
     """on_select of the grid chart: the clicked cell's pixel becomes the inspected one (run before the page)."""
     cell = inspection_grid.picked_cell(st.session_state.get(chart_key), grid)
     if cell is not None:
-        st.session_state[row_key], st.session_state[col_key] = diag.pixel_at_cell(cell, image_size, grid)
+        pixel = diag.pixel_at_cell(cell, image_size, grid, align_corners)
+        st.session_state[row_key], st.session_state[col_key] = pixel
 
 
 def pixel_picker(
     model: LoadedModel, prediction: Prediction, image: ImageInput, key_prefix: str = INSPECT
 ) -> tuple[int, int]:
-    """Pick a pixel: click a cell of the stride-8 grid, or type its row and column. Returns (row, col).
+    """Pick a pixel: click a cell of the score-map grid, or type its row and column. Returns (row, col).
 
     ``st.image`` has no click events; an altair heat map with a point selection does: one
     rectangle per grid cell (the unit Eq. 1 holds on), ``on_select`` turns the clicked cell
@@ -137,6 +152,7 @@ def pixel_picker(
     metadata = model.metadata
     height, width = prediction.labels.shape
     grid = prediction.grid
+    align_corners = prediction.align_corners  # cells and pixels map as the labels were upsampled
     row_key, col_key, owner_key, pixel_key = (f"{key_prefix}{name}" for name in ("row", "col", "pixel_of", "pixel"))
     identity = (image.key, height, width)
     if st.session_state.get(owner_key) != identity:  # a new image: start on its most telling pixel
@@ -146,7 +162,7 @@ def pixel_picker(
     for key, index, limit in ((row_key, 0, height), (col_key, 1, width)):
         value = st.session_state.get(key, st.session_state[pixel_key][index])  # back from another page: the last pixel
         st.session_state[key] = int(min(max(int(value), 0), limit - 1))
-    cell = diag.nearest_cell(st.session_state[row_key], st.session_state[col_key], (height, width), grid)
+    cell = diag.nearest_cell(st.session_state[row_key], st.session_state[col_key], (height, width), grid, align_corners)
 
     colourings = list(inspection_grid.offered_colourings(prediction))
     colouring = st.radio(
@@ -173,12 +189,12 @@ def pixel_picker(
     st.altair_chart(
         _grid_chart(frame, grid, cell),
         key=chart_key,
-        on_select=functools.partial(_pick_cell, chart_key, row_key, col_key, (height, width), grid),
+        on_select=functools.partial(_pick_cell, chart_key, row_key, col_key, (height, width), grid, align_corners),
         selection_mode="cell",
         width="stretch",
     )
     st.caption(
-        f"Click a cell: the {grid_size(grid)} stride-8 grid of the largest scale, coloured by "
+        f"Click a cell: the {grid_words(model, prediction)} of the largest scale, coloured by "
         f"{GRID_COLOURINGS[colouring]}; the pink outline is the cell inspected."
     )
     if colouring == "labels":
@@ -192,8 +208,8 @@ def pixel_picker(
     with col_column:
         col = st.number_input(f"Column (0 to {width - 1})", min_value=0, max_value=width - 1, step=1, key=col_key)
     st.session_state[pixel_key] = (int(row), int(col))
-    cell = diag.nearest_cell(int(row), int(col), (height, width), grid)
-    footprint = diag.cell_footprint(cell, (height, width), grid)
+    cell = diag.nearest_cell(int(row), int(col), (height, width), grid, align_corners)
+    footprint = diag.cell_footprint(cell, (height, width), grid, align_corners)
     zoom = plots.pixel_zoom(prediction.image, int(row), int(col), footprint, radius=24, factor=6)
     st.image(
         zoom,
@@ -303,7 +319,7 @@ def pixel_equations(
     centre_row, centre_col = breakdown.cell_center
     st.markdown(
         f"**Pixel (row {row}, col {col})** of the {width}x{height} px image → **grid cell (row {i}, col {j})** of the "
-        f"{grid_size(breakdown.grid)} stride-8 grid, which sits on pixel (row {centre_row:.1f}, col {centre_col:.1f}). "
+        f"{grid_words(model, prediction)}, which sits on pixel (row {centre_row:.1f}, col {centre_col:.1f}). "
         f"Eq. 1 and 2 hold exactly on this grid; the label of the pixel is g interpolated from its four nearest cells. "
         f"Sizes are width x height, positions (row, col)."
     )

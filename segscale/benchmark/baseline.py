@@ -26,7 +26,8 @@ class NaiveMultiScale:
       Eq. 2 (softmax over scales) and Eq. 1 (weighted sum) run on S x C full-size maps;
     * the argmax over classes of the full-size fused map.
 
-    It uses the model's own layers, so its convolutions (and FLOPs) are the fast path's;
+    It uses the model's own layers and resizes in its trunk's convention (``align_corners``,
+    :mod:`segscale.trunks`), so its convolutions (and FLOPs) are the fast path's;
     only the way around them differs. Its labels agree with the fast path's up to the order
     of resizing and fusing (bilinear resizing and the softmax do not commute).
     """
@@ -44,13 +45,16 @@ class NaiveMultiScale:
             images = pixels.to(self.device).permute(0, 3, 1, 2).contiguous().float() / 255.0  # (B, 3, H, W)
             images = (images - self.mean) / self.std
             size = tuple(images.shape[-2:])
+            align_corners = self.network.align_corners  # as the model resizes around its trunk
             features, full_scores = [], []
             for scale in scales:
-                resized = F.interpolate(images, size=scaled_size(size, scale), mode="bilinear", align_corners=True)
+                resized = F.interpolate(
+                    images, size=scaled_size(size, scale), mode="bilinear", align_corners=align_corners
+                )
                 feature = self.network.trunk(resized)  # (B, F, h_s, w_s)
                 features.append(feature)
                 score = self.network.score_head(feature)  # (B, C, h_s, w_s)
-                full_scores.append(F.interpolate(score, size=size, mode="bilinear", align_corners=True))
+                full_scores.append(F.interpolate(score, size=size, mode="bilinear", align_corners=align_corners))
             score_maps = torch.stack(full_scores, dim=1)  # (B, S, C, H, W)
             if merge == MAX:
                 fused = score_maps.max(dim=1).values
@@ -59,7 +63,9 @@ class NaiveMultiScale:
                     largest = max(range(len(scales)), key=lambda k: scales[k])
                     grid = tuple(features[largest].shape[-2:])
                     logits = self.network.attention_head(features, scales, grid)  # (B, S, h, w)
-                    logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=True)  # (B, S, H, W)
+                    logits = F.interpolate(
+                        logits, size=size, mode="bilinear", align_corners=align_corners
+                    )  # (B, S, H, W)
                 else:
                     logits = score_maps.new_zeros(score_maps.shape[:2] + score_maps.shape[3:])
                 weights = torch.softmax(logits, dim=1)  # Eq. 2 at full resolution
@@ -104,7 +110,7 @@ def optimisation_ladder(
             with torch.no_grad():
                 images = torch.as_tensor(pixels).to(device).permute(0, 3, 1, 2).contiguous().float() / 255.0
                 images = (images - naive.mean) / naive.std
-                fused = naive.network(images, scales=scales, merge=merge).fused  # Eq. 1-2 on the stride-8 grid
+                fused = naive.network(images, scales=scales, merge=merge).fused  # Eq. 1-2 on the score-map grid
                 return labels_fn(fused, tuple(images.shape[-2:]))
 
         return run
@@ -112,10 +118,15 @@ def optimisation_ladder(
     steps.append(
         Step(
             "fuse on the stride-8 grid, upsample the fused map once",
-            grid_fusion(lambda fused, size: resize_bilinear(fused, size).argmax(dim=1)),
+            grid_fusion(lambda fused, size: resize_bilinear(fused, size, naive.network.align_corners).argmax(dim=1)),
         )
     )
-    steps.append(Step("+ labels by max(dim=1).indices", grid_fusion(labels_from_fused)))
+    steps.append(
+        Step(
+            "+ labels by max(dim=1).indices",
+            grid_fusion(lambda fused, size: labels_from_fused(fused, size, naive.network.align_corners)),
+        )
+    )
 
     has_batchnorm = any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
     rungs: list[tuple[str, dict]] = [

@@ -534,16 +534,17 @@ def pixel_without(prediction, row: int, col: int, merges=None) -> PixelWithout:
     size = tuple(int(v) for v in prediction.labels.shape)
     arrays = _arrays(prediction)
     everything = list(range(len(scales)))
+    align_corners = getattr(prediction, "align_corners", True)  # sampled as the model upsampled its labels
 
     def label(merge, keep):
         fused = _fused_over(arrays, merge, scales, keep)
-        scores, _ = bilinear_at(fused[0].numpy(), int(row), int(col), size)
+        scores, _ = bilinear_at(fused[0].numpy(), int(row), int(col), size, align_corners)
         return int(scores.argmax())
 
     with torch.inference_mode():
         labels = {m: label(m, everything) for m in merges}
         without = {m: tuple(label(m, [k for k in everything if k != s]) for s in everything) for m in merges}
-    i, j = nearest_cell(int(row), int(col), size, tuple(prediction.score_maps.shape[-2:]))
+    i, j = nearest_cell(int(row), int(col), size, tuple(prediction.score_maps.shape[-2:]), align_corners)
     confidence = scale_confidence(prediction.score_maps[:, :, i : i + 1, j : j + 1], scales)
     return PixelWithout(
         row=int(row),

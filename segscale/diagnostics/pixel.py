@@ -1,7 +1,8 @@
 """One pixel's Eq. 1-2: the attention logits h^s, the softmax of Eq. 2 step by step, the scores f^s_c and every merge.
 
-Where Eq. 1 holds exactly. The model fuses on the stride-8 grid of the largest scale and
-upsamples only the fused map g to the image (bilinear, corners aligned). Upsampling a
+Where Eq. 1 holds exactly. The model fuses on the score-map grid of the largest scale and
+upsamples only the fused map g to the image (bilinear, in the trunk's convention: the
+prediction's ``align_corners``, which the grid functions of :mod:`.grid` follow). Upsampling a
 weighted sum with position-dependent weights is not the weighted sum of the upsampled maps,
 so the equations are shown at the grid cell nearest the chosen pixel; the label at the
 pixel itself is g interpolated between its four surrounding cells.
@@ -69,7 +70,7 @@ class CellFusion:
 class PixelBreakdown:
     """Eq. 1 and Eq. 2 with the numbers of one pixel (at its nearest grid cell).
 
-    Shapes: S scales, C classes; (H, W) the image as predicted, (h, w) the stride-8 grid.
+    Shapes: S scales, C classes; (H, W) the image as predicted, (h, w) the score-map grid of the largest scale.
 
     Attributes:
         row, col: the pixel asked about, in the predicted image.
@@ -179,7 +180,7 @@ class PixelBreakdown:
         height, width = self.image_size
         lines = [
             f"pixel (row {self.row}, col {self.col}) of the image ({height} rows x {width} cols) -> grid cell "
-            f"(row {self.cell[0]}, col {self.cell[1]}) of the stride-8 grid ({self.grid[0]} x {self.grid[1]}), "
+            f"(row {self.cell[0]}, col {self.cell[1]}) of the largest scale's grid ({self.grid[0]} x {self.grid[1]}), "
             f"which sits on pixel ({self.cell_center[0]:.1f}, {self.cell_center[1]:.1f})",
             f"scales {format_scale_set(self.scales)}; this prediction merges by {self.merge}",
             "Eq. 1-2 hold exactly on the grid; the label at a pixel comes from g upsampled between cells.",
@@ -434,7 +435,8 @@ def pixel_breakdown(
         raise ValueError(f"top_k must be at least 1, got {top_k}")
     row, col = int(row), int(col)
     grid = (grid_h, grid_w)
-    cell = nearest_cell(row, col, image_size, grid)  # type: ignore[arg-type]
+    align_corners = getattr(prediction, "align_corners", True)  # how g was upsampled to the labels
+    cell = nearest_cell(row, col, image_size, grid, align_corners)  # type: ignore[arg-type]
     i, j = cell
 
     scores = prediction.score_maps[:, :, i, j].astype(np.float64)  # (S, C)
@@ -454,7 +456,7 @@ def pixel_breakdown(
         if chosen not in shown:
             shown.append(chosen)
 
-    pixel_scores, cells_used = bilinear_at(prediction.fused, row, col, image_size)  # type: ignore[arg-type]
+    pixel_scores, cells_used = bilinear_at(prediction.fused, row, col, image_size, align_corners)  # type: ignore[arg-type]
     pixel_label = int(prediction.labels[row, col])
     note = None
     if pixel_label != own.winner:
@@ -469,7 +471,7 @@ def pixel_breakdown(
         image_size=image_size,  # type: ignore[arg-type]
         grid=grid,
         cell=cell,
-        cell_center=cell_center(cell, image_size, grid),  # type: ignore[arg-type]
+        cell_center=cell_center(cell, image_size, grid, align_corners),  # type: ignore[arg-type]
         scales=tuple(float(s) for s in prediction.scales),
         classes=classes,
         merge=prediction.merge,

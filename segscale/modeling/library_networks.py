@@ -3,12 +3,28 @@
 The library builds the network and runs its own ``forward``; nothing here reimplements a
 layer. :class:`LibraryTrunk` calls the whole network at one scale and returns two named maps:
 
-* ``"logits"``: the network's logits (B, C, H, W), resized to the input's own size the way the
-  library's post-processing does (transformers' ``post_process_semantic_segmentation``:
-  bilinear, ``align_corners=False``). So at the scale set {1} segscale's fused scores *are*
-  the library's output, and the share-net's score map stride is 1;
+* ``"logits"``: the network's logits (B, C, h, w) on the network's own grid, not interpolated
+  (stride 4 for SegFormer, 1 for smp models, whose heads upsample to the input themselves).
+  The Predictor upsamples only the fused map g to the image, bilinearly with
+  ``align_corners=False``: at the scale set {1} that is exactly the library's post-processing
+  (transformers' ``post_process_semantic_segmentation`` resizes the logits the same way), so
+  segscale's labels and fused scores are the library's output, while every score map, weight
+  map and view stays grid-sized (3 scales of 150 classes on a 2048 px image: about 0.5 GB at
+  stride 4 instead of 7.5 GB at the image's size);
 * ``"features"``: what the attention heads read: the input of the network's last classifier
   (the decode head's fused features) where the kind names one, otherwise the logits themselves.
+
+**Padded inputs stay at the input's size.** Where a network needs another size than the
+input (a ViT's patch multiple, square-only DPT and Data2Vec-vision, a fixed size), the input
+is zero-padded and the library's own answer for the image is "resize the padded logits to
+the padded size, crop to the image". That cannot be written as logits on a cropped grid
+upsampled once to the image: with ``align_corners=False`` the upsample's sampling step is
+grid cells / image pixels, which equals the library's (grid cells / padded pixels) only when
+the image side is a whole number of cells, and even then the library's last pixels
+interpolate towards the first padded cell, which a crop has dropped. So for padded inputs
+the logits are resized to the padded size and cropped as before (score maps at the input's
+size, output stride 1 for that input), and fusion stays exact at {1}. ``output_stride`` is
+the network's own stride, measured from its output on an input it takes unpadded.
 
 :class:`LogitsScoreHead` only picks ``"logits"``: the network's own classifier is its score head.
 Parameter names stay the library's under ``trunk.network.``.
@@ -27,6 +43,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -110,7 +127,12 @@ def logits_of(output) -> Tensor:
 
 
 class LibraryTrunk(nn.Module):
-    """A whole library network: images (B, 3, H, W) -> {"logits": (B, C, H, W), "features": (B, F, h, w)}."""
+    """A whole library network: images (B, 3, H, W) -> {"logits": (B, C, h, w), "features": (B, F, h', w')}.
+
+    The logits are on the network's own grid when the input needs no padding, at the input's
+    size (H, W) when it does (see the module docstring). ``output_stride``: the stride recorded
+    at import, or measured here when the record has none (checkpoints imported before it was).
+    """
 
     def __init__(
         self,
@@ -121,6 +143,7 @@ class LibraryTrunk(nn.Module):
         size_multiple: int,
         num_classes: int,
         fixed_size: int | None = None,
+        output_stride: int | None = None,
     ) -> None:
         super().__init__()
         self.network = network
@@ -129,8 +152,6 @@ class LibraryTrunk(nn.Module):
         self.size_multiple = max(1, int(size_multiple))
         self.fixed_size = fixed_size
         self.last_feature = "features"
-        # The score map comes at the input's own size (see the module docstring).
-        self.output_stride = 1
         self._captured: dict[int, Tensor] = {}  # thread id -> features of the call running in that thread
         if kind.feature_module is not None:
             module = network.get_submodule(kind.feature_module)
@@ -138,6 +159,35 @@ class LibraryTrunk(nn.Module):
             self.out_channels = _input_channels(module)
         else:
             self.out_channels = num_classes
+        self.output_stride = int(output_stride) if output_stride else self.measure_output_stride()
+
+    def probe_size(self) -> int:
+        """The side of a square input the network takes as it is (no padding): 64 px, or the next size it accepts."""
+        if self.fixed_size is not None:
+            return self.fixed_size
+        return -(-64 // self.size_multiple) * self.size_multiple
+
+    @torch.no_grad()
+    def measure_output_stride(self) -> int:
+        """Input pixels per cell of the network's logits, from one forward pass of a zero image of :meth:`probe_size`.
+
+        Measured rather than read from a config: the libraries document no common attribute
+        for it (SegFormer's and BEiT's logits are at stride 4, MobileViT's at 32, while UperNet,
+        DPT and smp's heads upsample to the input themselves: stride 1), and the forward pass
+        is what the score maps will be.
+        """
+        side = self.probe_size()
+        parameter = next(self.network.parameters(), None)
+        probe = torch.zeros(1, 3, side, side, device=None if parameter is None else parameter.device)
+        was_training = self.network.training
+        self.network.eval()
+        try:
+            output = self.network(**{self.call_keyword: probe}) if self.call_keyword else self.network(probe)
+        finally:
+            self.network.train(was_training)
+            self._captured.pop(threading.get_ident(), None)
+        grid_side = logits_of(output).shape[-1]
+        return max(1, round(side / grid_side))
 
     def _capture(self, module: nn.Module, inputs: tuple) -> None:
         # Keyed by thread: the app runs one model from several sessions' threads at once.
@@ -149,9 +199,13 @@ class LibraryTrunk(nn.Module):
         output = self.network(**{self.call_keyword: padded}) if self.call_keyword else self.network(padded)
         logits = logits_of(output)  # (B, C, h, w) on the network's own grid
         padded_size = tuple(padded.shape[-2:])
-        if tuple(logits.shape[-2:]) != padded_size:  # as the library's post-processing resizes them
-            logits = F.interpolate(logits, size=padded_size, mode="bilinear", align_corners=False)
-        logits = logits[..., :height, :width]  # (B, C, H, W)
+        if padded_size != (height, width):  # by shape, not identity: also right under tracing and torch.compile
+            # The library's answer for a padded input: logits resized to the padded size, cropped to
+            # the image. No cropped grid gives it exactly (module docstring), so this input's score
+            # map comes at its own size.
+            if tuple(logits.shape[-2:]) != padded_size:
+                logits = F.interpolate(logits, size=padded_size, mode="bilinear", align_corners=False)
+            logits = logits[..., :height, :width]  # (B, C, H, W)
         if self.kind.feature_module is None:
             return {"logits": logits, "features": logits}
         features = self._captured.pop(threading.get_ident(), None)
@@ -169,13 +223,15 @@ class LibraryTrunk(nn.Module):
                     f"this {self.kind.label} network runs only on inputs up to {self.fixed_size} px (its config's "
                     f"image_size); got {height}x{width}: predict with --max-side {self.fixed_size} or smaller scales"
                 )
+            if (height, width) == (self.fixed_size, self.fixed_size):
+                return images  # no padding: the logits stay on the network's grid (see forward)
             return F.pad(images, (0, self.fixed_size - width, 0, self.fixed_size - height))
         multiple = self.size_multiple
         target_h, target_w = -(-height // multiple) * multiple, -(-width // multiple) * multiple
         if self.kind.square:
             target_h = target_w = max(target_h, target_w)
         if (target_h, target_w) == (height, width):
-            return images
+            return images  # no padding: forward keeps the logits on the network's grid
         return F.pad(images, (0, target_w - width, 0, target_h - height))  # zeros: the mean colour
 
 
@@ -283,6 +339,9 @@ def build_library_parts(config: ModelConfig) -> tuple[LibraryTrunk, LogitsScoreH
     """(trunk, score head) of the imported network ``config.trunk`` records, randomly initialised."""
     record = network_record(config)
     library = config.trunk.name
+    # Recorded at import; a record written before then has none, and the trunk measures it.
+    recorded_stride = record.get("output_stride")
+    stride = int(recorded_stride) if isinstance(recorded_stride, int) and recorded_stride > 0 else None
     if library == "transformers":
         network, kind, network_config = build_transformers_network(record)
         fixed = getattr(network_config, kind.fixed_size_attribute, None) if kind.fixed_size_attribute else None
@@ -293,10 +352,16 @@ def build_library_parts(config: ModelConfig) -> tuple[LibraryTrunk, LogitsScoreH
             size_multiple=transformers_size_multiple(kind, network_config),
             num_classes=config.num_classes,
             fixed_size=int(fixed) if fixed else None,
+            output_stride=stride,
         )
     elif library == "smp":
         trunk = LibraryTrunk(
-            build_smp_network(record), SMP_KIND, call_keyword=None, size_multiple=1, num_classes=config.num_classes
+            build_smp_network(record),
+            SMP_KIND,
+            call_keyword=None,
+            size_multiple=1,
+            num_classes=config.num_classes,
+            output_stride=stride,
         )
     elif library == "factory":
         trunk = LibraryTrunk(
@@ -305,6 +370,7 @@ def build_library_parts(config: ModelConfig) -> tuple[LibraryTrunk, LogitsScoreH
             call_keyword=None,
             size_multiple=int(record.get("size_multiple", 1)),
             num_classes=config.num_classes,
+            output_stride=stride,
         )
     else:
         raise ValueError(f"unknown library {library!r}")
