@@ -2,7 +2,7 @@
 a checkpoint file of one's own, importing torchvision's.
 
 Widget keys: ``checkpoint_upload``, ``checkpoint_use``. The cards come from
-:mod:`segscale.architecture`, as in ``python -m segscale checkpoints``. An uploaded file is read
+:mod:`segscale.checkpoint_cards`, as in ``python -m segscale checkpoints``. An uploaded file is read
 with ``weights_only=True``, and kept in the session only.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 from segscale import architecture as arch
+from segscale import checkpoint_cards
 from segscale.checkpoint import (
     SHIPPED_CHECKPOINTS,
     CheckpointError,
@@ -33,8 +34,8 @@ from ui.common import (
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _checkpoint_card(cache_key: str, path: str) -> arch.CheckpointCard:
-    return arch.checkpoint_card(path)
+def _cached_checkpoint_card(cache_key: str, path: str) -> checkpoint_cards.CheckpointCard:
+    return checkpoint_cards.read_checkpoint_card(path)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -46,15 +47,10 @@ def _read_uploaded_checkpoint(
     return metadata, arch.architecture_summary(model)
 
 
-CARD_FIELDS = ("trunk", "attention head", "trained scales", "scale range", "data", "steps", "wall time", "machine")
-
-
-def _card(metadata: CheckpointMetadata, caption: str, extra=()) -> None:
+def _show_card(metadata: CheckpointMetadata, caption: str, extra=()) -> None:
     """A checkpoint's card: its name, a caption (file, size), what it is in short, the whole training card folded."""
-    full = arch.training_card(metadata)
-    fields = dict(full)
-    short = [(name, fields[name]) for name in CARD_FIELDS if name in fields]
-    short += [(name, value) for name, value in full if name.startswith("metric")] + list(extra)
+    full = checkpoint_cards.training_card(metadata)
+    short = checkpoint_cards.short_card(full) + list(extra)
     with st.container(border=True):
         st.markdown(f"**{plain(metadata.name or 'unnamed model')}**")
         st.caption(plain(caption))
@@ -94,7 +90,7 @@ def _cards(paths, origin: str) -> None:
         return
     columns = st.columns(2, gap="medium")
     for k, path in enumerate(paths):
-        card = _checkpoint_card(file_key(path), str(path))
+        card = _cached_checkpoint_card(file_key(path), str(path))
         with columns[k % 2]:
             caption = f"{path.name} · {card.size_bytes / 1e6:.1f} MB · {origin}"
             if not card.ok:
@@ -102,7 +98,7 @@ def _cards(paths, origin: str) -> None:
                     st.markdown(f"**{plain(path.name)}**")
                     show_error(card.error or "unreadable", "Cannot be used.")
                 continue
-            _card(card.metadata, caption)
+            _show_card(card.metadata, caption)
 
 
 def own_checkpoint_section() -> None:
@@ -139,7 +135,7 @@ def own_checkpoint_section() -> None:
             arch.NOT_COMPUTED_BRANCHED if summary.receptive_field is None else f"{summary.receptive_field} px",
         ),
     ]
-    _card(metadata, f"{uploaded.name} · {len(data) / 1e6:.1f} MB · uploaded, read with weights_only=True", totals)
+    _show_card(metadata, f"{uploaded.name} · {len(data) / 1e6:.1f} MB · uploaded, read with weights_only=True", totals)
     if option in uploaded_checkpoints():
         st.success(
             f"In use for this session: choose “{plain(option)}” in the Checkpoint box of any page.",
@@ -215,7 +211,7 @@ def _imported_kinds() -> dict[str, list[str]]:
 
     kinds: dict[str, list[str]] = {}
     for path in list_checkpoints(checkpoint_dir()):
-        card = _checkpoint_card(file_key(path), str(path))
+        card = _cached_checkpoint_card(file_key(path), str(path))
         if card.ok and is_imported(card.metadata):
             kinds.setdefault(card.metadata.model.trunk.name, []).append(path.name)
     return kinds

@@ -1,7 +1,8 @@
 """The How it works page's sections: the model for a student, the checkpoint's layers and training card.
 
 Widget key: ``describe_all_layers``. The numbers come from :mod:`segscale.architecture`, the
-diagram from :mod:`segscale.plots`, as in ``python -m segscale describe``.
+training card from :mod:`segscale.checkpoint_cards`, the diagram from :mod:`segscale.plots`,
+as in ``python -m segscale describe``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import streamlit as st
 from segscale import architecture as arch
 from segscale import plots
 from segscale.checkpoint import CheckpointMetadata
+from segscale.checkpoint_cards import training_card
 from segscale.formatting import format_scale_set
 from segscale.merges import GATE_HEAD, merge_info
 from ui import widgets
@@ -197,7 +199,7 @@ def architecture_section(model: LoadedModel) -> None:
 
 def training_card_section(metadata: CheckpointMetadata) -> None:
     """What the checkpoint says about its training: data, scales, supervision, optimiser, steps, metrics."""
-    widgets.pairs_table(arch.training_card(metadata))
+    widgets.pairs_table(training_card(metadata))
 
 
 def _dashes_for_none(rows: list[dict]) -> list[dict]:

@@ -27,14 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..architecture import checkpoint_card, list_checkpoints
+    from ..checkpoint_cards import read_checkpoint_card, read_checkpoint_cards
 
     cards = []
     for path in args.paths or [DEFAULT_FOLDER]:
         if path.is_dir():
-            cards += list_checkpoints(path)
+            cards += read_checkpoint_cards(path)
         elif path.exists():
-            cards.append(checkpoint_card(path))
+            cards.append(read_checkpoint_card(path))
         else:
             raise ValueError(f"{path}: no such file or folder")
     if not cards:
