@@ -37,7 +37,8 @@ from tests.conftest import (
     upload_image,
 )
 from ui import widgets
-from ui.common import CHECKPOINT_DIR_ENV, UPLOADED_CHECKPOINTS_KEY
+from ui.model_loading import CHECKPOINT_DIR_ENV
+from ui.session import UPLOADED_CHECKPOINTS_KEY
 
 # ----------------------------------------------------------------------------- 1. pixel inspector
 

@@ -18,16 +18,15 @@ from segscale.checkpoint import (
     CheckpointMetadata,
     load_checkpoint_bytes,
 )
-from ui import common, widgets
-from ui.common import (
-    LOG,
+from ui import widgets
+from ui.limits import upload_limit_text
+from ui.messages import LOG, plain, show_error
+from ui.model_loading import (
     UPLOADED_PREFIX,
     bytes_digest,
     checkpoint_dir,
+    checkpoint_files,
     file_key,
-    list_checkpoints,
-    plain,
-    show_error,
     uploaded_checkpoints,
     use_uploaded_checkpoint,
 )
@@ -66,7 +65,7 @@ def _is_shipped(path) -> bool:
 def shipped_checkpoints_section() -> None:
     """A card per shipped checkpoint in the checkpoint folder: trunk, head, scales, data, steps, metrics."""
     folder = checkpoint_dir()
-    paths = list_checkpoints(folder)
+    paths = checkpoint_files(folder)
     if not paths:
         show_error(f"No checkpoint (.pt file) in {folder}.", "No checkpoints.")
         return
@@ -78,7 +77,7 @@ def shipped_checkpoints_section() -> None:
 
 def folder_own_checkpoints_section() -> None:
     """A card per other checkpoint in the folder: one the person imported, trained or copied there."""
-    own = [path for path in list_checkpoints(checkpoint_dir()) if not _is_shipped(path)]
+    own = [path for path in checkpoint_files(checkpoint_dir()) if not _is_shipped(path)]
     if own:
         st.markdown(f"**In the checkpoint folder** ({plain(checkpoint_dir())}), besides the shipped ones:")
         _cards(own, "yours, in the checkpoint folder")
@@ -108,7 +107,7 @@ def own_checkpoint_section() -> None:
         key="checkpoint_upload",
         help="A segscale checkpoint (python -m segscale train writes them). It is read with "
         "torch.load(weights_only=True): a file whose pickle would build "
-        f"arbitrary objects is refused, never run. {common.upload_limit_text()}",
+        f"arbitrary objects is refused, never run. {upload_limit_text()}",
     )
     if uploaded is None:
         st.caption(
@@ -210,7 +209,7 @@ def _imported_kinds() -> dict[str, list[str]]:
     from segscale.torchvision_import import is_imported
 
     kinds: dict[str, list[str]] = {}
-    for path in list_checkpoints(checkpoint_dir()):
+    for path in checkpoint_files(checkpoint_dir()):
         card = _cached_checkpoint_card(file_key(path), str(path))
         if card.ok and is_imported(card.metadata):
             kinds.setdefault(card.metadata.model.trunk.name, []).append(path.name)
@@ -231,7 +230,7 @@ def download_and_import_section() -> None:
     from segscale.torchvision_import import MissingWeightsError, cached_weights_path, import_to_checkpoint
 
     kind = st.selectbox("torchvision network", TORCHVISION_TRUNKS, key="download_kind")
-    out = common.checkpoint_dir() / f"{kind}.pt"
+    out = checkpoint_dir() / f"{kind}.pt"
     cached = cached_weights_path(kind).is_file()
     if out.is_file():
         st.caption(f"Already imported as {plain(out.name)}: pick it in the Checkpoint box of any page.")

@@ -16,7 +16,8 @@ from segscale.checkpoint_cards import training_card
 from segscale.formatting import format_scale_set
 from segscale.merges import GATE_HEAD, merge_info
 from ui import widgets
-from ui.common import LoadedModel, plain
+from ui.messages import plain
+from ui.model_loading import LoadedModel
 
 EQ2_LATEX = r"w_i^{s} = \frac{\exp(h_i^{s})}{\sum_{t=1}^{S} \exp(h_i^{t})} \qquad (2)"
 EQ1_LATEX = r"g_{i,c} = \sum_{s=1}^{S} w_i^{s}\, f_{i,c}^{s} \qquad (1)"
