@@ -3,8 +3,9 @@
     python -m segscale checkpoints                 # every .pt in checkpoints/
     python -m segscale checkpoints my_run.pt other_folder/
 
-For each file: its name, trunk, attention head, trained scales, data and metrics from its card,
-or why it cannot be used. Files are read with ``weights_only=True``: a file whose pickle would
+For each file: its name and short card (the fields of
+:data:`segscale.checkpoint_cards.CARD_SHORT_FIELDS` and its metrics, as the app's Checkpoints page
+shows them), or why it cannot be used. Files are read with ``weights_only=True``: a file whose pickle would
 run code is refused, never executed.
 """
 
