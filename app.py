@@ -10,7 +10,8 @@ import time
 
 import streamlit as st
 
-from ui import image_sources, main_view, messages, model_controls, prediction, session
+from ui import image_sources, main_view, messages, model_controls, session
+from ui.prediction import predict
 
 started = time.perf_counter()
 st.set_page_config(page_title="segscale · Attention to Scale", page_icon=":material/layers:", layout="wide")
@@ -38,7 +39,7 @@ with image_column:
 if image is None or model is None or scales is None:
     st.stop()
 
-result = prediction.predict(model, image, scales, merge)
+result = predict(model, image, scales, merge)
 if result is None:
     st.stop()
 prediction, computed_now = result

@@ -6,7 +6,8 @@ Command-line twin: ``python -m segscale inspect IMAGE --pixel ROW COL`` (or ``--
 
 import streamlit as st
 
-from ui import image_sources, inspector, model_controls, prediction, session
+from ui import image_sources, inspector, model_controls, session
+from ui.prediction import predict
 
 st.set_page_config(page_title="Pixel inspector · segscale", page_icon=":material/my_location:", layout="wide")
 session.keep_choices()
@@ -22,7 +23,7 @@ with picker_column:
     image = image_sources.page_image_input(model, max_side=inspector.INSPECTOR_MAX_SIDE)
 if image is None or model is None or scales is None:
     st.stop()
-result = prediction.predict(model, image, scales, model.predictor.inspection_merge)
+result = predict(model, image, scales, model.predictor.inspection_merge)
 if result is None:
     st.stop()
 prediction, _ = result

@@ -5,7 +5,8 @@ Command-line twin: ``python -m segscale compare IMAGE`` (or ``--sample val:3`` f
 
 import streamlit as st
 
-from ui import comparison, image_sources, model_controls, prediction, session
+from ui import comparison, image_sources, model_controls, session
+from ui.prediction import predict
 
 st.set_page_config(page_title="Merge comparison · segscale", page_icon=":material/compare:", layout="wide")
 session.keep_choices()
@@ -18,7 +19,7 @@ with input_column:
     image = image_sources.page_image_input(model)
 if image is None or model is None or scales is None:
     st.stop()
-result = prediction.predict(model, image, scales, model.predictor.inspection_merge)
+result = predict(model, image, scales, model.predictor.inspection_merge)
 if result is None:
     st.stop()
 comparison.comparison_section(model, image, result[0])
