@@ -2,25 +2,26 @@
 
     streamlit run app.py
 
-Layout only; the controls and the cached model live in ui/common.py, this page's sections in
-ui/main_view.py, the pictures in segscale/visualize.py.
+Layout only; the controls live in ui/model_controls.py and ui/image_sources.py, the cached model in
+ui/model_loading.py, this page's sections in ui/main_view.py, the pictures in segscale/visualize.py.
 """
 
 import time
 
 import streamlit as st
 
-from ui import common, main_view, photos
+from ui import image_sources, main_view, messages, model_controls, session
+from ui.prediction import predict
 
 started = time.perf_counter()
 st.set_page_config(page_title="segscale · Attention to Scale", page_icon=":material/layers:", layout="wide")
-common.keep_choices()
+session.keep_choices()
 
 with st.sidebar:
     st.header("Model")
-    model = common.checkpoint_picker()
-    merge = common.merge_picker(model) if model else None
-    scales = common.scale_set_picker(model, merge) if model else None
+    model = model_controls.checkpoint_picker()
+    merge = model_controls.merge_picker(model) if model else None
+    scales = model_controls.scale_set_picker(model, merge) if model else None
     st.subheader("Where it runs")
     timings = st.empty()
     if model:
@@ -34,19 +35,17 @@ st.caption(
 )
 image_column, class_column = st.columns([3, 2], gap="large")
 with image_column:
-    image = common.image_input(photos=model is not None and photos.is_photo_model(model.metadata))
-    if image is not None and model is not None:
-        photos.photo_on_shapes_model_notice(model.metadata, image)
+    image = image_sources.page_image_input(model, notices_here=False)  # listed under the image's summary below
 if image is None or model is None or scales is None:
     st.stop()
 
-result = common.predict(model, image, scales, merge)
+result = predict(model, image, scales, merge)
 if result is None:
     st.stop()
 prediction, computed_now = result
 with image_column:
     st.markdown(main_view.image_summary(image, prediction))
-    common.show_notices(image.notices)
+    messages.show_notices(image.notices)
 
 view_started = time.perf_counter()
 with class_column:

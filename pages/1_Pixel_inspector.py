@@ -6,11 +6,12 @@ Command-line twin: ``python -m segscale inspect IMAGE --pixel ROW COL`` (or ``--
 
 import streamlit as st
 
-from ui import common, inspector, photos
+from ui import image_sources, inspector, model_controls, session
+from ui.prediction import predict
 
 st.set_page_config(page_title="Pixel inspector · segscale", page_icon=":material/my_location:", layout="wide")
-common.keep_choices()
-model, scales = common.model_sidebar(autocast="off")
+session.keep_choices()
+model, scales = model_controls.model_sidebar(autocast="off")
 
 st.title("Pixel inspector")
 st.caption(
@@ -19,16 +20,10 @@ st.caption(
 )
 picker_column, numbers_column = st.columns([5, 8], gap="large")
 with picker_column:
-    image = common.image_input(
-        max_side=inspector.INSPECTOR_MAX_SIDE, photos=model is not None and photos.is_photo_model(model.metadata)
-    )
-    if image is not None:
-        common.show_notices(image.notices)
-        if model is not None:
-            photos.photo_on_shapes_model_notice(model.metadata, image)
+    image = image_sources.page_image_input(model, max_side=inspector.INSPECTOR_MAX_SIDE)
 if image is None or model is None or scales is None:
     st.stop()
-result = common.predict(model, image, scales, model.predictor.inspection_merge)
+result = predict(model, image, scales, model.predictor.inspection_merge)
 if result is None:
     st.stop()
 prediction, _ = result

@@ -5,24 +5,21 @@ Command-line twin: ``python -m segscale compare IMAGE`` (or ``--sample val:3`` f
 
 import streamlit as st
 
-from ui import common, comparison, photos
+from ui import comparison, image_sources, model_controls, session
+from ui.prediction import predict
 
 st.set_page_config(page_title="Merge comparison · segscale", page_icon=":material/compare:", layout="wide")
-common.keep_choices()
-model, scales = common.model_sidebar()
+session.keep_choices()
+model, scales = model_controls.model_sidebar()
 
 st.title("Merge comparison")
 st.caption(comparison.page_caption(model))
 input_column, _ = st.columns([2, 3])
 with input_column:
-    image = common.image_input(photos=model is not None and photos.is_photo_model(model.metadata))
-    if image is not None:
-        common.show_notices(image.notices)
-        if model is not None:
-            photos.photo_on_shapes_model_notice(model.metadata, image)
+    image = image_sources.page_image_input(model)
 if image is None or model is None or scales is None:
     st.stop()
-result = common.predict(model, image, scales, model.predictor.inspection_merge)
+result = predict(model, image, scales, model.predictor.inspection_merge)
 if result is None:
     st.stop()
 comparison.comparison_section(model, image, result[0])

@@ -5,11 +5,11 @@ Command-line twin: ``python -m segscale diagnose --count 20 --out DIR`` (or ``--
 
 import streamlit as st
 
-from ui import common, scale_diagnostics
+from ui import model_controls, scale_diagnostics, session
 
 st.set_page_config(page_title="Scale diagnostics · segscale", page_icon=":material/query_stats:", layout="wide")
-common.keep_choices()
-model, scales = common.model_sidebar()
+session.keep_choices()
+model, scales = model_controls.model_sidebar()
 
 st.title("Scale diagnostics")
 st.caption(

@@ -5,11 +5,11 @@ Command-line twin: ``python -m segscale describe [--checkpoint FILE] [--all-laye
 
 import streamlit as st
 
-from ui import common, how_it_works
+from ui import how_it_works, model_controls, session
 
 st.set_page_config(page_title="How it works · segscale", page_icon=":material/school:", layout="wide")
-common.keep_choices()
-model, _ = common.model_sidebar(scale_set=False)
+session.keep_choices()
+model, _ = model_controls.model_sidebar(scale_set=False)
 
 st.title("How it works")
 st.caption(

@@ -5,10 +5,10 @@ Command-line twin: ``python -m segscale checkpoints [FILE_OR_FOLDER ...]``.
 
 import streamlit as st
 
-from ui import checkpoints, common
+from ui import checkpoints, session
 
 st.set_page_config(page_title="Checkpoints · segscale", page_icon=":material/inventory_2:", layout="wide")
-common.keep_choices()
+session.keep_choices()
 
 st.title("Checkpoints")
 st.caption("Every checkpoint carries its own card: architecture, trained scales, data, training run and scores.")

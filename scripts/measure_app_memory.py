@@ -8,7 +8,7 @@ session's script in threads of that one process), read once the run an upload ca
 and every image of the page has loaded. Phase 1: one browser session uploads N different images
 in turn (each a ScaleShapes test image drawn at SIDE x SIDE, so no cache ever answers), RSS after
 each. Phase 2: M more sessions (one browser context each, all left open) each upload K further new
-images; RSS after each session. The caches are bounded (ui/common.py: PREDICTION_CACHE_ENTRIES,
+images; RSS after each session. The caches are bounded (ui/limits.py: PREDICTION_CACHE_ENTRIES,
 VIEW_CACHE_ENTRIES, DECODED_UPLOAD_CACHE_ENTRIES, CACHE_TTL_S), so past the first
 PREDICTION_CACHE_ENTRIES uploads the curve must be flat: each new entry pushes an old one out.
 The script fits a line to the RSS after the caches are full (the "plateau", from upload
@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 from measure_app_latency import machine  # noqa: E402  (scripts/ is this script's own folder)
 
 from tests import browser_support as browser  # noqa: E402
-from ui.common import PREDICTION_CACHE_ENTRIES  # noqa: E402
+from ui.limits import PREDICTION_CACHE_ENTRIES  # noqa: E402
 
 
 def rss_mb(pid: int) -> float:

@@ -1,14 +1,10 @@
-"""What a checkpoint is: its layers with their receptive field, its training card, and the checkpoints on disk.
+"""What a model is built of: its layers, their receptive field, and the totals.
 
-For the "How it works" and "Checkpoints" views and their command-line twins (``segscale
-describe``, ``segscale checkpoints``):
-
-* :func:`architecture_summary` walks a :class:`~segscale.modeling.MultiScaleNet` -- trunk,
-  score head, attention head -- and lists every layer with its geometry, parameters and the
-  receptive field and jump (effective stride) after it;
-* :func:`training_card` turns a checkpoint's metadata into (field, value) pairs a person reads;
-* :func:`list_checkpoints` describes the shipped files (reading a file, a path's or an
-  upload's bytes, is :mod:`segscale.checkpoint`'s).
+For the "How it works" view and its command-line twin (``segscale describe``):
+:func:`architecture_summary` walks a :class:`~segscale.modeling.MultiScaleNet` -- trunk, score
+head, attention head -- and lists every layer with its geometry, parameters and the receptive
+field and jump (effective stride) after it. What a checkpoint says about its training, and the
+checkpoint files on disk, are :mod:`segscale.checkpoint_cards`'.
 
 Receptive field. Along one axis, with r the receptive field (input pixels one output cell
 sees) and j the jump (input pixels between neighbouring output cells), a layer of kernel k,
@@ -34,29 +30,20 @@ and the receptive field is not computed (None, shown as :data:`NOT_COMPUTED_BRAN
 
 from __future__ import annotations
 
-import os
-from dataclasses import MISSING, dataclass, fields
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 from torch import nn
 
-from .checkpoint import CheckpointError, CheckpointMetadata, model_from_checkpoint
-from .formatting import format_scale_set
-from .merges import ATTENTION_HEAD, GATE_HEAD, HEADS, merge_info, model_head
-from .torchvision_import import NOT_VERIFIED, imported_card_rows, is_imported
+from .formatting import format_fraction
+from .merges import ATTENTION_HEAD, GATE_HEAD, HEADS, model_head
 from .trunks import trunk_info
 
 __all__ = [
     "ArchitectureSummary",
-    "CheckpointCard",
     "LayerRow",
     "architecture_summary",
-    "checkpoint_card",
-    "list_checkpoints",
+    "head_features",
     "paper_model_summary",
-    "training_card",
-    "training_card_markdown",
 ]
 
 PARTS = ("trunk", "score head", "attention head")
@@ -178,9 +165,8 @@ class ArchitectureSummary:
         if self.branched:
             trunk = f"{self.trunk} (torchvision's backbone), {self.feature_channels} channels in its last feature map"
         else:
-            trunk = (
-                f"{self.trunk}, width {_fraction(self.width)}, norm {self.norm}, {self.feature_channels} fc7 channels"
-            )
+            width = format_fraction(self.width)
+            trunk = f"{self.trunk}, width {width}, norm {self.norm}, {self.feature_channels} fc7 channels"
         if self.head is None:
             head = (ATTENTION_HEAD.name, f"none (merges by {self.merge})")
         elif self.head == GATE_HEAD.name:
@@ -432,258 +418,10 @@ def _count(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
-# ============================================================================ the training card
-
-
-def _library_network(metadata: CheckpointMetadata) -> bool:
-    return trunk_info(metadata.model.trunk.name).library
-
-
-def _library_card_rows(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
-    """Extra card rows of a transformers, smp or factory network: its source and normalisation; [] for others."""
-    if not _library_network(metadata):
-        return []
-    training = metadata.training or {}
-    source = training.get("source") or {}
-    rows = [] if training.get("config") else [("data", training.get("dataset", "not recorded"))]
-    origin = source.get("source") or source.get("factory") or "?"
-    library = source.get("library", metadata.model.trunk.name)
-    version = f" {source['version']}" if source.get("version") else ""
-    rows.append(("source network", f"{library}{version}: {origin}"))
-    if source.get("normalisation_from"):
-        rows.append(("normalisation from", str(source["normalisation_from"])))
-    if metadata.model.trunk.name == "factory":
-        rows.append(("on load", f"imports {source.get('factory', '?')} (runs that module's code)"))
-    return rows
-
-
-def training_card(metadata: CheckpointMetadata) -> list[tuple[str, str]]:
-    """What a checkpoint says about itself, as (field, value) pairs in words, missing fields said so."""
-    model = metadata.model
-    training = metadata.training or {}
-    config = training.get("config") or {}
-    trunk = model.trunk
-    pairs: list[tuple[str, str]] = [
-        ("name", metadata.name or "(unnamed)"),
-        ("trunk", f"{trunk.name}, width {_fraction(trunk.width)}, norm {trunk.norm}, dropout {trunk.dropout:g}"),
-        ("attention head", _head_description(model, imported=is_imported(metadata) or _library_network(metadata))),
-        ("trained scales", format_scale_set(model.scales)),
-        ("scale range", f"{metadata.scale_range[0]:g} to {metadata.scale_range[1]:g}"),
-        ("default merge", model.merge),
-        ("classes", f"{len(metadata.classes)}: {', '.join(metadata.classes)}"),
-        ("normalisation", f"mean {_triple(metadata.mean)}, std {_triple(metadata.std)} (RGB in 0-1)"),
-    ]
-    imported = imported_card_rows(metadata) or _library_card_rows(metadata)  # where an imported network came from
-    pairs += _recipe(config, model) if config else ([] if imported else [("data", "not recorded")])
-    pairs += imported
-    steps, planned = training.get("steps"), config.get("iterations")
-    if steps is None:
-        pairs.append(("steps", "not recorded"))
-    else:
-        pairs.append(("steps", f"{steps} of {planned} planned" if planned and planned != steps else str(steps)))
-    wall = training.get("wall_time_s")
-    pairs.append(("wall time", "not recorded" if wall is None else _duration(float(wall))))
-    machine, processes = training.get("machine"), training.get("processes")
-    if machine and processes and processes > 1:
-        machine += f", {processes} processes"
-    pairs.append(("machine", machine or "not recorded"))
-    command = training.get("command") or (_equivalent_command(config) if config else None)
-    pairs.append(("command", command or "not recorded"))
-    if metadata.metrics:
-        pairs += [(f"metric: {key}", _value(value)) for key, value in metadata.metrics.items()]
-    elif imported and not ((metadata.training or {}).get("source") or {}).get("published", True):
-        # The summary, the command's printout and the app all show this row: say why no metric is claimed.
-        pairs.append(("metrics", f"none: {NOT_VERIFIED}"))
-    else:
-        pairs.append(("metrics", "none recorded"))
-    return pairs
-
-
 def head_features(trunk: str) -> str:
     """What the attention head reads, named as the trunk names it: DeepLab-LargeFOV's fc7, a torchvision
     backbone's last feature map (it has no fc7)."""
     return "fc7" if trunk == "vgg16_largefov" else "last backbone features"
-
-
-def _head_description(model, imported: bool = False) -> str:
-    merge_head = merge_info(model.merge).head
-    if merge_head is not ATTENTION_HEAD and imported:
-        return f"none yet: an imported network merges by {model.merge} until an attention head is trained on it"
-    if merge_head is GATE_HEAD:
-        return (
-            "none; a gate head instead (Tao et al.: one sigmoid gate per "
-            "scale, chained from the finest scale down; any scale set)"
-        )
-    if merge_head is None:
-        return f"none: trained with {model.merge} pooling over scales"
-    head = model.head
-    if head.kind == "paper":
-        text = (
-            f"paper (Chen et al.: all scales' {head_features(model.trunk.name)} concatenated, S outputs; "
-            "fuses only its trained scale set)"
-        )
-    else:
-        feature = ", with log2(s) as an input channel" if head.scale_feature else ""
-        text = f"shared (one head scores each scale's {head_features(model.trunk.name)}{feature}; any scale set)"
-    return f"{text}, {model.head_hidden_channels} hidden channels"
-
-
-def _recipe(config: dict, model) -> list[tuple[str, str]]:
-    """Data, scale sampling, supervision, optimiser and initialisation from a recorded TrainConfig."""
-    data = str(config.get("dataset", "?"))
-    if config.get("dataset") == "scaleshapes" and config.get("train_images"):
-        data += f", {config['train_images']} training images"
-    elif config.get("data_root"):
-        data += f" from {config['data_root']}"
-    if config.get("crop_size"):
-        data += f", {config['crop_size']} px crops"
-    if config.get("augment_scale_range"):
-        low, high = config["augment_scale_range"]
-        data += f", random rescaling {low:g}-{high:g}"
-    if config.get("scale_sampling", "fixed") == "random":
-        low, high = config.get("random_scale_range", ("?", "?"))
-        fewest, most = config.get("random_scale_count", ("?", "?"))
-        sampling = f"random: {fewest}-{most} scales per step from {low}-{high}"
-    else:
-        sampling = f"fixed: {format_scale_set(config.get('scales', model.scales))}"
-    if config.get("imagenet_init"):
-        start = "ImageNet VGG-16"
-    else:
-        start = f"from {config['init_from']}" if config.get("init_from") else "random"
-    optimiser = (
-        f"{config.get('optimizer', '?')}, lr {config.get('lr', '?')}, {config.get('schedule', '?')} schedule, "
-        f"batch {config.get('batch_size', '?')}"
-    )
-    return [
-        ("data", data),
-        ("scale sets in training", sampling),
-        (
-            "extra supervision",
-            "yes (E-Supv: a loss on every scale's own output too)" if config.get("extra_supervision") else "no",
-        ),
-        ("optimiser", optimiser),
-        ("initialisation", start),
-    ]
-
-
-def training_card_markdown(metadata: CheckpointMetadata) -> str:
-    """:func:`training_card` as a two-column Markdown table (for st.markdown)."""
-    lines = ["| field | value |", "|---|---|"]
-    for name, value in training_card(metadata):
-        text = value.replace("|", "\\|")
-        if name == "command":
-            text = f"`{text}`"
-        lines.append(f"| {name} | {text} |")
-    return "\n".join(lines)
-
-
-def _equivalent_command(config: dict) -> str | None:
-    """``python -m segscale train`` with the flags that differ from today's defaults (every setting is a flag)."""
-    from .training.config import TrainConfig
-
-    parts = ["python -m segscale train"]
-    known = {f.name: f for f in fields(TrainConfig)}
-    for name, value in config.items():
-        field = known.get(name)
-        if field is None:
-            continue
-        default = field.default if field.default is not MISSING else None
-        if _same(value, default):
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else "--no-" + name.replace("_", "-"))
-        elif value is None:
-            continue
-        elif isinstance(value, (list, tuple)):
-            parts.append(flag + " " + " ".join(_value(v) for v in value))
-        else:
-            parts.append(f"{flag} {_value(value)}")
-    return " ".join(parts) + "   (rebuilt from the recorded config)"
-
-
-def _same(value, default) -> bool:
-    if isinstance(value, (list, tuple)) and isinstance(default, (list, tuple)):
-        return list(value) == list(default)
-    return value == default
-
-
-# ============================================================================ checkpoints on disk and uploaded
-
-
-@dataclass(frozen=True)
-class CheckpointCard:
-    """One checkpoint file: what it is, or why it cannot be read.
-
-    path: the file. size_bytes: its size. metadata: None when unreadable (then ``error`` says why).
-    summary: short (field, value) pairs: name, trunk, head, scales, data, metrics.
-    """
-
-    path: str
-    size_bytes: int
-    metadata: CheckpointMetadata | None
-    error: str | None
-    summary: tuple[tuple[str, str], ...]
-
-    @property
-    def ok(self) -> bool:
-        return self.metadata is not None
-
-
-SUMMARY_FIELDS = ("name", "trunk", "attention head", "trained scales", "scale range", "data", "steps")
-
-
-def checkpoint_card(path: str | os.PathLike) -> CheckpointCard:
-    """Read one checkpoint's metadata (and check that its weights fit it); never raises for a bad file."""
-    path = Path(path)
-    size = path.stat().st_size if path.is_file() else 0
-    try:
-        _, metadata = model_from_checkpoint(path)
-    except CheckpointError as error:
-        return CheckpointCard(str(path), size, None, str(error), ())
-    card = dict(training_card(metadata))
-    summary = [(name, card[name]) for name in SUMMARY_FIELDS if name in card]
-    summary += [(name, value) for name, value in card.items() if name.startswith("metric")]
-    return CheckpointCard(str(path), size, metadata, None, tuple(summary))
-
-
-def list_checkpoints(folder: str | os.PathLike = "checkpoints") -> list[CheckpointCard]:
-    """A card for every ``*.pt`` in ``folder`` (sorted by name); [] when the folder does not exist."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return [checkpoint_card(path) for path in sorted(folder.glob("*.pt"))]
-
-
-# ============================================================================ formatting
-
-
-def _fraction(width: float) -> str:
-    if width < 1 and abs(1 / width - round(1 / width)) < 1e-9:
-        return f"1/{round(1 / width)}"
-    return f"{width:g}"
-
-
-def _triple(values) -> str:
-    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{k}: {_value(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_value(v) for v in value)
-    return str(value)
 
 
 def _cell(value, width: int) -> str:

@@ -32,11 +32,13 @@ from torch import nn
 from .config import ModelConfig, model_config_from_dict
 from .merges import ATTENTION_HEAD, GATE_HEAD, merge_info
 
-# The shipped demo model, where the commands look for it when no --checkpoint is given (from the repository root).
-DEFAULT_CHECKPOINT = Path("checkpoints") / "scaleshapes_demo.pt"
+# The shipped demo model: its file name (the app offers it first in any checkpoint folder), and where the commands
+# look for it when no --checkpoint is given (from the repository root).
+DEFAULT_CHECKPOINT_NAME = "scaleshapes_demo.pt"
+DEFAULT_CHECKPOINT_PATH = Path("checkpoints") / DEFAULT_CHECKPOINT_NAME
 # The files the repository ships in checkpoints/ (checkpoints/README.md is their card); any other
 # .pt there is the person's own: imported, trained or copied in.
-SHIPPED_CHECKPOINTS = ("scaleshapes_demo.pt", "scaleshapes_paper_head.pt", "scaleshapes_hierarchical.pt")
+SHIPPED_CHECKPOINTS = (DEFAULT_CHECKPOINT_NAME, "scaleshapes_paper_head.pt", "scaleshapes_hierarchical.pt")
 CHECKPOINT_FORMAT = "segscale-checkpoint"
 FORMAT_VERSION = 1
 

@@ -33,3 +33,10 @@ def format_number(value: float, digits: int) -> str:
 def count_of(number: int, noun: str) -> str:
     """A count with its noun in the right number: ``count_of(1, "image")`` is ``1 image``, else ``2 images``."""
     return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def format_fraction(value: float) -> str:
+    """A width multiplier as people write it: ``1/8`` for 0.125, ``1`` for 1, ``0.3`` for 0.3."""
+    if value < 1 and abs(1 / value - round(1 / value)) < 1e-9:
+        return f"1/{round(1 / value)}"
+    return f"{value:g}"

@@ -25,7 +25,8 @@ from segscale.checkpoint import CheckpointMetadata, save_checkpoint
 from segscale.config import HeadConfig, ModelConfig, TrunkConfig
 from segscale.modeling import build_model
 from segscale.predictor import Prediction
-from ui.common import CHECKPOINT_DIR_ENV, LAST_PREDICTION_KEY
+from ui.model_loading import CHECKPOINT_DIR_ENV
+from ui.session import LAST_PREDICTION_KEY
 
 TINY_CLASSES = ("background", "disc", "bar")
 TINY_PALETTE = ((0, 0, 0), (200, 40, 40), (40, 200, 40))
@@ -160,7 +161,7 @@ def image_url(at: AppTest, caption_start: str) -> str:
 
 
 def unescaped(text: object) -> str:
-    """Text as a person reads it: the Markdown escapes of :func:`ui.common.plain` removed."""
+    """Text as a person reads it: the Markdown escapes of :func:`ui.messages.plain` removed."""
     return re.sub(r"\\(.)", r"\1", str(text))
 
 

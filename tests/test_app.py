@@ -24,7 +24,8 @@ from tests.conftest import (
     unescaped,
 )
 from tests.conftest import upload_image as upload
-from ui.common import CHECKPOINT_DIR_ENV, MAX_CUSTOM_SCALES
+from ui.model_controls import MAX_CUSTOM_SCALES
+from ui.model_loading import CHECKPOINT_DIR_ENV
 
 
 def test_a_gallery_sample_gives_every_map_and_its_ground_truth(checkpoint_dir):
@@ -321,6 +322,6 @@ def test_every_merge_mode_has_its_help_line():
     """The merge radio's help is built from MERGE_HELP for whatever the
     checkpoint offers; a missing mode would be a KeyError on the page."""
     from segscale.config import MERGE_MODES
-    from ui.common import MERGE_HELP
+    from ui.model_controls import MERGE_HELP
 
     assert set(MERGE_HELP) == set(MERGE_MODES)

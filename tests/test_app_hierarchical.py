@@ -27,7 +27,7 @@ from tests.conftest import (
     open_page,
     texts,
 )
-from ui.common import CHECKPOINT_DIR_ENV
+from ui.model_loading import CHECKPOINT_DIR_ENV
 
 NO_GATE_HEAD = "Not offered: hierarchical, since this model has no gate head"
 

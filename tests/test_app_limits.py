@@ -22,13 +22,8 @@ from streamlit.testing.v1 import AppTest
 from segscale.predictor import Prediction
 from tests.conftest import CHECKPOINTS, TIMEOUT, assert_clean, last_prediction, noise, open_page, png
 from tests.conftest import upload_image as upload
-from ui.common import (
-    LAST_PREDICTION_KEY,
-    LAST_UPLOAD_KEY,
-    PREDICTION_CACHE_ENTRIES,
-    UPLOADED_CHECKPOINTS_KEY,
-    UPLOADED_CHECKPOINTS_PER_SESSION,
-)
+from ui.limits import PREDICTION_CACHE_ENTRIES, UPLOADED_CHECKPOINTS_PER_SESSION
+from ui.session import LAST_PREDICTION_KEY, LAST_UPLOAD_KEY, UPLOADED_CHECKPOINTS_KEY
 
 
 def model_caption(at: AppTest) -> str:
@@ -104,7 +99,7 @@ def test_the_checkpoint_uploader_names_the_size_limit_too(shapes_dir):
 
 
 def _use_several_checkpoints(count: int) -> None:
-    from ui.common import use_uploaded_checkpoint
+    from ui.model_loading import use_uploaded_checkpoint
 
     for index in range(count):
         use_uploaded_checkpoint(f"model_{index}.pt", bytes([index]) * 1000)
@@ -128,11 +123,11 @@ def test_a_session_keeps_only_its_last_uploaded_checkpoints():
 def test_the_cache_limits_are_set_on_every_cache_of_images_and_predictions():
     """Each st.cache_data that holds predictions, maps, comparisons, diagnostics or decoded uploads
     has both a number of entries and a time to live (read from the decorated functions' own settings)."""
-    from ui import common, comparison, inspector, main_view, scale_diagnostics
+    from ui import comparison, image_sources, inspector, limits, main_view, prediction, scale_diagnostics
 
     cached = {
-        "predictions": common._predict,
-        "decoded uploads": common.decode_upload,
+        "predictions": prediction._predict,
+        "decoded uploads": image_sources.decode_upload,
         "views": main_view.build_view,
         "inspector grids": inspector._grid_frame,
         "comparisons": comparison._comparison,
@@ -145,7 +140,7 @@ def test_the_cache_limits_are_set_on_every_cache_of_images_and_predictions():
         info = function._info if hasattr(function, "_info") else None
         assert info is not None, f"{what}: not an st.cache_data function"
         assert info.max_entries is not None and info.max_entries <= 16, (what, info.max_entries)
-        assert info.ttl is not None and info.ttl == common.CACHE_TTL_S, (what, info.ttl)
+        assert info.ttl is not None and info.ttl == limits.CACHE_TTL_S, (what, info.ttl)
 
 
 def test_the_config_bounds_the_caches_bytes_and_the_uploads():

@@ -14,15 +14,16 @@ import pytest
 import torch
 from torch import nn
 
-from segscale.architecture import (
-    architecture_summary,
-    checkpoint_card,
-    list_checkpoints,
-    paper_model_summary,
+from segscale.architecture import architecture_summary, paper_model_summary
+from segscale.checkpoint import CheckpointError, load_checkpoint_bytes, model_from_checkpoint
+from segscale.checkpoint_cards import (
+    CARD_SHORT_FIELDS,
+    read_checkpoint_card,
+    read_checkpoint_cards,
+    short_card,
     training_card,
     training_card_markdown,
 )
-from segscale.checkpoint import CheckpointError, load_checkpoint_bytes, model_from_checkpoint
 from segscale.modeling import build_model
 
 from .conftest import tiny_config, tiny_metadata
@@ -210,7 +211,7 @@ def test_checkpoint_cards_and_uploads(make_checkpoint, tmp_path):
     good = make_checkpoint("a_good.pt")
     broken = tmp_path / "b_broken.pt"
     broken.write_bytes(b"not a checkpoint at all")
-    cards = list_checkpoints(tmp_path)
+    cards = read_checkpoint_cards(tmp_path)
     assert [Path(c.path).name for c in cards] == ["a_good.pt", "b_broken.pt"]
     assert (
         cards[0].ok
@@ -218,8 +219,12 @@ def test_checkpoint_cards_and_uploads(make_checkpoint, tmp_path):
         and cards[0].size_bytes == good.stat().st_size
     )
     assert not cards[1].ok and "b_broken.pt" in cards[1].error
-    assert list_checkpoints(tmp_path / "nowhere") == []
-    assert checkpoint_card(good).metadata.classes == ("background", "disc", "bar")
+    full = training_card(cards[0].metadata)
+    assert cards[0].summary == (("name", "tiny test model"), *short_card(full))  # the app's short cards use it too
+    shown = [name for name, _ in short_card(full)]
+    assert shown == [name for name in CARD_SHORT_FIELDS if name in dict(full)] + ["metrics"]
+    assert read_checkpoint_cards(tmp_path / "nowhere") == []
+    assert read_checkpoint_card(good).metadata.classes == ("background", "disc", "bar")
 
     model, metadata = load_checkpoint_bytes(good.read_bytes(), "mine.pt")
     assert metadata.name == "tiny test model" and sum(p.numel() for p in model.parameters()) > 0

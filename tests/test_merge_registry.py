@@ -130,7 +130,7 @@ def test_describe_names_the_gate_head_of_the_shipped_hierarchical_checkpoint(cap
 def _open_with(page: str, checkpoint: Path, folder: Path, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from ui.common import CHECKPOINT_DIR_ENV
+    from ui.model_loading import CHECKPOINT_DIR_ENV
 
     (folder / checkpoint.name).symlink_to(checkpoint)  # the only checkpoint the page can pick
     monkeypatch.setenv(CHECKPOINT_DIR_ENV, str(folder))

@@ -19,7 +19,7 @@ from segscale.cli import main
 from segscale.dataset_palettes import ADE20K_CLASSES
 from tests.conftest import assert_clean, last_prediction
 from tests.conftest import upload_image as upload
-from ui.common import CHECKPOINT_DIR_ENV
+from ui.model_loading import CHECKPOINT_DIR_ENV
 
 pytest.importorskip("transformers")
 

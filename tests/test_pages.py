@@ -34,10 +34,12 @@ from tests.conftest import (
     open_page,
     png,
     texts,
+    unescaped,
     upload_image,
 )
 from ui import widgets
-from ui.common import CHECKPOINT_DIR_ENV, UPLOADED_CHECKPOINTS_KEY
+from ui.model_loading import CHECKPOINT_DIR_ENV
+from ui.session import UPLOADED_CHECKPOINTS_KEY
 
 # ----------------------------------------------------------------------------- 1. pixel inspector
 
@@ -314,6 +316,13 @@ def test_checkpoints_page_has_a_card_per_file_and_says_why_one_is_unusable(shape
     assert "broken.pt: not a readable PyTorch file" in errors(at)[0] and "Cannot be used" in errors(at)[0]
     cards = texts(at.markdown)
     assert "tiny test model" in cards and "| trained scales | {1, 0.75, 0.5} |" in cards and "| steps |" in cards
+    # The card's short table holds the rows `segscale checkpoints` prints, in its order (the name is the title here);
+    # the first table of the page, since the full training card follows it folded.
+    from segscale.checkpoint_cards import read_checkpoint_card
+
+    short_table = next(unescaped(m.value) for m in at.markdown if m.value.startswith("| field | value |"))
+    rows = [f"| {name} | {value} |" for name, value in read_checkpoint_card(shapes_dir / "shapes.pt").summary[1:]]
+    assert short_table.splitlines()[2:] == rows
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from segscale.data.pascal import VOC_CLASSES
 from segscale.modeling.torchvision_trunks import build_torchvision_model
 from tests.conftest import CHECKPOINTS, HOW, assert_clean, captions, errors, last_prediction, open_page, png, texts
 from tests.conftest import upload_image as upload
-from ui.common import CHECKPOINT_DIR_ENV
+from ui.model_loading import CHECKPOINT_DIR_ENV
 
 KIND = "lraspp_mobilenet_v3_large"
 
@@ -120,7 +120,7 @@ def test_a_photo_network_is_not_offered_scaleshapes_samples_and_its_input_says_w
 def test_a_random_sample_chosen_with_a_scaleshapes_model_does_not_follow_to_a_photo_network(
     photo_app, shapes_dir, monkeypatch
 ):
-    from ui.common import CHECKPOINT_DIR_ENV as ENV
+    from ui.model_loading import CHECKPOINT_DIR_ENV as ENV
 
     at = open_page()
     at.radio(key="image_source").set_value("Random sample").run()

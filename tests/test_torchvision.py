@@ -187,13 +187,13 @@ def test_import_reads_the_cache_without_network_and_round_trips(cached_small_kin
     torch.testing.assert_close(state["trunk.backbone.0.0.weight"], source["backbone.0.0.weight"])
     torch.testing.assert_close(state["score_head.classifier.4.weight"], source["classifier.4.weight"])
 
-    from segscale.architecture import checkpoint_card, training_card
+    from segscale.checkpoint_cards import read_checkpoint_card, training_card
 
     card = dict(training_card(metadata))
     assert card["attention head"].startswith("none yet") and "average" in card["default merge note"]
     assert weights.url in card["source weights"] and "not verified" in card["source weights"]
     assert card["metrics"] == "none: weights not verified as torchvision's published file"
-    assert checkpoint_card(out).ok and ("metrics", card["metrics"]) in checkpoint_card(out).summary
+    assert read_checkpoint_card(out).ok and ("metrics", card["metrics"]) in read_checkpoint_card(out).summary
 
 
 def test_a_cached_file_claims_the_published_metrics_only_when_its_hash_matches(

@@ -2,7 +2,7 @@
 a checkpoint file of one's own, importing torchvision's.
 
 Widget keys: ``checkpoint_upload``, ``checkpoint_use``. The cards come from
-:mod:`segscale.architecture`, as in ``python -m segscale checkpoints``. An uploaded file is read
+:mod:`segscale.checkpoint_cards`, as in ``python -m segscale checkpoints``. An uploaded file is read
 with ``weights_only=True``, and kept in the session only.
 """
 
@@ -11,30 +11,30 @@ from __future__ import annotations
 import streamlit as st
 
 from segscale import architecture as arch
+from segscale import checkpoint_cards
 from segscale.checkpoint import (
     SHIPPED_CHECKPOINTS,
     CheckpointError,
     CheckpointMetadata,
     load_checkpoint_bytes,
 )
-from ui import common, widgets
-from ui.common import (
-    LOG,
+from ui import widgets
+from ui.limits import upload_limit_text
+from ui.messages import LOG, plain, show_error
+from ui.model_loading import (
     UPLOADED_PREFIX,
     bytes_digest,
     checkpoint_dir,
+    checkpoint_files,
     file_key,
-    list_checkpoints,
-    plain,
-    show_error,
     uploaded_checkpoints,
     use_uploaded_checkpoint,
 )
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _checkpoint_card(cache_key: str, path: str) -> arch.CheckpointCard:
-    return arch.checkpoint_card(path)
+def _cached_checkpoint_card(cache_key: str, path: str) -> checkpoint_cards.CheckpointCard:
+    return checkpoint_cards.read_checkpoint_card(path)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)
@@ -46,15 +46,10 @@ def _read_uploaded_checkpoint(
     return metadata, arch.architecture_summary(model)
 
 
-CARD_FIELDS = ("trunk", "attention head", "trained scales", "scale range", "data", "steps", "wall time", "machine")
-
-
-def _card(metadata: CheckpointMetadata, caption: str, extra=()) -> None:
+def _show_card(metadata: CheckpointMetadata, caption: str, extra=()) -> None:
     """A checkpoint's card: its name, a caption (file, size), what it is in short, the whole training card folded."""
-    full = arch.training_card(metadata)
-    fields = dict(full)
-    short = [(name, fields[name]) for name in CARD_FIELDS if name in fields]
-    short += [(name, value) for name, value in full if name.startswith("metric")] + list(extra)
+    full = checkpoint_cards.training_card(metadata)
+    short = checkpoint_cards.short_card(full) + list(extra)
     with st.container(border=True):
         st.markdown(f"**{plain(metadata.name or 'unnamed model')}**")
         st.caption(plain(caption))
@@ -70,7 +65,7 @@ def _is_shipped(path) -> bool:
 def shipped_checkpoints_section() -> None:
     """A card per shipped checkpoint in the checkpoint folder: trunk, head, scales, data, steps, metrics."""
     folder = checkpoint_dir()
-    paths = list_checkpoints(folder)
+    paths = checkpoint_files(folder)
     if not paths:
         show_error(f"No checkpoint (.pt file) in {folder}.", "No checkpoints.")
         return
@@ -82,7 +77,7 @@ def shipped_checkpoints_section() -> None:
 
 def folder_own_checkpoints_section() -> None:
     """A card per other checkpoint in the folder: one the person imported, trained or copied there."""
-    own = [path for path in list_checkpoints(checkpoint_dir()) if not _is_shipped(path)]
+    own = [path for path in checkpoint_files(checkpoint_dir()) if not _is_shipped(path)]
     if own:
         st.markdown(f"**In the checkpoint folder** ({plain(checkpoint_dir())}), besides the shipped ones:")
         _cards(own, "yours, in the checkpoint folder")
@@ -94,7 +89,7 @@ def _cards(paths, origin: str) -> None:
         return
     columns = st.columns(2, gap="medium")
     for k, path in enumerate(paths):
-        card = _checkpoint_card(file_key(path), str(path))
+        card = _cached_checkpoint_card(file_key(path), str(path))
         with columns[k % 2]:
             caption = f"{path.name} · {card.size_bytes / 1e6:.1f} MB · {origin}"
             if not card.ok:
@@ -102,7 +97,7 @@ def _cards(paths, origin: str) -> None:
                     st.markdown(f"**{plain(path.name)}**")
                     show_error(card.error or "unreadable", "Cannot be used.")
                 continue
-            _card(card.metadata, caption)
+            _show_card(card.metadata, caption)
 
 
 def own_checkpoint_section() -> None:
@@ -112,7 +107,7 @@ def own_checkpoint_section() -> None:
         key="checkpoint_upload",
         help="A segscale checkpoint (python -m segscale train writes them). It is read with "
         "torch.load(weights_only=True): a file whose pickle would build "
-        f"arbitrary objects is refused, never run. {common.upload_limit_text()}",
+        f"arbitrary objects is refused, never run. {upload_limit_text()}",
     )
     if uploaded is None:
         st.caption(
@@ -139,7 +134,7 @@ def own_checkpoint_section() -> None:
             arch.NOT_COMPUTED_BRANCHED if summary.receptive_field is None else f"{summary.receptive_field} px",
         ),
     ]
-    _card(metadata, f"{uploaded.name} · {len(data) / 1e6:.1f} MB · uploaded, read with weights_only=True", totals)
+    _show_card(metadata, f"{uploaded.name} · {len(data) / 1e6:.1f} MB · uploaded, read with weights_only=True", totals)
     if option in uploaded_checkpoints():
         st.success(
             f"In use for this session: choose “{plain(option)}” in the Checkpoint box of any page.",
@@ -214,8 +209,8 @@ def _imported_kinds() -> dict[str, list[str]]:
     from segscale.torchvision_import import is_imported
 
     kinds: dict[str, list[str]] = {}
-    for path in list_checkpoints(checkpoint_dir()):
-        card = _checkpoint_card(file_key(path), str(path))
+    for path in checkpoint_files(checkpoint_dir()):
+        card = _cached_checkpoint_card(file_key(path), str(path))
         if card.ok and is_imported(card.metadata):
             kinds.setdefault(card.metadata.model.trunk.name, []).append(path.name)
     return kinds
@@ -235,7 +230,7 @@ def download_and_import_section() -> None:
     from segscale.torchvision_import import MissingWeightsError, cached_weights_path, import_to_checkpoint
 
     kind = st.selectbox("torchvision network", TORCHVISION_TRUNKS, key="download_kind")
-    out = common.checkpoint_dir() / f"{kind}.pt"
+    out = checkpoint_dir() / f"{kind}.pt"
     cached = cached_weights_path(kind).is_file()
     if out.is_file():
         st.caption(f"Already imported as {plain(out.name)}: pick it in the Checkpoint box of any page.")

@@ -18,8 +18,11 @@ from segscale.formatting import format_percent, format_scale_set, scale_label
 from segscale.merges import ATTENTION_HEAD, MERGES, merges_with
 from segscale.palette import SCALE_COLOURS, colorize_labels
 from segscale.predictor import Prediction
-from ui import common, widgets
-from ui.common import ImageInput, LoadedModel, show_error
+from ui import limits, widgets
+from ui.chosen_image import ImageInput
+from ui.messages import show_error
+from ui.model_controls import not_offered_note
+from ui.model_loading import LoadedModel
 
 COMPARE_WIDTH = 320  # px each picture is resampled to (nearest), so every column shows the same size
 
@@ -30,7 +33,7 @@ def page_caption(model: LoadedModel | None) -> str:
     return f"The same score maps fˢ fused {len(merges)} ways: " + ", ".join(MERGES[m].phrase for m in merges) + "."
 
 
-@st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
+@st.cache_data(max_entries=limits.VIEW_CACHE_ENTRIES, ttl=limits.CACHE_TTL_S, show_spinner=False)
 def _comparison(
     model_key: str,
     pixels_key: str,
@@ -114,7 +117,7 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
                 alt="error colours",
             )
     deciding_row(prediction, size)
-    common.not_offered_note(model)
+    not_offered_note(model)
     legend_column, text_column = st.columns([1, 2])
     with legend_column:
         widgets.colour_key(widgets.class_swatches(classes, palette), alt="class colours")

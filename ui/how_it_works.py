@@ -1,7 +1,8 @@
 """The How it works page's sections: the model for a student, the checkpoint's layers and training card.
 
 Widget key: ``describe_all_layers``. The numbers come from :mod:`segscale.architecture`, the
-diagram from :mod:`segscale.plots`, as in ``python -m segscale describe``.
+training card from :mod:`segscale.checkpoint_cards`, the diagram from :mod:`segscale.plots`,
+as in ``python -m segscale describe``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ import streamlit as st
 from segscale import architecture as arch
 from segscale import plots
 from segscale.checkpoint import CheckpointMetadata
+from segscale.checkpoint_cards import training_card
 from segscale.formatting import format_scale_set
 from segscale.merges import GATE_HEAD, merge_info
 from segscale.trunks import trunk_info
 from ui import widgets
-from ui.common import LoadedModel, plain
+from ui.messages import plain
+from ui.model_loading import LoadedModel
 
 EQ2_LATEX = r"w_i^{s} = \frac{\exp(h_i^{s})}{\sum_{t=1}^{S} \exp(h_i^{t})} \qquad (2)"
 EQ1_LATEX = r"g_{i,c} = \sum_{s=1}^{S} w_i^{s}\, f_{i,c}^{s} \qquad (1)"
@@ -204,7 +207,7 @@ def architecture_section(model: LoadedModel) -> None:
 
 def training_card_section(metadata: CheckpointMetadata) -> None:
     """What the checkpoint says about its training: data, scales, supervision, optimiser, steps, metrics."""
-    widgets.pairs_table(arch.training_card(metadata))
+    widgets.pairs_table(training_card(metadata))
 
 
 def _dashes_for_none(rows: list[dict]) -> list[dict]:

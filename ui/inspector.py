@@ -21,8 +21,11 @@ from segscale.formatting import format_number, format_scale_set, scale_label
 from segscale.merges import HIERARCHICAL, MERGES
 from segscale.predictor import Prediction
 from segscale.trunks import score_map_stride_of
-from ui import common, widgets
-from ui.common import ImageInput, LoadedModel, plain, show_error
+from ui import limits, widgets
+from ui.chosen_image import ImageInput
+from ui.messages import plain, show_error
+from ui.model_controls import not_offered_note
+from ui.model_loading import LoadedModel
 
 INSPECTOR_MAX_SIDE = 640  # px: uploads are scaled to this, so the clickable grid stays under ~6 500 cells
 INSPECT = "inspect_"  # key prefix of the inspector's controls: inspect_row, inspect_col, inspect_grid_colour, ...
@@ -63,7 +66,7 @@ def precision_note(model: LoadedModel) -> str:
     return "Numbers in float32."
 
 
-@st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
+@st.cache_data(max_entries=limits.VIEW_CACHE_ENTRIES, ttl=limits.CACHE_TTL_S, show_spinner=False)
 def _grid_frame(
     model_key: str,
     pixels_key: str,
@@ -361,7 +364,7 @@ def pixel_equations(
     )
     st.latex(EQUATION_SIZE + breakdown.latex_eq1(method))
     widgets.table(_merge_table_rows(breakdown))
-    common.not_offered_note(model)
+    not_offered_note(model)
     fused = ", ".join(f"{f.method}: {classes[f.winner]}" for f in breakdown.fusions)
     st.caption(
         f"The winner of each fusion at the cell: {plain(fused)}. Average pooling is Eq. 1 with wˢ = 1/S; max pooling "

@@ -31,16 +31,18 @@ from segscale.merges import ATTENTION, AVERAGE, HIERARCHICAL, MAX
 from segscale.metrics import segmentation_scores
 from segscale.palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels
 from segscale.predictor import Prediction
-from ui import common, widgets
-from ui.common import ImageInput, LoadedModel, plain
+from ui import limits, widgets
+from ui.chosen_image import ImageInput
+from ui.messages import plain
+from ui.model_loading import LoadedModel
 
 # Beside more maps than this, the key's column (a fifth of the page at four maps) is narrower than the key at
 # 1,280 px, and a key drawn smaller than its KEY_WIDTH shrinks its text with it: it goes above the maps instead.
 MAX_MAPS_WITH_KEY_BESIDE = 3
-MAX_MAPS_PER_LINE = 6  # more scales wrap onto another line (ui.common caps a custom set at MAX_CUSTOM_SCALES)
+MAX_MAPS_PER_LINE = 6  # more scales wrap onto another line (ui.model_controls caps a custom set at MAX_CUSTOM_SCALES)
 
 
-@st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
+@st.cache_data(max_entries=limits.VIEW_CACHE_ENTRIES, ttl=limits.CACHE_TTL_S, show_spinner=False)
 def build_view(
     model_key: str,
     pixels_key: str,
@@ -238,7 +240,7 @@ def per_scale_section(
     )
 
 
-@st.cache_data(max_entries=common.VIEW_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
+@st.cache_data(max_entries=limits.VIEW_CACHE_ENTRIES, ttl=limits.CACHE_TTL_S, show_spinner=False)
 def build_decides_view(
     model_key: str,
     pixels_key: str,

@@ -15,7 +15,8 @@ from segscale.checkpoint import CheckpointMetadata
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.images import DEFAULT_MAX_SIDE
 from segscale.torchvision_import import fetch_command, import_command, is_imported
-from ui.common import ImageInput, image_key, plain
+from ui.chosen_image import ImageInput, image_key
+from ui.messages import plain
 
 EXAMPLE_KIND = "deeplabv3_mobilenet_v3_large"  # the kind the app's hints name: the smallest DeepLabV3
 

@@ -21,8 +21,12 @@ from segscale.data.scaleshapes import SPLITS as SCALESHAPES_SPLITS
 from segscale.formatting import format_scale_set, scale_label
 from segscale.images import DEFAULT_MAX_SIDE, READABLE_DESCRIPTION, ImageError
 from segscale.merges import HIERARCHICAL, LEARNED_MERGES, weighing_merge
-from ui import common, widgets
-from ui.common import LOG, LoadedModel, decode_upload, image_key, show_error
+from ui import limits, widgets
+from ui.chosen_image import image_key
+from ui.image_sources import decode_upload
+from ui.messages import LOG, show_error
+from ui.model_controls import not_offered_note
+from ui.model_loading import LoadedModel
 
 DIAGNOSE_SOURCES = ("ScaleShapes images", "Uploaded images")
 DEFAULT_DIAGNOSE_COUNT, MAX_DIAGNOSE_COUNT = 20, 500
@@ -35,7 +39,7 @@ DIAGNOSE_UPLOAD_RUN_KEY = "segscale.diagnose_upload_run"  # session state: the s
 # the bar's replay ends with its removal, so nothing shows: the bar appears on the first run only.
 
 
-@st.cache_data(max_entries=common.DIAGNOSTICS_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
+@st.cache_data(max_entries=limits.DIAGNOSTICS_CACHE_ENTRIES, ttl=limits.CACHE_TTL_S, show_spinner=False)
 def _scale_diagnostics(
     model_key: str, count: int, split: str, scales: tuple[float, ...], merges: tuple[str, ...], _model: LoadedModel
 ) -> diag.ScaleDiagnostics:
@@ -43,7 +47,7 @@ def _scale_diagnostics(
         return diag.scale_diagnostics(_model.predictor, split, count, scales, merges, on_image=on_image)
 
 
-@st.cache_data(max_entries=common.DIAGNOSTICS_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
+@st.cache_data(max_entries=limits.DIAGNOSTICS_CACHE_ENTRIES, ttl=limits.CACHE_TTL_S, show_spinner=False)
 def _image_diagnostics(
     model_key: str,
     pixels_keys: tuple[str, ...],
@@ -56,7 +60,7 @@ def _image_diagnostics(
         return diag.image_diagnostics(_model.predictor, _images, names, scales, on_image=on_image)
 
 
-@st.cache_data(max_entries=common.DIAGNOSTICS_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
+@st.cache_data(max_entries=limits.DIAGNOSTICS_CACHE_ENTRIES, ttl=limits.CACHE_TTL_S, show_spinner=False)
 def _diagnostics_pngs(run_key: tuple, zoom: bool, _diagnostics: diag.ScaleDiagnostics) -> dict[str, bytes]:
     """The four figures of a run as PNG, drawn once per run (and zoom choice)."""
     d = _diagnostics
@@ -74,7 +78,7 @@ def _diagnostics_pngs(run_key: tuple, zoom: bool, _diagnostics: diag.ScaleDiagno
     return {name: plots.figure_png(figure) for name, figure in figures.items()}
 
 
-@st.cache_data(max_entries=common.DIAGNOSTICS_CACHE_ENTRIES, ttl=common.CACHE_TTL_S, show_spinner=False)
+@st.cache_data(max_entries=limits.DIAGNOSTICS_CACHE_ENTRIES, ttl=limits.CACHE_TTL_S, show_spinner=False)
 def _image_set_pngs(run_key: tuple, _result: diag.ImageSetDiagnostics) -> dict[str, bytes]:
     return {
         "image_weights": plots.figure_png(plots.image_weights_figure(_result)),
@@ -130,7 +134,7 @@ def scaleshapes_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> No
         split = st.selectbox("Split", SCALESHAPES_SPLITS, index=SCALESHAPES_SPLITS.index("val"), key="diagnose_split")
     with merge_column:
         merges = st.multiselect("Merges scored", offered, default=offered, key="diagnose_merges")
-        common.not_offered_note(model)
+        not_offered_note(model)
     st.caption(
         f"One forward pass per image at every scale of {format_scale_set(scales)}; every merge comes from it. "
         "The time it takes depends on the machine and its load (a first run says its time per image below). "
@@ -316,7 +320,7 @@ def upload_diagnostics(model: LoadedModel, scales: tuple[float, ...]) -> None:
         accept_multiple_files=True,
         key="diagnose_uploads",
         help=f"{READABLE_DESCRIPTION}; several at once. Without ground truth, the page shows the attention only. "
-        f"{common.upload_limit_text()}",
+        f"{limits.upload_limit_text()}",
     )
     images, names, keys = [], [], []
     for file in files or []:

@@ -16,7 +16,7 @@ import streamlit as st
 from segscale import visualize as viz
 from segscale.formatting import format_percent, scale_label
 from segscale.palette import scale_colour
-from ui.common import plain
+from ui.messages import plain
 
 KEY_WIDTH = 240  # px of colour bars and legends, drawn at the size they are shown (a column at 1500 px)
 TABLE_CHAR_PX, TABLE_CELL_PADDING = 7, 18  # px per character of a table's text (14 px font) and a cell's margins

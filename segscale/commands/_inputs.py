@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checkpoint import DEFAULT_CHECKPOINT
+from ..checkpoint import DEFAULT_CHECKPOINT_PATH
 from ..config import MERGE_MODES
 from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
 
@@ -22,9 +22,9 @@ def add_model_arguments(parser: argparse.ArgumentParser, merge: bool = True) -> 
     parser.add_argument(
         "--checkpoint",
         type=Path,
-        default=DEFAULT_CHECKPOINT,
+        default=DEFAULT_CHECKPOINT_PATH,
         metavar="FILE",
-        help=f"the segscale .pt checkpoint to predict with (default: {DEFAULT_CHECKPOINT})",
+        help=f"the segscale .pt checkpoint to predict with (default: {DEFAULT_CHECKPOINT_PATH})",
     )
     parser.add_argument(
         "--scales",

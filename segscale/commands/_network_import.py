@@ -36,11 +36,11 @@ def check_out(out: Path) -> None:
 
 def save_and_report(model, metadata, out: Path) -> int:
     """Write the checkpoint atomically (a temporary file, then a rename) and print its card."""
-    from ..architecture import checkpoint_card
     from ..checkpoint import save_checkpoint
+    from ..checkpoint_cards import read_checkpoint_card
 
     path = save_checkpoint(out, model, metadata)
-    card = checkpoint_card(path)
+    card = read_checkpoint_card(path)
     print(f"wrote {path} ({card.size_bytes / 1e6:.1f} MB)")
     for name, value in card.summary:
         print(f"  {name}: {value}")

@@ -31,7 +31,7 @@ from ..benchmark import (
     settings_from_args,
     write_text,
 )
-from ..checkpoint import DEFAULT_CHECKPOINT
+from ..checkpoint import DEFAULT_CHECKPOINT_PATH
 from ..images import DEFAULT_MAX_SIDE
 
 
@@ -46,7 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(torchvision's, random weights, at {1,0.75,0.5} unless --scale-sets); default: all three",
     )
     parser.add_argument(
-        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help=f"the demo model (default: {DEFAULT_CHECKPOINT})"
+        "--checkpoint",
+        type=Path,
+        default=DEFAULT_CHECKPOINT_PATH,
+        help=f"the demo model (default: {DEFAULT_CHECKPOINT_PATH})",
     )
     parser.add_argument(
         "--width", type=float, default=1.0, help="channel width of the random vgg16_largefov (default: 1, the paper's)"

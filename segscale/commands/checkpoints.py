@@ -3,8 +3,9 @@
     python -m segscale checkpoints                 # every .pt in checkpoints/
     python -m segscale checkpoints my_run.pt other_folder/
 
-For each file: its name, trunk, attention head, trained scales, data and metrics from its card,
-or why it cannot be used. Files are read with ``weights_only=True``: a file whose pickle would
+For each file: its name and short card (the fields of
+:data:`segscale.checkpoint_cards.CARD_SHORT_FIELDS` and its metrics, as the app's Checkpoints page
+shows them), or why it cannot be used. Files are read with ``weights_only=True``: a file whose pickle would
 run code is refused, never executed.
 """
 
@@ -27,14 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..architecture import checkpoint_card, list_checkpoints
+    from ..checkpoint_cards import read_checkpoint_card, read_checkpoint_cards
 
     cards = []
     for path in args.paths or [DEFAULT_FOLDER]:
         if path.is_dir():
-            cards += list_checkpoints(path)
+            cards += read_checkpoint_cards(path)
         elif path.exists():
-            cards.append(checkpoint_card(path))
+            cards.append(read_checkpoint_card(path))
         else:
             raise ValueError(f"{path}: no such file or folder")
     if not cards:

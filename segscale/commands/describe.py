@@ -16,15 +16,15 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._inputs import DEFAULT_CHECKPOINT
+from ._inputs import DEFAULT_CHECKPOINT_PATH
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
-        default=str(DEFAULT_CHECKPOINT),
+        default=str(DEFAULT_CHECKPOINT_PATH),
         metavar="FILE",
-        help=f"the segscale .pt checkpoint to describe (default: {DEFAULT_CHECKPOINT})",
+        help=f"the segscale .pt checkpoint to describe (default: {DEFAULT_CHECKPOINT_PATH})",
     )
     parser.add_argument("--all-layers", action="store_true", help="also list ReLU, normalisation and dropout layers")
     parser.add_argument("--paper", action="store_true", help="also show the totals of the paper's full-width model")
@@ -32,8 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..architecture import architecture_summary, paper_model_summary, training_card
+    from ..architecture import architecture_summary, paper_model_summary
     from ..checkpoint import model_from_checkpoint
+    from ..checkpoint_cards import training_card
 
     model, metadata = model_from_checkpoint(args.checkpoint)
     summary = architecture_summary(model)

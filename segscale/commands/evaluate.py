@@ -20,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..checkpoint import DEFAULT_CHECKPOINT
+from ..checkpoint import DEFAULT_CHECKPOINT_PATH
 from ..config import MERGE_MODES
 from ._datasets import add_dataset_arguments, check_dataset_arguments
 from ._inputs import add_precision_argument
@@ -29,8 +29,8 @@ from ._inputs import add_precision_argument
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
-        default=DEFAULT_CHECKPOINT,
-        help=f"the segscale .pt checkpoint to score (default: {DEFAULT_CHECKPOINT})",
+        default=DEFAULT_CHECKPOINT_PATH,
+        help=f"the segscale .pt checkpoint to score (default: {DEFAULT_CHECKPOINT_PATH})",
     )
     add_dataset_arguments(parser, count_default=500)
     parser.add_argument(

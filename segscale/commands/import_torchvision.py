@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..architecture import checkpoint_card
+    from ..checkpoint_cards import read_checkpoint_card
     from ..torchvision_import import import_to_checkpoint
 
     if args.out.suffix != ".pt":
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     path = import_to_checkpoint(
         args.kind, args.out, args.weights, scales=tuple(args.scales), download=not args.offline, progress=not args.quiet
     )
-    card = checkpoint_card(path)
+    card = read_checkpoint_card(path)
     print(f"wrote {path} ({card.size_bytes / 1e6:.1f} MB)")
     for name, value in card.summary:
         print(f"  {name}: {value}")
