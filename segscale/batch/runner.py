@@ -5,8 +5,9 @@ Steps, each in one place:
 1. :func:`~segscale.batch.inputs.enumerate_inputs` lists the images, sorted; under ``torchrun``
    each rank takes its :func:`~segscale.distributed.shard` of that list.
 2. Images whose outputs all exist are skipped (resume). Outputs are written to a temporary
-   name beside the final one and moved into place with ``os.replace``, so a file under its
-   final name is always complete, even after a kill.
+   name beside the final one and moved into place with ``os.replace``
+   (:func:`segscale.atomic_files.write_atomically`), so a file under its final name is always
+   complete, even after a kill.
 3. The rest are decoded in worker processes and grouped into same-size batches
    (:mod:`segscale.batch.loading`); each batch is one ``Predictor.predict_batch`` call (or, with a
    tile size, tiles through :func:`segscale.sliding_window.predict_tiled`).
@@ -27,13 +28,13 @@ import torch
 
 from .. import distributed, plots
 from .. import visualize as viz
+from ..atomic_files import write_atomically
 from ..devices import synchronize
 from ..merges import MAX
 from .inputs import BatchItem
 from .loading import DecodedImage, decoding_loader, same_size_batches
 
 SUMMARY_NAME = "summary.json"
-PARTIAL_SUFFIX = ".partial"
 DEFAULT_OUTPUTS = ("labels",)
 
 
@@ -63,20 +64,6 @@ def is_complete(item: BatchItem, out: Path, kinds, settings: BatchSettings) -> b
     """Whether every requested output of ``item`` exists (a file under its final name is always whole)."""
     paths = item.output_paths(out, kinds, settings.merge, settings.scales)
     return all(path.is_file() for path in paths.values())
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + PARTIAL_SUFFIX)
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except OSError as error:
-        raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
 
 
 def output_files(prediction, metadata, kinds, title: str) -> dict[str, bytes]:
