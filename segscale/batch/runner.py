@@ -26,11 +26,10 @@ from pathlib import Path
 
 import torch
 
-from .. import distributed, plots
-from .. import visualize as viz
+from .. import distributed
 from ..atomic_files import write_atomically
 from ..devices import synchronize
-from ..merges import MAX
+from ..outputs import OutputOptions, kinds_that_apply, write_outputs
 from .inputs import BatchItem
 from .loading import DecodedImage, decoding_loader, same_size_batches
 
@@ -66,31 +65,6 @@ def is_complete(item: BatchItem, out: Path, kinds, settings: BatchSettings) -> b
     return all(path.is_file() for path in paths.values())
 
 
-def output_files(prediction, metadata, kinds, title: str) -> dict[str, bytes]:
-    """kind -> file bytes, made by the same functions as the single-image command and the app's downloads."""
-    files: dict[str, bytes] = {}
-    if "labels" in kinds:
-        files["labels"] = viz.palette_png(prediction.labels, metadata.palette)
-    if "attention" in kinds and prediction.attention is not None:
-        files["attention"] = viz.attention_png(prediction.attention, prediction.labels.shape)
-    if "maps" in kinds:
-        files["maps"] = viz.prediction_npz(prediction, metadata.classes, metadata.palette)
-    if "figure" in kinds:
-        class_index = viz.default_class(prediction.labels, len(metadata.classes))
-        view = viz.build_view(prediction, metadata.classes, metadata.palette, class_index, "probability")
-        files["figure"] = plots.prediction_figure_png(view, prediction, metadata, title)
-    if "ablation" in kinds and len(prediction.scales) > 1:
-        from ..commands.predict import ablation_png
-
-        files["ablation"] = ablation_png(prediction, metadata, title)
-    return files
-
-
-def expected_kinds(kinds, merge: str) -> tuple[str, ...]:
-    """The outputs a job writes: max pooling has no attention maps to write."""
-    return tuple(kind for kind in kinds if not (kind == "attention" and merge == MAX))
-
-
 def run_folder(
     predictor,
     items: list[BatchItem],
@@ -100,7 +74,7 @@ def run_folder(
     progress=None,
 ) -> BatchResult:
     """Predict this rank's share of ``items`` into ``out``; returns its rows (not gathered)."""
-    kinds = expected_kinds(settings.outputs, settings.merge)
+    kinds = kinds_that_apply(settings.outputs, settings.merge, settings.scales)  # what makes an image complete
     mine = distributed.shard(items, context.rank, context.world_size)
     result = BatchResult()
     todo = []
@@ -148,9 +122,9 @@ def _predict_batch(
         )
     for decoded, prediction in zip(runnable, predictions):
         paths = decoded.item.output_paths(out, kinds, settings.merge, settings.scales)
-        missing = [kind for kind in kinds if not paths[kind].is_file()]  # a killed run may have written some
-        for kind, data in output_files(prediction, predictor.metadata, missing, decoded.item.relative).items():
-            write_atomically(paths[kind], data)
+        missing = {kind: path for kind, path in paths.items() if not path.is_file()}  # a killed run wrote some
+        # The figures' title is the image's path under the folder, which tells images of one name apart.
+        write_outputs(prediction, predictor.metadata, missing, OutputOptions(title=decoded.item.relative))
         row = {"input": decoded.item.relative, "status": "done", "rank": rank}
         if decoded.notices:
             row["notices"] = list(decoded.notices)
@@ -206,7 +180,7 @@ def summary(
             "checkpoint": predictor.metadata.name,
             "scales": list(settings.scales),
             "merge": settings.merge,
-            "outputs": list(expected_kinds(settings.outputs, settings.merge)),
+            "outputs": list(kinds_that_apply(settings.outputs, settings.merge, settings.scales)),
             "batching": (
                 f"same-size batches of up to {settings.batch_size} images; images of different sizes run in "
                 "separate batches and nothing is resized to fit"
