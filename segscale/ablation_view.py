@@ -15,8 +15,7 @@ import numpy as np
 from .diagnostics.ablation import deciding_scale_at, index_shares, max_deciding_scale
 from .modeling.geometry import _aligned_indices
 from .palette import SCALE_COLOURS, SCORE_CMAP, colorize_labels
-from .plots import decision_map_image
-from .visualize import DISPLAY_WIDTH, display_size, heat_map, resize_rgb, upsample_maps
+from .visualize import DISPLAY_WIDTH, decision_map_image, display_size, heat_map, resize_rgb, upsample_maps
 
 FADE = 0.7  # how far towards white the pixels a scale does not decide are drawn, so the ones it decides stand out
 

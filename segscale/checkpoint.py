@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .atomic_files import atomic_file
 from .config import ModelConfig, model_config_from_dict
 from .merges import ATTENTION_HEAD, GATE_HEAD, merge_info
 
@@ -146,15 +147,10 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, metadata: Checkpo
 def atomic_torch_save(payload: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file in the same folder, then rename: a kill leaves the old file whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        torch.save(payload, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    # Unique temporary names: two processes saving under one name at once (two runs given one output path) each
+    # write their own, and the last rename wins with a whole file.
+    with atomic_file(path, unique_name=True) as handle:
+        torch.save(payload, handle)
     return path
 
 

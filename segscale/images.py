@@ -76,15 +76,18 @@ def capped_size(height: int, width: int, max_side: int | None = DEFAULT_MAX_SIDE
     return max(1, round(height * factor)), max(1, round(width * factor))
 
 
-def cap_longest_side(rgb: np.ndarray, max_side: int | None = DEFAULT_MAX_SIDE) -> tuple[np.ndarray, bool]:
+def cap_longest_side(
+    rgb: np.ndarray, max_side: int | None = DEFAULT_MAX_SIDE, resample: Image.Resampling = Image.Resampling.BILINEAR
+) -> tuple[np.ndarray, bool]:
     """Scale down so the longest side is at most ``max_side``. Returns (image, was_scaled).
 
-    Pillow's bilinear filter widens with the reduction, so this averages rather than aliases.
+    Pillow's bilinear filter widens with the reduction, so this averages rather than aliases. ``resample``: the
+    gallery's photos are reduced with BOX, the area average they are made smaller with in the first place.
     """
     height, width = capped_size(*rgb.shape[:2], max_side)
     if (height, width) == tuple(rgb.shape[:2]):
         return rgb, False
-    return np.array(Image.fromarray(rgb).resize((width, height), Image.Resampling.BILINEAR)), True
+    return np.array(Image.fromarray(rgb).resize((width, height), resample)), True
 
 
 # ----------------------------------------------------------------------------- files from people

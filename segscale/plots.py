@@ -1,13 +1,14 @@
 """Figures: pure functions, data in, matplotlib Figure out.
 
-Figures of the diagnostics (:mod:`segscale.diagnostics`)
-
-and of one prediction (:func:`side_by_side_figure`, the main view as one figure): every
-matplotlib figure of segscale is made here; :mod:`segscale.visualize` makes arrays only.
+Every matplotlib figure of segscale is made here: the diagnostics' (:mod:`segscale.diagnostics`),
+the merge comparison, the leave-one-scale-out and model diagrams, and one prediction's side by
+side (:func:`side_by_side_figure`, the main view as one figure). Every function returns a Figure,
+except :func:`figure_png`, which saves one as PNG bytes. The pictures drawn in them are arrays
+from :mod:`segscale.visualize`; the files saved from a prediction are :mod:`segscale.outputs`'.
 
 Figures are built with :class:`matplotlib.figure.Figure` directly, never through pyplot's
 global state, so a Streamlit page (``st.pyplot(figure)``) and the command line can build them
-from any thread, and nothing leaks between calls. :func:`figure_png` turns one into PNG bytes.
+from any thread, and nothing leaks between calls.
 
 Colours come from :mod:`segscale.palette`: scale k of a set has the colour it has on every
 page (:func:`segscale.palette.scale_colour`), so a reader who learns "blue is the first scale"
@@ -30,36 +31,32 @@ from .formatting import format_percent, format_scale_set, scale_label
 from .merges import ATTENTION, GATE_HEAD, MERGES, weighing_merge
 from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels, scale_colour, unit_rgb
 from .trunks import TRUNKS
-from .visualize import SINGLE_SCALE_NOTE, legend_shares
+from .visualize import (
+    SINGLE_SCALE_NOTE,
+    decided_image,
+    decision_map_image,
+    disagreement_image,
+    error_image,
+    legend_shares,
+)
 
 if TYPE_CHECKING:
     from .visualize import PredictionView
 
 __all__ = [
     "diagnostics_figures",
-    "disagreement_image",
-    "decided_image",
     "decided_by_extent_figure",
-    "decision_map_image",
     "dominant_share_figure",
-    "error_image",
     "figure_png",
     "image_weights_figure",
     "merge_comparison_figure",
     "merge_scores_figure",
     "model_diagram_figure",
-    "pixel_zoom",
     "scale_ablation_figure",
     "side_by_side_figure",
     "weight_by_class_figure",
     "weight_by_extent_figure",
 ]
-
-# Error and disagreement maps: one meaning per colour, the same in the figure and on the page.
-WRONG_COLOUR = (220, 30, 30)  # a wrong label / the merges disagree
-RIGHT_COLOUR = (235, 235, 235)  # a right label (light grey: the map's edge still shows on a white page)
-IGNORED_COLOUR = (170, 170, 170)  # the ground truth says "ignore" (255)
-MARK_COLOUR = (255, 0, 220)  # the inspected pixel and its grid cell
 
 
 def _scale_colours(count: int) -> list[tuple[float, float, float]]:
@@ -276,60 +273,6 @@ def merge_comparison_figure(comparison, image: np.ndarray, palette, title: str =
     return figure
 
 
-def disagreement_image(disagreement: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """(H, W) bool and the (H, W, 3) image -> RGB: red where the merges disagree, the image faded elsewhere."""
-    faded = (np.asarray(image, dtype=np.uint8) // 3 + 140).astype(np.uint8)
-    return np.where(np.asarray(disagreement)[..., None], np.array(WRONG_COLOUR, np.uint8), faded)
-
-
-def error_image(errors: np.ndarray, ground_truth: np.ndarray) -> np.ndarray:
-    """(H, W) bool errors and labels -> RGB: red where wrong,
-    white where right, grey where the truth is "ignore" (255)."""
-    errors = np.asarray(errors, dtype=bool)
-    picture = np.empty(errors.shape + (3,), np.uint8)
-    picture[...] = RIGHT_COLOUR
-    picture[errors] = WRONG_COLOUR
-    picture[np.asarray(ground_truth) == 255] = IGNORED_COLOUR
-    return picture
-
-
-def pixel_zoom(
-    image: np.ndarray, row: int, col: int, footprint: tuple[int, int, int, int], radius: int = 32, factor: int = 4
-) -> np.ndarray:
-    """A crop of ``image`` around pixel (row, col), enlarged ``factor`` times without smoothing.
-
-    The grid cell's ``footprint`` (top, left, bottom, right, inclusive; see
-    :func:`segscale.diagnostics.cell_footprint`) is outlined and the pixel itself framed, so
-    one sees which pixels share the cell whose numbers Eq. 1-2 show. The crop is
-    ``2 radius + 1`` pixels a side, padded with grey beyond the image border.
-    """
-    image = np.asarray(image, dtype=np.uint8)
-    height, width = image.shape[:2]
-    side = 2 * radius + 1
-    crop = np.full((side, side, 3), 128, np.uint8)
-    top, left = row - radius, col - radius
-    y0, y1, x0, x1 = max(0, top), min(height, top + side), max(0, left), min(width, left + side)
-    crop[y0 - top : y1 - top, x0 - left : x1 - left] = image[y0:y1, x0:x1]
-    big = np.repeat(np.repeat(crop, factor, axis=0), factor, axis=1)
-    colour = np.array(MARK_COLOUR, np.uint8)
-
-    def outline(r0: int, c0: int, r1: int, c1: int, thickness: int) -> None:
-        """Frame crop pixels r0..r1, c0..c1 (inclusive), clipped to the crop."""
-        a, b = max(0, (r0 - top) * factor), min(big.shape[0], (r1 - top + 1) * factor)
-        c, d = max(0, (c0 - left) * factor), min(big.shape[1], (c1 - left + 1) * factor)
-        if a >= b or c >= d:
-            return
-        big[a : a + thickness, c:d] = colour
-        big[b - thickness : b, c:d] = colour
-        big[a:b, c : c + thickness] = colour
-        big[a:b, d - thickness : d] = colour
-
-    f_top, f_left, f_bottom, f_right = footprint
-    outline(f_top, f_left, f_bottom, f_right, max(1, factor // 2))
-    outline(row, col, row, col, max(1, factor // 3))
-    return big
-
-
 SHARE_NET_NAMES = {name: trunk.display for name, trunk in TRUNKS.items()}  # the diagram's, from the registry
 
 
@@ -437,16 +380,6 @@ def model_diagram_figure(
 
 
 # ----------------------------------------------------------------------------- one prediction, side by side
-
-
-def prediction_figure_png(view: PredictionView, prediction, metadata, image_name: str) -> bytes:
-    """The side-by-side figure of one prediction as PNG, titled "image · model · merge over {scales}".
-
-    What the main view's download, ``segscale predict`` and folder jobs all write; saved whole
-    (not cropped tight), so the panels keep the layout :func:`side_by_side_figure` gives them.
-    """
-    title = f"{image_name} · {metadata.name} · {prediction.merge} over {format_scale_set(prediction.scales)}"
-    return figure_png(side_by_side_figure(view, prediction, metadata.classes, title=title), tight=False)
 
 
 def side_by_side_figure(view: PredictionView, prediction, classes, title: str = ""):
@@ -617,24 +550,6 @@ def _short(name: str, limit: int = 18) -> str:
 
 
 # ----------------------------------------------------------------------------- what each scale decides
-
-
-def decided_image(changed: np.ndarray, image: np.ndarray, scale_index: int) -> np.ndarray:
-    """(H, W) bool and the (H, W, 3) image -> RGB: the pixels a scale decides in that scale's colour, the image
-    faded elsewhere (as :func:`disagreement_image`)."""
-    faded = (np.asarray(image, dtype=np.uint8) // 3 + 140).astype(np.uint8)
-    return np.where(np.asarray(changed)[..., None], np.array(scale_colour(scale_index), np.uint8), faded)
-
-
-def decision_map_image(decision: np.ndarray, image: np.ndarray) -> np.ndarray:
-    """(H, W) decision map of :class:`~segscale.diagnostics.ScaleAblation` -> RGB: each pixel one scale alone
-    decides in that scale's colour, pixels that several scales decide black, the rest the image faded."""
-    decision = np.asarray(decision)
-    picture = (np.asarray(image, dtype=np.uint8) // 3 + 140).astype(np.uint8)
-    for k in range(int(decision.max(initial=-1)) + 1):
-        picture[decision == k] = scale_colour(k)
-    picture[decision == -2] = (0, 0, 0)
-    return picture
 
 
 def scale_ablation_figure(ablation, image: np.ndarray, palette, title: str = "") -> Figure:

@@ -1,14 +1,18 @@
-"""Pictures of a :class:`~segscale.predictor.Prediction`: pure functions, arrays in, RGB out.
+"""Pictures of a :class:`~segscale.predictor.Prediction` and of its diagnostics: pure functions, arrays out.
 
 Everything the app's main view and ``python -m segscale predict`` show is made here, so the
-page and its command-line twin cannot drift apart:
+page and its command-line twin cannot drift apart. Every function returns arrays ((H, W, 3)
+uint8 RGB pictures, or maps) or plain data holding them; none returns a figure or a file:
 
 * building blocks: :func:`heat_map`, :func:`colorbar_image`, :func:`overlay`,
   :func:`input_at_scale`, :func:`dominant_scale`, :func:`class_shares` (colours and
   ``colorize_labels`` come from :mod:`segscale.palette`, the entropy from :mod:`segscale.metrics`);
 * :func:`build_view`, every map of one prediction at one display size (a :class:`PredictionView`);
-* files: :func:`palette_png`, :func:`attention_png`, :func:`prediction_npz`. The side-by-side
-  matplotlib figure of a view is :func:`segscale.plots.side_by_side_figure`.
+* diagnostics as pictures: :func:`disagreement_image`, :func:`error_image`, :func:`pixel_zoom`,
+  :func:`decided_image`, :func:`decision_map_image`.
+
+Matplotlib figures (the side-by-side figure of a view among them) are :mod:`segscale.plots`'; the
+files saved from a prediction (PNG, ``.npz``) and their names are :mod:`segscale.outputs`'.
 
 Conventions. Images are (H, W, 3) uint8 RGB. Maps on the model's grid are resized with aligned
 corners (:mod:`segscale.modeling.geometry`), the convention of the model itself, so every scale's
@@ -19,9 +23,7 @@ Nothing here imports Streamlit.
 
 from __future__ import annotations
 
-import io
 import math
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -30,11 +32,18 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from .formatting import scale_label
 from .merges import AVERAGE, LEARNED_MERGES, MAX
 from .metrics import attention_entropy
 from .modeling.geometry import resize_bilinear, resize_labels, scaled_size
-from .palette import ATTENTION_CMAP, ENTROPY_CMAP, SCALE_COLOURS, SCORE_CMAP, colorize_labels, hex_colour
+from .palette import (
+    ATTENTION_CMAP,
+    ENTROPY_CMAP,
+    SCALE_COLOURS,
+    SCORE_CMAP,
+    colorize_labels,
+    hex_colour,
+    scale_colour,
+)
 
 DISPLAY_WIDTH = 400  # px; every map of the page is resampled to this width (height by aspect ratio)
 SCORE_KINDS = ("probability", "score")
@@ -43,15 +52,6 @@ SINGLE_SCALE_NOTE = (
     "One scale has nothing to fuse: its weight wˢ is 1 at every pixel, so there is no weight map, "
     "no dominant scale and no entropy to show. Pick two or more scales to see the attention at work."
 )
-# The files of one prediction, named <stem><suffix> with the stem of output_stem (photo_attention_1-0.75-0.5):
-# the page's downloads and `segscale predict`'s output.
-OUTPUT_SUFFIXES = {
-    "labels": "_labels.png",  # palette PNG of the fused labels
-    "attention": "_attention.png",  # the weight maps w^s side by side
-    "maps": "_maps.npz",  # every map, as arrays
-    "figure": "_figure.png",  # the side-by-side matplotlib figure
-    "ablation": "_ablation.png",  # leave one scale out: the labels without each scale, the pixels it decides
-}  # softmax over classes (0-1), or the raw f^s_c the Eq. 1 sums
 
 
 # ----------------------------------------------------------------------------- building blocks
@@ -406,95 +406,82 @@ def build_view(
     )
 
 
-# ----------------------------------------------------------------------------- files
+# ----------------------------------------------------------------------------- diagnostics as pictures
+
+# Error and disagreement maps: one meaning per colour, the same in the figure and on the page.
+WRONG_COLOUR = (220, 30, 30)  # a wrong label / the merges disagree
+RIGHT_COLOUR = (235, 235, 235)  # a right label (light grey: the map's edge still shows on a white page)
+IGNORED_COLOUR = (170, 170, 170)  # the ground truth says "ignore" (255)
+MARK_COLOUR = (255, 0, 220)  # the inspected pixel and its grid cell
 
 
-def palette_png(labels: np.ndarray, palette) -> bytes:
-    """(H, W) labels as an indexed PNG: pixel values are class indices, the palette gives colours.
+def disagreement_image(disagreement: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """(H, W) bool and the (H, W, 3) image -> RGB: red where the merges disagree, the image faded elsewhere."""
+    faded = (np.asarray(image, dtype=np.uint8) // 3 + 140).astype(np.uint8)
+    return np.where(np.asarray(disagreement)[..., None], np.array(WRONG_COLOUR, np.uint8), faded)
 
-    The PASCAL VOC convention, so any tool reads either the classes or the colours.
+
+def error_image(errors: np.ndarray, ground_truth: np.ndarray) -> np.ndarray:
+    """(H, W) bool errors and labels -> RGB: red where wrong,
+    white where right, grey where the truth is "ignore" (255)."""
+    errors = np.asarray(errors, dtype=bool)
+    picture = np.empty(errors.shape + (3,), np.uint8)
+    picture[...] = RIGHT_COLOUR
+    picture[errors] = WRONG_COLOUR
+    picture[np.asarray(ground_truth) == 255] = IGNORED_COLOUR
+    return picture
+
+
+def pixel_zoom(
+    image: np.ndarray, row: int, col: int, footprint: tuple[int, int, int, int], radius: int = 32, factor: int = 4
+) -> np.ndarray:
+    """A crop of ``image`` around pixel (row, col), enlarged ``factor`` times without smoothing.
+
+    The grid cell's ``footprint`` (top, left, bottom, right, inclusive; see
+    :func:`segscale.diagnostics.cell_footprint`) is outlined and the pixel itself framed, so
+    one sees which pixels share the cell whose numbers Eq. 1-2 show. The crop is
+    ``2 radius + 1`` pixels a side, padded with grey beyond the image border.
     """
-    labels = np.asarray(labels)
-    if len(palette) > 256 or (labels.size and (labels.min() < 0 or labels.max() > 255)):
-        raise ValueError("an indexed PNG holds class indices 0-255 and at most 256 palette colours")
-    image = Image.fromarray(labels.astype(np.uint8), mode="P")
-    flat = [int(v) for colour in palette for v in colour]
-    image.putpalette(flat + [255, 255, 255] * (256 - len(palette)))
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", optimize=False)
-    return buffer.getvalue()
+    image = np.asarray(image, dtype=np.uint8)
+    height, width = image.shape[:2]
+    side = 2 * radius + 1
+    crop = np.full((side, side, 3), 128, np.uint8)
+    top, left = row - radius, col - radius
+    y0, y1, x0, x1 = max(0, top), min(height, top + side), max(0, left), min(width, left + side)
+    crop[y0 - top : y1 - top, x0 - left : x1 - left] = image[y0:y1, x0:x1]
+    big = np.repeat(np.repeat(crop, factor, axis=0), factor, axis=1)
+    colour = np.array(MARK_COLOUR, np.uint8)
+
+    def outline(r0: int, c0: int, r1: int, c1: int, thickness: int) -> None:
+        """Frame crop pixels r0..r1, c0..c1 (inclusive), clipped to the crop."""
+        a, b = max(0, (r0 - top) * factor), min(big.shape[0], (r1 - top + 1) * factor)
+        c, d = max(0, (c0 - left) * factor), min(big.shape[1], (c1 - left + 1) * factor)
+        if a >= b or c >= d:
+            return
+        big[a : a + thickness, c:d] = colour
+        big[b - thickness : b, c:d] = colour
+        big[a:b, c : c + thickness] = colour
+        big[a:b, d - thickness : d] = colour
+
+    f_top, f_left, f_bottom, f_right = footprint
+    outline(f_top, f_left, f_bottom, f_right, max(1, factor // 2))
+    outline(row, col, row, col, max(1, factor // 3))
+    return big
 
 
-def attention_png(weights: np.ndarray, size: tuple[int, int], gap: int = 8) -> bytes:
-    """The S weight maps w^s side by side as one PNG, each upsampled to ``size`` (H, W).
-
-    Left to right in the order of the scale set, on the fixed 0-1 range of
-    :data:`ATTENTION_CMAP` (dark = 0, yellow = 1), separated by ``gap`` white pixels.
-    The exact values are in :func:`prediction_npz`.
-    """
-    maps = upsample_maps(weights, size)
-    height, width = size
-    count = maps.shape[0]
-    canvas = np.full((height, count * width + (count - 1) * gap, 3), 255, dtype=np.uint8)
-    for k in range(count):
-        canvas[:, k * (width + gap) : k * (width + gap) + width] = heat_map(maps[k], 0.0, 1.0, ATTENTION_CMAP)
-    buffer = io.BytesIO()
-    Image.fromarray(canvas).save(buffer, "PNG")
-    return buffer.getvalue()
+def decided_image(changed: np.ndarray, image: np.ndarray, scale_index: int) -> np.ndarray:
+    """(H, W) bool and the (H, W, 3) image -> RGB: the pixels a scale decides in that scale's colour, the image
+    faded elsewhere (as :func:`disagreement_image`)."""
+    faded = (np.asarray(image, dtype=np.uint8) // 3 + 140).astype(np.uint8)
+    return np.where(np.asarray(changed)[..., None], np.array(scale_colour(scale_index), np.uint8), faded)
 
 
-def prediction_maps(prediction) -> dict[str, np.ndarray]:
-    """Every map of a prediction (and what explains it) as named arrays; see :func:`prediction_npz`."""
-    maps: dict[str, np.ndarray] = {
-        "image": prediction.image,
-        "labels": prediction.labels.astype(np.int64),
-        "scales": np.asarray(prediction.scales, dtype=np.float64),
-        "merge": np.asarray(prediction.merge),
-        "score_maps": prediction.score_maps,
-        "fused": prediction.fused,
-        "original_size": np.asarray(prediction.original_size, dtype=np.int64),
-    }
-    if prediction.attention_logits is not None:
-        maps["attention_logits"] = prediction.attention_logits
-    if prediction.attention is not None:
-        maps["attention"] = prediction.attention
-        maps["attention_entropy_bits"] = attention_entropy(prediction.attention, unit="bits").astype(np.float32)
-    if prediction.merge in LEARNED_MERGES and prediction.attention is not None:
-        maps["dominant_scale"] = dominant_scale(prediction.attention)
-    elif prediction.merge == MAX:
-        maps["dominant_scale"] = winning_scale_for_max(prediction.score_maps, prediction.fused.argmax(axis=0))
-    return maps
-
-
-def prediction_npz(prediction, classes, palette) -> bytes:
-    """Every map of a prediction as a compressed ``.npz`` (loads with ``allow_pickle=False``).
-
-    Arrays: image (H, W, 3) uint8; labels (H, W); scales (S,); merge (str); score_maps
-    (S, C, h, w); fused (C, h, w); attention_logits and attention (S, h, w) when the merge has
-    them; attention_entropy_bits (h, w); dominant_scale (h, w) indices into scales; classes (C,)
-    str; palette (C, 3) uint8; original_size (2,).
-    """
-    maps = prediction_maps(prediction)
-    maps["classes"] = np.asarray([str(c) for c in classes])
-    maps["palette"] = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **maps)
-    return buffer.getvalue()
-
-
-def safe_file_stem(name: str | None, default: str = "image") -> str:
-    """A file name stem safe on every system, from a name a person chose (``../My photo.JPG`` -> ``My_photo``)."""
-    stem = Path(str(name or "")).stem if name else ""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._-")[:80]
-    return stem or default
-
-
-def output_stem(image_name: str | None, merge: str, scales) -> str:
-    """The stem of every file saved from one prediction: the image, the merge and the scale set.
-
-    ``output_stem("My photo.jpg", "attention", (1, 0.75, 0.5))`` is ``My_photo_attention_1-0.75-0.5``,
-    so files of one image saved with different merges or scale sets never overwrite each other.
-    The page's downloads and ``segscale predict`` both name their files with it.
-    """
-    scale_set = "-".join(scale_label(s) for s in scales)
-    return f"{safe_file_stem(image_name)}_{safe_file_stem(merge, 'merge')}_{scale_set}"
+def decision_map_image(decision: np.ndarray, image: np.ndarray) -> np.ndarray:
+    """(H, W) decision map of :class:`~segscale.diagnostics.ScaleAblation` -> RGB: each pixel one scale alone
+    decides in that scale's colour, pixels that several scales decide black, the rest the image faded."""
+    decision = np.asarray(decision)
+    picture = (np.asarray(image, dtype=np.uint8) // 3 + 140).astype(np.uint8)
+    for k in range(int(decision.max(initial=-1)) + 1):
+        picture[decision == k] = scale_colour(k)
+    picture[decision == -2] = (0, 0, 0)
+    return picture

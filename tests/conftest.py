@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 from segscale.checkpoint import CheckpointMetadata, save_checkpoint
 from segscale.config import HeadConfig, ModelConfig, TrunkConfig
 from segscale.modeling import build_model
+from segscale.outputs import APP_DOWNLOADS, OUTPUT_KINDS
 from segscale.predictor import Prediction
 from ui.model_loading import CHECKPOINT_DIR_ENV
 from ui.session import LAST_PREDICTION_KEY
@@ -215,7 +216,8 @@ def assert_every_map(at: AppTest, scales=(1.0, 0.75, 0.5), merge: str = "attenti
         assert any(c.startswith("Dominant scale") for c in shown) and any(
             c.startswith("Attention entropy") for c in shown
         )
-    assert len(at.get("download_button")) == (3 if merge == "max" else 4)
+    offered = [kind for kind in APP_DOWNLOADS if OUTPUT_KINDS[kind].applies(merge, scales)]  # no weights for max
+    assert [button.label for button in at.get("download_button")] == [OUTPUT_KINDS[kind].label for kind in offered]
     prediction = last_prediction(at)
     assert prediction.scales == tuple(scales) and prediction.merge == merge
     timings = " ".join(c.value for c in at.sidebar.caption)

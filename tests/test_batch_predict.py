@@ -18,8 +18,8 @@ from segscale.batch.inputs import enumerate_inputs, is_batch_input
 from segscale.batch.loading import DecodedImage, same_size_batches
 from segscale.cli import main
 from segscale.inference import FastPathOptions
+from segscale.outputs import output_stem
 from segscale.predictor import Predictor
-from segscale.visualize import output_stem
 
 ROOT = Path(__file__).resolve().parents[1]
 

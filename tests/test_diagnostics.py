@@ -653,6 +653,7 @@ def test_figures(two_images, make_checkpoint, rgb):
     from matplotlib.text import Text
 
     from segscale import plots
+    from segscale import visualize as viz
 
     figures = plots.diagnostics_figures(two_images)
     assert set(figures) == {
@@ -686,12 +687,12 @@ def test_figures(two_images, make_checkpoint, rgb):
     assert len(figure.axes) == 10  # image, 3 labels, disagreement; truth, 3 error maps, a blank
     colours = colorize_labels(np.array([[0, 1], [2, 255]]), predictor.palette)
     assert colours[1, 1].tolist() == [255, 255, 255] and colours[0, 1].tolist() == list(predictor.palette[1])
-    errors = plots.error_image(np.array([[True, False], [False, True]]), np.array([[1, 1], [0, 255]]))
-    assert errors[0, 0].tolist() == list(plots.WRONG_COLOUR) and errors[0, 1].tolist() == list(plots.RIGHT_COLOUR)
-    assert errors[1, 1].tolist() == list(plots.IGNORED_COLOUR)  # "ignore" wins over a flagged error
-    zoom = plots.pixel_zoom(rgb, 0, 0, (0, 0, 3, 3), radius=4, factor=3)
+    errors = viz.error_image(np.array([[True, False], [False, True]]), np.array([[1, 1], [0, 255]]))
+    assert errors[0, 0].tolist() == list(viz.WRONG_COLOUR) and errors[0, 1].tolist() == list(viz.RIGHT_COLOUR)
+    assert errors[1, 1].tolist() == list(viz.IGNORED_COLOUR)  # "ignore" wins over a flagged error
+    zoom = viz.pixel_zoom(rgb, 0, 0, (0, 0, 3, 3), radius=4, factor=3)
     assert zoom.shape == (27, 27, 3) and (zoom[:12, :12] == 128).all()  # beyond the image corner: grey padding
-    assert (zoom[12:24, 12] == plots.MARK_COLOUR).all()  # the cell's outline starts at the pixel
+    assert (zoom[12:24, 12] == viz.MARK_COLOUR).all()  # the cell's outline starts at the pixel
 
 
 def test_figures_of_a_hierarchical_model_name_its_weights_effective_weights(make_checkpoint):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from segscale.cli import main
-from segscale.visualize import OUTPUT_SUFFIXES
+from segscale.outputs import OUTPUT_KINDS
 
 
 @pytest.fixture
@@ -38,7 +38,7 @@ def test_writes_every_map_and_the_figure(make_checkpoint, photo, tmp_path, capsy
     )
     assert code == 0
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(f"photo_one_attention_1-0.75-0.5{suffix}" for suffix in OUTPUT_SUFFIXES.values())
+    assert names == sorted(f"photo_one_attention_1-0.75-0.5{kind.suffix}" for kind in OUTPUT_KINDS.values())
     labels = Image.open(out / "photo_one_attention_1-0.75-0.5_labels.png")
     assert labels.mode == "P" and labels.size == (70, 50)
     maps = np.load(out / "photo_one_attention_1-0.75-0.5_maps.npz", allow_pickle=False)

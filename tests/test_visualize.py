@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from segscale import Predictor, plots
+from segscale import Predictor, outputs, plots
 from segscale import visualize as viz
 from segscale.metrics import attention_entropy
 from segscale.modeling.geometry import scaled_size
@@ -127,15 +127,15 @@ def test_default_class_prefers_an_object_class():
 
 
 def test_safe_stems():
-    assert viz.safe_file_stem("../My photo (1).JPG") == "My_photo_1"
-    assert viz.safe_file_stem("<script>.png") == "script"
-    assert viz.safe_file_stem(None) == viz.safe_file_stem("...") == "image"
+    assert outputs.safe_file_stem("../My photo (1).JPG") == "My_photo_1"
+    assert outputs.safe_file_stem("<script>.png") == "script"
+    assert outputs.safe_file_stem(None) == outputs.safe_file_stem("...") == "image"
 
 
 def test_output_stems_name_the_image_the_merge_and_the_scale_set():
-    assert viz.output_stem("../My photo.JPG", "attention", (1.0, 0.75, 0.5)) == "My_photo_attention_1-0.75-0.5"
+    assert outputs.output_stem("../My photo.JPG", "attention", (1.0, 0.75, 0.5)) == "My_photo_attention_1-0.75-0.5"
     stems = {
-        viz.output_stem("a.png", merge, scales)
+        outputs.output_stem("a.png", merge, scales)
         for merge in ("attention", "max")
         for scales in ((1.0,), (1.0, 0.5), (2.0, 1.0))
     }
@@ -175,21 +175,21 @@ def test_average_pooling_entropy_is_maximal(predictions):
 
 def test_palette_png_holds_class_indices_and_the_palette(predictions):
     labels = predictions["attention"].labels
-    image = Image.open(io.BytesIO(viz.palette_png(labels, PALETTE)))
+    image = Image.open(io.BytesIO(outputs.palette_png(labels, PALETTE)))
     assert image.mode == "P" and image.size == (83, 61)
     np.testing.assert_array_equal(np.asarray(image), labels)
     assert image.getpalette()[:9] == [v for colour in PALETTE for v in colour]
 
 
 def test_attention_png_tiles_the_scales(predictions):
-    image = Image.open(io.BytesIO(viz.attention_png(predictions["attention"].attention, (61, 83), gap=8)))
+    image = Image.open(io.BytesIO(outputs.attention_png(predictions["attention"].attention, (61, 83), gap=8)))
     assert image.size == (3 * 83 + 2 * 8, 61) and image.mode == "RGB"
 
 
 @pytest.mark.parametrize("merge", ["attention", "max"])
 def test_npz_holds_every_map_without_pickles(predictions, merge):
     prediction = predictions[merge]
-    data = np.load(io.BytesIO(viz.prediction_npz(prediction, CLASSES, PALETTE)), allow_pickle=False)
+    data = np.load(io.BytesIO(outputs.prediction_npz(prediction, CLASSES, PALETTE)), allow_pickle=False)
     np.testing.assert_array_equal(data["labels"], prediction.labels)
     np.testing.assert_array_equal(data["score_maps"], prediction.score_maps)
     np.testing.assert_array_equal(data["scales"], prediction.scales)

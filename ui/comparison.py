@@ -16,6 +16,7 @@ from segscale import visualize as viz
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.formatting import format_percent, format_scale_set, scale_label
 from segscale.merges import ATTENTION_HEAD, MERGES, merges_with
+from segscale.outputs import output_stem
 from segscale.palette import SCALE_COLOURS, colorize_labels
 from segscale.predictor import Prediction
 from ui import limits, widgets
@@ -96,7 +97,7 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
             )
     with columns[-1]:
         widgets.image(
-            _shown(plots.disagreement_image(comparison.disagreement, prediction.image), size),
+            _shown(viz.disagreement_image(comparison.disagreement, prediction.image), size),
             f"Merges disagree: {100 * disagree:.1f}% of pixels (red)",
         )
     if with_truth:
@@ -106,13 +107,13 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
         for column, result in zip(columns[1:], comparison.results):
             with column:
                 widgets.image(
-                    _shown(plots.error_image(result.errors, comparison.ground_truth), size),
+                    _shown(viz.error_image(result.errors, comparison.ground_truth), size),
                     f"Errors: {result.method}, {int(result.errors.sum())} px wrong (red)",
                 )
         with columns[-1]:
             widgets.colour_key(
                 widgets.swatches(
-                    ("wrong", "right", "ignored (void)"), (plots.WRONG_COLOUR, plots.RIGHT_COLOUR, plots.IGNORED_COLOUR)
+                    ("wrong", "right", "ignored (void)"), (viz.WRONG_COLOUR, viz.RIGHT_COLOUR, viz.IGNORED_COLOUR)
                 ),
                 alt="error colours",
             )
@@ -152,7 +153,7 @@ def comparison_section(model: LoadedModel, image: ImageInput, prediction: Predic
     st.download_button(
         "Comparison figure (PNG)",
         lambda: plots.figure_png(plots.merge_comparison_figure(comparison, prediction.image, palette, title)),
-        viz.output_stem(image.name, "merges", prediction.scales) + ".png",
+        output_stem(image.name, "merges", prediction.scales) + ".png",
         "image/png",
         key="compare_download",
         icon=":material/download:",

@@ -15,7 +15,8 @@ import functools
 import streamlit as st
 
 from segscale import diagnostics as diag
-from segscale import inspection_grid, plots
+from segscale import inspection_grid
+from segscale import visualize as viz
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
 from segscale.formatting import format_number, format_scale_set, scale_label
 from segscale.merges import HIERARCHICAL, MERGES
@@ -213,7 +214,7 @@ def pixel_picker(
     st.session_state[pixel_key] = (int(row), int(col))
     cell = diag.nearest_cell(int(row), int(col), (height, width), grid, align_corners)
     footprint = diag.cell_footprint(cell, (height, width), grid, align_corners)
-    zoom = plots.pixel_zoom(prediction.image, int(row), int(col), footprint, radius=24, factor=6)
+    zoom = viz.pixel_zoom(prediction.image, int(row), int(col), footprint, radius=24, factor=6)
     st.image(
         zoom,
         caption=(

@@ -7,13 +7,13 @@ Widget keys: ``score_class``, ``score_kind``, ``overlay_alpha``, ``overlay_backg
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 
-from segscale import plots
 from segscale import visualize as viz
 from segscale.ablation_view import AblationView, build_ablation_view
 from segscale.checkpoint import CheckpointMetadata
@@ -29,6 +29,7 @@ from segscale.diagnostics import (
 from segscale.formatting import format_percent, format_scale_set, scale_label
 from segscale.merges import ATTENTION, AVERAGE, HIERARCHICAL, MAX
 from segscale.metrics import segmentation_scores
+from segscale.outputs import APP_DOWNLOADS, OUTPUT_KINDS, OutputOptions, output_name
 from segscale.palette import ATTENTION_CMAP, ENTROPY_CMAP, SCORE_CMAP, colorize_labels
 from segscale.predictor import Prediction
 from ui import limits, widgets
@@ -446,54 +447,30 @@ def agreement_caption(truth: np.ndarray, labels: np.ndarray, num_classes: int) -
 
 
 def downloads_section(model: LoadedModel, image: ImageInput, prediction: Prediction, view: viz.PredictionView) -> None:
-    """Download buttons: fused labels (palette PNG), attention maps (PNG), every map (.npz), the figure (PNG).
+    """Download buttons, one per kind of :data:`segscale.outputs.APP_DOWNLOADS`: fused labels (palette PNG),
+    attention maps (PNG), every map (.npz), the figure (PNG).
 
-    The file names are those ``python -m segscale predict`` writes: image, merge and scale set
-    (:func:`segscale.visualize.output_stem`), so saving other settings never overwrites a file. Every file is made only
-    when its button is clicked (``data`` is a callable, run by Streamlit on the click), so the
-    page pays nothing for them while it renders.
+    The kinds, labels, MIME types, file names and makers are those ``python -m segscale predict`` and folder jobs
+    write (:mod:`segscale.outputs`): image, merge and scale set name the file, so saving other settings never
+    overwrites one. The figure draws this page's view, with its class and score kind. Every file is made only
+    when its button is clicked (``data`` is a callable, run by Streamlit on the click), so the page pays nothing
+    for them while it renders.
     """
-    stem = viz.output_stem(image.name, prediction.merge, prediction.scales)
-    metadata = model.metadata
-    files = [
-        (
-            "labels",
-            "Fused labels (palette PNG)",
-            "image/png",
-            lambda: viz.palette_png(prediction.labels, metadata.palette),
-        ),
-        (
-            "attention",
-            "Attention maps (PNG)",
-            "image/png",
-            None
-            if prediction.attention is None
-            else lambda: viz.attention_png(prediction.attention, prediction.labels.shape),
-        ),
-        (
-            "maps",
-            "Every map (.npz)",
-            "application/octet-stream",
-            lambda: viz.prediction_npz(prediction, metadata.classes, metadata.palette),
-        ),
-        (
-            "figure",
-            "Side-by-side figure (PNG)",
-            "image/png",
-            lambda: plots.prediction_figure_png(view, prediction, metadata, image.name),
-        ),
-    ]
-    for column, (kind, label, mime, make) in zip(st.columns(len(files)), files):
+    options = OutputOptions(title=image.name, view=view)
+    columns = st.columns(len(APP_DOWNLOADS))
+    for column, name in zip(columns, APP_DOWNLOADS):
+        kind = OUTPUT_KINDS[name]
         with column:
-            if make is None:
-                st.caption("No attention maps: max pooling has no weights.")
+            missing = kind.missing_reason(prediction.merge, prediction.scales)
+            if missing:
+                st.caption(missing)
                 continue
             st.download_button(
-                label,
-                make,
-                stem + viz.OUTPUT_SUFFIXES[kind],
-                mime,
-                key=f"download_{kind}",
+                kind.label,
+                functools.partial(kind.make, prediction, model.metadata, options),
+                output_name(image.name, prediction.merge, prediction.scales, name),
+                kind.mime,
+                key=f"download_{name}",
                 icon=":material/download:",
                 on_click="ignore",
             )

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from segscale import photos
 from segscale.checkpoint import CheckpointMetadata
 from segscale.data.scaleshapes import CLASSES as SCALESHAPES_CLASSES
-from segscale.images import DEFAULT_MAX_SIDE
+from segscale.images import DEFAULT_MAX_SIDE, cap_longest_side
 from segscale.torchvision_import import fetch_command, import_command, is_imported
 from ui.chosen_image import ImageInput, image_key
 from ui.messages import plain
@@ -32,16 +33,7 @@ def is_scaleshapes_model(metadata: CheckpointMetadata) -> bool:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def _photo(name: str, size: float, max_side: int) -> np.ndarray:
-    rgb = photos.load_photo(name, size)
-    if max(rgb.shape[:2]) > max_side:  # the page's cap, as for uploads
-        from PIL import Image
-
-        factor = max_side / max(rgb.shape[:2])
-        rgb = np.asarray(
-            Image.fromarray(rgb).resize(
-                (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor)), Image.Resampling.BOX
-            )
-        )
+    rgb, _ = cap_longest_side(photos.load_photo(name, size), max_side, Image.Resampling.BOX)  # as for uploads
     return rgb
 
 

@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..visualize import OUTPUT_SUFFIXES, output_stem, safe_file_stem
+from ..outputs import output_paths, safe_file_stem
 
 # Extensions a folder or glob search picks up: the formats segscale.images.load_image reads.
 IMAGE_SUFFIXES = frozenset(
@@ -40,12 +40,11 @@ class BatchItem:
     def output_paths(self, out: Path, kinds, merge: str, scales) -> dict[str, Path]:
         """kind ("labels", "attention", ...) -> the file it is written to under ``out``.
 
-        Named as ``segscale predict`` names one image's files (:func:`~segscale.visualize.output_stem`:
+        Named as ``segscale predict`` names one image's files (:func:`~segscale.outputs.output_stem`:
         image, merge, scale set), so a file says how it was made wherever it was written.
         """
         relative = Path(self.relative)
-        stem = output_stem(relative.name, merge, scales)
-        return {kind: out / relative.parent / f"{stem}{OUTPUT_SUFFIXES[kind]}" for kind in kinds}
+        return output_paths(out / relative.parent, relative.name, merge, scales, kinds)
 
 
 def is_pattern(text: str) -> bool:

@@ -5,8 +5,9 @@ Steps, each in one place:
 1. :func:`~segscale.batch.inputs.enumerate_inputs` lists the images, sorted; under ``torchrun``
    each rank takes its :func:`~segscale.distributed.shard` of that list.
 2. Images whose outputs all exist are skipped (resume). Outputs are written to a temporary
-   name beside the final one and moved into place with ``os.replace``, so a file under its
-   final name is always complete, even after a kill.
+   name beside the final one and moved into place with ``os.replace``
+   (:func:`segscale.atomic_files.write_atomically`), so a file under its final name is always
+   complete, even after a kill.
 3. The rest are decoded in worker processes and grouped into same-size batches
    (:mod:`segscale.batch.loading`); each batch is one ``Predictor.predict_batch`` call (or, with a
    tile size, tiles through :func:`segscale.sliding_window.predict_tiled`).
@@ -25,15 +26,14 @@ from pathlib import Path
 
 import torch
 
-from .. import distributed, plots
-from .. import visualize as viz
+from .. import distributed
+from ..atomic_files import write_atomically
 from ..devices import synchronize
-from ..merges import MAX
+from ..outputs import OutputOptions, kinds_that_apply, write_outputs
 from .inputs import BatchItem
 from .loading import DecodedImage, decoding_loader, same_size_batches
 
 SUMMARY_NAME = "summary.json"
-PARTIAL_SUFFIX = ".partial"
 DEFAULT_OUTPUTS = ("labels",)
 
 
@@ -65,45 +65,6 @@ def is_complete(item: BatchItem, out: Path, kinds, settings: BatchSettings) -> b
     return all(path.is_file() for path in paths.values())
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + PARTIAL_SUFFIX)
-    try:
-        with open(partial, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except OSError as error:
-        raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
-
-
-def output_files(prediction, metadata, kinds, title: str) -> dict[str, bytes]:
-    """kind -> file bytes, made by the same functions as the single-image command and the app's downloads."""
-    files: dict[str, bytes] = {}
-    if "labels" in kinds:
-        files["labels"] = viz.palette_png(prediction.labels, metadata.palette)
-    if "attention" in kinds and prediction.attention is not None:
-        files["attention"] = viz.attention_png(prediction.attention, prediction.labels.shape)
-    if "maps" in kinds:
-        files["maps"] = viz.prediction_npz(prediction, metadata.classes, metadata.palette)
-    if "figure" in kinds:
-        class_index = viz.default_class(prediction.labels, len(metadata.classes))
-        view = viz.build_view(prediction, metadata.classes, metadata.palette, class_index, "probability")
-        files["figure"] = plots.prediction_figure_png(view, prediction, metadata, title)
-    if "ablation" in kinds and len(prediction.scales) > 1:
-        from ..commands.predict import ablation_png
-
-        files["ablation"] = ablation_png(prediction, metadata, title)
-    return files
-
-
-def expected_kinds(kinds, merge: str) -> tuple[str, ...]:
-    """The outputs a job writes: max pooling has no attention maps to write."""
-    return tuple(kind for kind in kinds if not (kind == "attention" and merge == MAX))
-
-
 def run_folder(
     predictor,
     items: list[BatchItem],
@@ -113,7 +74,7 @@ def run_folder(
     progress=None,
 ) -> BatchResult:
     """Predict this rank's share of ``items`` into ``out``; returns its rows (not gathered)."""
-    kinds = expected_kinds(settings.outputs, settings.merge)
+    kinds = kinds_that_apply(settings.outputs, settings.merge, settings.scales)  # what makes an image complete
     mine = distributed.shard(items, context.rank, context.world_size)
     result = BatchResult()
     todo = []
@@ -161,9 +122,9 @@ def _predict_batch(
         )
     for decoded, prediction in zip(runnable, predictions):
         paths = decoded.item.output_paths(out, kinds, settings.merge, settings.scales)
-        missing = [kind for kind in kinds if not paths[kind].is_file()]  # a killed run may have written some
-        for kind, data in output_files(prediction, predictor.metadata, missing, decoded.item.relative).items():
-            write_atomically(paths[kind], data)
+        missing = {kind: path for kind, path in paths.items() if not path.is_file()}  # a killed run wrote some
+        # The figures' title is the image's path under the folder, which tells images of one name apart.
+        write_outputs(prediction, predictor.metadata, missing, OutputOptions(title=decoded.item.relative))
         row = {"input": decoded.item.relative, "status": "done", "rank": rank}
         if decoded.notices:
             row["notices"] = list(decoded.notices)
@@ -228,7 +189,7 @@ def summary(
             "checkpoint": predictor.metadata.name,
             "scales": list(settings.scales),
             "merge": settings.merge,
-            "outputs": list(expected_kinds(settings.outputs, settings.merge)),
+            "outputs": list(kinds_that_apply(settings.outputs, settings.merge, settings.scales)),
             "batching": (
                 f"same-size batches of up to {settings.batch_size} images; images of different sizes run in "
                 "separate batches and nothing is resized to fit"

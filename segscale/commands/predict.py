@@ -2,7 +2,8 @@
 
     python -m segscale predict photo.jpg --scales 1 0.75 0.5 --merge attention --out results/
 
-For every image it writes what the page offers for download, with the same names (``<stem>``: image, merge, scale set):
+For every image it writes the kinds of :data:`segscale.outputs.OUTPUT_KINDS`, the page's downloads among them, with
+the same names and bytes (``<stem>``: image, merge, scale set):
 
 * ``<stem>_labels.png``    the fused labels as an indexed (palette) PNG;
 * ``<stem>_attention.png`` the weight maps w^s side by side (not for ``--merge max``);
@@ -24,12 +25,12 @@ import argparse
 import time
 from pathlib import Path
 
-from .. import plots
 from .. import visualize as viz
 from ..batch.inputs import is_batch_input
 from ..config import MERGE_MODES
 from ..formatting import format_scale_set
 from ..images import ImageError, load_image
+from ..outputs import OutputOptions, kinds_that_apply, output_paths, safe_file_stem, write_outputs
 from ..photos import shapes_model_on_photo_note
 from ._inputs import add_max_side_argument, add_model_arguments
 from .predict_folder import add_arguments as add_folder_arguments
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         return run_folder_job(args)
     if args.max_side < 16:
         raise ValueError(f"--max-side must be at least 16, got {args.max_side}")
-    stems = [viz.safe_file_stem(path.name) for path in args.images]
+    stems = [safe_file_stem(path.name) for path in args.images]
     repeated = sorted({stem for stem in stems if stems.count(stem) > 1})
     if repeated:
         raise ValueError(
@@ -116,16 +117,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {path.name}: {notice}")
         started = time.perf_counter()
         prediction = predictor.predict(loaded.rgb, scales=scales, merge=merge)
-        written = write_outputs(
-            prediction,
-            metadata,
-            args.out,
-            viz.output_stem(path.name, merge, scales),
-            class_index,
-            args.score,
-            title=path.name,
-            kinds=kinds,
-        )
+        paths = output_paths(args.out, path.name, merge, scales, kinds_that_apply(kinds, merge, scales))
+        options = OutputOptions(title=path.name, class_index=class_index, score_kind=args.score)
+        written = write_outputs(prediction, metadata, paths, options)
         if len(scales) > 1 and (kinds is None or "ablation" in kinds):
             print(prediction.scale_ablation().to_text())
         print(
@@ -133,51 +127,6 @@ def run(args: argparse.Namespace) -> int:
             f"total {time.perf_counter() - started:.2f} s -> {', '.join(p.name for p in written)}"
         )
     return 0
-
-
-def write_outputs(
-    prediction,
-    metadata,
-    out: Path,
-    stem: str,
-    class_index: int | None = None,
-    score_kind: str = "probability",
-    title: str = "",
-    kinds=None,
-) -> list[Path]:
-    """Write the page's downloads for one prediction into ``out``; returns the paths written.
-
-    ``kinds``: the :data:`~segscale.visualize.OUTPUT_SUFFIXES` keys to write (None: every one that
-    applies: no attention maps for max pooling, no ablation for one scale)."""
-    if class_index is None:
-        class_index = viz.default_class(prediction.labels, len(metadata.classes))
-    wanted = tuple(viz.OUTPUT_SUFFIXES) if kinds is None else tuple(kinds)
-    makers = {
-        "labels": lambda: viz.palette_png(prediction.labels, metadata.palette),
-        "attention": lambda: (
-            None if prediction.attention is None else viz.attention_png(prediction.attention, prediction.labels.shape)
-        ),
-        "maps": lambda: viz.prediction_npz(prediction, metadata.classes, metadata.palette),
-        "figure": lambda: plots.prediction_figure_png(
-            viz.build_view(prediction, metadata.classes, metadata.palette, class_index, score_kind),
-            prediction,
-            metadata,
-            title,
-        ),
-        "ablation": lambda: ablation_png(prediction, metadata, title),
-    }
-    written = []
-    for kind in wanted:
-        data = makers[kind]()
-        if data is None:
-            continue
-        path = out / f"{stem}{viz.OUTPUT_SUFFIXES[kind]}"
-        try:
-            path.write_bytes(data)
-        except OSError as error:
-            raise ValueError(f"cannot write {path}: {error.strerror or error}") from error
-        written.append(path)
-    return written
 
 
 def check_ablation_request(kinds, scales) -> None:
@@ -189,15 +138,6 @@ def check_ablation_request(kinds, scales) -> None:
             f"--outputs ablation with scales {format_scale_set(scales)}: {SINGLE_SCALE_ABLATION} "
             "Give two or more with --scales."
         )
-
-
-def ablation_png(prediction, metadata, title: str = "") -> bytes | None:
-    """The leave-one-scale-out figure of a prediction as PNG bytes; None for a single scale."""
-    if len(prediction.scales) < 2:
-        return None
-    ablation = prediction.scale_ablation()
-    figure = plots.scale_ablation_figure(ablation, prediction.image, metadata.palette, title)
-    return plots.figure_png(figure)
 
 
 def _class_index(name: str | None, classes) -> int | None:

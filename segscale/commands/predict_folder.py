@@ -17,8 +17,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..outputs import OUTPUT_NAMES
 from ..photos import shapes_model_on_photo_note
-from ..visualize import OUTPUT_SUFFIXES
 from ._inputs import PRECISIONS
 
 
@@ -28,10 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--outputs",
         nargs="+",
-        choices=tuple(OUTPUT_SUFFIXES),
+        choices=OUTPUT_NAMES,
         default=None,
         metavar="KIND",
-        help=f"files to write per image, of {', '.join(OUTPUT_SUFFIXES)} (default: labels for a folder, "
+        help=f"files to write per image, of {', '.join(OUTPUT_NAMES)} (default: labels for a folder, "
         "every kind for image files)",
     )
     group.add_argument("--batch-size", type=int, default=4, help="images of one size per model call (default: 4)")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..atomic_files import atomic_file
 from ..data.transforms import TrainAugmentation, image_to_tensor
 from .config import TrainConfig
 
@@ -52,11 +52,10 @@ class DiskCachedPairs(Dataset):
             except (OSError, ValueError, KeyError, EOFError):
                 pass  # a half-written or damaged entry: make it again
         image, label = self.dataset[index]
-        handle, temporary = tempfile.mkstemp(dir=self.folder, suffix=".npz.tmp")
-        os.close(handle)
-        with open(temporary, "wb") as file:
+        # Unique temporary names: the ranks of one run may make the same entry at once. No fsync: an entry a
+        # power cut damaged is made again above.
+        with atomic_file(path, unique_name=True, sync=False) as file:
             np.savez(file, image=image, label=label)
-        os.replace(temporary, path)
         return image, label
 
 
