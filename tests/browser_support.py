@@ -200,8 +200,10 @@ def after_rerun(page, action, timeout_s: float = 120.0, images: bool = True, exp
 
 
 def nav_labels(page) -> list[str]:
-    """The page names in the sidebar navigation, in order."""
-    return [link.inner_text().strip() for link in page.locator('[data-testid="stSidebarNavLink"]').all()]
+    """The page names in the sidebar navigation, in order (a link's text ends with its name, after its icon's)."""
+    return [
+        link.inner_text().strip().splitlines()[-1] for link in page.locator('[data-testid="stSidebarNavLink"]').all()
+    ]
 
 
 def go_to_page(page, label: str, timeout_s: float = 120.0, images: bool = True) -> None:

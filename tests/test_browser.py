@@ -106,7 +106,7 @@ def check_page(page) -> None:
     assert not browser.exceptions_on_page(page)
 
 
-PAGES = ["app", "Pixel inspector", "Merge comparison", "Scale diagnostics", "How it works", "Checkpoints"]
+PAGES = ["Main view", "Pixel inspector", "Merge comparison", "Scale diagnostics", "How it works", "Checkpoints"]
 
 
 def test_every_page_in_the_navigation_loads_in_chromium(make_checkpoint, tmp_path):

@@ -9,7 +9,7 @@
   choices kept across pages), :mod:`ui.limits` (cache and upload bounds) and :mod:`ui.messages` (text
   safety: ``plain``, ``show_error``, ``show_notices``);
 * :mod:`ui.widgets`: maps, colour bars and legends, tables, figures;
-* one module per page's sections: :mod:`ui.main_view` (``app.py``), :mod:`ui.inspector`,
+* one module per page's sections: :mod:`ui.main_view` (``pages/0_Main_view.py``), :mod:`ui.inspector`,
   :mod:`ui.comparison`, :mod:`ui.scale_diagnostics`, :mod:`ui.how_it_works`, :mod:`ui.checkpoints`.
 
 Anything that needs no Streamlit lives in ``segscale/``, where plain tests reach it. Named ``ui``,

@@ -1,4 +1,5 @@
-"""The main view's sections: per-scale maps, the fused result, downloads, device and timings (``app.py``).
+"""The main view's sections: per-scale maps, the fused result, downloads, device and timings
+(``pages/0_Main_view.py``).
 
 Widget keys: ``score_class``, ``score_kind``, ``overlay_alpha``, ``overlay_background``, ``download_labels``,
 ``download_attention``, ``download_maps``, ``download_figure``. The pictures come from
