@@ -114,7 +114,7 @@ def main() -> int:
                 )
             shot("checkpoints")
         if "upload_error" in args.only:
-            browser.go_to_page(page, "app")
+            browser.go_to_page(page, "Main view")
             text_file = Path(folder) / "holiday photo.png"
             text_file.write_text("Dear diary, today I uploaded the wrong file.\n")
             browser.after_rerun(page, lambda: browser.choose_radio(page, "Upload"), images=False)
