@@ -79,7 +79,9 @@ if [[ "$stage" == chen_vs_tao ]]; then
   # Chen's softmax attention (shared head) beside Tao et al.'s hierarchical gates: both fine-tuned from the
   # table's 12,000-step stage-1 trunk by configs/chen_shared.toml and configs/hierarchical.toml (the table's
   # budget, pair {1, 0.5}); the trunk is trained first if it is not there yet.
-  [[ -f runs/pretrain_w025_half/model.pt ]] || train --config configs/pretrain.toml
+  # The trunk as it was trained for docs/RESULTS.md's twins: the table's config with bf16 autocast (57.7 min
+  # on the AMX CPU there); an existing runs/pretrain_w025_half (the table's own, float32) is used as it is.
+  [[ -f runs/pretrain_w025_half/model.pt ]] || train --config configs/pretrain.toml --amp
   train --config configs/chen_shared.toml
   train --config configs/hierarchical.toml
   cp runs/chen_vs_tao/hierarchical/model.pt checkpoints/scaleshapes_hierarchical.pt
