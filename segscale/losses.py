@@ -33,12 +33,14 @@ def segmentation_cross_entropy(
     ignore_index: int = IGNORE_INDEX,
     class_weights: Tensor | None = None,
     hard_pixel_fraction: float = 1.0,
+    align_corners: bool = True,
 ) -> Tensor:
     """Mean cross-entropy over labelled pixels; the labels (B, H, W) are resized to the scores' grid.
 
-    Resizing is nearest neighbour on the aligned-corner grid (:func:`resize_labels`), as
-    DeepLab subsampled its ground truth: no label is blended or invented. A batch with no
-    labelled pixel gives a zero loss (connected to the graph) instead of NaN.
+    Resizing is nearest neighbour (:func:`resize_labels`) on the grid the model's trunk uses
+    (``align_corners``: corners aligned for DeepLab-LargeFOV, as DeepLab subsampled its ground
+    truth; half-pixel centres for torchvision's and the libraries' networks): no label is blended
+    or invented. A batch with no labelled pixel gives a zero loss (connected to the graph) instead of NaN.
 
     Two optional remedies for a background that covers most pixels (a network trained from
     scratch otherwise settles on "everything is background"):
@@ -46,7 +48,7 @@ def segmentation_cross_entropy(
     hard_pixel_fraction: below 1, online hard example mining: only that fraction of the
         labelled pixels with the highest loss count.
     """
-    labels = resize_labels(labels, tuple(scores.shape[-2:])).long()
+    labels = resize_labels(labels, tuple(scores.shape[-2:]), align_corners).long()
     per_pixel = F.cross_entropy(scores.float(), labels, ignore_index=ignore_index, reduction="none")  # (B, h, w)
     valid = labels != ignore_index
     weights = valid.float()
@@ -69,15 +71,21 @@ def extra_supervision_loss(
     ignore_index: int = IGNORE_INDEX,
     class_weights: Tensor | None = None,
     hard_pixel_fraction: float = 1.0,
+    align_corners: bool = True,
 ) -> LossTerms:
     """Cross-entropy on the fused output, plus one per scale on its own grid when ``extra_supervision``.
 
     Args:
         output: the model's output for a batch.
         labels: (B, H, W) integer labels at input resolution, ``ignore_index`` where unlabelled.
-        class_weights, hard_pixel_fraction: see :func:`segmentation_cross_entropy`.
+        class_weights, hard_pixel_fraction, align_corners: see :func:`segmentation_cross_entropy`.
     """
-    options = dict(ignore_index=ignore_index, class_weights=class_weights, hard_pixel_fraction=hard_pixel_fraction)
+    options = dict(
+        ignore_index=ignore_index,
+        class_weights=class_weights,
+        hard_pixel_fraction=hard_pixel_fraction,
+        align_corners=align_corners,
+    )
     fused = segmentation_cross_entropy(output.fused, labels, **options)
     per_scale: tuple[Tensor, ...] = ()
     if extra_supervision:

@@ -51,3 +51,25 @@ def test_extra_supervision_adds_one_term_per_scale(extra):
     torch.testing.assert_close(terms.total, terms.fused + sum(terms.per_scale, torch.tensor(0.0)))
     terms.total.backward()
     assert model.trunk.layers.conv1_1.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("size", [(5, 7), (13, 4), (1, 9)])
+def test_labels_shrink_to_a_half_pixel_grid_as_torch_places_its_cells(size):
+    """A torchvision or library network resizes with half-pixel centres; its loss samples the label under each
+    cell's centre, which is torch's 'nearest-exact' rule, not the corner-aligned one LargeFOV uses."""
+    labels = torch.randint(0, 6, (2, 23, 31))
+    centred = resize_labels(labels, size, align_corners=False)
+    expected = F.interpolate(labels[:, None].float(), size=size, mode="nearest-exact")[:, 0].long()
+    assert torch.equal(centred, expected)
+    if size != (1, 9):
+        assert not torch.equal(centred, resize_labels(labels, size, align_corners=True))
+
+
+def test_the_loss_reads_the_labels_on_the_models_grid():
+    scores = torch.zeros(1, 3, 4, 4)
+    scores[0, 1] = 5.0  # class 1 everywhere
+    labels = torch.zeros(1, 16, 16, dtype=torch.long)
+    labels[0, 0, :] = 1  # only the top row is class 1: the aligned grid samples it, half-pixel centres do not
+    aligned = segmentation_cross_entropy(scores, labels, align_corners=True)
+    centred = segmentation_cross_entropy(scores, labels, align_corners=False)
+    assert centred > aligned

@@ -38,17 +38,25 @@ def resize_bilinear(x: Tensor, size: tuple[int, int], align_corners: bool = ALIG
     return F.interpolate(x, size=size, mode="bilinear", align_corners=align_corners)
 
 
-def resize_labels(labels: Tensor, size: tuple[int, int]) -> Tensor:
-    """(B, H, W) integer labels -> (B, *size) by nearest neighbour on the aligned-corner grid.
+def resize_labels(labels: Tensor, size: tuple[int, int], align_corners: bool = ALIGN_CORNERS) -> Tensor:
+    """(B, H, W) integer labels -> (B, *size) by nearest neighbour, on the grid ``align_corners`` describes.
 
     Nearest, not bilinear, so that no label is invented at a boundary and the ignore value
-    255 survives; sample k of n lands on round(k (H-1) / (n-1)), matching :func:`resize_bilinear`.
+    255 survives. Corners aligned, sample k of n lands on round(k (H-1) / (n-1)), matching
+    :func:`resize_bilinear`; otherwise on the pixel under the cell's centre, floor((k + 1/2) H / n),
+    as a network that resizes with half-pixel centres (torchvision's, the libraries') places its cells.
     """
     if tuple(labels.shape[-2:]) == tuple(size):
         return labels
-    rows = _aligned_indices(labels.shape[-2], size[0], labels.device)
-    cols = _aligned_indices(labels.shape[-1], size[1], labels.device)
+    indices = _aligned_indices if align_corners else _centred_indices
+    rows = indices(labels.shape[-2], size[0], labels.device)
+    cols = indices(labels.shape[-1], size[1], labels.device)
     return labels[..., rows[:, None], cols[None, :]]
+
+
+def _centred_indices(source: int, target: int, device) -> Tensor:
+    positions = (torch.arange(target, device=device, dtype=torch.float64) + 0.5) * (source / target)
+    return positions.floor().long().clamp_(0, source - 1)
 
 
 def _aligned_indices(source: int, target: int, device) -> Tensor:

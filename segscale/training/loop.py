@@ -451,6 +451,7 @@ def _optimisation_step(
         extra_supervision=config.extra_supervision,
         class_weights=setting.class_weights,
         hard_pixel_fraction=config.hard_pixel_fraction,
+        align_corners=getattr(net, "module", net).align_corners,  # DDP wraps the model; its trunk's convention
     )
     optimizer.zero_grad(set_to_none=True)
     terms.total.backward()
