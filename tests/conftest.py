@@ -174,6 +174,24 @@ def texts(elements) -> str:
     return "\n".join(unescaped(e.value) for e in elements)
 
 
+def rows_of(frame, header: str):
+    """A table drawn with ``widgets.table_by_column`` (one column per scale or merge) read back as one row per
+    scale or merge, its ``header`` column first; cells that are numbers become floats again."""
+    import pandas as pd
+
+    fields = list(frame[header])
+    rows = []
+    for name in [c for c in frame.columns if c != header]:
+        row = {header: name}
+        for field, value in zip(fields, frame[name]):
+            try:
+                row[field] = float(value)
+            except ValueError:
+                row[field] = value
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def last_prediction(at: AppTest) -> Prediction:
     return at.session_state[LAST_PREDICTION_KEY]
 

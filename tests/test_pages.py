@@ -33,6 +33,7 @@ from tests.conftest import (
     noise,
     open_page,
     png,
+    rows_of,
     texts,
     unescaped,
     upload_image,
@@ -51,6 +52,9 @@ def test_inspector_writes_eq2_and_eq1_with_the_numbers_in_float32(shapes_dir):
     assert r"\frac{\exp(h^{(s)})}" in eq2 and "w^{(0.75)}" in eq2  # Eq. 2, one line per scale
     assert r"\sum_{s=1}^{S} w^{(s)}" in eq1 and r"g_{\text{" in eq1  # Eq. 1 for the shown classes
     scale_table, merge_table, without_table = (frame.value for frame in at.dataframe)
+    assert list(scale_table.columns) == ["scale", "1", "0.75", "0.5"]  # a column per scale: it fits the page
+    scale_table, merge_table = rows_of(scale_table, "scale"), rows_of(merge_table, "merge")
+    without_table = rows_of(without_table, "scale")
     assert list(scale_table["scale"]) == ["1", "0.75", "0.5"]
     np.testing.assert_allclose(scale_table["wˢ"].sum(), 1.0, rtol=1e-6)  # the weights of Eq. 2 sum to 1
     assert set(scale_table["winner"]) <= set(SCALESHAPES_CLASSES)
@@ -92,8 +96,11 @@ def test_inspector_tables_size_text_columns_for_their_longest_cell(shapes_dir):
                     longest = max(len(str(value)) for value in [name, *frame.value[name]])
                     assert config[name].get("width", 0) >= widgets.TABLE_CHAR_PX * longest, (name, config[name])
                     checked.append(name)
-        without = ["scale", "own label", "attention without it", "average without it", "max without it"]
-        assert sorted(checked) == sorted(["merge", "scale", "winner", "winner", *without])
+        # The inspector's three tables have a column per scale or merge, every cell text, each sized.
+        assert sorted(checked) == sorted(
+            ["scale", "1", "0.75", "0.5", "merge", "attention (this prediction)", "average", "max"]
+            + ["scale", "1", "0.75", "0.5"]
+        )
 
 
 def test_inspector_writes_every_size_width_x_height(shapes_dir):
@@ -151,7 +158,7 @@ def test_choices_and_the_upload_follow_the_person_to_the_inspector(shapes_dir):
     assert_clean(at)
     assert at.selectbox(key="gallery_index").value == 3
     assert last_prediction(at).scales == (1.0, 0.5)
-    assert len(at.dataframe[0].value) == 2  # one row per scale
+    assert list(at.dataframe[0].value.columns) == ["scale", "1", "0.5"]  # one column per scale
 
     at.switch_page("app.py").run()
     upload_image(at, "mine.png", png(noise(80, 96)))

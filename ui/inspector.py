@@ -345,7 +345,7 @@ def pixel_equations(
             "result, without overflow), its exponential, and wˢ, that exponential over the sum of them all. Then the "
             "scores fˢ of the classes shown, and the class each scale alone would pick."
         )
-    widgets.table(_scale_table_rows(breakdown))
+    widgets.table_by_column(_scale_table_rows(breakdown), "scale")
     winners = ", ".join(
         f"scale {scale_label(s)}: {classes[w]}" for s, w in zip(breakdown.scales, breakdown.scale_winners)
     )
@@ -364,7 +364,7 @@ def pixel_equations(
         format_func=lambda merge: MERGES[merge].label,
     )
     st.latex(EQUATION_SIZE + breakdown.latex_eq1(method))
-    widgets.table(_merge_table_rows(breakdown))
+    widgets.table_by_column(_merge_table_rows(breakdown), "merge")
     not_offered_note(model)
     fused = ", ".join(f"{f.method}: {classes[f.winner]}" for f in breakdown.fusions)
     st.caption(
@@ -395,7 +395,7 @@ def without_section(prediction: Prediction, row: int, col: int, classes) -> None
         item = dict(item)
         item["scale"] = scale_label(item["scale"])
         rows.append(item)
-    widgets.table(rows)
+    widgets.table_by_column(rows, "scale")
     deciding = ", ".join(
         f"{merge}: {', '.join(scale_label(s) for s in without.deciding_scales(merge)) or 'none'}"
         for merge in without.merges

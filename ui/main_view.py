@@ -287,15 +287,15 @@ def decides_section(decides: AblationView, prediction: Prediction) -> None:
         )
         st.markdown("  \n".join(lines))
         widgets.colour_key(widgets.scale_swatches(prediction.scales))
-        rows = []
-        for k, scale in enumerate(prediction.scales):
-            row = {"scale": scale_label(scale)}
-            row["changes without it"] = format_percent(decides.shares[k])
-            row["decided by it alone"] = format_percent(decides.sole_shares[k])
-            row["most confident"] = format_percent(decides.most_confident_shares[k])
-            row["max takes it"] = format_percent(decides.max_shares[k])
-            rows.append(row)
-        widgets.table(rows)
+    rows = []  # below the maps, across the page: in the keys' column its last columns were cut off at 1,280 px
+    for k, scale in enumerate(prediction.scales):
+        row = {"scale": scale_label(scale)}
+        row["changes without it"] = format_percent(decides.shares[k])
+        row["decided by it alone"] = format_percent(decides.sole_shares[k])
+        row["most confident"] = format_percent(decides.most_confident_shares[k])
+        row["max takes it"] = format_percent(decides.max_shares[k])
+        rows.append(row)
+    widgets.table(rows)
 
 
 def weights_row_text(merge: str, count: int) -> tuple[str, str]:

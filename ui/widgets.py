@@ -78,6 +78,21 @@ def table(rows: list[dict], digits: int = 4, height: int | str = "auto", key: st
     st.dataframe(frame, hide_index=True, column_config=config, height=height, key=key)
 
 
+def table_by_column(rows: list[dict], header: str, digits: int = 4) -> None:
+    """Rows of flat dicts turned on their side: one column per row, named by its ``header`` field, and one
+    row per other field. A table of a few scales or merges with many fields then fits a page's narrow
+    column (a wide one hides its last columns behind a scroll bar that shows only on hover)."""
+    fields = list(dict.fromkeys(name for row in rows for name in row if name != header))
+
+    def cell(value) -> str:
+        if value is None:
+            return "-"
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+    turned = [{header: field, **{str(row[header]): cell(row.get(field)) for row in rows}} for field in fields]
+    table(turned, height=whole_table_height(len(turned)))
+
+
 def whole_table_height(rows: int) -> int:
     """px that show every one of ``rows`` rows (and the header) without a scroll bar: "auto" stops at ten."""
     return TABLE_HEADER_PX + TABLE_ROW_PX * rows
