@@ -34,8 +34,6 @@ KNOWN_CYCLES = {
     frozenset(
         {"segscale.predictor", "segscale.evaluation", "segscale.diagnostics.ablation", "segscale.diagnostics.merges"}
     ),
-    # The folder runner writes predict's ablation picture; predict hands folders to predict-folder, which runs it.
-    frozenset({"segscale.batch.runner", "segscale.commands.predict", "segscale.commands.predict_folder"}),
 }
 
 
