@@ -30,10 +30,6 @@ KNOWN_CYCLES = {
             "segscale.modeling.library_networks",
         }
     ),
-    # The Predictor's scale ablations and the scoring pass call diagnostics that score with a Predictor.
-    frozenset(
-        {"segscale.predictor", "segscale.evaluation", "segscale.diagnostics.ablation", "segscale.diagnostics.merges"}
-    ),
 }
 
 
