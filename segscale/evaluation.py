@@ -11,6 +11,8 @@ import torch
 from torch import nn
 
 from . import distributed
+from .data.regions import object_pixels
+from .merge_labels import labels_for_merge
 from .merges import FALLBACK_MERGE, LEARNED_MERGES
 from .metrics import ConfusionMatrix, SegmentationScores
 from .modeling.geometry import ALIGN_CORNERS, resize_bilinear
@@ -89,14 +91,6 @@ SIZE_BIN_EDGES = (12.0, 24.0, 48.0, 96.0, 192.0, 384.0, 640.0)
 def size_bin_index(extent: float, edges=SIZE_BIN_EDGES) -> int:
     """Bin of an extent: i such that edges[i] <= extent < edges[i+1], clamped to the outer bins."""
     return int(np.clip(np.searchsorted(edges, extent, side="right") - 1, 0, len(edges) - 2))
-
-
-def object_pixels(obj, instances: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
-    """(window, visible): where to look for an object (its bounding box where known, else the whole image) and
-    where it shows within that window. A mask's regions carry their box: an ADE20K or Cityscapes image holds
-    hundreds of them, and comparing the whole image for each would cost far more than the network."""
-    window = getattr(obj, "window", None) or (slice(None), slice(None))
-    return window, instances[window] == obj.instance_id
 
 
 def _disc_mask(center, radius: float, shape) -> tuple[tuple[slice, slice], np.ndarray]:
@@ -213,29 +207,6 @@ class AttentionBySize:
     def dominant_share(self) -> dict:
         total = self.dominant_pixels.sum()
         return {str(s): (float(self.dominant_pixels[k] / total) if total else None) for k, s in enumerate(self.scales)}
-
-
-def labels_for_merge(
-    score_maps: np.ndarray,
-    attention_logits: np.ndarray | None,
-    merge: str,
-    size,
-    *,
-    gate_logits: np.ndarray | None = None,
-    scales=None,
-    align_corners: bool = ALIGN_CORNERS,
-) -> np.ndarray:
-    """Labels at image resolution for one merge mode, from one prediction's (S, C, h, w) score maps.
-
-    Lets one forward pass serve every merge mode: they differ only in Eq. 1's weights.
-    "hierarchical" needs the prediction's (S, h, w) gate logits and its scales.
-    """
-    from .modeling.fusion import merge_score_maps
-
-    logits = None if attention_logits is None else torch.from_numpy(attention_logits)[None]
-    gates = None if gate_logits is None else torch.from_numpy(gate_logits)[None]
-    fused, _ = merge_score_maps(torch.from_numpy(score_maps)[None], merge, logits, gate_logits=gates, scales=scales)
-    return resize_bilinear(fused, tuple(size), align_corners).argmax(dim=1)[0].numpy()
 
 
 def _base_merge(merges) -> str:

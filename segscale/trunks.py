@@ -5,7 +5,8 @@ every scale. segscale's own DeepLab-LargeFOV (the paper's network) and torchvisi
 segmentation models (imported with their published weights) and whole networks from other
 libraries (transformers, smp, a factory function) are listed here; the config's
 choices, the model builder, the layer table, the diagram and the import commands read them.
-Nothing here imports torch: the builders import what they build when called.
+Nothing here imports torch or builds a model: :func:`segscale.modeling.build_model` builds each trunk from
+its entry, so the modules that build them may read this registry without it reaching back to them.
 
 ``align_corners`` is how images, score maps and labels are resized around a model with this
 trunk. DeepLab's grid puts output cell k on input pixel 8k, so LargeFOV aligns corners (see
@@ -17,7 +18,6 @@ at the single scale {1} a share-net's labels are those of torchvision's ``model(
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 
 LARGEFOV = "vgg16_largefov"
@@ -56,7 +56,6 @@ class Trunk:
 
     name: its key in configs, checkpoints and flags.
     display: how the model diagram names it (two short lines fit its box).
-    build: ModelConfig -> (trunk, score head), randomly initialised.
     score_map_stride: input pixels between cells of its score map f^s (LargeFOV's is also
         computed from its layers by :mod:`segscale.architecture`); 0 for a library network,
         whose stride is its network's own: :func:`score_map_stride_of` reads it from the config.
@@ -70,7 +69,6 @@ class Trunk:
 
     name: str
     display: str
-    build: Callable
     score_map_stride: int
     align_corners: bool
     torchvision: TorchvisionKind | None = None
@@ -81,33 +79,14 @@ class Trunk:
         return self.torchvision is not None or self.library
 
 
-def _largefov(config):
-    from .modeling.vgg_largefov import VGG16LargeFOV, build_score_head
-
-    trunk = VGG16LargeFOV(config.trunk)
-    return trunk, build_score_head(trunk.out_channels, config.num_classes, config.trunk.dropout)
-
-
-def _torchvision(config):
-    from .modeling.torchvision_trunks import build_torchvision_parts
-
-    return build_torchvision_parts(config)
-
-
-def _library(config):
-    from .modeling.library_networks import build_library_parts  # imports transformers or smp only when asked
-
-    return build_library_parts(config)
-
-
 def _torchvision_trunk(name: str, display: str, kind: TorchvisionKind) -> Trunk:
-    return Trunk(name, display, _torchvision, kind.score_map_stride, align_corners=False, torchvision=kind)
+    return Trunk(name, display, kind.score_map_stride, align_corners=False, torchvision=kind)
 
 
 TRUNKS: dict[str, Trunk] = {
     trunk.name: trunk
     for trunk in (
-        Trunk(LARGEFOV, "DeepLab\nLargeFOV", _largefov, 8, align_corners=True),
+        Trunk(LARGEFOV, "DeepLab\nLargeFOV", 8, align_corners=True),
         _torchvision_trunk("deeplabv3_resnet50", "DeepLabV3\nResNet-50", TorchvisionKind("out", 2048, 8)),
         _torchvision_trunk("deeplabv3_resnet101", "DeepLabV3\nResNet-101", TorchvisionKind("out", 2048, 8)),
         _torchvision_trunk("deeplabv3_mobilenet_v3_large", "DeepLabV3\nMobileNetV3", TorchvisionKind("out", 960, 16)),
@@ -121,9 +100,9 @@ TRUNKS: dict[str, Trunk] = {
         # Whole networks from another library, named by the library; TrunkConfig.network says which one.
         # They resize with align_corners=False, as their libraries' post-processing does; their
         # stride is each network's own (0 here: see score_map_stride_of).
-        Trunk("transformers", "transformers\nnetwork", _library, 0, align_corners=False, library=True),
-        Trunk("smp", "smp\nnetwork", _library, 0, align_corners=False, library=True),
-        Trunk("factory", "factory\nnetwork", _library, 0, align_corners=False, library=True),
+        Trunk("transformers", "transformers\nnetwork", 0, align_corners=False, library=True),
+        Trunk("smp", "smp\nnetwork", 0, align_corners=False, library=True),
+        Trunk("factory", "factory\nnetwork", 0, align_corners=False, library=True),
     )
 }
 

@@ -1,4 +1,4 @@
-"""What the diagnostic commands share: the checkpoint flags, and an image from a file or a ScaleShapes sample.
+"""What the commands share: the checkpoint flags, an image from a file or a ScaleShapes sample, request checks.
 
 ``inspect`` and ``compare`` take either an image file (read by :func:`segscale.images.load_image`,
 the app's reader, with its notices and refusals) or ``--sample SPLIT:INDEX``, a generated
@@ -15,6 +15,7 @@ import numpy as np
 
 from ..checkpoint import DEFAULT_CHECKPOINT_PATH
 from ..config import MERGE_MODES
+from ..formatting import format_scale_set
 from ..images import DEFAULT_MAX_SIDE, ImageError, load_image
 
 
@@ -178,3 +179,14 @@ def check_scaleshapes_request(predictor, scales, merge: str) -> None:
         if "budget" not in str(error):
             raise
         raise ValueError(f"ScaleShapes images reach {largest}x{largest} px: {error}") from None
+
+
+def check_ablation_request(kinds, scales) -> None:
+    """ValueError when ``--outputs ablation`` is asked of a single scale: there is nothing to leave out."""
+    if kinds is not None and "ablation" in kinds and len(scales) < 2:
+        from ..diagnostics.ablation import SINGLE_SCALE_ABLATION
+
+        raise ValueError(
+            f"--outputs ablation with scales {format_scale_set(scales)}: {SINGLE_SCALE_ABLATION} "
+            "Give two or more with --scales."
+        )

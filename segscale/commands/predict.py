@@ -32,7 +32,7 @@ from ..formatting import format_scale_set
 from ..images import ImageError, load_image
 from ..outputs import OutputOptions, kinds_that_apply, output_paths, safe_file_stem, write_outputs
 from ..photos import shapes_model_on_photo_note
-from ._inputs import add_max_side_argument, add_model_arguments
+from ._inputs import add_max_side_argument, add_model_arguments, check_ablation_request
 from .predict_folder import add_arguments as add_folder_arguments
 from .predict_folder import run as run_folder_job
 
@@ -127,17 +127,6 @@ def run(args: argparse.Namespace) -> int:
             f"total {time.perf_counter() - started:.2f} s -> {', '.join(p.name for p in written)}"
         )
     return 0
-
-
-def check_ablation_request(kinds, scales) -> None:
-    """ValueError when ``--outputs ablation`` is asked of a single scale: there is nothing to leave out."""
-    if kinds is not None and "ablation" in kinds and len(scales) < 2:
-        from ..diagnostics.ablation import SINGLE_SCALE_ABLATION
-
-        raise ValueError(
-            f"--outputs ablation with scales {format_scale_set(scales)}: {SINGLE_SCALE_ABLATION} "
-            "Give two or more with --scales."
-        )
 
 
 def _class_index(name: str | None, classes) -> int | None:

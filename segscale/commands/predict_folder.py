@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ..outputs import OUTPUT_NAMES
 from ..photos import shapes_model_on_photo_note
-from ._inputs import PRECISIONS
+from ._inputs import PRECISIONS, check_ablation_request
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,8 +97,6 @@ def run(args: argparse.Namespace) -> int:
         options = FastPathOptions(autocast=PRECISIONS[args.precision])
         predictor = Predictor.from_checkpoint(args.checkpoint, device=device, max_side=args.max_side, options=options)
         scales, merge = predictor.check_request(args.scales, args.merge)
-        from .predict import check_ablation_request
-
         check_ablation_request(args.outputs, scales)
         settings = BatchSettings(
             scales=scales,

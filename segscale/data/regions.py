@@ -157,3 +157,11 @@ def _join_touching_runs(run_start, run_row, run_first, run_last, run_code, width
             parent = jumped
         if np.array_equal(parent[upper], parent[lower]):
             return parent
+
+
+def object_pixels(obj, instances: np.ndarray) -> tuple[tuple[slice, slice], np.ndarray]:
+    """(window, visible): where to look for an object (its bounding box where known, else the whole image) and
+    where it shows within that window. A mask's regions carry their box: an ADE20K or Cityscapes image holds
+    hundreds of them, and comparing the whole image for each would cost far more than the network."""
+    window = getattr(obj, "window", None) or (slice(None), slice(None))
+    return window, instances[window] == obj.instance_id

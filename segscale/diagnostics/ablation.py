@@ -400,7 +400,7 @@ class AblationBySize:
         self.confusion_without = np.zeros((count, self.num_classes, self.num_classes), np.int64)
 
     def update(self, ablation: ScaleAblation, objects, instances: np.ndarray, label: np.ndarray, bin_of) -> None:
-        from ..evaluation import object_pixels
+        from ..data.regions import object_pixels
         from ..metrics import ConfusionMatrix
 
         self.decided_all += ablation.changed.reshape(len(self.scales), -1).sum(axis=1)

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..evaluation import labels_for_merge
 from ..losses import IGNORE_INDEX
+from ..merge_labels import labels_for_merge
 from ..merges import HEADS, merges_with
 from ..metrics import ConfusionMatrix, SegmentationScores
 
