@@ -85,6 +85,9 @@ if [[ "$stage" == chen_vs_tao ]]; then
   train --config configs/chen_shared.toml
   train --config configs/hierarchical.toml
   cp runs/chen_vs_tao/hierarchical/model.pt checkpoints/scaleshapes_hierarchical.pt
+  # The second seed of each twin (docs/RESULTS.md scores it on test only).
+  train --config configs/chen_shared.toml --seed 1 --out-dir runs/chen_vs_tao_seed1/chen_shared
+  train --config configs/hierarchical.toml --seed 1 --out-dir runs/chen_vs_tao_seed1/hierarchical
   bash scripts/chen_vs_tao_evaluate.sh chen & bash scripts/chen_vs_tao_evaluate.sh hierarchical; wait
   python scripts/results_tables.py --chen-vs-tao docs/results/chen_vs_tao
   # The weight-by-size figures at {2, 1, 0.5, 0.25}, a set neither twin trained on.
