@@ -52,18 +52,21 @@ class AblationView:
     max_shares: tuple[float, ...]
 
 
+# Each channel value washed towards white, looked up instead of computed at every pixel (the same float32 sums).
+_WASHED = (np.arange(256, dtype=np.float32) * (1 - FADE) + 255 * FADE).round().astype(np.uint8)
+
+
 def faded_labels(labels: np.ndarray, changed: np.ndarray, palette) -> np.ndarray:
     """(H, W) labels and changed mask -> RGB: palette colours, washed towards white where nothing changed."""
-    colours = colorize_labels(labels, palette).astype(np.float32)
-    washed = colours * (1 - FADE) + 255 * FADE
-    return np.where(np.asarray(changed)[..., None], colours, washed).round().astype(np.uint8)
+    colours = colorize_labels(labels, palette)
+    return np.where(np.asarray(changed)[..., None], colours, np.take(_WASHED, colours))
 
 
 def _two_colour_maps(deciding: np.ndarray, count: int) -> tuple[np.ndarray, ...]:
     """Per scale, the weight row's colours of 1 where ``deciding`` is that scale and 0 elsewhere: the
     two ends of :func:`~segscale.visualize.heat_map` on 0-1, without mapping every pixel through it."""
     ends = heat_map(np.array([[0.0, 1.0]]), 0.0, 1.0)[0]  # (2, 3): the colours of 0 and 1
-    return tuple(ends[(deciding == k).astype(np.int64)] for k in range(count))
+    return tuple(np.take(ends, (deciding == k).astype(np.intp), axis=0) for k in range(count))
 
 
 def _nearest(maps: np.ndarray, size) -> np.ndarray:

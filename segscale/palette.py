@@ -71,7 +71,7 @@ def colorize_labels(labels: np.ndarray, palette) -> np.ndarray:
     lookup = np.vstack([palette, np.asarray([VOID_COLOUR], dtype=np.uint8)])  # the last row for outsiders
     indices = labels.astype(np.int64)
     indices = np.where((indices >= 0) & (indices < len(palette)), indices, len(palette))
-    return lookup[indices]
+    return np.take(lookup, indices, axis=0)  # several times faster than lookup[indices] on an image
 
 
 def voc_color_map(n: int = 256) -> tuple[RGB, ...]:

@@ -149,7 +149,9 @@ def prediction_from_output(
     """
 
     def numpy_of(value):
-        return None if value is None else value[index].float().cpu().numpy()
+        # C order: the trunk runs channels-last, and numpy's reductions over the class axis (the views'
+        # argmax and softmax) are many times slower on those strides than the one copy here.
+        return None if value is None else np.ascontiguousarray(value[index].float().cpu().numpy())
 
     return Prediction(
         scales=tuple(output.scales),

@@ -83,7 +83,7 @@ def heat_map(values: np.ndarray, vmin: float, vmax: float, cmap: str = ATTENTION
         raise ValueError(f"need vmax > vmin, got vmin={vmin}, vmax={vmax}")
     unit = (values - vmin) / (vmax - vmin)
     index = np.clip(np.nan_to_num(unit, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    rgb = _colormap_table(cmap)[index]
+    rgb = np.take(_colormap_table(cmap), index, axis=0)  # several times faster than table[index]
     if np.isnan(values).any():
         rgb[np.isnan(values)] = 128
     return rgb

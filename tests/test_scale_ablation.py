@@ -318,6 +318,48 @@ def test_labels_between_cells_are_those_of_the_full_upsampling(grid, size, align
         np.testing.assert_array_equal(got[clear], full.argmax(axis=0)[clear])
 
 
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("classes", [6, 300])
+def test_leave_one_out_on_smooth_maps_matches_the_full_upsampling(align_corners, classes):
+    # Maps with regions of one label, as a network's are: most 4-cell blocks share their winner with and
+    # without a scale, the path that copies the labels of every scale instead of working them out again.
+    generator = np.random.default_rng(classes + align_corners)
+    grid, size, scales = (16, 18), (70, 75), (1.0, 0.75, 0.5)
+    noise = generator.normal(size=(len(scales) + 1, classes, *grid))
+    smooth = np.cumsum(np.cumsum(noise, axis=2), axis=3) * 0.4
+    smooth = smooth[:1] + 0.3 * smooth[1:]  # the scales mostly agree, as a network's do
+    p = SimpleNamespace(
+        scales=scales,
+        merge="attention",
+        score_maps=smooth.astype(np.float32),
+        attention_logits=(np.cumsum(generator.normal(size=(len(scales), *grid)), axis=1)).astype(np.float32),
+        gate_logits=None,
+        labels=np.zeros(size, np.int64),
+        align_corners=align_corners,
+    )
+    everything = [0, 1, 2]
+    for merge in ("attention", "average", "max"):
+        result = ablation.scale_ablation(p, merge)
+        assert result.without.dtype == result.labels.dtype == (np.uint8 if classes <= 256 else np.int64)
+        assert 0 < result.changed.mean() < 0.5  # some pixels change, most do not: both paths run
+        for keep, got in [(everything, result.labels)] + [
+            ([k for k in everything if k != s], result.without[s]) for s in everything
+        ]:
+            fused = torch.from_numpy(reference_fused(p, keep, merge))[None]
+            full = resize_bilinear(fused, size, align_corners)[0].numpy()
+            ordered = np.sort(full, axis=0)
+            clear = ordered[-1] - ordered[-2] > 1e-6
+            assert clear.mean() > 0.95
+            np.testing.assert_array_equal(got[clear], full.argmax(axis=0)[clear])
+        np.testing.assert_array_equal(result.changed, result.without != result.labels[None])
+
+
+def test_the_argmax_over_rows_is_numpys_argmax_ties_included():
+    values = np.random.default_rng(3).integers(0, 4, size=(7, 500)).astype(np.float64)  # many ties
+    np.testing.assert_array_equal(ablation._argmax_over_rows(values), values.argmax(axis=0))
+    np.testing.assert_array_equal(ablation._argmax_over_rows(values[:1]), np.zeros(500, np.int64))
+
+
 def test_the_main_views_pictures_follow_the_ablation(make_checkpoint):
     from segscale.ablation_view import build_ablation_view
     from segscale.modeling.geometry import resize_labels

@@ -98,9 +98,20 @@ def _axis(source: int, target: int, align_corners: bool = True) -> tuple[np.ndar
     return before, position - before
 
 
-def _labels(fused, size, align_corners: bool = True) -> np.ndarray:
-    """(1, C, h, w) -> (H, W) int64: the argmax over classes of the map upsampled bilinearly (with the
-    model's ``align_corners``), like a prediction's labels, without upsampling every class at every pixel.
+def _argmax_over_rows(values: np.ndarray) -> np.ndarray:
+    """(C, N) -> (N,) int64, ``values.argmax(axis=0)`` (the first row on a tie): one comparison per row, several
+    times faster than numpy's argmax along a short leading axis."""
+    best, index = values[0].copy(), np.zeros(values.shape[1], np.int64)
+    for k in range(1, values.shape[0]):
+        better = values[k] > best
+        index[better] = k
+        np.maximum(best, values[k], out=best)
+    return index
+
+
+class _GridToImage:
+    """How a (h, w) grid is upsampled bilinearly to (H, W) pixels with the model's ``align_corners``, worked out
+    once for all the fused maps of one prediction.
 
     Bilinear upsampling makes each pixel a convex combination of the 4 cells around it. Where those 4
     cells share their winning class, that class wins at every pixel between them (its margin over every
@@ -109,37 +120,104 @@ def _labels(fused, size, align_corners: bool = True) -> np.ndarray:
     in float64. Most of an image lies inside regions of one label, so this is several times cheaper
     than the full upsampling; it can differ from it only at exact float ties.
     """
-    # float32 until the interpolation: the conversion to float64 is exact and keeps every order, and numpy
-    # promotes the gathered values to float64 when they meet the float64 weights below.
-    scores = fused[0].float().numpy()  # (C, h, w)
-    winner = scores.argmax(axis=0)  # (h, w)
-    rows, dy = _axis(scores.shape[1], size[0], align_corners)
-    cols, dx = _axis(scores.shape[2], size[1], align_corners)
-    below = np.minimum(rows + 1, scores.shape[1] - 1)
-    right = np.minimum(cols + 1, scores.shape[2] - 1)
-    # On the grid first: whether the 4 cells from (i, j) to (i + 1, j + 1) share their winner; then one
-    # lookup per pixel (the grid is 64 times smaller than the image), as two one-axis takes (cheaper than a
-    # 2-D fancy index) on one byte per cell where the classes fit in one.
-    small = winner.astype(np.uint8) if scores.shape[0] <= 256 else winner
-    next_row = np.minimum(np.arange(winner.shape[0]) + 1, winner.shape[0] - 1)
-    next_col = np.minimum(np.arange(winner.shape[1]) + 1, winner.shape[1] - 1)
-    down = small[next_row]
-    uniform = (small == down) & (small == small[:, next_col]) & (small == down[:, next_col])
-    same = uniform.take(rows, axis=0).take(cols, axis=1)
-    labels = small.take(rows, axis=0).take(cols, axis=1).astype(np.int64)
-    r, c = np.nonzero(~same)
-    if r.size:
-        wy, wx = dy[r], dx[c]
+
+    def __init__(self, grid, size, align_corners: bool = True) -> None:
+        height, width = (int(v) for v in grid)
+        self.size = tuple(int(v) for v in size)
+        self.width = width
+        self.rows, self.dy = _axis(height, self.size[0], align_corners)
+        self.cols, self.dx = _axis(width, self.size[1], align_corners)
+        self.below = np.minimum(self.rows + 1, height - 1)
+        self.right = np.minimum(self.cols + 1, width - 1)
+        self.next_row = np.minimum(np.arange(height) + 1, height - 1)
+        self.next_col = np.minimum(np.arange(width) + 1, width - 1)
+        # The cell before a pixel never decreases along an axis, so the pixels between cell i and the next
+        # form one run: they are found from the cells alone, without a pass over the whole image.
+        self.row_start, self.row_count = self._runs(self.rows, height)
+        self.col_start, self.col_count = self._runs(self.cols, width)
+
+    @staticmethod
+    def _runs(before: np.ndarray, cells: int) -> tuple[np.ndarray, np.ndarray]:
+        start = np.searchsorted(before, np.arange(cells), side="left")
+        return start, np.searchsorted(before, np.arange(cells), side="right") - start
+
+    def _pixels_between(self, cell_rows: np.ndarray, cell_cols: np.ndarray):
+        """Every pixel whose cell before it is one of the given cells: its row, its column, its index in the
+        flattened image and which of the given cells it lies after."""
+        heights, widths = self.row_count[cell_rows], self.col_count[cell_cols]
+        counts = heights * widths
+        cell = np.repeat(np.arange(counts.size), counts)
+        offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        across = widths[cell]
+        r = self.row_start[cell_rows][cell] + offset // across
+        c = self.col_start[cell_cols][cell] + offset % across
+        return r, c, r * self.size[1] + c, cell
+
+    def winners(self, fused) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(1, C, h, w) -> the scores (C, h, w) float32, each cell's winning class (h, w) and whether the 4
+        cells from (i, j) to (i + 1, j + 1) share it (h, w) bool: all on the grid, 64 times smaller than the
+        image; the winners on one byte per cell where the classes fit in one."""
+        # float32 until the interpolation: the conversion to float64 is exact and keeps every order, and numpy
+        # promotes the gathered values to float64 when they meet the float64 weights below.
+        scores = fused[0].float().numpy()
+        winner = _argmax_over_rows(scores.reshape(scores.shape[0], -1)).reshape(scores.shape[1:])
+        small = winner.astype(np.uint8) if scores.shape[0] <= 256 else winner
+        down = small[self.next_row]
+        uniform = (small == down) & (small == small[:, self.next_col]) & (small == down[:, self.next_col])
+        return scores, small, uniform
+
+    def interpolated(self, scores: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """(N,) the label at pixels (r, c): the argmax over classes of the bilinear mix of their 4 cells."""
+        wy, wx = self.dy[r], self.dx[c]
         flat = scores.reshape(scores.shape[0], -1)  # (C, h w): one flat gather per corner
-        width = scores.shape[2]
-        values = (
-            np.take(flat, rows[r] * width + cols[c], axis=1) * ((1 - wy) * (1 - wx))
-            + np.take(flat, rows[r] * width + right[c], axis=1) * ((1 - wy) * wx)
-            + np.take(flat, below[r] * width + cols[c], axis=1) * (wy * (1 - wx))
-            + np.take(flat, below[r] * width + right[c], axis=1) * (wy * wx)
-        )  # (C, N)
-        labels[r, c] = values.argmax(axis=0)
-    return labels
+        rows, cols, below, right, width = self.rows[r], self.cols[c], self.below[r], self.right[c], self.width
+        values = np.take(flat, rows * width + cols, axis=1) * ((1 - wy) * (1 - wx))  # (C, N), float64
+        values += np.take(flat, rows * width + right, axis=1) * ((1 - wy) * wx)
+        values += np.take(flat, below * width + cols, axis=1) * (wy * (1 - wx))
+        values += np.take(flat, below * width + right, axis=1) * (wy * wx)
+        return _argmax_over_rows(values)
+
+    def labels(self, fused, out: np.ndarray | None = None) -> np.ndarray:
+        """(1, C, h, w) -> (H, W) labels (written into ``out`` if given; uint8 where the classes fit in a byte,
+        else int64): the argmax over classes of the map upsampled bilinearly, like a prediction's labels,
+        without upsampling every class at every pixel."""
+        scores, winner, uniform = self.winners(fused)
+        if out is None:
+            out = np.empty(self.size, winner.dtype)
+        # Each cell's winner over the pixels after it: a run per cell along each axis.
+        out[...] = winner.repeat(self.row_count, axis=0).repeat(self.col_count, axis=1)
+        r, c, flat, _ = self._pixels_between(*np.nonzero(~uniform))
+        if r.size:
+            out.reshape(-1)[flat] = self.interpolated(scores, r, c)
+        return out
+
+    def labels_beside(self, fused, reference, labels: np.ndarray, out: np.ndarray, changed: np.ndarray) -> None:
+        """The labels of ``fused`` into ``out`` and where they differ from ``labels`` into ``changed`` (all zero
+        on entry), given ``labels`` = :meth:`labels` of another map whose :meth:`winners` are ``reference``.
+
+        Between 4 cells that are uniform in both maps with the same winner, the two labels are the same, so
+        only the pixels between the other cells are worked out: by this map's winner where its 4 cells
+        share one, by interpolation elsewhere; the rest of ``out`` is a copy of ``labels``. Leaving one
+        scale out changes the fused map little, so the copy is most of the image."""
+        _, reference_winner, reference_uniform = reference
+        scores, winner, uniform = self.winners(fused)
+        out[...] = labels
+        flat_out, flat_changed, flat_labels = out.reshape(-1), changed.reshape(-1), labels.reshape(-1)
+        new_winner = np.nonzero(uniform & ~(reference_uniform & (winner == reference_winner)))
+        _, _, flat, cell = self._pixels_between(*new_winner)
+        new = winner[new_winner][cell]
+        flat_out[flat] = new
+        flat_changed[flat] = new != flat_labels[flat]
+        r, c, flat, _ = self._pixels_between(*np.nonzero(~uniform))
+        if r.size:
+            new = self.interpolated(scores, r, c)
+            flat_out[flat] = new
+            flat_changed[flat] = new != flat_labels[flat]
+
+
+def _labels(fused, size, align_corners: bool = True) -> np.ndarray:
+    """(1, C, h, w) -> (H, W): one fused map's labels at image resolution (see :class:`_GridToImage`)."""
+    return _GridToImage(fused.shape[-2:], size, align_corners).labels(fused)
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,8 +229,10 @@ class ScaleAblation:
     Attributes:
         scales: the S scales, in the order of every S axis.
         merge: the merge fused with and without each scale.
-        labels: (H, W) int64, the merge over all S scales.
-        without: (S, H, W) int64, the merge over every scale but s.
+        labels: (H, W), the merge over all S scales.
+        without: (S, H, W), the merge over every scale but s.
+            Both uint8 where the classes fit in a byte (every network here), else int64: a fraction of
+            the memory traffic of int64, which is most of these views' cost.
         changed: (S, H, W) bool, ``without[s] != labels``: the pixels scale s decides.
     """
 
@@ -274,13 +354,19 @@ def scale_ablation(prediction, merge: str | None = None) -> ScaleAblation:
     rest = [[k for k in everything if k != s] for s in everything]
     with torch.inference_mode():
         align = getattr(prediction, "align_corners", True)  # how the model resizes (its trunk's convention)
-        labels = _labels(_fused_over(arrays, merge, scales, everything), size, align)
+        to_image = _GridToImage(arrays[0].shape[-2:], size, align)
+        fused_all = _fused_over(arrays, merge, scales, everything)
+        labels = to_image.labels(fused_all)
         if merge == HIERARCHICAL:  # each chain has its own scales: one call per left-out scale
             fused = [_fused_over(arrays, merge, scales, keep) for keep in rest]
         else:  # the other merges ignore the scales' values: every leave-one-out in one batch
             fused = _fused_over(arrays, merge, scales, rest).split(1)
-        without = np.stack([_labels(f, size, align) for f in fused])
-    return ScaleAblation(scales, merge, labels, without, without != labels[None])
+        reference = to_image.winners(fused_all)
+        without = np.empty((len(scales), *size), labels.dtype)
+        changed = np.zeros((len(scales), *size), bool)
+        for k, one in enumerate(fused):
+            to_image.labels_beside(one, reference, labels, out=without[k], changed=changed[k])
+    return ScaleAblation(scales, merge, labels, without, changed)
 
 
 def max_deciding_scale(score_maps: np.ndarray) -> np.ndarray:
@@ -362,8 +448,8 @@ def scale_confidence(score_maps: np.ndarray, scales) -> ScaleConfidence:
     """Per-scale top-class probability and, where the scales disagree, the most confident scale.
 
     score_maps: (S, C, h, w) f^s on the common grid; scales: the S scales.
-    The softmax is computed in float64 (probabilities near 1 would round to 1 in float32)."""
-    scores = np.asarray(score_maps, dtype=np.float64)
+    The exponentials are summed in float64: in float32, probabilities near 1 would round to 1."""
+    scores = np.asarray(score_maps, dtype=np.float32)
     if scores.ndim != 4:
         raise ValueError(f"score maps must be (S, C, h, w), got shape {scores.shape}")
     scales = tuple(float(s) for s in scales)
@@ -371,7 +457,7 @@ def scale_confidence(score_maps: np.ndarray, scales) -> ScaleConfidence:
         raise ValueError(f"{len(scales)} scales for {scores.shape[0]} score maps")
     shifted = scores - scores.max(axis=1, keepdims=True)
     # The top class's probability is exp(0) / sum_c exp(f_c - max f): no need for the whole softmax.
-    top_probability = 1.0 / np.exp(shifted).sum(axis=1)  # (S, h, w)
+    top_probability = 1.0 / np.exp(shifted).sum(axis=1, dtype=np.float64)  # (S, h, w)
     top_class = scores.argmax(axis=1)
     disagree = (top_class != top_class[:1]).any(axis=0)
     most_confident = np.where(disagree, top_probability.argmax(axis=0), NO_SCALE).astype(np.int64)
