@@ -5,8 +5,9 @@
 The demo checkpoint predicts a 512x512 ScaleShapes image (validation sample 0, its top-left corner)
 with attention at each scale set; after ``--warmup`` calls, each round times one prediction
 (``Predictor.predict``), then, on that prediction, the three views computed from its score maps alone:
-leave one scale out (``Prediction.scale_ablation``, image resolution), max pooling's deciding scale and
-the per-scale confidence; then the main view's pictures of them at display size
+leave one scale out (``Prediction.scale_ablation``, image resolution, with the shares the pages show,
+which read its decision map), max pooling's deciding scale and the per-scale confidence; then the main
+view's pictures of them at display size
 (``segscale.ablation_view.build_ablation_view``, which computes the three views again and draws them).
 Medians over the rounds, and the ratio of the medians, are printed and written to the JSON report.
 """
@@ -38,6 +39,13 @@ def cpu_name() -> str:
     lines = info.read_text().splitlines() if info.exists() else []
     names = (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
     return next(names, platform.processor())
+
+
+def views(prediction) -> None:
+    """The three views and every number the pages show of them (the shares read the decision map)."""
+    ablation = prediction.scale_ablation()
+    shown = (ablation.shares, ablation.sole_shares, ablation.several_share, ablation.any_share)
+    shown += (prediction.max_deciding_scale(), prediction.scale_confidence().most_confident_shares)
 
 
 def main() -> int:
@@ -72,16 +80,14 @@ def main() -> int:
     for scales in SCALE_SETS:
         for _ in range(args.warmup):
             prediction = predictor.predict(image, scales=scales, merge="attention")
-            prediction.scale_ablation(), prediction.max_deciding_scale(), prediction.scale_confidence()
+            views(prediction)
             build_ablation_view(prediction, predictor.palette)
         predict_s, views_s, pictures_s = [], [], []
         for _ in range(args.rounds):
             started = time.perf_counter()
             prediction = predictor.predict(image, scales=scales, merge="attention")
             predicted = time.perf_counter()
-            prediction.scale_ablation()
-            prediction.max_deciding_scale()
-            prediction.scale_confidence()
+            views(prediction)
             viewed = time.perf_counter()
             build_ablation_view(prediction, predictor.palette)
             drawn = time.perf_counter()

@@ -138,6 +138,12 @@ def test_decision_map_shares_add_up_to_the_pixels_any_one_scale_decides():
     np.testing.assert_array_equal(decision == ablation.SEVERAL_SCALES, count > 1)
     alone = count == 1
     np.testing.assert_array_equal(result.changed[decision[alone], alone], True)
+    assert result.sole_shares == pytest.approx(tuple((decision == k).mean() for k in range(3)))
+    assert result.several_share == pytest.approx((decision == ablation.SEVERAL_SCALES).mean())
+    assert result.shares == pytest.approx(tuple(result.changed.mean(axis=(1, 2))))
+    for k, row in enumerate(result.rows([f"c{c}" for c in range(C)])):
+        values, counts = np.unique(result.without[k][result.changed[k]], return_counts=True)
+        assert row["most common label without it"] == f"c{values[counts.argmax()]}"
     assert "any one scale decides" in result.to_text()
     assert result.to_dict()["any_share"] == result.any_share
 

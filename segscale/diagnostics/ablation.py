@@ -109,6 +109,12 @@ def _argmax_over_rows(values: np.ndarray) -> np.ndarray:
     return index
 
 
+def _enumerate_runs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs of ``counts[k]`` items one after another -> for each item, its run k and its place in the run."""
+    run = np.repeat(np.arange(counts.size), counts)
+    return run, np.arange(run.size) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
 class _GridToImage:
     """How a (h, w) grid is upsampled bilinearly to (H, W) pixels with the model's ``align_corners``, worked out
     once for all the fused maps of one prediction.
@@ -142,16 +148,15 @@ class _GridToImage:
         return start, np.searchsorted(before, np.arange(cells), side="right") - start
 
     def _pixels_between(self, cell_rows: np.ndarray, cell_cols: np.ndarray):
-        """Every pixel whose cell before it is one of the given cells: its row, its column, its index in the
-        flattened image and which of the given cells it lies after."""
+        """Every pixel whose cell before it is one of the given K cells, cell by cell, row by row: which cell
+        (N,), its row and its column within that cell's run of pixels (N,), and its index in the flattened
+        image (N,)."""
         heights, widths = self.row_count[cell_rows], self.col_count[cell_cols]
-        counts = heights * widths
-        cell = np.repeat(np.arange(counts.size), counts)
-        offset = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+        cell, offset = _enumerate_runs(heights * widths)
         across = widths[cell]
-        r = self.row_start[cell_rows][cell] + offset // across
-        c = self.col_start[cell_cols][cell] + offset % across
-        return r, c, r * self.size[1] + c, cell
+        down, along = offset // across, offset % across
+        flat = (self.row_start[cell_rows][cell] + down) * self.size[1] + self.col_start[cell_cols][cell] + along
+        return cell, down, along, flat
 
     def winners(self, fused) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(1, C, h, w) -> the scores (C, h, w) float32, each cell's winning class (h, w) and whether the 4
@@ -166,16 +171,30 @@ class _GridToImage:
         uniform = (small == down) & (small == small[:, self.next_col]) & (small == down[:, self.next_col])
         return scores, small, uniform
 
-    def interpolated(self, scores: np.ndarray, r: np.ndarray, c: np.ndarray) -> np.ndarray:
-        """(N,) the label at pixels (r, c): the argmax over classes of the bilinear mix of their 4 cells."""
-        wy, wx = self.dy[r], self.dx[c]
-        flat = scores.reshape(scores.shape[0], -1)  # (C, h w): one flat gather per corner
-        rows, cols, below, right, width = self.rows[r], self.cols[c], self.below[r], self.right[c], self.width
-        values = np.take(flat, rows * width + cols, axis=1) * ((1 - wy) * (1 - wx))  # (C, N), float64
-        values += np.take(flat, rows * width + right, axis=1) * ((1 - wy) * wx)
-        values += np.take(flat, below * width + cols, axis=1) * (wy * (1 - wx))
-        values += np.take(flat, below * width + right, axis=1) * (wy * wx)
-        return _argmax_over_rows(values)
+    def interpolated(self, scores: np.ndarray, cell_rows: np.ndarray, cell_cols: np.ndarray):
+        """Every pixel between the given cells (see :meth:`_pixels_between`): its index in the flattened
+        image and its label, the argmax over classes of the bilinear mix of its 4 cells.
+
+        Mixed one axis at a time, as torch does: along the two grid rows once per pixel column, then down
+        once per pixel, in float64 (the scores' conversion to float64 is exact and keeps every order)."""
+        classes = scores.shape[0]
+        flat_scores = scores.reshape(classes, -1)  # (C, h w)
+        widths = self.col_count[cell_cols]
+        # Along the rows: one mix per cell and pixel column after it.
+        column_cell, along = _enumerate_runs(widths)
+        column = self.col_start[cell_cols][column_cell] + along
+        top, left = cell_rows[column_cell] * self.width, cell_cols[column_cell]
+        bottom, right, wx = self.next_row[cell_rows][column_cell] * self.width, self.next_col[left], self.dx[column]
+        upper = np.take(flat_scores, top + left, axis=1) * (1 - wx) + np.take(flat_scores, top + right, axis=1) * wx
+        lower = np.take(flat_scores, bottom + left, axis=1) * (1 - wx)
+        lower += np.take(flat_scores, bottom + right, axis=1) * wx
+        # Down: one mix per pixel of the two rows' mixes in its column.
+        cell, down, along, flat = self._pixels_between(cell_rows, cell_cols)
+        pair = (np.cumsum(widths) - widths)[cell] + along
+        wy = self.dy[self.row_start[cell_rows][cell] + down]
+        values = np.take(upper, pair, axis=1) * (1 - wy)
+        values += np.take(lower, pair, axis=1) * wy  # (C, N)
+        return flat, _argmax_over_rows(values)
 
     def labels(self, fused, out: np.ndarray | None = None) -> np.ndarray:
         """(1, C, h, w) -> (H, W) labels (written into ``out`` if given; uint8 where the classes fit in a byte,
@@ -186,9 +205,8 @@ class _GridToImage:
             out = np.empty(self.size, winner.dtype)
         # Each cell's winner over the pixels after it: a run per cell along each axis.
         out[...] = winner.repeat(self.row_count, axis=0).repeat(self.col_count, axis=1)
-        r, c, flat, _ = self._pixels_between(*np.nonzero(~uniform))
-        if r.size:
-            out.reshape(-1)[flat] = self.interpolated(scores, r, c)
+        flat, interpolated = self.interpolated(scores, *np.nonzero(~uniform))
+        out.reshape(-1)[flat] = interpolated
         return out
 
     def labels_beside(self, fused, reference, labels: np.ndarray, out: np.ndarray, changed: np.ndarray) -> None:
@@ -204,13 +222,11 @@ class _GridToImage:
         out[...] = labels
         flat_out, flat_changed, flat_labels = out.reshape(-1), changed.reshape(-1), labels.reshape(-1)
         new_winner = np.nonzero(uniform & ~(reference_uniform & (winner == reference_winner)))
-        _, _, flat, cell = self._pixels_between(*new_winner)
-        new = winner[new_winner][cell]
-        flat_out[flat] = new
-        flat_changed[flat] = new != flat_labels[flat]
-        r, c, flat, _ = self._pixels_between(*np.nonzero(~uniform))
-        if r.size:
-            new = self.interpolated(scores, r, c)
+        cell, _, _, taking_winner = self._pixels_between(*new_winner)
+        for flat, new in (
+            (taking_winner, winner[new_winner][cell]),
+            self.interpolated(scores, *np.nonzero(~uniform)),
+        ):
             flat_out[flat] = new
             flat_changed[flat] = new != flat_labels[flat]
 
@@ -245,7 +261,7 @@ class ScaleAblation:
     @property
     def shares(self) -> tuple[float, ...]:
         """(S,) the share of the image whose label changes without scale s."""
-        return tuple(float(c.mean()) for c in self.changed)
+        return tuple(float(np.count_nonzero(c)) / c.size for c in self.changed)
 
     @property
     def any_changed(self) -> np.ndarray:
@@ -254,26 +270,38 @@ class ScaleAblation:
 
     @property
     def any_share(self) -> float:
-        return float(self.any_changed.mean())
+        return 1.0 - float(self._decision_counts[1]) / self.decision_map.size  # all but where no scale decides
 
     @cached_property
     def decision_map(self) -> np.ndarray:
-        """(H, W) int64: the one scale whose absence changes the label, :data:`SEVERAL_SCALES` where
-        leaving out any of several does, :data:`NO_SCALE` where none does."""
-        count = self.changed.sum(axis=0)
-        decision = np.where(count == 1, self.changed.argmax(axis=0), NO_SCALE)
-        return np.where(count > 1, SEVERAL_SCALES, decision).astype(np.int64)
+        """(H, W) int8 (int64 past 127 scales): the one scale whose absence changes the label,
+        :data:`SEVERAL_SCALES` where leaving out any of several does, :data:`NO_SCALE` where none does."""
+        # One pass per scale over one byte per pixel: numpy's sum and argmax along a short leading axis of
+        # an image are several times slower.
+        count = np.zeros(self.changed.shape[1:], np.int16)
+        decision = np.full(self.changed.shape[1:], NO_SCALE, np.int8 if len(self.scales) < 128 else np.int64)
+        for k, changed in enumerate(self.changed):
+            count += changed
+            np.copyto(decision, k, where=changed)
+        np.copyto(decision, SEVERAL_SCALES, where=count > 1)
+        return decision
+
+    @cached_property
+    def _decision_counts(self) -> np.ndarray:
+        """(S + 2,) pixels of the decision map per value: several scales, no scale, then scale 0, 1, ..."""
+        values = (SEVERAL_SCALES, NO_SCALE, *range(len(self.scales)))
+        return np.array([np.count_nonzero(self.decision_map == v) for v in values])  # cheaper than a bincount
 
     @property
     def sole_shares(self) -> tuple[float, ...]:
         """(S,) the share of the image that scale s alone decides; with :attr:`several_share` they add
         up to :attr:`any_share`."""
-        decision = self.decision_map
-        return tuple(float((decision == k).mean()) for k in range(len(self.scales)))
+        counts = self._decision_counts
+        return tuple(float(v) / self.decision_map.size for v in counts[2:])
 
     @property
     def several_share(self) -> float:
-        return float((self.decision_map == SEVERAL_SCALES).mean())
+        return float(self._decision_counts[0]) / self.decision_map.size
 
     def rows(self, classes=None) -> list[dict]:
         """One row per scale: its share decided, alone decided, and the label most often taken over without it."""
@@ -286,9 +314,9 @@ class ScaleAblation:
             }
             if classes is not None:
                 changed = self.changed[k]
-                if changed.any():
-                    values, counts = np.unique(self.without[k][changed], return_counts=True)
-                    row["most common label without it"] = str(classes[int(values[counts.argmax()])])
+                if changed.any():  # the smallest label on a tie, as np.unique's counts would give
+                    counts = np.bincount(self.without[k][changed])
+                    row["most common label without it"] = str(classes[int(counts.argmax())])
                 else:
                     row["most common label without it"] = "-"
             rows.append(row)
@@ -378,9 +406,11 @@ def max_deciding_scale(score_maps: np.ndarray) -> np.ndarray:
     score_maps = np.asarray(score_maps)
     if score_maps.ndim != 4:
         raise ValueError(f"score maps must be (S, C, h, w), got shape {score_maps.shape}")
-    winner = score_maps.max(axis=0).argmax(axis=0)  # (h, w)
-    picked = np.take_along_axis(score_maps, winner[None, None].repeat(score_maps.shape[0], 0), axis=1)[:, 0]
-    return picked.argmax(axis=0).astype(np.int64)
+    count, classes, *grid = score_maps.shape
+    flat = score_maps.reshape(count, classes, -1)
+    winner = _argmax_over_rows(flat.max(axis=0))  # (h w,)
+    picked = np.take_along_axis(flat, winner[None, None], axis=1)[:, 0]  # (S, h w): each scale's score of it
+    return _argmax_over_rows(picked).reshape(grid)
 
 
 def max_deciding_weights(score_maps: np.ndarray) -> np.ndarray:
@@ -458,9 +488,11 @@ def scale_confidence(score_maps: np.ndarray, scales) -> ScaleConfidence:
     shifted = scores - scores.max(axis=1, keepdims=True)
     # The top class's probability is exp(0) / sum_c exp(f_c - max f): no need for the whole softmax.
     top_probability = 1.0 / np.exp(shifted).sum(axis=1, dtype=np.float64)  # (S, h, w)
-    top_class = scores.argmax(axis=1)
+    count, classes, *grid = scores.shape
+    top_class = np.stack([_argmax_over_rows(f.reshape(classes, -1)).reshape(grid) for f in scores])
     disagree = (top_class != top_class[:1]).any(axis=0)
-    most_confident = np.where(disagree, top_probability.argmax(axis=0), NO_SCALE).astype(np.int64)
+    surest = _argmax_over_rows(top_probability.reshape(count, -1)).reshape(grid)
+    most_confident = np.where(disagree, surest, NO_SCALE)
     return ScaleConfidence(scales, top_probability.astype(np.float32), top_class, disagree, most_confident)
 
 
