@@ -86,6 +86,11 @@ def import_command(kind: str, out: str | None = None) -> str:
     return f"python -m segscale import-torchvision {kind} --out {out or f'checkpoints/{kind}.pt'}"
 
 
+def train_head_command(checkpoint: str, data_root: str = "data/VOC") -> str:
+    """The one command that trains an attention head on an imported network (PASCAL VOC 2012, downloaded)."""
+    return f"python -m segscale train-head {checkpoint} --dataset voc --data-root {data_root} --download"
+
+
 def missing_weights_message(kind: str, reason: str = "") -> str:
     path = cached_weights_path(kind)
     text = (

@@ -8,6 +8,8 @@ checked by hiding it, not by skipping.
 
 from __future__ import annotations
 
+import argparse
+import shlex
 import socket
 import sys
 from pathlib import Path
@@ -18,6 +20,7 @@ import torch
 
 from segscale import photos
 from segscale.cli import main
+from segscale.commands.train_head import add_arguments as add_train_head_arguments
 from segscale.data.pascal import VOC_CLASSES
 from segscale.modeling.torchvision_trunks import build_torchvision_model
 from tests.conftest import CHECKPOINTS, HOW, assert_clean, captions, errors, last_prediction, open_page, png, texts
@@ -181,7 +184,11 @@ def test_the_checkpoints_page_explains_the_import_and_lists_the_cached_weights(s
     commands = [block.value for block in at.code]
     assert any(c.startswith("python -m segscale fetch-weights ") for c in commands)
     assert any(c.startswith("python -m segscale import-torchvision ") for c in commands)
-    assert any(c.startswith("python -m segscale train --config configs/torchvision_head.toml") for c in commands)
+    (train_head,) = [c for c in commands if c.startswith("python -m segscale train-head ")]
+    parser = argparse.ArgumentParser()
+    add_train_head_arguments(parser)
+    arguments = parser.parse_args(shlex.split(train_head)[4:])  # the page's command is one the CLI takes
+    assert arguments.download and str(arguments.checkpoint_file).startswith("checkpoints/")
     assert "No torchvision weights in this machine's cache" in texts(at.info)
 
     path = cached_weights_path(KIND)

@@ -154,7 +154,13 @@ def torchvision_import_section() -> None:
     """How to bring one of torchvision's photo networks in: fetch,
     import, optionally train a head; which weights are cached here."""
     from segscale.config import TORCHVISION_TRUNKS
-    from segscale.torchvision_import import cached_kinds, fetch_command, hub_checkpoint_dir, import_command
+    from segscale.torchvision_import import (
+        cached_kinds,
+        fetch_command,
+        hub_checkpoint_dir,
+        import_command,
+        train_head_command,
+    )
 
     example = "deeplabv3_mobilenet_v3_large"
     st.markdown(
@@ -171,10 +177,11 @@ def torchvision_import_section() -> None:
     )
     st.code(import_command(example), language="bash")
     st.markdown(
-        "**3. Optionally, train an attention head** on PASCAL VOC 2012 with the network frozen (only the head learns; "
-        "see docs/TORCHVISION.md for the data and the cost):"
+        "**3. Optionally, train an attention head** on PASCAL VOC 2012 (downloaded with a progress bar; add `--sbd` "
+        "for SBD's train_aug) with the network frozen: only the head learns, and a killed run resumes. See "
+        "docs/TORCHVISION.md for the data and the cost:"
     )
-    st.code("python -m segscale train --config configs/torchvision_head.toml", language="bash")
+    st.code(train_head_command(f"checkpoints/{example}.pt"), language="bash")
     cached = cached_kinds()
     imported = _imported_kinds()
     for kind, files in imported.items():

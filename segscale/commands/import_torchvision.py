@@ -8,7 +8,7 @@ Without ``--weights`` the kind's published ``COCO_WITH_VOC_LABELS_V1`` weights a
 torch hub cache (downloaded there first when online; ``--offline`` never tries). ``--weights``
 reads a local state dict instead (``weights_only=True``). The checkpoint holds the backbone as
 the trunk and the classifier as the score head, no attention head yet: it merges by average
-until one is trained (``python -m segscale train --config configs/torchvision_head.toml``).
+until one is trained (``python -m segscale train-head CHECKPOINT --data-root DIR --download``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..checkpoint_cards import read_checkpoint_card
-    from ..torchvision_import import import_to_checkpoint
+    from ..torchvision_import import import_to_checkpoint, train_head_command
 
     if args.out.suffix != ".pt":
         raise ValueError(
@@ -59,8 +59,7 @@ def run(args: argparse.Namespace) -> int:
     for name, value in card.summary:
         print(f"  {name}: {value}")
     print(
-        "next: `python -m segscale predict --checkpoint",
-        path,
-        "IMAGE` or train an attention head (docs/TORCHVISION.md)",
+        f"next: `python -m segscale predict --checkpoint {path} IMAGE`, or train an attention head: "
+        f"`{train_head_command(str(path))}` (docs/TORCHVISION.md)"
     )
     return 0
