@@ -15,7 +15,16 @@ import numpy as np
 from .diagnostics.ablation import deciding_scale_at, index_shares, max_deciding_scale
 from .modeling.geometry import _aligned_indices
 from .palette import SCALE_COLOURS, SCORE_CMAP, colorize_labels
-from .visualize import DISPLAY_WIDTH, decision_map_image, display_size, heat_map, resize_rgb, upsample_maps
+from .visualize import (
+    DISPLAY_WIDTH,
+    decision_map_image,
+    display_size,
+    heat_map,
+    heat_map_colours,
+    heat_map_levels,
+    resize_rgb,
+    upsample_maps,
+)
 
 FADE = 0.7  # how far towards white the pixels a scale does not decide are drawn, so the ones it decides stand out
 
@@ -24,32 +33,70 @@ FADE = 0.7  # how far towards white the pixels a scale does not decide are drawn
 class AblationView:
     """Every picture of what each scale decides, at the display size (H_d, W_d); images are (H_d, W_d, 3) uint8.
 
-    without: per scale, the labels of the merge without it, in the palette, faded where they do
-        not change; None for a single scale (nothing to leave out).
-    shares, sole_shares, any_share, several_share: as :class:`~segscale.diagnostics.ScaleAblation`'s.
-    decision: the pixels one scale alone decides in its colour, several scales black, the rest the image faded.
-    confidence: per scale, its top-class probability as a heat map on 0-1.
-    most_confident: where the scales' own labels disagree, the most confident scale in its colour.
-    disagree_share, most_confident_shares: of the grid.
-    max_deciding: per scale, 1 (yellow) where max pooling took it for the predicted class, 0 elsewhere.
-    max_deciding_map: that scale per pixel, in the scales' colours. max_shares: (S,) its shares.
+    It keeps index maps, one byte per pixel, and draws each picture when it is read (a few table lookups):
+    the app caches one view per prediction, and three colour bytes per pixel for 12 pictures made that
+    cache the largest part of the app's memory growth.
+
+    Pictures:
+        without: per scale, the labels of the merge without it, in the palette, faded where they do
+            not change; None for a single scale (nothing to leave out).
+        decision: the pixels one scale alone decides in its colour, several scales black, the rest the
+            image faded; None for a single scale.
+        confidence: per scale, its top-class probability as a heat map on 0-1.
+        most_confident: where the scales' own labels disagree, the most confident scale in its colour.
+        max_deciding: per scale, 1 (yellow) where max pooling took it for the predicted class, 0 elsewhere.
+        max_deciding_map: that scale per pixel, in the scales' colours.
+    Numbers:
+        shares, sole_shares, any_share, several_share: as :class:`~segscale.diagnostics.ScaleAblation`'s.
+        disagree_share, most_confident_shares: of the grid. max_shares: (S,) max's deciding scale's shares.
     """
 
     size: tuple[int, int]
     merge: str
-    without: tuple[np.ndarray, ...] | None
     shares: tuple[float, ...] | None
     sole_shares: tuple[float, ...] | None
     any_share: float | None
     several_share: float | None
-    decision: np.ndarray | None
-    confidence: tuple[np.ndarray, ...]
-    most_confident: np.ndarray
     disagree_share: float
     most_confident_shares: tuple[float, ...]
-    max_deciding: tuple[np.ndarray, ...]
-    max_deciding_map: np.ndarray
     max_shares: tuple[float, ...]
+    # What the pictures are drawn from, at the display size.
+    image: np.ndarray  # (H_d, W_d, 3) uint8, the input
+    palette: np.ndarray  # (K, 3) uint8, the checkpoint's class colours
+    labels_without: np.ndarray | None  # (S, H_d, W_d), the labels without each scale
+    changed: np.ndarray | None  # (S, H_d, W_d) bool, where they differ from the labels with every scale
+    decision_map: np.ndarray | None  # (H_d, W_d) int8, ScaleAblation.decision_map
+    confidence_levels: np.ndarray  # (S, H_d, W_d) uint8, heat_map_levels of each top-class probability
+    most_confident_scale: np.ndarray  # (H_d, W_d) int8, ScaleConfidence.most_confident
+    max_deciding_scale: np.ndarray  # (H_d, W_d) int8, max pooling's deciding scale
+
+    @property
+    def without(self) -> tuple[np.ndarray, ...] | None:
+        if self.labels_without is None:
+            return None
+        return tuple(
+            faded_labels(labels, changed, self.palette) for labels, changed in zip(self.labels_without, self.changed)
+        )
+
+    @property
+    def decision(self) -> np.ndarray | None:
+        return None if self.decision_map is None else decision_map_image(self.decision_map, self.image)
+
+    @property
+    def confidence(self) -> tuple[np.ndarray, ...]:
+        return tuple(heat_map_colours(levels, SCORE_CMAP) for levels in self.confidence_levels)
+
+    @property
+    def most_confident(self) -> np.ndarray:
+        return decision_map_image(self.most_confident_scale, self.image)
+
+    @property
+    def max_deciding(self) -> tuple[np.ndarray, ...]:
+        return _two_colour_maps(self.max_deciding_scale, len(self.max_shares))
+
+    @property
+    def max_deciding_map(self) -> np.ndarray:
+        return colorize_labels(self.max_deciding_scale, SCALE_COLOURS)
 
 
 # Each channel value washed towards white, looked up instead of computed at every pixel (the same float32 sums).
@@ -81,39 +128,37 @@ def build_ablation_view(prediction, palette, width: int = DISPLAY_WIDTH) -> Abla
     """All the pictures of what each scale of ``prediction`` decides, ``width`` pixels wide."""
     size = display_size(prediction.labels.shape, width)
     scales = tuple(prediction.scales)
-    image = resize_rgb(prediction.image, size)
-    without = shares = sole = any_share = several = decision = None
+    without = changed = decision = shares = sole = any_share = several = None
     if len(scales) > 1:
         ablation = prediction.scale_ablation()
-        # Index maps go to the display size first (nearest: no label is blended), then get their colours.
-        shown_without, shown_changed = _nearest(ablation.without, size), _nearest(ablation.changed, size)
-        without = tuple(faded_labels(shown_without[k], shown_changed[k], palette) for k in range(len(scales)))
+        # Index maps go to the display size (nearest: no label is blended); the pictures colour them when read.
+        without, changed = _nearest(ablation.without, size), _nearest(ablation.changed, size)
+        decision = _nearest(ablation.decision_map, size).astype(np.int8)
         shares, sole, any_share, several = (
             ablation.shares,
             ablation.sole_shares,
             ablation.any_share,
             ablation.several_share,
         )
-        decision = decision_map_image(_nearest(ablation.decision_map, size), image)
     confidence = prediction.scale_confidence()
     probability = upsample_maps(confidence.top_probability, size)
-    confident = deciding_scale_at(confidence.most_confident, size)
     deciding_grid = max_deciding_scale(prediction.score_maps)
-    deciding = deciding_scale_at(deciding_grid, size)
     return AblationView(
         size=size,
         merge=prediction.merge,
-        without=without,
         shares=shares,
         sole_shares=sole,
         any_share=any_share,
         several_share=several,
-        decision=decision,
-        confidence=tuple(heat_map(p, 0.0, 1.0, SCORE_CMAP) for p in probability),
-        most_confident=decision_map_image(confident, image),
         disagree_share=confidence.disagree_share,
         most_confident_shares=confidence.most_confident_shares,
-        max_deciding=_two_colour_maps(deciding, len(scales)),
-        max_deciding_map=colorize_labels(deciding, SCALE_COLOURS),
         max_shares=index_shares(deciding_grid, len(scales)),
+        image=resize_rgb(prediction.image, size),
+        palette=np.asarray(palette, np.uint8).reshape(-1, 3),
+        labels_without=without,
+        changed=changed,
+        decision_map=decision,
+        confidence_levels=np.stack([heat_map_levels(p, 0.0, 1.0) for p in probability]),
+        most_confident_scale=deciding_scale_at(confidence.most_confident, size).astype(np.int8),
+        max_deciding_scale=deciding_scale_at(deciding_grid, size).astype(np.int8),
     )

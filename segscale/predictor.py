@@ -22,6 +22,7 @@ from .config import MERGE_MODES, normalize_scales
 from .devices import available_devices, device_description, select_device, synchronize
 from .images import DEFAULT_MAX_SIDE, as_rgb_array, cap_longest_side, capped_size, check_min_size
 from .inference import AUTOCAST_MIN_AGREEMENT, FastMultiScale, FastPathOptions
+from .label_maps import compact_labels
 from .merges import ATTENTION, ATTENTION_HEAD, GATE_HEAD, HEADS, LEARNED_MERGES, merge_info, merges_with
 from .modeling.geometry import scaled_size
 
@@ -76,7 +77,8 @@ class Prediction:
             effective weights of the gate chain (:func:`segscale.modeling.fusion.hierarchical_chain`);
             None for max.
         fused: float32 (C, h, w), g = sum_s w^s f^s (or the max over scales).
-        labels: int64 (H, W), argmax over classes of g upsampled bilinearly to (H, W).
+        labels: (H, W), argmax over classes of g upsampled bilinearly to (H, W); uint8 up to 256
+            classes, else int64 (:mod:`segscale.label_maps`).
         original_size: (H, W) of the image before any cap; equals labels.shape when not scaled.
         device: where it ran, in words.
         timings: seconds per stage.
@@ -144,7 +146,8 @@ def prediction_from_output(
     """Image ``index`` of a batch's (MultiScaleOutput, labels) as a numpy :class:`Prediction`.
 
     The one place where the model's tensors (on any device, in any dtype) become a Prediction:
-    every map is copied to the CPU in float32, the labels as int64. ``image`` is the uint8 RGB
+    every map is copied to the CPU in float32, the labels in :func:`~segscale.label_maps.label_dtype`
+    (uint8 up to 256 classes). ``image`` is the uint8 RGB
     array the model saw, ``original_size`` its (H, W) before any cap.
     """
 
@@ -161,7 +164,7 @@ def prediction_from_output(
         attention_logits=numpy_of(output.attention_logits),
         attention=numpy_of(output.attention),
         fused=numpy_of(output.fused),
-        labels=labels[index].cpu().numpy(),
+        labels=compact_labels(labels[index].cpu().numpy(), output.score_maps.shape[2]),
         original_size=tuple(int(v) for v in original_size),  # type: ignore[arg-type]
         device=device,
         timings=timings or StageTimings(0.0, 0.0, 0.0),

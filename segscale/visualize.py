@@ -77,16 +77,28 @@ def heat_map(values: np.ndarray, vmin: float, vmax: float, cmap: str = ATTENTION
     Values outside the range take the end colours; NaN is mid grey.
     """
     values = np.asarray(values, dtype=np.float64)
+    rgb = heat_map_colours(heat_map_levels(values, vmin, vmax), cmap)
+    if np.isnan(values).any():
+        rgb[np.isnan(values)] = 128
+    return rgb
+
+
+def heat_map_levels(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """(H, W) floats -> (H, W) uint8: the colour map's level (0-255) of each value on [vmin, vmax], NaN as 0.
+
+    One byte per pixel: what a cached picture keeps, instead of its three colour bytes."""
+    values = np.asarray(values, dtype=np.float64)
     if values.ndim != 2:
         raise ValueError(f"heat maps are drawn from (H, W) arrays, got shape {values.shape}")
     if not vmax > vmin:
         raise ValueError(f"need vmax > vmin, got vmin={vmin}, vmax={vmax}")
     unit = (values - vmin) / (vmax - vmin)
-    index = np.clip(np.nan_to_num(unit, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    rgb = np.take(_colormap_table(cmap), index, axis=0)  # several times faster than table[index]
-    if np.isnan(values).any():
-        rgb[np.isnan(values)] = 128
-    return rgb
+    return np.clip(np.nan_to_num(unit, nan=0.0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def heat_map_colours(levels: np.ndarray, cmap: str = ATTENTION_CMAP) -> np.ndarray:
+    """(H, W) uint8 levels of :func:`heat_map_levels` -> (H, W, 3) uint8 colours of ``cmap``."""
+    return np.take(_colormap_table(cmap), levels, axis=0)  # several times faster than table[levels]
 
 
 @lru_cache(maxsize=4)
@@ -321,8 +333,8 @@ class PredictionView:
         which fixed range (0-1 for probabilities; for raw scores the class's range over all scales).
     image: the input at the display size, for overlays.
     fused_labels: the prediction's labels in the palette, at the display size.
-    fused_label_indices: (H_d, W_d) int64, the class indices behind ``fused_labels`` (for overlays
-        that leave a class clear).
+    fused_label_indices: (H_d, W_d), the class indices behind ``fused_labels``, in the prediction's labels'
+        dtype (for overlays that leave a class clear).
     dominant: which scale has the largest weight (attention's, or hierarchical's effective one), in
         :data:`SCALE_COLOURS`; for max pooling which scale won the fused class; None for average pooling (no scale
         dominates).
@@ -399,7 +411,7 @@ def build_view(
         score_range=score_range,
         image=resize_rgb(prediction.image, size),
         fused_labels=colorize_labels(fused_labels, palette),
-        fused_label_indices=fused_labels.astype(np.int64),
+        fused_label_indices=fused_labels,
         dominant=dominant,
         entropy=entropy,
         shares=tuple(class_shares(prediction.labels, classes, palette)),

@@ -11,9 +11,10 @@ import streamlit as st
 # st.cache_data keeps each entry pickled, once per process, shared by every session; each cached function keeps at most
 # its number of entries (least recently used out first) and drops an entry CACHE_TTL_S after computing it, so an
 # idle server gives its memory back. Sizes per entry, measured with the demo checkpoint at three
-# scales (docs/APP.md): a Prediction is 3.4 MB for 512x512 and 41 MB at load_image's 2048 px cap
-# (2048x1536; its int64 labels dominate), a display view about 6-8 MB whatever the image, a
-# decoded upload at most 9.4 MB: at worst 16 x 41 + 16 x 8 + 8 x 9.4, about 0.85 GB for these three.
+# scales (docs/APP.md): a Prediction is 1.6 MB for 512x512, 6.4 MB for 1024x1024 and 19 MB at
+# load_image's 2048 px cap (2048x1536; uint8 labels, segscale.label_maps), a display view about 6-8 MB
+# whatever the image, the view of what each scale decides 2.4 MB (index maps, coloured when shown), a
+# decoded upload at most 9.4 MB: at worst 16 x 19 + 16 x 8 + 16 x 2.4 + 8 x 9.4, about 0.55 GB for these four.
 # server.maxCacheDataSize (.streamlit/config.toml, 1 GB) bounds every cache together, whatever each holds.
 CACHE_TTL_S = 3600  # an hour: long enough for a person's visit, short enough to free an idle server
 PREDICTION_CACHE_ENTRIES = 16  # eight people at once, each with the image they look at and the one before

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..formatting import format_percent, format_scale_set, scale_label
+from ..label_maps import label_dtype
 from ..merges import HIERARCHICAL
 from ..modeling.fusion import merge_score_maps
 
@@ -166,7 +167,7 @@ class _GridToImage:
         # promotes the gathered values to float64 when they meet the float64 weights below.
         scores = fused[0].float().numpy()
         winner = _argmax_over_rows(scores.reshape(scores.shape[0], -1)).reshape(scores.shape[1:])
-        small = winner.astype(np.uint8) if scores.shape[0] <= 256 else winner
+        small = winner.astype(label_dtype(scores.shape[0]), copy=False)
         down = small[self.next_row]
         uniform = (small == down) & (small == small[:, self.next_col]) & (small == down[:, self.next_col])
         return scores, small, uniform
