@@ -8,7 +8,8 @@ with attention at each scale set; after ``--warmup`` calls, each round times one
 leave one scale out (``Prediction.scale_ablation``, image resolution, with the shares the pages show,
 which read its decision map), max pooling's deciding scale and the per-scale confidence; then the main
 view's pictures of them at display size
-(``segscale.ablation_view.build_ablation_view``, which computes the three views again and draws them).
+(``segscale.ablation_view.build_ablation_view``, which computes the three views again, then every picture
+drawn from it: the page draws them at each run, the view it caches keeps index maps).
 Medians over the rounds, and the ratio of the medians, are printed and written to the JSON report.
 """
 
@@ -48,6 +49,13 @@ def views(prediction) -> None:
     shown += (prediction.max_deciding_scale(), prediction.scale_confidence().most_confident_shares)
 
 
+def pictures(prediction, palette) -> None:
+    """The main view's pictures of them: the view (index maps at display size) and every picture drawn from it."""
+    view = build_ablation_view(prediction, palette)
+    drawn = (view.without, view.decision, view.confidence, view.most_confident)
+    drawn += (view.max_deciding, view.max_deciding_map)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="checkpoints/scaleshapes_demo.pt")
@@ -81,7 +89,7 @@ def main() -> int:
         for _ in range(args.warmup):
             prediction = predictor.predict(image, scales=scales, merge="attention")
             views(prediction)
-            build_ablation_view(prediction, predictor.palette)
+            pictures(prediction, predictor.palette)
         predict_s, views_s, pictures_s = [], [], []
         for _ in range(args.rounds):
             started = time.perf_counter()
@@ -89,7 +97,7 @@ def main() -> int:
             predicted = time.perf_counter()
             views(prediction)
             viewed = time.perf_counter()
-            build_ablation_view(prediction, predictor.palette)
+            pictures(prediction, predictor.palette)
             drawn = time.perf_counter()
             predict_s.append(predicted - started)
             views_s.append(viewed - predicted)
