@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from segscale.diagnostics import ablation
+from segscale.diagnostics import ablation, image_labels
 from segscale.modeling import build_model, fusion
 from segscale.modeling.geometry import resize_bilinear
 from segscale.predictor import Predictor
@@ -319,7 +319,7 @@ def test_labels_between_cells_are_those_of_the_full_upsampling(grid, size, align
         full = resize_bilinear(fused.double(), size, align_corners)[0].numpy()
         ordered = np.sort(full, axis=0)
         clear = ordered[-1] - ordered[-2] > 1e-6
-        got = ablation._labels(fused, size, align_corners)
+        got = image_labels.labels_at_image(fused, size, align_corners)
         assert got.shape == size and clear.mean() > 0.95
         np.testing.assert_array_equal(got[clear], full.argmax(axis=0)[clear])
 
@@ -362,8 +362,8 @@ def test_leave_one_out_on_smooth_maps_matches_the_full_upsampling(align_corners,
 
 def test_the_argmax_over_rows_is_numpys_argmax_ties_included():
     values = np.random.default_rng(3).integers(0, 4, size=(7, 500)).astype(np.float64)  # many ties
-    np.testing.assert_array_equal(ablation._argmax_over_rows(values), values.argmax(axis=0))
-    np.testing.assert_array_equal(ablation._argmax_over_rows(values[:1]), np.zeros(500, np.int64))
+    np.testing.assert_array_equal(image_labels.argmax_over_rows(values), values.argmax(axis=0))
+    np.testing.assert_array_equal(image_labels.argmax_over_rows(values[:1]), np.zeros(500, np.int64))
 
 
 def test_the_main_views_pictures_follow_the_ablation(make_checkpoint):
