@@ -219,7 +219,7 @@ def per_scale_section(
             st.caption(EFFECTIVE_WEIGHTS_NOTE)
     if decides is None:
         return
-    if decides.without is None:
+    if decides.labels_without is None:  # the maps, not the pictures (drawn when read)
         st.markdown(f"**Without this scale**  \n{SINGLE_SCALE_ABLATION}")
     else:
         row(
@@ -258,7 +258,7 @@ def build_decides_view(
 def decides_section(decides: AblationView, prediction: Prediction) -> None:
     """What each scale decides, over the image: the decision map and, where the scales disagree, the most
     confident one; each with its shares, in the scales' colours."""
-    if decides.decision is None:
+    if decides.decision_map is None:
         st.caption(f"{SINGLE_SCALE_ABLATION} Pick two or more scales to see what each one decides.")
         return
     spec = [1.0, 1.0, 1.0, 1.3]  # the keys' column: KEY_WIDTH wide at 1,280 px, as the fused section's
