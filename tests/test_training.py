@@ -157,6 +157,50 @@ def test_a_run_stopped_midway_continues_to_what_an_uninterrupted_run_writes(tmp_
     assert not list((tmp_path / "stopped").glob("*.tmp")), "a temporary file was left behind"
 
 
+def test_a_run_killed_after_a_validation_writes_each_validation_once(tmp_path, monkeypatch):
+    """Killed after the validation at step 4 but before a state.pt newer than step 3: the resumed run repeats
+    step 4 and its validation, and history.jsonl still has one line per validation, as state.pt's history."""
+    import segscale.training.loop as loop
+
+    config = tiny_config_for(tmp_path, iterations=5, val_every=2, checkpoint_every=3)
+    lr_factor = loop._lr_factor
+
+    def killed_in_step_five(config, step):
+        if step == 4:
+            raise SystemExit("killed")  # nothing the loop saves on: as SIGKILL would leave the folder
+        return lr_factor(config, step)
+
+    monkeypatch.setattr(loop, "_lr_factor", killed_in_step_five)
+    with pytest.raises(SystemExit, match="killed"):
+        train(config, progress=False, log=lambda message: None)
+    assert torch.load(tmp_path / "run" / "state.pt", weights_only=True)["step"] == 3
+    monkeypatch.setattr(loop, "_lr_factor", lr_factor)
+    train(config, progress=False, log=lambda message: None)
+    steps = [json.loads(line)["step"] for line in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert steps == [2, 4, 5]
+    state = torch.load(tmp_path / "run" / "state.pt", weights_only=True)
+    assert [record["step"] for record in state["history"]] == steps
+
+
+def test_no_resume_drops_the_old_runs_state_and_history_at_once(tmp_path, monkeypatch):
+    """A new run over a finished one (--no-resume) and killed before its first checkpoint: the folder holds no
+    state.pt of the old run to continue by mistake, and no history lines of it."""
+    import segscale.training.loop as loop
+
+    config = tiny_config_for(tmp_path, iterations=2, val_every=1, checkpoint_every=100)
+    train(config, progress=False, log=lambda message: None)
+    assert (tmp_path / "run" / "state.pt").exists() and (tmp_path / "run" / "history.jsonl").read_text()
+
+    def killed_in_step_one(config, step):
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(loop, "_lr_factor", killed_in_step_one)
+    with pytest.raises(SystemExit, match="killed"):
+        train(config, resume=False, progress=False, log=lambda message: None)
+    assert not (tmp_path / "run" / "state.pt").exists()
+    assert (tmp_path / "run" / "history.jsonl").read_text() == ""
+
+
 @pytest.mark.parametrize("workers", ["0", "1"])
 def test_sigterm_to_the_process_group_saves_the_state_and_says_how_to_continue(tmp_path, workers):
     """As Ctrl-C or `kill` of the group does: the data workers get the signal too."""

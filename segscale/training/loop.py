@@ -6,7 +6,7 @@ A run lives in one folder (``out_dir``):
   written atomically every ``checkpoint_every`` steps and when the run is interrupted;
 * ``model.pt``: the latest weights as a segscale checkpoint (metadata included);
 * ``best.pt``: the weights with the best validation mIoU so far;
-* ``history.jsonl``: one line per validation.
+* ``history.jsonl``: one line per validation, written whole from the run's history each time.
 
 Starting a run whose folder holds a ``state.pt`` of the same configuration continues it;
 each step's batch depends only on (seed, step), so a resumed run computes what an
@@ -32,6 +32,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from ..atomic_files import write_atomically
 from ..checkpoint import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -354,6 +355,11 @@ def _start_or_continue(setting: _RunSetting, resume: bool, say) -> _RunState:
         say(f"continuing {setting.out_dir} from step {run.step} of {config.iterations}")
     else:
         _initialise(model, config, say)
+        if setting.is_main:
+            # A new run in a folder that holds an old one (--no-resume): the old state.pt goes now, not at the new
+            # run's first checkpoint, so that a kill before it cannot continue the old run under the new history.
+            setting.state_path.unlink(missing_ok=True)
+            _write_history(run, setting)
     return run
 
 
@@ -475,6 +481,13 @@ def _note(message: str) -> None:
     tqdm.write(message, file=sys.stderr)
 
 
+def _write_history(run: _RunState, setting: _RunSetting) -> None:
+    """history.jsonl written whole from the run's own history, not appended to: a run resumed after a kill
+    repeats the validations since its last state.pt, and each would otherwise add a second line."""
+    lines = "".join(json.dumps(record) + "\n" for record in run.history)
+    write_atomically(setting.out_dir / "history.jsonl", lines.encode())
+
+
 def _validate_and_save_weights(run: _RunState, setting: _RunSetting, loss: float, elapsed: float) -> None:
     """Score the validation set; append it to history.jsonl; write model.pt, and best.pt when the score is the best.
 
@@ -495,8 +508,7 @@ def _validate_and_save_weights(run: _RunState, setting: _RunSetting, loss: float
         "loss": loss,
     }
     run.history.append(record)
-    with open(setting.out_dir / "history.jsonl", "a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    _write_history(run, setting)
     _note(
         f"step {run.step}: validation mIoU {miou:.4f} on "
         f"{len(setting.val_pairs)} images ({tqdm.format_interval(elapsed)})"
