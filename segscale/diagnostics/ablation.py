@@ -110,11 +110,6 @@ class ScaleAblation:
         return tuple(float(np.count_nonzero(c)) / c.size for c in self.changed)
 
     @property
-    def any_changed(self) -> np.ndarray:
-        """(H, W) bool: the pixels whose label depends on some one scale."""
-        return self.changed.any(axis=0)
-
-    @property
     def any_share(self) -> float:
         return 1.0 - float(self._decision_counts[1]) / self.decision_map.size  # all but where no scale decides
 
@@ -230,12 +225,12 @@ def scale_ablation(prediction, merge: str | None = None) -> ScaleAblation:
         align = getattr(prediction, "align_corners", True)  # how the model resizes (its trunk's convention)
         to_image = GridToImage(arrays[0].shape[-2:], size, align)
         fused_all = _fused_over(arrays, merge, scales, everything)
-        labels = to_image.labels(fused_all)
+        reference = to_image.winners(fused_all)
+        labels = to_image.labels(fused_all, reference)
         if merge == HIERARCHICAL:  # each chain has its own scales: one call per left-out scale
             fused = [_fused_over(arrays, merge, scales, keep) for keep in rest]
         else:  # the other merges ignore the scales' values: every leave-one-out in one batch
             fused = _fused_over(arrays, merge, scales, rest).split(1)
-        reference = to_image.winners(fused_all)
         without = np.empty((len(scales), *size), labels.dtype)
         changed = np.zeros((len(scales), *size), bool)
         for k, one in enumerate(fused):

@@ -130,13 +130,12 @@ class GridToImage:
         values += np.take(lower, pair, axis=1) * wy  # (C, N)
         return flat, argmax_over_rows(values)
 
-    def labels(self, fused, out: np.ndarray | None = None) -> np.ndarray:
-        """(1, C, h, w) -> (H, W) labels (written into ``out`` if given; uint8 where the classes fit in a byte,
-        else int64): the argmax over classes of the map upsampled bilinearly, like a prediction's labels,
-        without upsampling every class at every pixel."""
-        scores, winner, uniform = self.winners(fused)
-        if out is None:
-            out = np.empty(self.size, winner.dtype)
+    def labels(self, fused, winners=None) -> np.ndarray:
+        """(1, C, h, w) -> (H, W) labels (uint8 where the classes fit in a byte, else int64): the argmax over
+        classes of the map upsampled bilinearly, like a prediction's labels, without upsampling every class
+        at every pixel. ``winners``: :meth:`winners` of ``fused``, when the caller has them already."""
+        scores, winner, uniform = self.winners(fused) if winners is None else winners
+        out = np.empty(self.size, winner.dtype)
         # Each cell's winner over the pixels after it: a run per cell along each axis.
         out[...] = winner.repeat(self.row_count, axis=0).repeat(self.col_count, axis=1)
         flat, interpolated = self.interpolated(scores, *np.nonzero(~uniform))
